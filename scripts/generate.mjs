@@ -1,0 +1,13 @@
+// Generates the Prisma client of the tests, benchmarks and example, after copying the shipped outbox model into
+// their schema folders the way a user would. `prisma generate` never runs the schema engine, but the CLI insists the
+// engine binary exists; where it cannot be downloaded, any existing file satisfies the check.
+import { execFileSync } from "node:child_process";
+import { copyFileSync } from "node:fs";
+
+for (const dir of ["test/prisma/schema", "examples/prisma/schema"]) {
+  copyFileSync("prisma/outbox.prisma", `${dir}/outbox.prisma`);
+}
+const env = { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath };
+for (const config of ["prisma.config.ts", "examples/prisma.config.ts"]) {
+  execFileSync("npx", ["prisma", "generate", "--config", config], { stdio: "inherit", env });
+}

@@ -1,0 +1,181 @@
+// The message a user writes, and the normalised row the outbox stores.
+import { OutboxMessageError, OutboxPayloadError } from "./errors.js";
+import { isUuid, uuidv7 } from "./uuid.js";
+
+/** A header value RabbitMQ carries as is. */
+export type HeaderValue = string | number | boolean | null;
+
+/** A message to publish, as given to `$enqueue` or returned by a declared event. */
+export interface OutboxMessageInput {
+  /** The exchange to publish to. Falls back to the `exchange` option of `outbox()`. */
+  exchange?: string;
+  /** The routing key (1 to 255 bytes). */
+  routingKey: string;
+  /** The body: anything that JSON represents faithfully. */
+  payload: unknown;
+  /** AMQP headers. */
+  headers?: Record<string, HeaderValue>;
+  /** Your own stable id (a UUID), for idempotent producers. Default: a new time-ordered UUID (v7). */
+  messageId?: string;
+  /** AMQP `type` property. */
+  type?: string;
+  /** AMQP `correlationId` property. */
+  correlationId?: string;
+  /** Do not publish before this time. */
+  availableAt?: Date;
+}
+
+/** A validated message, ready for the INSERT. */
+export interface NormalizedMessage {
+  messageId: string;
+  exchange: string;
+  routingKey: string;
+  /** The payload as JSON text: the exact bytes the consumer will receive. */
+  payload: string;
+  /** Headers as JSON text, or null. */
+  headers: string | null;
+  type: string | null;
+  correlationId: string | null;
+  availableAt: Date | null;
+}
+
+export interface MessageLimits {
+  /** Largest payload in bytes, as UTF-8 JSON. */
+  maxPayloadBytes: number;
+}
+
+const MAX_SHORT_STRING_BYTES = 255;
+
+function shortString(value: unknown, what: string, required: boolean): string | null {
+  if (value === undefined || value === null) {
+    if (required) throw new OutboxMessageError(`Expected \`${what}\` to be a non-empty string, got ${String(value)}.`);
+    return null;
+  }
+  if (typeof value !== "string") {
+    throw new OutboxMessageError(`Expected \`${what}\` to be a string, got ${typeof value}.`);
+  }
+  if (value.length === 0) throw new OutboxMessageError(`Expected \`${what}\` to be a non-empty string, got "".`);
+  const bytes = Buffer.byteLength(value);
+  if (bytes > MAX_SHORT_STRING_BYTES) {
+    throw new OutboxMessageError(
+      `Expected \`${what}\` to be at most ${MAX_SHORT_STRING_BYTES} bytes (AMQP short string), got ${bytes} bytes: "${value.slice(0, 40)}...".`,
+    );
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "bigint") return `a BigInt (${value}n)`;
+  if (typeof value === "function") return "a function";
+  if (typeof value === "symbol") return "a symbol";
+  if (typeof value === "number") return String(value);
+  if (value === undefined) return "undefined";
+  return Object.prototype.toString.call(value).slice(8, -1);
+}
+
+/**
+ * JSON text for `value`, or an OutboxPayloadError naming the first place that JSON would silently change or drop.
+ * JSON.stringify alone turns NaN into null, drops functions and symbols, empties Maps and Sets, and throws a bare
+ * TypeError on BigInt and cycles; a consumer would receive something other than what the writer meant.
+ */
+export function serializePayload(value: unknown, what = "payload"): string {
+  const seen = new Set<object>();
+  const walk = (v: unknown, path: string, inArray: boolean): void => {
+    switch (typeof v) {
+      case "string":
+      case "boolean":
+        return;
+      case "number":
+        if (!Number.isFinite(v)) throw unfaithful(v, path, "JSON has no NaN or Infinity");
+        return;
+      case "undefined":
+        if (path === "$" || inArray) throw unfaithful(v, path, inArray ? "JSON writes null in its place" : "");
+        return; // an undefined property is left out, as JSON does
+      case "bigint":
+        throw unfaithful(v, path, "convert it to a string or a number first");
+      case "function":
+      case "symbol":
+        throw unfaithful(v, path, "JSON cannot represent it");
+    }
+    if (v === null) return;
+    const o = v as object;
+    if (seen.has(o)) throw new OutboxPayloadError(`The ${what} has a circular reference at ${path}.`, path);
+    if (typeof (o as { toJSON?: unknown }).toJSON === "function") return; // Date, Decimal, Buffer: their own JSON
+    if (o instanceof Map || o instanceof Set || o instanceof WeakMap || o instanceof WeakSet) {
+      throw unfaithful(v, path, "JSON writes {} for it; convert it to an object or array first");
+    }
+    if (ArrayBuffer.isView(o)) throw unfaithful(v, path, "encode binary data (e.g. base64) first");
+    seen.add(o);
+    if (Array.isArray(o)) o.forEach((item, i) => walk(item, `${path}[${i}]`, true));
+    else for (const [k, item] of Object.entries(o)) walk(item, `${path}.${k}`, false);
+    seen.delete(o);
+  };
+  const unfaithful = (v: unknown, path: string, hint: string) =>
+    new OutboxPayloadError(
+      `The ${what} cannot be stored as JSON faithfully: ${path} is ${describe(v)}${hint ? `; ${hint}` : ""}.`,
+      path,
+    );
+  walk(value, "$", false);
+  return JSON.stringify(value);
+}
+
+function normalizeHeaders(headers: unknown): string | null {
+  if (headers === undefined || headers === null) return null;
+  if (typeof headers !== "object" || Array.isArray(headers)) {
+    throw new OutboxMessageError(`Expected \`headers\` to be a plain object, got ${describe(headers)}.`);
+  }
+  for (const [key, value] of Object.entries(headers)) {
+    shortString(key, "headers key", true);
+    if (value !== null && !["string", "number", "boolean"].includes(typeof value)) {
+      throw new OutboxMessageError(
+        `Expected header \`${key}\` to be a string, number, boolean or null, got ${describe(value)}.`,
+      );
+    }
+    if (typeof value === "number" && !Number.isFinite(value)) {
+      throw new OutboxMessageError(`Expected header \`${key}\` to be a finite number, got ${value}.`);
+    }
+  }
+  return JSON.stringify(headers);
+}
+
+/** Validates one message and fills its defaults. Throws OutboxMessageError / OutboxPayloadError. */
+export function normalizeMessage(
+  input: OutboxMessageInput,
+  defaults: { exchange?: string | undefined },
+  limits: MessageLimits,
+): NormalizedMessage {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw new OutboxMessageError(`Expected a message object, got ${describe(input)}.`);
+  }
+  const exchange = shortString(input.exchange ?? defaults.exchange, "exchange", true) as string;
+  const routingKey = shortString(input.routingKey, "routingKey", true) as string;
+  if (!("payload" in input)) throw new OutboxMessageError("Expected `payload`; pass null for an empty body.");
+  const payload = serializePayload(input.payload);
+  const bytes = Buffer.byteLength(payload);
+  if (bytes > limits.maxPayloadBytes) {
+    throw new OutboxPayloadError(
+      `The payload is ${bytes} bytes as JSON, above the limit of ${limits.maxPayloadBytes} (option \`maxPayloadBytes\`). ` +
+        "Send a reference to the data instead, or raise the limit.",
+      "$",
+    );
+  }
+  let messageId = input.messageId;
+  if (messageId === undefined) messageId = uuidv7();
+  else if (typeof messageId !== "string" || !isUuid(messageId)) {
+    throw new OutboxMessageError(`Expected \`messageId\` to be a UUID, got ${JSON.stringify(messageId)}.`);
+  }
+  const availableAt = input.availableAt ?? null;
+  if (availableAt !== null && (!(availableAt instanceof Date) || Number.isNaN(availableAt.getTime()))) {
+    throw new OutboxMessageError(`Expected \`availableAt\` to be a valid Date, got ${describe(availableAt)}.`);
+  }
+  return {
+    messageId: messageId.toLowerCase(),
+    exchange,
+    routingKey,
+    payload,
+    headers: normalizeHeaders(input.headers),
+    type: shortString(input.type, "type", false),
+    correlationId: shortString(input.correlationId, "correlationId", false),
+    availableAt,
+  };
+}
