@@ -7,7 +7,10 @@ import { copyFileSync } from "node:fs";
 for (const dir of ["test/prisma/schema", "examples/prisma/schema"]) {
   copyFileSync("prisma/outbox.prisma", `${dir}/outbox.prisma`);
 }
-const env = { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath };
+const env = {
+  ...process.env,
+  PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath,
+};
 for (const config of ["prisma.config.ts", "examples/prisma.config.ts"]) {
-  execFileSync("npx", ["prisma", "generate", "--config", config], { stdio: "inherit", env });
+  execFileSync("npx", ["prisma", "generate", "--config", config], { stdio: ["ignore", "ignore", "inherit"], env });
 }

@@ -8,5 +8,5 @@ const engine = await openSchemaEngine(url);
 try {
   process.stdout.write(await engine.sqlFromEmpty({ "outbox.prisma": await readFile("prisma/outbox.prisma", "utf8") }));
 } finally {
-  engine.close();
+  await engine.close();
 }

@@ -106,8 +106,9 @@ export function serializePayload(value: unknown, what = "payload"): string {
     }
     if (ArrayBuffer.isView(o)) throw unfaithful(v, path, "encode binary data (e.g. base64) first");
     seen.add(o);
-    if (Array.isArray(o)) o.forEach((item, i) => walk(item, `${path}[${i}]`, true));
-    else for (const [k, item] of Object.entries(o)) walk(item, `${path}.${k}`, false);
+    if (Array.isArray(o)) {
+      for (let i = 0; i < o.length; i++) walk(o[i], `${path}[${i}]`, true);
+    } else for (const [k, item] of Object.entries(o)) walk(item, `${path}.${k}`, false);
     seen.delete(o);
   };
   const unfaithful = (v: unknown, path: string, hint: string) =>

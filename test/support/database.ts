@@ -34,7 +34,7 @@ export async function createTemplateDatabase(adminUrl: string): Promise<string> 
     const sql = await engine.sqlFromEmpty({ "app.prisma": app });
     await admin(url, (c) => c.query(sql));
   } finally {
-    engine.close();
+    await engine.close();
   }
   return name;
 }

@@ -4,6 +4,7 @@ import { createTemplateDatabase, dropDatabase } from "./database.js";
 import { resolveServers, type Servers } from "./servers.js";
 
 let servers: Servers | undefined;
+let template: string | undefined;
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -18,10 +19,11 @@ export async function setup(project: TestProject) {
   console.log(`servers: PostgreSQL from ${servers.source.database}, RabbitMQ from ${servers.source.amqp}`);
   project.provide("databaseUrl", servers.databaseUrl);
   project.provide("amqpUrl", servers.amqpUrl);
-  project.provide("templateDatabase", await createTemplateDatabase(servers.databaseUrl));
+  template = await createTemplateDatabase(servers.databaseUrl);
+  project.provide("templateDatabase", template);
 }
 
-export async function teardown(project: TestProject) {
-  if (servers) await dropDatabase(servers.databaseUrl, project.getProvidedContext().templateDatabase);
+export async function teardown() {
+  if (servers && template) await dropDatabase(servers.databaseUrl, template);
   await servers?.stop();
 }

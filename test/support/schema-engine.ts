@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { bindMigrationAwareSqlAdapterFactory } from "@prisma/driver-adapter-utils";
+import pg from "pg";
 
 type Engine = {
   diff(params: unknown): Promise<{ exitCode: number; stdout: string | null }>;
@@ -22,8 +23,10 @@ function loadWasm() {
     // The package's exports map hides package.json and the .wasm file: resolve the folder from an exported entry.
     const dir = dirname(require.resolve("@prisma/schema-engine-wasm/schema_engine_bg"));
     const bg = await import(pathToFileURL(join(dir, "schema_engine_bg.js")).href);
-    const module = await WebAssembly.compile(await readFile(join(dir, "schema_engine_bg.wasm")));
-    const instance = await WebAssembly.instantiate(module, { "./schema_engine_bg.js": bg });
+    // Node has WebAssembly; the project's lib settings (no DOM) do not declare it.
+    const wasm = (globalThis as unknown as { WebAssembly: any }).WebAssembly;
+    const module = await wasm.compile(await readFile(join(dir, "schema_engine_bg.wasm")));
+    const instance = await wasm.instantiate(module, { "./schema_engine_bg.js": bg });
     bg.__wbg_set_wasm(instance.exports);
     (instance.exports as { __wbindgen_start: () => void }).__wbindgen_start();
     return bg;
@@ -37,10 +40,12 @@ const datasourceHeader = 'datasource db {\n  provider = "postgresql"\n}\n';
 export async function openSchemaEngine(connectionString: string, schemaFiles: Record<string, string> = {}) {
   const { SchemaEngine } = await loadWasm();
   const datamodels = Object.entries({ "datasource.prisma": datasourceHeader, ...schemaFiles });
+  // Our own pool, so that close() really closes the engine's connections (free() leaves them open).
+  const pool = new pg.Pool({ connectionString, max: 2 });
   const engine = await SchemaEngine.new(
     { datamodels },
     () => {},
-    bindMigrationAwareSqlAdapterFactory(new PrismaPg({ connectionString })),
+    bindMigrationAwareSqlAdapterFactory(new PrismaPg(pool)),
   );
   const files = (models: Record<string, string>) =>
     Object.entries({ "datasource.prisma": datasourceHeader, ...models }).map(([path, content]) => ({ path, content }));
@@ -61,7 +66,7 @@ export async function openSchemaEngine(connectionString: string, schemaFiles: Re
     /** The SQL that takes the live database to the given Prisma models; "" when they already agree. */
     async sqlFromDatabase(models: Record<string, string>): Promise<string> {
       const r = await engine.diff({
-        from: { tag: "url", url: connectionString },
+        from: { tag: "schemaDatasource", files: files({}), configDir: process.cwd() },
         to: { tag: "schemaDatamodel", files: files(models) },
         script: true,
         exitCode: null,
@@ -95,8 +100,9 @@ export async function openSchemaEngine(connectionString: string, schemaFiles: Re
       });
       return r.appliedMigrationNames;
     },
-    close() {
+    async close() {
       engine.free();
+      await pool.end();
     },
   };
 }

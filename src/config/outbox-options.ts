@@ -1,0 +1,195 @@
+// Options of `outbox()`: typed, documented, defaulted and validated in one place.
+import { OutboxConfigError } from "../message/errors.js";
+import type { OutboxMessageInput } from "../message/message.js";
+import { defaultOutboxQueue, type OutboxQueue } from "../queue/outbox-queue.js";
+
+/** The write operations a declared event may follow. Each returns the records it wrote. */
+export const EVENT_OPERATIONS = [
+  "create",
+  "update",
+  "upsert",
+  "delete",
+  "createManyAndReturn",
+  "updateManyAndReturn",
+] as const;
+export type EventOperation = (typeof EVENT_OPERATIONS)[number];
+
+/** Operations that return only a count: there is no record to build an event from. */
+const COUNT_OPERATIONS: Record<string, string | undefined> = {
+  createMany: "Use createManyAndReturn",
+  updateMany: "Use updateManyAndReturn",
+  deleteMany: "Declare `delete` and delete records one by one",
+};
+
+const PAST_TENSE: Record<EventOperation, string> = {
+  create: "created",
+  update: "updated",
+  upsert: "upserted",
+  delete: "deleted",
+  createManyAndReturn: "created",
+  updateManyAndReturn: "updated",
+};
+
+export interface EventContext {
+  /** The model, as named in the schema (e.g. `Order`). */
+  model: string;
+  operation: EventOperation;
+  /** The arguments of the model call. */
+  args: unknown;
+}
+
+/**
+ * What a model write publishes:
+ * - `true`: one message with routing key `<model>.<created|updated|upserted|deleted>` (e.g. `order.created`) and
+ *   the written record as payload;
+ * - a string: the same with this routing key;
+ * - a function of the record: the message(s) to write, or null/undefined/[] for none. Called once per record
+ *   (`createManyAndReturn` and `updateManyAndReturn` call it for each).
+ */
+export type EventSpec<TRecord = unknown> =
+  | true
+  | string
+  | ((record: TRecord, context: EventContext) => OutboxMessageInput | OutboxMessageInput[] | null | undefined);
+
+type AnyFn = (...args: any[]) => any;
+/** The record a model delegate's `create` resolves to, with default selection. */
+type RecordOf<TDelegate> = TDelegate extends { create: AnyFn } ? Awaited<ReturnType<TDelegate["create"]>> : unknown;
+
+/**
+ * Declared events, keyed by model name as in the schema (`Order`) and by operation. Pass your Prisma client's type
+ * as the type argument of `outbox<typeof prisma>()` to have records typed; without it they are `unknown`.
+ */
+export type EventsConfig<TClient = unknown> = unknown extends TClient
+  ? Record<string, Partial<Record<EventOperation, EventSpec>>>
+  : {
+      [K in keyof TClient as K extends string
+        ? TClient[K] extends { create: AnyFn; findFirst: AnyFn }
+          ? Capitalize<K>
+          : never
+        : never]?: Partial<Record<EventOperation, EventSpec<RecordOf<TClient[K]>>>>;
+    };
+
+export interface OutboxOptions<TClient = unknown> {
+  /**
+   * The exchange of messages that name none (declared events always use it unless their function returns one).
+   * @defaultValue undefined: every message must name its exchange
+   */
+  exchange?: string;
+  /**
+   * Declared events: model writes that publish messages in the same transaction.
+   * @example { Order: { create: true, update: "order.changed" } }
+   * @defaultValue {}
+   */
+  events?: EventsConfig<TClient>;
+  /**
+   * Where committed message ids are handed to a relay in this process; `false` for none (relays in other
+   * processes still wake up on NOTIFY).
+   * @defaultValue the process-wide `defaultOutboxQueue`, which `createRelay()` also uses by default
+   */
+  queue?: OutboxQueue | false;
+  /**
+   * Largest payload, in bytes of JSON.
+   * @defaultValue 1_048_576 (1 MiB)
+   */
+  maxPayloadBytes?: number;
+}
+
+export type EventBuilder = (record: unknown, context: EventContext) => OutboxMessageInput[];
+
+export interface ResolvedOutboxOptions {
+  exchange: string | undefined;
+  /** model -> operation -> builder */
+  events: Map<string, Map<string, EventBuilder>>;
+  queue: OutboxQueue | undefined;
+  maxPayloadBytes: number;
+}
+
+function lowerFirst(s: string): string {
+  return s.charAt(0).toLowerCase() + s.slice(1);
+}
+
+function builderFor(model: string, operation: EventOperation, spec: EventSpec): EventBuilder {
+  if (spec === true || typeof spec === "string") {
+    const routingKey = spec === true ? `${lowerFirst(model)}.${PAST_TENSE[operation]}` : spec;
+    return (record) => [{ routingKey, payload: record }];
+  }
+  return (record, context) => {
+    const out = spec(record, context);
+    if (out === null || out === undefined) return [];
+    return Array.isArray(out) ? out : [out];
+  };
+}
+
+export function resolveOutboxOptions(options: OutboxOptions<any> = {}): ResolvedOutboxOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new OutboxConfigError(`Expected outbox() options to be an object, got ${String(options)}.`);
+  }
+  const { exchange, events = {}, queue, maxPayloadBytes = 1_048_576 } = options;
+  if (
+    exchange !== undefined &&
+    (typeof exchange !== "string" || exchange.length === 0 || Buffer.byteLength(exchange) > 255)
+  ) {
+    throw new OutboxConfigError(
+      `Expected \`exchange\` to be a string of 1 to 255 bytes, got ${JSON.stringify(exchange)}.`,
+    );
+  }
+  if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
+    throw new OutboxConfigError(`Expected \`maxPayloadBytes\` to be an integer >= 1, got ${String(maxPayloadBytes)}.`);
+  }
+  if (queue !== undefined && queue !== false && (typeof queue !== "object" || typeof queue.push !== "function")) {
+    throw new OutboxConfigError("Expected `queue` to be an OutboxQueue or false.");
+  }
+  const resolved = new Map<string, Map<string, EventBuilder>>();
+  for (const [model, operations] of Object.entries(events as Record<string, Record<string, unknown>>)) {
+    if (typeof operations !== "object" || operations === null) {
+      throw new OutboxConfigError(
+        `Expected \`events.${model}\` to be an object of operations, got ${String(operations)}.`,
+      );
+    }
+    const byOperation = new Map<string, EventBuilder>();
+    for (const [operation, spec] of Object.entries(operations)) {
+      if (spec === undefined || spec === false) continue;
+      const countHint = COUNT_OPERATIONS[operation];
+      if (countHint) {
+        throw new OutboxConfigError(
+          `\`events.${model}.${operation}\` cannot be declared: ${operation} returns only a count, so there is no ` +
+            `record to build an event from. ${countHint}, or call $enqueue yourself in the same $transaction.`,
+        );
+      }
+      if (!(EVENT_OPERATIONS as readonly string[]).includes(operation)) {
+        throw new OutboxConfigError(
+          `\`events.${model}.${operation}\` is not a write operation an event can follow; use one of: ${EVENT_OPERATIONS.join(", ")}.`,
+        );
+      }
+      const okSpec =
+        spec === true ||
+        (typeof spec === "string" && spec.length > 0 && Buffer.byteLength(spec) <= 255) ||
+        typeof spec === "function";
+      if (!okSpec) {
+        throw new OutboxConfigError(
+          `Expected \`events.${model}.${operation}\` to be true, a routing key (1 to 255 bytes) or a function, got ${JSON.stringify(spec)}.`,
+        );
+      }
+      byOperation.set(operation, builderFor(model, operation as EventOperation, spec as EventSpec));
+    }
+    if (byOperation.size > 0) {
+      if (exchange === undefined && [...Object.values(operations)].some((s) => s === true || typeof s === "string")) {
+        throw new OutboxConfigError(
+          `\`events.${model}\` declares events without an exchange: set the \`exchange\` option of outbox(), or use a function that returns messages with an \`exchange\`.`,
+        );
+      }
+      resolved.set(model, byOperation);
+    }
+  }
+  return {
+    exchange,
+    events: resolved,
+    queue: queue === false ? undefined : (queue ?? defaultOutboxQueue),
+    maxPayloadBytes,
+  };
+}
+
+/** The name of a model's delegate on the client (`Order` -> `order`). */
+export function delegateName(model: string): string {
+  return lowerFirst(model);
+}

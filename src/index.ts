@@ -1,0 +1,15 @@
+// The public surface. The write side (outbox, errors, queue) loads neither amqplib nor pg: the relay loads them
+// only when it starts.
+export type { EventContext, EventOperation, EventSpec, EventsConfig, OutboxOptions } from "./config/outbox-options.js";
+export { outbox } from "./extension/outbox.js";
+export {
+  OutboxBatchTransactionError,
+  OutboxConfigError,
+  OutboxError,
+  OutboxMessageError,
+  OutboxPayloadError,
+  OutboxPublishError,
+} from "./message/errors.js";
+export type { HeaderValue, OutboxMessageInput } from "./message/message.js";
+export { uuidv7 } from "./message/uuid.js";
+export { defaultOutboxQueue, OutboxQueue, type OutboxQueueOptions } from "./queue/outbox-queue.js";

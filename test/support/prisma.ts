@@ -1,0 +1,24 @@
+// A Prisma client of the example app (test/prisma/schema) on a database of the test file's own.
+import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { afterAll, inject } from "vitest";
+import { PrismaClient } from "../generated/prisma/client.js";
+import { createTestDatabase } from "./database.js";
+
+export { PrismaClient };
+
+/** Creates this file's database (dropped after the file) and returns its URL. Call at the top of a test file. */
+export async function useTestDatabase(): Promise<string> {
+  const db = await createTestDatabase(inject("databaseUrl"), inject("templateDatabase"));
+  afterAll(() => db.drop());
+  return db.url;
+}
+
+export function newPrismaClient(url: string): PrismaClient {
+  return new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
+}
+
+/** A plain pg pool for checking rows behind Prisma's back. */
+export function newPool(url: string, max = 4): pg.Pool {
+  return new pg.Pool({ connectionString: url, max });
+}
