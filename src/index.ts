@@ -1,6 +1,7 @@
 // The public surface. The write side (outbox, errors, queue) loads neither amqplib nor pg: the relay loads them
 // only when it starts.
 export type { EventContext, EventOperation, EventSpec, EventsConfig, OutboxOptions } from "./config/outbox-options.js";
+export type { RelayLogger, RelayOptions } from "./config/relay-options.js";
 export { outbox } from "./extension/outbox.js";
 export {
   OutboxBatchTransactionError,
@@ -13,3 +14,12 @@ export {
 export type { HeaderValue, OutboxMessageInput } from "./message/message.js";
 export { uuidv7 } from "./message/uuid.js";
 export { defaultOutboxQueue, OutboxQueue, type OutboxQueueOptions } from "./queue/outbox-queue.js";
+export type { ClaimPath, RelayEvent, RelayEventListener } from "./relay/events.js";
+export { createRelay, Relay, type RelayStats, startRelay } from "./relay/relay.js";
+export type {
+  ExchangeSpec,
+  OutboundMessage,
+  PublishOutcome,
+  Transport,
+  TransportEvent,
+} from "./transport/transport.js";

@@ -1,0 +1,96 @@
+// npm run bench:write — what the outbox costs a writing transaction. Prints, from one run, per-transaction p50/p99
+// of: a plain model create; the same with one declared event; the same with one explicit $enqueue; and one $enqueue
+// of 100 messages; each with its ratio to the plain write and the statements it sent (from Prisma's query log).
+// Rounds interleave the cases so that machine noise hits them alike. ROUNDS / PER_ROUND env vars scale it.
+import { performance } from "node:perf_hooks";
+import { OutboxQueue, outbox } from "../src/index.js";
+import { newPrismaClient } from "../test/support/prisma.js";
+import { benchDatabase, printTable, summarize } from "./support.js";
+
+const ROUNDS = Number(process.env.ROUNDS ?? 10);
+const PER_ROUND = Number(process.env.PER_ROUND ?? 200);
+
+const db = await benchDatabase();
+const base = newPrismaClient(db.url);
+const queries: string[] = [];
+const logged = new (await import("../test/support/prisma.js")).PrismaClient({
+  adapter: new (await import("@prisma/adapter-pg")).PrismaPg({ connectionString: db.url }),
+  log: [{ level: "query", emit: "event" }],
+});
+logged.$on("query", (e) => queries.push(e.query));
+
+// A queue with no relay attached: the hand-off costs what it costs in an app, and drops beyond its bound.
+const queue = new OutboxQueue();
+const withEvent = base.$extends(outbox<typeof base>({ exchange: "bench", queue, events: { Order: { create: true } } }));
+const withEnqueue = base.$extends(outbox({ exchange: "bench", queue }));
+let n = 0;
+const data = () => ({ number: `o${n++}`, amount: 1 });
+const hundred = Array.from({ length: 100 }, (_, i) => ({
+  routingKey: "bench.many",
+  payload: { i, text: "x".repeat(64) },
+}));
+
+const cases: Record<string, () => Promise<unknown>> = {
+  "plain create in $transaction": () => base.$transaction((tx) => tx.order.create({ data: data() })),
+  "create + declared event": () => withEvent.$transaction((tx) => tx.order.create({ data: data() })),
+  "create + $enqueue(1)": () =>
+    withEnqueue.$transaction(async (tx) => {
+      await tx.order.create({ data: data() });
+      await tx.$enqueue({ routingKey: "bench.one", payload: { n } });
+    }),
+  "$enqueue(100) on its own": () => withEnqueue.$enqueue(hundred),
+};
+
+// Statements each case sends, counted once on a client that logs its queries.
+const loggedEvent = logged.$extends(
+  outbox<typeof base>({ exchange: "bench", queue, events: { Order: { create: true } } }),
+);
+const loggedEnqueue = logged.$extends(outbox({ exchange: "bench", queue }));
+const statementCases: Record<string, () => Promise<unknown>> = {
+  "plain create in $transaction": () => logged.$transaction((tx) => tx.order.create({ data: data() })),
+  "create + declared event": () => loggedEvent.$transaction((tx) => tx.order.create({ data: data() })),
+  "create + $enqueue(1)": () =>
+    loggedEnqueue.$transaction(async (tx) => {
+      await tx.order.create({ data: data() });
+      await tx.$enqueue({ routingKey: "bench.one", payload: { n } });
+    }),
+  "$enqueue(100) on its own": () => loggedEnqueue.$enqueue(hundred),
+};
+const statements: Record<string, number> = {};
+for (const [name, run] of Object.entries(statementCases)) {
+  await run(); // warm
+  queries.length = 0;
+  await run();
+  statements[name] = queries.filter((q) => !/^(BEGIN|COMMIT|ROLLBACK)/i.test(q.trim())).length;
+}
+
+const samples: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
+for (const run of Object.values(cases)) for (let i = 0; i < 50; i++) await run(); // warm-up
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [name, run] of Object.entries(cases)) {
+    for (let i = 0; i < PER_ROUND; i++) {
+      const t = performance.now();
+      await run();
+      samples[name]!.push(performance.now() - t);
+    }
+  }
+}
+
+const plain = summarize(samples["plain create in $transaction"]!);
+printTable(
+  Object.entries(samples).map(([name, s]) => {
+    const x = summarize(s);
+    return {
+      case: name,
+      txs: x.n,
+      "p50 ms": x.p50,
+      "p99 ms": x.p99,
+      "p50 / plain": x.p50 / plain.p50,
+      "p99 / plain": x.p99 / plain.p99,
+      "statements (excl. BEGIN/COMMIT)": statements[name]!,
+    };
+  }),
+);
+await base.$disconnect();
+await logged.$disconnect();
+await db.cleanup();

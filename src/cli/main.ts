@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// The bundled worker: `prisma-outbox worker`. Signals are handled here, once per process, and nowhere else.
+import { readFileSync } from "node:fs";
+import { parseWorkerConfig, WORKER_HELP } from "../config/worker-config.js";
+import { OutboxConfigError } from "../message/errors.js";
+import { createRelay } from "../relay/relay.js";
+import { createLogger } from "./logger.js";
+
+const USAGE = `Usage: prisma-outbox <command>
+
+Commands:
+  worker    run the outbox relay (prisma-outbox worker --help)
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+  return pkg.version as string;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === "-v" || command === "--version") {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (command !== "worker") {
+    const asked = command === undefined || command === "-h" || command === "--help";
+    (asked ? process.stdout : process.stderr).write(asked ? USAGE : `Unknown command "${command}".\n\n${USAGE}`);
+    return asked ? 0 : 2;
+  }
+  let config: ReturnType<typeof parseWorkerConfig>;
+  try {
+    config = parseWorkerConfig(rest, process.env);
+  } catch (error) {
+    if (!(error instanceof OutboxConfigError)) throw error;
+    process.stderr.write(`prisma-outbox worker: ${error.message}\n`);
+    return 2;
+  }
+  if (config.help) {
+    process.stdout.write(WORKER_HELP);
+    return 0;
+  }
+  if (config.version) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const logger = createLogger(config.logFormat);
+  let relay: ReturnType<typeof createRelay>;
+  try {
+    relay = createRelay({ ...config.relay, logger });
+  } catch (error) {
+    if (!(error instanceof OutboxConfigError)) throw error;
+    logger.error(`bad configuration: ${error.message}`);
+    return 2;
+  }
+
+  let signals = 0;
+  const stopped = new Promise<number>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        logger.error("second signal: exiting without waiting", { signal });
+        process.exit(1);
+      }
+      logger.info("stopping", { signal, deadlineMs: relay.options.stopTimeoutMs });
+      relay.stop().then(
+        () => resolve(0),
+        (error) => {
+          logger.error("stop failed", { error: String(error) });
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+  try {
+    await relay.start();
+  } catch (error) {
+    if (signals > 0) return stopped;
+    logger.error(`could not start: ${(error as Error).message}`);
+    await relay.stop();
+    return error instanceof OutboxConfigError ? 2 : 1;
+  }
+  return stopped;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Everything is closed by now; a library's stray timer must not keep a stopped worker alive.
+    setTimeout(() => process.exit(code), 1_000).unref();
+  },
+  (error) => {
+    process.stderr.write(`prisma-outbox: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

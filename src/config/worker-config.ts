@@ -1,0 +1,126 @@
+// The bundled worker's configuration: flags first, then OUTBOX_* environment variables, then the relay's defaults.
+import { parseArgs } from "node:util";
+import { OutboxConfigError } from "../message/errors.js";
+import type { ExchangeSpec } from "../transport/transport.js";
+import type { RelayOptions } from "./relay-options.js";
+
+export interface WorkerConfig {
+  relay: Omit<RelayOptions, "logger">;
+  logFormat: "text" | "json";
+  help: boolean;
+  version: boolean;
+}
+
+/** flag name -> [environment variable, relay option] for the integer settings. */
+const INTEGER_SETTINGS = {
+  "batch-size": ["OUTBOX_BATCH_SIZE", "batchSize"],
+  concurrency: ["OUTBOX_CONCURRENCY", "concurrency"],
+  "publish-timeout-ms": ["OUTBOX_PUBLISH_TIMEOUT_MS", "publishTimeoutMs"],
+  "sweep-interval-ms": ["OUTBOX_SWEEP_INTERVAL_MS", "sweepIntervalMs"],
+  "sweep-min-age-ms": ["OUTBOX_SWEEP_MIN_AGE_MS", "sweepMinAgeMs"],
+  "max-attempts": ["OUTBOX_MAX_ATTEMPTS", "maxAttempts"],
+  "retry-base-delay-ms": ["OUTBOX_RETRY_BASE_DELAY_MS", "retryBaseDelayMs"],
+  "retry-max-delay-ms": ["OUTBOX_RETRY_MAX_DELAY_MS", "retryMaxDelayMs"],
+  "stop-timeout-ms": ["OUTBOX_STOP_TIMEOUT_MS", "stopTimeoutMs"],
+} as const;
+
+export const WORKER_HELP = `Usage: prisma-outbox worker [options]
+
+Runs the outbox relay as its own process: publishes the rows of the outbox table to RabbitMQ with publisher
+confirms, and deletes each row in the transaction that publishes it. Several workers may run at once.
+Stops gracefully on SIGTERM or SIGINT (a second signal exits at once).
+
+Options (each also read from the environment variable named after it):
+  --database-url URL          PostgreSQL holding the outbox table           DATABASE_URL (required)
+  --amqp-url URL              RabbitMQ                                      AMQP_URL (required)
+  --exchange NAME:TYPE        exchange to assert at start-up; repeatable    OUTBOX_EXCHANGES (comma-separated)
+                              (TYPE: direct, topic, fanout or headers)
+  --batch-size N              messages per transaction (500)                OUTBOX_BATCH_SIZE
+  --concurrency N             batches in flight at once (2)                 OUTBOX_CONCURRENCY
+  --publish-timeout-ms N      longest wait for a batch's confirms (10000)   OUTBOX_PUBLISH_TIMEOUT_MS
+  --sweep-interval-ms N       how often the sweeper polls (1000)            OUTBOX_SWEEP_INTERVAL_MS
+  --sweep-min-age-ms N        the sweeper leaves younger rows (5000)        OUTBOX_SWEEP_MIN_AGE_MS
+  --max-attempts N            refused publishes before dead-lettering (10)  OUTBOX_MAX_ATTEMPTS
+  --retry-base-delay-ms N     first retry delay, doubling (1000)            OUTBOX_RETRY_BASE_DELAY_MS
+  --retry-max-delay-ms N      longest retry delay (300000)                  OUTBOX_RETRY_MAX_DELAY_MS
+  --stop-timeout-ms N         graceful stop deadline (10000)                OUTBOX_STOP_TIMEOUT_MS
+  --no-listen                 do not LISTEN for NOTIFY; poll only           OUTBOX_LISTEN=false
+  --log-format text|json      one line per start, stop, reconnect, dead letter (text)  OUTBOX_LOG_FORMAT
+  -h, --help                  show this help
+  -v, --version               show the version
+`;
+
+function parseExchanges(value: string, source: string): ExchangeSpec[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((spec) => {
+      const [name, type = "topic"] = spec.split(":");
+      if (!name || !["direct", "topic", "fanout", "headers"].includes(type)) {
+        throw new OutboxConfigError(
+          `Expected ${source} to be NAME:TYPE with TYPE one of direct, topic, fanout, headers; got "${spec}".`,
+        );
+      }
+      return { name, type: type as ExchangeSpec["type"] };
+    });
+}
+
+function parseInteger(value: string, source: string): number {
+  if (!/^\d+$/.test(value.trim())) throw new OutboxConfigError(`Expected ${source} to be an integer, got "${value}".`);
+  return Number(value);
+}
+
+export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): WorkerConfig {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      strict: true,
+      options: {
+        "database-url": { type: "string" },
+        "amqp-url": { type: "string" },
+        exchange: { type: "string", multiple: true },
+        "no-listen": { type: "boolean" },
+        "log-format": { type: "string" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "v" },
+        ...Object.fromEntries(Object.keys(INTEGER_SETTINGS).map((k) => [k, { type: "string" as const }])),
+      },
+    });
+  } catch (error) {
+    throw new OutboxConfigError(`${(error as Error).message}. See prisma-outbox worker --help.`);
+  }
+  const v = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  const relay: Record<string, unknown> = {
+    databaseUrl: (v["database-url"] as string | undefined) ?? env.DATABASE_URL,
+    amqpUrl: (v["amqp-url"] as string | undefined) ?? env.AMQP_URL,
+    queue: false,
+  };
+  const help = Boolean(v.help);
+  const version = Boolean(v.version);
+  if (!help && !version) {
+    if (!relay.databaseUrl)
+      throw new OutboxConfigError("Set DATABASE_URL or --database-url (the PostgreSQL holding the outbox table).");
+    if (!relay.amqpUrl) throw new OutboxConfigError("Set AMQP_URL or --amqp-url (the RabbitMQ to publish to).");
+  }
+  const exchangeFlags = v.exchange as string[] | undefined;
+  if (exchangeFlags?.length) relay.exchanges = exchangeFlags.flatMap((e) => parseExchanges(e, "--exchange"));
+  else if (env.OUTBOX_EXCHANGES) relay.exchanges = parseExchanges(env.OUTBOX_EXCHANGES, "OUTBOX_EXCHANGES");
+  for (const [flag, [envName, option]] of Object.entries(INTEGER_SETTINGS)) {
+    const fromFlag = v[flag] as string | undefined;
+    if (fromFlag !== undefined) relay[option] = parseInteger(fromFlag, `--${flag}`);
+    else if (env[envName] !== undefined && env[envName] !== "") relay[option] = parseInteger(env[envName]!, envName);
+  }
+  const listenEnv = env.OUTBOX_LISTEN?.toLowerCase();
+  if (listenEnv !== undefined && !["true", "false", "1", "0", ""].includes(listenEnv)) {
+    throw new OutboxConfigError(`Expected OUTBOX_LISTEN to be true or false, got "${env.OUTBOX_LISTEN}".`);
+  }
+  relay.listen = !(v["no-listen"] || listenEnv === "false" || listenEnv === "0");
+  const logFormat = ((v["log-format"] as string | undefined) ?? env.OUTBOX_LOG_FORMAT ?? "text").toLowerCase();
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new OutboxConfigError(`Expected --log-format / OUTBOX_LOG_FORMAT to be text or json, got "${logFormat}".`);
+  }
+  return { relay: relay as unknown as WorkerConfig["relay"], logFormat, help, version };
+}

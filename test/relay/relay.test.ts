@@ -1,0 +1,180 @@
+import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { createRelay, OutboxConfigError, OutboxQueue, outbox, type Relay } from "../../src/index.js";
+import { startCountingConsumer, uniqueName } from "../support/consumer.js";
+import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+
+const amqpUrl = inject("amqpUrl");
+const url = await useTestDatabase();
+const pool = newPool(url);
+const base = newPrismaClient(url);
+const relays: Relay[] = [];
+const closers: Array<() => Promise<unknown>> = [];
+
+function relay(options: Partial<Parameters<typeof createRelay>[0]> = {}): Relay {
+  const r = createRelay({ databaseUrl: url, amqpUrl, queue: false, sweepIntervalMs: 200, ...options });
+  relays.push(r);
+  return r;
+}
+async function consumer(exchange = uniqueName("relay")) {
+  const c = await startCountingConsumer(amqpUrl, exchange);
+  closers.push(() => c.close());
+  return c;
+}
+const outboxCount = async () => Number((await pool.query("SELECT count(*) FROM outbox_message")).rows[0].count);
+const deadLetters = async () =>
+  (await pool.query("SELECT message_id::text, attempts, last_error, routing_key FROM outbox_dead_letter")).rows;
+
+beforeEach(async () => {
+  await pool.query('TRUNCATE outbox_message, outbox_dead_letter, "Order", "Customer" RESTART IDENTITY CASCADE');
+});
+afterEach(async () => {
+  await Promise.all(relays.splice(0).map((r) => r.stop()));
+  await Promise.all(closers.splice(0).map((c) => c()));
+});
+afterAll(async () => {
+  await base.$disconnect();
+  await pool.end();
+});
+
+describe("relay", () => {
+  it("embedded in the app: declared events reach RabbitMQ with their properties, and rows are deleted", async () => {
+    const c = await consumer();
+    const queue = new OutboxQueue();
+    const prisma = base.$extends(
+      outbox<typeof base>({ exchange: c.exchange, queue, events: { Order: { create: true } } }),
+    );
+    const r = relay({ queue, listen: false, sweepIntervalMs: 60_000 });
+    await r.start();
+    const order = await prisma.order.create({ data: { number: "E-1", amount: 42 } });
+    const [extra] = await prisma.$enqueue({
+      routingKey: "note.added",
+      payload: { text: "hi" },
+      headers: { tenant: "t1" },
+      type: "note",
+      correlationId: "corr-1",
+    });
+    await c.waitForDistinct(2, 10_000);
+    const created = c.arrivals.find((a) => a.routingKey === "order.created")!;
+    expect(JSON.parse(created.body)).toEqual(order);
+    const note = c.arrivals.find((a) => a.routingKey === "note.added")!;
+    expect(note.messageId).toBe(extra);
+    expect(note.properties).toMatchObject({
+      contentType: "application/json",
+      type: "note",
+      correlationId: "corr-1",
+      deliveryMode: 2,
+      headers: { tenant: "t1" },
+    });
+    expect(typeof note.properties.timestamp).toBe("number");
+    await expect.poll(outboxCount).toBe(0);
+    expect(r.stats().published).toBe(2);
+  });
+
+  it("three relays on 10,000 messages: every message arrives once", async () => {
+    const c = await consumer();
+    const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
+    const rs = [relay({ batchSize: 200 }), relay({ batchSize: 200 }), relay({ batchSize: 200 })];
+    await Promise.all(rs.map((r) => r.start()));
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      ids.push(
+        ...(await prisma.$enqueue(Array.from({ length: 500 }, (_, j) => ({ routingKey: "bulk", payload: { i, j } })))),
+      );
+    }
+    await c.waitForDistinct(10_000, 60_000);
+    expect(c.duplicates).toBe(0);
+    expect([...c.counts.keys()].sort()).toEqual(ids.sort());
+    await expect.poll(outboxCount).toBe(0);
+    // The work was shared: each relay published some of it.
+    expect(rs.every((r) => r.stats().published > 0)).toBe(true);
+  });
+
+  it("an unroutable message is retried, then dead-lettered with its error, while the rest flow", async () => {
+    const c = await consumer();
+    const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
+    // The consumer binds only "ok.#": "nowhere" has no route.
+    await c.close();
+    const bound = await startCountingConsumer(amqpUrl, c.exchange, "ok.#");
+    closers.push(() => bound.close());
+    const r = relay({ maxAttempts: 3, retryBaseDelayMs: 20, retryMaxDelayMs: 50, sweepMinAgeMs: 0 });
+    const events: string[] = [];
+    r.onEvent((e) => events.push(e.type));
+    await r.start();
+    const [poison] = await prisma.$enqueue({ routingKey: "nowhere", payload: 1 });
+    await prisma.$enqueue(Array.from({ length: 50 }, (_, i) => ({ routingKey: `ok.${i}`, payload: i })));
+    await bound.waitForDistinct(50, 10_000);
+    await expect.poll(deadLetters, { timeout: 10_000 }).toHaveLength(1);
+    const [dead] = await deadLetters();
+    expect(dead).toMatchObject({ message_id: poison, attempts: 3, routing_key: "nowhere" });
+    expect(dead.last_error).toMatch(/unroutable|NO_ROUTE/i);
+    expect(await outboxCount()).toBe(0);
+    expect(events.filter((e) => e === "retry-scheduled")).toHaveLength(2);
+    expect(r.stats().deadLettered).toBe(1);
+  });
+
+  it("the sweeper publishes what the fast path missed", async () => {
+    const c = await consumer();
+    // Written with no in-process queue and seen by a relay that does not LISTEN: only the sweeper can find them.
+    const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
+    await prisma.$enqueue(Array.from({ length: 30 }, (_, i) => ({ routingKey: "late", payload: i })));
+    const r = relay({ listen: false, sweepIntervalMs: 100, sweepMinAgeMs: 300 });
+    const paths = new Set<string>();
+    r.onEvent((e) => e.type === "published" && paths.add(e.path));
+    await r.start();
+    await c.waitForDistinct(30, 10_000);
+    expect(c.duplicates).toBe(0);
+    // start() drains what is due at once; write more after it, so that only the sweeper can take them.
+    await prisma.$enqueue(Array.from({ length: 10 }, (_, i) => ({ routingKey: "later", payload: i })));
+    await c.waitForDistinct(40, 10_000);
+    // The consumer sees a message before the relay's COMMIT, and "published" is emitted after it.
+    await expect.poll(() => paths.has("sweep")).toBe(true);
+    expect(c.duplicates).toBe(0);
+  });
+
+  it("graceful stop mid-batch loses nothing: a second relay delivers the rest", async () => {
+    const c = await consumer();
+    const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
+    for (let i = 0; i < 10; i++) {
+      await prisma.$enqueue(Array.from({ length: 500 }, (_, j) => ({ routingKey: "s", payload: { i, j } })));
+    }
+    const first = relay({ batchSize: 100, concurrency: 1 });
+    await first.start();
+    await c.waitForDistinct(300, 10_000);
+    await first.stop();
+    expect(first.state).toBe("stopped");
+    const left = await outboxCount();
+    expect(left).toBeGreaterThan(0);
+    // Everything not in the outbox any more was published (the stop finished its batch instead of dropping it).
+    await expect.poll(() => c.distinct).toBe(5_000 - left);
+    const second = relay({ batchSize: 100 });
+    await second.start();
+    await c.waitForDistinct(5_000, 30_000);
+    expect(c.duplicates).toBe(0);
+  });
+
+  it("start() and stop() are idempotent", async () => {
+    const r = relay({ listen: true });
+    await Promise.all([r.start(), r.start()]);
+    expect(r.state).toBe("running");
+    await Promise.all([r.stop(), r.stop()]);
+    expect(r.state).toBe("stopped");
+  });
+
+  it.each([
+    [{ databaseUrl: "mysql://x" }, /`databaseUrl` to be a postgres: or postgresql: URL/],
+    [{ databaseUrl: "postgresql://u:secret@h/db", amqpUrl: undefined }, /`amqpUrl`.*or `transport`/],
+    [{ amqpUrl: "http://guest:secret@h" }, /`amqpUrl` to be a amqp: or amqps: URL, got http:\/\/\*\*\*@h/],
+    [{ batchSize: 0 }, /`batchSize` to be an integer >= 1, got 0/],
+    [{ retryBaseDelayMs: 10, retryMaxDelayMs: 5 }, /`retryMaxDelayMs` \(5\) to be >= `retryBaseDelayMs` \(10\)/],
+    [{ exchanges: [{ name: "x", type: "nope" }] }, /exchanges/],
+  ])("createRelay(%j) throws OutboxConfigError that names the fix", (options, message) => {
+    const make = () => createRelay({ databaseUrl: url, amqpUrl, ...(options as object) } as never);
+    expect(make).toThrow(OutboxConfigError);
+    expect(make).toThrow(message);
+    try {
+      make();
+    } catch (e) {
+      expect((e as Error).message).not.toContain("secret");
+    }
+  });
+});
