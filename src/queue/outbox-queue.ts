@@ -20,8 +20,8 @@ export interface OutboxQueueOptions {
    */
   maxPending?: number;
   /**
-   * Batches run at once.
-   * @defaultValue 2
+   * Batches run at once (each holds one database connection of the relay while it waits for the broker's confirms).
+   * @defaultValue 4
    */
   concurrency?: number;
   /**
@@ -42,6 +42,7 @@ function positiveInteger(value: number | undefined, name: string, fallback: numb
 export class OutboxQueue {
   readonly maxPending: number;
   readonly batchSize: number;
+  readonly concurrency: number;
   #ids: string[] = [];
   #queue: PQueue;
   #consumer: BatchConsumer | undefined;
@@ -51,7 +52,8 @@ export class OutboxQueue {
   constructor(options: OutboxQueueOptions = {}) {
     this.maxPending = positiveInteger(options.maxPending, "maxPending", 10_000);
     this.batchSize = positiveInteger(options.batchSize, "batchSize", 500);
-    this.#queue = new PQueue({ concurrency: positiveInteger(options.concurrency, "concurrency", 2) });
+    this.concurrency = positiveInteger(options.concurrency, "concurrency", 4);
+    this.#queue = new PQueue({ concurrency: this.concurrency });
   }
 
   /** Ids dropped so far because the queue was full. */

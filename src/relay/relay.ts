@@ -97,7 +97,7 @@ export class Relay {
     this.#state = "starting";
     this.#pool = new pg.Pool({
       connectionString: o.databaseUrl,
-      max: o.concurrency + (o.queue ? 2 : 0) + 1,
+      max: o.concurrency + (o.queue?.concurrency ?? 0) + 1,
       keepAlive: true,
       // Row locks are never held by a hung relay for long: PostgreSQL ends a transaction left idle longer than
       // the publish timeout (plus slack), and any statement running longer than that.
@@ -105,6 +105,9 @@ export class Relay {
       statement_timeout: o.publishTimeoutMs + 5_000,
     });
     this.#pool.on("error", () => {}); // idle clients whose backend died; the pool drops them by itself
+    // Open the connections now, not on the first messages: their latency should not pay for connection set-up.
+    const warm = await Promise.allSettled(Array.from({ length: o.concurrency }, () => this.#pool!.connect()));
+    for (const c of warm) if (c.status === "fulfilled") c.value.release();
     if (o.transport) this.#transport = o.transport;
     else {
       const { AmqpTransport } = await import("../transport/amqp.js");

@@ -1,0 +1,261 @@
+// npm run bench:relay — relay throughput and fast-path latency, against a baseline measured in the same run.
+//   (a) raw amqplib: publish MESSAGES messages (512-byte JSON) on a confirm channel in batches of 1,000
+//   (b) the relay draining MESSAGES prefilled rows, with 1 relay and with 2 relays
+//   (c) commit-to-consumer latency at a steady RATE messages/s for LATENCY_SECONDS, with the relay in the app's
+//       process (in-process queue) and in a separate worker process (LISTEN/NOTIFY)
+// Every case publishes to the same exchange, bound to one queue that a consumer in this process drains, so that the
+// broker does the same work in each. Env: MESSAGES (100000), RATE (500), LATENCY_SECONDS (10).
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import amqp from "amqplib";
+import pg from "pg";
+import { createRelay, OutboxQueue, outbox } from "../src/index.js";
+import { uniqueName } from "../test/support/consumer.js";
+import { newPrismaClient } from "../test/support/prisma.js";
+import { benchDatabase, printTable, summarize } from "./support.js";
+
+const MESSAGES = Number(process.env.MESSAGES ?? 100_000);
+const RATE = Number(process.env.RATE ?? 500);
+const LATENCY_SECONDS = Number(process.env.LATENCY_SECONDS ?? 10);
+const BODY = JSON.stringify({ order: 1, note: "x".repeat(490) }).slice(0, 512);
+
+const db = await benchDatabase();
+const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+const exchange = uniqueName("bench.relay");
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const root = fileURLToPath(new URL("../", import.meta.url));
+
+/** Counts arrivals by message id, from the consumer process. */
+async function startConsumerProcess(amqpUrl: string, exchangeName: string) {
+  const child = spawn(process.execPath, ["--import", "tsx", "bench/consumer-process.ts", amqpUrl, exchangeName], {
+    cwd: root,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const counts = new Map<string, number>();
+  const arrivals: Array<{ messageId: string; at: number }> = [];
+  const waiters = new Set<() => void>();
+  await new Promise<void>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`consumer exited with ${code}`)));
+    child.on("message", (m) => {
+      if (m === "ready") return resolve();
+      for (const [messageId, at] of m as Array<[string, number]>) {
+        counts.set(messageId, (counts.get(messageId) ?? 0) + 1);
+        arrivals.push({ messageId, at });
+      }
+      for (const w of waiters) w();
+    });
+  });
+  return {
+    counts,
+    arrivals,
+    get duplicates() {
+      let d = 0;
+      for (const c of counts.values()) d += c - 1;
+      return d;
+    },
+    waitForDistinct(n: number, timeoutMs: number): Promise<void> {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (counts.size < n) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`waited ${timeoutMs} ms for ${n} messages, got ${counts.size}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      });
+    },
+    async close() {
+      child.send("stop");
+      await once(child, "exit");
+    },
+  };
+}
+
+const consumer = await startConsumerProcess(db.amqpUrl, exchange);
+
+/** Waits until the consumer holds `n` distinct ids; returns the time it happened. */
+async function arrived(n: number): Promise<number> {
+  await consumer.waitForDistinct(n, 600_000);
+  return performance.now();
+}
+function resetConsumer() {
+  consumer.counts.clear();
+  consumer.arrivals.length = 0;
+}
+
+async function rawAmqplib(): Promise<number> {
+  resetConsumer();
+  const connection = await amqp.connect(db.amqpUrl);
+  const channel = await connection.createConfirmChannel();
+  const body = Buffer.from(BODY);
+  const t0 = performance.now();
+  for (let sent = 0; sent < MESSAGES; ) {
+    const n = Math.min(1_000, MESSAGES - sent);
+    for (let i = 0; i < n; i++) {
+      const ok = channel.publish(exchange, "raw", body, {
+        persistent: true,
+        mandatory: true,
+        messageId: `${sent + i}`,
+        contentType: "application/json",
+        timestamp: Math.floor(Date.now() / 1000),
+      });
+      if (!ok) await once(channel, "drain");
+    }
+    await channel.waitForConfirms();
+    sent += n;
+  }
+  // Same end as the relay's: every message confirmed and consumed.
+  const t1 = await arrived(MESSAGES);
+  await connection.close();
+  return MESSAGES / ((t1 - t0) / 1000);
+}
+
+async function prefill(): Promise<void> {
+  await pool.query("TRUNCATE outbox_message");
+  await pool.query(
+    `INSERT INTO outbox_message (message_id, exchange, routing_key, payload)
+     SELECT gen_random_uuid(), $1, 'bench', $2::json FROM generate_series(1, $3)`,
+    [exchange, BODY, MESSAGES],
+  );
+  await pool.query("VACUUM ANALYZE outbox_message");
+}
+
+async function relayDrain(relays: number): Promise<number> {
+  await prefill();
+  resetConsumer();
+  const rs = Array.from({ length: relays }, () =>
+    createRelay({ databaseUrl: db.url, amqpUrl: db.amqpUrl, queue: false, listen: false, batchSize: 1_000 }),
+  );
+  const t0 = performance.now();
+  await Promise.all(rs.map((r) => r.start()));
+  await arrived(MESSAGES);
+  // Done means committed: the outbox is empty.
+  while (Number((await pool.query("SELECT count(*) FROM outbox_message")).rows[0].count) > 0) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const t1 = performance.now();
+  await Promise.all(rs.map((r) => r.stop()));
+  if (consumer.duplicates > 0) log(`warning: ${consumer.duplicates} duplicates`);
+  return MESSAGES / ((t1 - t0) / 1000);
+}
+
+/** Writes RATE messages/s, one per transaction, for LATENCY_SECONDS; returns commit-to-consumer latencies (ms). */
+async function steadyLatency(write: (i: number) => Promise<string>): Promise<number[]> {
+  // One second at the same rate first, not measured: connections open and the JIT warms up.
+  for (let i = 0; i < RATE; i++) {
+    await Promise.all([write(-1 - i), new Promise((r) => setTimeout(r, 1000 / RATE))]);
+  }
+  await consumer.waitForDistinct(RATE, 60_000);
+  resetConsumer();
+  const committedAt = new Map<string, number>();
+  const total = RATE * LATENCY_SECONDS;
+  const interval = 1000 / RATE;
+  const t0 = performance.now();
+  const elu0 = performance.eventLoopUtilization();
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = t0 + i * interval;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    inflight.push(
+      write(i).then((id) => {
+        committedAt.set(id, performance.timeOrigin + performance.now());
+      }),
+    );
+  }
+  await Promise.all(inflight);
+  if (process.env.DUMP) console.error("event loop utilization", performance.eventLoopUtilization(elu0).utilization);
+  const deadline = Date.now() + 60_000;
+  while ([...committedAt.keys()].some((id) => !consumer.counts.has(id))) {
+    if (Date.now() > deadline) throw new Error("latency run: messages missing after 60 s");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const lat = consumer.arrivals
+    .filter((a) => committedAt.has(a.messageId))
+    .map((a) => a.at - committedAt.get(a.messageId)!);
+  if (process.env.DUMP) console.error(JSON.stringify(lat.map((x) => Math.round(x))));
+  return lat;
+}
+
+async function latencyInApp(): Promise<number[]> {
+  await pool.query("TRUNCATE outbox_message");
+  const base = newPrismaClient(db.url);
+  const queue = new OutboxQueue();
+  const prisma = base.$extends(outbox({ exchange, queue }));
+  const relay = createRelay({ databaseUrl: db.url, amqpUrl: db.amqpUrl, queue, listen: false });
+  await relay.start();
+  const samples = await steadyLatency(async (i) => {
+    const [id] = await prisma.$enqueue({ routingKey: "latency", payload: { i } });
+    return id!;
+  });
+  await relay.stop();
+  await base.$disconnect();
+  return samples;
+}
+
+async function latencyWorker(): Promise<number[]> {
+  await pool.query("TRUNCATE outbox_message");
+  const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "worker"], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: db.url, AMQP_URL: db.amqpUrl },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    worker.stdout!.on("data", (d) => {
+      output += d;
+      if (output.includes("relay started")) resolve();
+    });
+    worker.once("exit", (code) => reject(new Error(`worker exited with ${code}: ${output}`)));
+  });
+  const base = newPrismaClient(db.url);
+  const prisma = base.$extends(outbox({ exchange, queue: false }));
+  const samples = await steadyLatency(async (i) => {
+    const [id] = await prisma.$enqueue({ routingKey: "latency", payload: { i } });
+    return id!;
+  });
+  worker.kill("SIGTERM");
+  await once(worker, "exit");
+  await base.$disconnect();
+  return samples;
+}
+
+log(`bench:relay: ${MESSAGES} messages of ${BODY.length} bytes; latency at ${RATE}/s for ${LATENCY_SECONDS}s`);
+log("(a) raw amqplib ...");
+const raw = await rawAmqplib();
+log("(b) relay x1 ...");
+const one = await relayDrain(1);
+log("(b) relay x2 ...");
+const two = await relayDrain(2);
+log("(c) latency, relay in the app ...");
+const inApp = summarize(await latencyInApp());
+log("(c) latency, relay in a worker process ...");
+const inWorker = summarize(await latencyWorker());
+
+console.log(`\nThroughput (${MESSAGES} messages, ${BODY.length}-byte JSON, run ${randomBytes(2).toString("hex")})`);
+printTable([
+  { case: "(a) raw amqplib, confirms per 1,000", "msg/s": Math.round(raw), "ratio to (a)": 1 },
+  { case: "(b) relay x1, draining the backlog", "msg/s": Math.round(one), "ratio to (a)": one / raw },
+  { case: "(b) relay x2, draining the backlog", "msg/s": Math.round(two), "ratio to (a)": two / raw },
+]);
+console.log(`\nCommit-to-consumer latency at ${RATE} msg/s for ${LATENCY_SECONDS} s (ms)`);
+printTable(
+  [
+    ["(c) relay in the app (in-process queue)", inApp],
+    ["(c) relay in a worker (LISTEN/NOTIFY)", inWorker],
+  ].map(([name, s]) => {
+    const x = s as ReturnType<typeof summarize>;
+    return { case: name as string, n: x.n, p50: x.p50, p95: x.p95, p99: x.p99, max: x.max };
+  }),
+);
+await consumer.close();
+await pool.end();
+await db.cleanup();
