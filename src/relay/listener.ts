@@ -37,7 +37,11 @@ export class OutboxListener {
     let attempt = 0;
     while (!this.#closed.signal.aborted) {
       const lost = new Promise<Error>((resolve) => {
-        const client = new pg.Client({ connectionString: this.databaseUrl, keepAlive: true });
+        const client = new pg.Client({
+          connectionString: this.databaseUrl,
+          keepAlive: true,
+          application_name: "prisma-outbox listener",
+        });
         this.#client = client;
         client.on("error", (e) => resolve(coerceError(e)));
         client.on("end", () => resolve(new Error("LISTEN connection ended")));

@@ -12,8 +12,9 @@
 // return wakes the drain loops.
 import pg from "pg";
 import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from "../config/relay-options.js";
-import { coerceError, OutboxError } from "../message/errors.js";
+import { coerceError, OutboxConfigError, OutboxError } from "../message/errors.js";
 import { CLAIM_BY_IDS_SQL, CLAIM_NEXT_SQL, CLAIM_SWEEP_SQL } from "../sql/claim-messages.js";
+import { OUTBOX_TABLE } from "../sql/names.js";
 import type { Transport, TransportEvent } from "../transport/transport.js";
 import { backoffDelay, sleep } from "./backoff.js";
 import { type Claim, runBatch } from "./batch.js";
@@ -99,15 +100,20 @@ export class Relay {
       connectionString: o.databaseUrl,
       max: o.concurrency + (o.queue?.concurrency ?? 0) + 1,
       keepAlive: true,
+      application_name: "prisma-outbox relay",
       // Row locks are never held by a hung relay for long: PostgreSQL ends a transaction left idle longer than
       // the publish timeout (plus slack), and any statement running longer than that.
       idle_in_transaction_session_timeout: o.publishTimeoutMs + 5_000,
       statement_timeout: o.publishTimeoutMs + 5_000,
     });
     this.#pool.on("error", () => {}); // idle clients whose backend died; the pool drops them by itself
-    // Open the connections now, not on the first messages: their latency should not pay for connection set-up.
-    const warm = await Promise.allSettled(Array.from({ length: o.concurrency }, () => this.#pool!.connect()));
-    for (const c of warm) if (c.status === "fulfilled") c.value.release();
+    try {
+      await this.#checkTable();
+    } catch (error) {
+      await this.#closeResources();
+      this.#state = "stopped";
+      throw error;
+    }
     if (o.transport) this.#transport = o.transport;
     else {
       const { AmqpTransport } = await import("../transport/amqp.js");
@@ -142,6 +148,29 @@ export class Relay {
     this.wake(); // what was written while no relay ran
     o.logger.info("relay started", { batchSize: o.batchSize, concurrency: o.concurrency, listen: o.listen });
     this.#emit({ type: "started" });
+  }
+
+  /**
+   * Fails start() with a message that says what to do when the outbox table is missing, and opens the pool's
+   * connections now, so that the first messages do not pay for connection set-up. A database that does not answer
+   * is not an error here: the relay retries it like any other outage.
+   */
+  async #checkTable(): Promise<void> {
+    const pool = this.#pool!;
+    const clients = await Promise.allSettled(Array.from({ length: this.options.concurrency }, () => pool.connect()));
+    try {
+      const first = clients.find((c) => c.status === "fulfilled");
+      if (!first) return;
+      await first.value.query(`SELECT 1 FROM ${OUTBOX_TABLE} LIMIT 0`).catch((error: { code?: string }) => {
+        if (error.code !== "42P01") return;
+        throw new OutboxConfigError(
+          `The table ${OUTBOX_TABLE} does not exist in the database of \`databaseUrl\`: add prisma-outbox's model ` +
+            "(prisma/outbox.prisma) to your Prisma schema and run `prisma migrate dev` (or `prisma migrate deploy`).",
+        );
+      });
+    } finally {
+      for (const c of clients) if (c.status === "fulfilled") c.value.release();
+    }
   }
 
   async #stop(): Promise<void> {

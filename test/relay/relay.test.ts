@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { createRelay, OutboxConfigError, OutboxQueue, outbox, type Relay } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
+import { createTestDatabase } from "../support/database.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -150,6 +151,14 @@ describe("relay", () => {
     await second.start();
     await c.waitForDistinct(5_000, 30_000);
     expect(c.duplicates).toBe(0);
+  });
+
+  it("start() on a database without the outbox table fails with what to do", async () => {
+    const empty = await createTestDatabase(inject("databaseUrl"), "template0");
+    closers.push(() => empty.drop());
+    const r = createRelay({ databaseUrl: empty.url, amqpUrl, queue: false });
+    await expect(r.start()).rejects.toThrow(/outbox_message does not exist.*prisma migrate/);
+    expect(r.state).toBe("stopped");
   });
 
   it("start() and stop() are idempotent", async () => {
