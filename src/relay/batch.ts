@@ -49,11 +49,7 @@ export async function runBatch(
   emit: (event: RelayEvent) => void,
   signal: AbortSignal,
 ): Promise<number> {
-  const client = await pool.connect();
-  // A backend terminated while this client is checked out makes it emit 'error'; without a listener that would
-  // crash the process. The failure also rejects the query in flight, which is where it is handled.
-  const onClientError = () => {};
-  client.on("error", onClientError);
+  const client = await pool.connect(); // its 'error' events are absorbed by the pool's owner (relay.ts)
   let broken: Error | undefined;
   let rows: ClaimedRow[] = [];
   try {
@@ -99,7 +95,6 @@ export async function runBatch(
     }
     throw failure;
   } finally {
-    client.removeListener("error", onClientError);
     client.release(broken);
   }
 }

@@ -106,7 +106,11 @@ export class Relay {
       idle_in_transaction_session_timeout: o.publishTimeoutMs + 5_000,
       statement_timeout: o.publishTimeoutMs + 5_000,
     });
-    this.#pool.on("error", () => {}); // idle clients whose backend died; the pool drops them by itself
+    // A backend that dies (pg_terminate_backend, a restart, a network cut) makes its client emit 'error'; pg-pool
+    // listens only while the client is idle, and an 'error' without a listener would crash the process. The failure
+    // also rejects the query in flight or the next one, which is where the relay handles it.
+    this.#pool.on("error", () => {});
+    this.#pool.on("connect", (client) => client.on("error", () => {}));
     try {
       await this.#checkTable();
     } catch (error) {

@@ -1,0 +1,123 @@
+// A TCP proxy that tests put between a client and a server (RabbitMQ, PostgreSQL: it knows no protocol) to break
+// the network on purpose: cut every connection, refuse new ones, or let traffic hang.
+import { once } from "node:events";
+import { connect, createServer, type Socket } from "node:net";
+
+export interface TcpProxy {
+  readonly host: "127.0.0.1";
+  readonly port: number;
+  /** The same URL with host and port replaced by the proxy's, e.g. `amqp://guest:guest@127.0.0.1:40123`. */
+  url(original: string): string;
+  /** Resets every current connection and resets new ones at once, until `restore()`. */
+  cut(): void;
+  /** Forwards again: new connections go through; connections held by `blackhole()` resume where they stopped. */
+  restore(): void;
+  /** Stops forwarding in both directions without closing anything: current and new connections hang. */
+  blackhole(): void;
+  /** How many client connections are open now (forwarded or held). */
+  readonly connections: number;
+  /** Closes the listener and every connection. */
+  close(): Promise<void>;
+}
+
+export interface TcpProxyOptions {
+  targetHost: string;
+  targetPort: number;
+}
+
+type Mode = "forward" | "cut" | "blackhole";
+
+/** One client connection and, once forwarded, its connection to the target. */
+interface Pair {
+  client: Socket;
+  upstream: Socket | undefined;
+  flowing: boolean;
+}
+
+export async function startTcpProxy({ targetHost, targetPort }: TcpProxyOptions): Promise<TcpProxy> {
+  let mode: Mode = "forward";
+  const pairs = new Set<Pair>();
+
+  const drop = (pair: Pair) => {
+    pairs.delete(pair);
+    // A reset rather than a FIN, as a broken network or a killed server would look to the client.
+    if (!pair.client.destroyed) pair.client.resetAndDestroy();
+    pair.upstream?.destroy();
+  };
+
+  const forward = (pair: Pair) => {
+    const { client } = pair;
+    if (pair.flowing) return;
+    pair.flowing = true;
+    if (!pair.upstream) {
+      const upstream = connect({ host: targetHost, port: targetPort });
+      pair.upstream = upstream;
+      upstream.on("error", () => drop(pair));
+      // The server closed first: let the client read what is still in flight, then see the end.
+      upstream.on("close", (hadError) => (hadError ? drop(pair) : client.end()));
+    }
+    client.pipe(pair.upstream);
+    pair.upstream.pipe(client);
+    client.resume();
+    pair.upstream.resume();
+  };
+
+  const hold = (pair: Pair) => {
+    // Unread data stays in the socket buffers and flows on restore(), as packets do after a network partition heals.
+    pair.flowing = false;
+    pair.client.unpipe();
+    pair.client.pause();
+    if (pair.upstream) {
+      pair.upstream.unpipe();
+      pair.upstream.pause();
+    }
+  };
+
+  const server = createServer({ pauseOnConnect: true }, (client) => {
+    client.on("error", () => {});
+    if (mode === "cut") {
+      client.resetAndDestroy();
+      return;
+    }
+    const pair: Pair = { client, upstream: undefined, flowing: false };
+    pairs.add(pair);
+    client.on("close", () => drop(pair));
+    if (mode === "forward") forward(pair);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("The proxy did not get a TCP port");
+  const port = address.port;
+
+  return {
+    host: "127.0.0.1",
+    port,
+    url(original) {
+      const url = new URL(original);
+      url.hostname = "127.0.0.1";
+      url.port = String(port);
+      return url.toString();
+    },
+    cut() {
+      mode = "cut";
+      for (const pair of [...pairs]) drop(pair);
+    },
+    restore() {
+      mode = "forward";
+      for (const pair of pairs) forward(pair);
+    },
+    blackhole() {
+      mode = "blackhole";
+      for (const pair of pairs) hold(pair);
+    },
+    get connections() {
+      return pairs.size;
+    },
+    async close() {
+      mode = "cut";
+      for (const pair of [...pairs]) drop(pair);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
