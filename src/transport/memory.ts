@@ -56,6 +56,15 @@ export class MemoryTransport implements Transport {
     this.#emit({ type: "connected" });
   }
 
+  /** A resource alarm: the relay must stop publishing until unblock(). */
+  block(reason = "low on memory"): void {
+    this.#emit({ type: "blocked", reason });
+  }
+
+  unblock(): void {
+    this.#emit({ type: "unblocked" });
+  }
+
   async start(): Promise<void> {
     this.#emit({ type: "connected" });
   }

@@ -1,0 +1,78 @@
+// Relay logic with the in-memory transport (real PostgreSQL, no broker): resource alarms and per-message refusals.
+import { afterAll, afterEach, expect, it } from "vitest";
+import { createRelay, outbox, type Relay } from "../../src/index.js";
+import { MemoryTransport } from "../../src/transport/memory.js";
+import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+
+const url = await useTestDatabase();
+const pool = newPool(url);
+const prisma = newPrismaClient(url).$extends(outbox({ exchange: "mem", queue: false }));
+const relays: Relay[] = [];
+const outboxCount = async () => Number((await pool.query("SELECT count(*) FROM outbox_message")).rows[0].count);
+
+afterEach(async () => {
+  await Promise.all(relays.splice(0).map((r) => r.stop()));
+  await pool.query("TRUNCATE outbox_message, outbox_dead_letter");
+});
+afterAll(() => pool.end());
+
+function relay(transport: MemoryTransport, options = {}) {
+  const r = createRelay({
+    databaseUrl: url,
+    transport,
+    queue: false,
+    sweepIntervalMs: 50,
+    sweepMinAgeMs: 0,
+    ...options,
+  });
+  relays.push(r);
+  return r;
+}
+
+it("pauses while the broker is blocked (resource alarm) and resumes when unblocked", async () => {
+  const transport = new MemoryTransport();
+  const r = relay(transport);
+  await r.start();
+  transport.block();
+  await prisma.$enqueue(Array.from({ length: 20 }, (_, i) => ({ routingKey: "k", payload: i })));
+  await new Promise((res) => setTimeout(res, 300)); // several sweep intervals and a NOTIFY
+  expect(transport.published).toHaveLength(0);
+  expect(await outboxCount()).toBe(20);
+  transport.unblock();
+  await expect.poll(() => transport.published.length).toBe(20);
+  await expect.poll(outboxCount).toBe(0);
+  // Published in id order, the order they were written.
+  expect(transport.published.map((m) => JSON.parse(m.body.toString()))).toEqual(
+    Array.from({ length: 20 }, (_, i) => i),
+  );
+});
+
+it("a nacked message is retried with backoff while the rest of its batch commits", async () => {
+  const transport = new MemoryTransport();
+  const r = relay(transport, { retryBaseDelayMs: 50, retryMaxDelayMs: 50 });
+  const retries: string[] = [];
+  r.onEvent((e) => e.type === "retry-scheduled" && retries.push(e.messageId));
+  transport.failNext(1);
+  const ids = await prisma.$enqueue(Array.from({ length: 5 }, (_, i) => ({ routingKey: "k", payload: i })));
+  await r.start();
+  await expect.poll(() => transport.published.length).toBe(5);
+  expect(retries).toEqual([ids[0]]);
+  const first = transport.published.at(-1)!;
+  expect(first.messageId).toBe(ids[0]);
+  expect(r.stats()).toMatchObject({ published: 5, retried: 1, deadLettered: 0 });
+});
+
+it("stop() past its deadline aborts the batch in flight, which rolls back", async () => {
+  const transport = new MemoryTransport({ confirmLatencyMs: 5_000 });
+  const r = relay(transport, { stopTimeoutMs: 100, publishTimeoutMs: 10_000 });
+  const failed: number[] = [];
+  r.onEvent((e) => e.type === "batch-failed" && failed.push(e.count));
+  await prisma.$enqueue(Array.from({ length: 10 }, (_, i) => ({ routingKey: "k", payload: i })));
+  await r.start();
+  await new Promise((res) => setTimeout(res, 100)); // the batch is waiting for its confirms
+  const t = Date.now();
+  await r.stop();
+  expect(Date.now() - t).toBeLessThan(2_000);
+  expect(failed).toEqual([10]); // the aborted batch held all ten rows...
+  expect(await outboxCount()).toBe(10); // ...and gave them back
+});

@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { parseWorkerConfig } from "../../src/config/worker-config.js";
+import { OutboxConfigError } from "../../src/index.js";
+
+const env = { DATABASE_URL: "postgresql://db/x", AMQP_URL: "amqp://mq" };
+
+describe("worker configuration", () => {
+  it("reads the environment, then lets flags win", () => {
+    const c = parseWorkerConfig(["--batch-size", "50", "--exchange", "shop:topic", "--exchange", "audit:fanout"], {
+      ...env,
+      OUTBOX_BATCH_SIZE: "10",
+      OUTBOX_CONCURRENCY: "3",
+      OUTBOX_EXCHANGES: "ignored:direct",
+      OUTBOX_LOG_FORMAT: "json",
+    });
+    expect(c.relay).toMatchObject({
+      databaseUrl: env.DATABASE_URL,
+      amqpUrl: env.AMQP_URL,
+      batchSize: 50,
+      concurrency: 3,
+      queue: false,
+      listen: true,
+      exchanges: [
+        { name: "shop", type: "topic" },
+        { name: "audit", type: "fanout" },
+      ],
+    });
+    expect(c.logFormat).toBe("json");
+  });
+
+  it("turns LISTEN off with --no-listen or OUTBOX_LISTEN=false", () => {
+    expect(parseWorkerConfig(["--no-listen"], env).relay.listen).toBe(false);
+    expect(parseWorkerConfig([], { ...env, OUTBOX_LISTEN: "false" }).relay.listen).toBe(false);
+  });
+
+  it.each([
+    [[], {}, /Set DATABASE_URL or --database-url/],
+    [[], { DATABASE_URL: "postgresql://x" }, /Set AMQP_URL or --amqp-url/],
+    [["--batch-size", "ten"], env, /--batch-size to be an integer, got "ten"/],
+    [[], { ...env, OUTBOX_MAX_ATTEMPTS: "-1" }, /OUTBOX_MAX_ATTEMPTS to be an integer/],
+    [["--exchange", "shop:queue"], env, /NAME:TYPE/],
+    [["--log-format", "xml"], env, /text or json, got "xml"/],
+    [["--frobnicate"], env, /Unknown option '--frobnicate'.*--help/],
+    [[], { ...env, OUTBOX_LISTEN: "maybe" }, /OUTBOX_LISTEN to be true or false/],
+  ])("%j with %j is an OutboxConfigError that says what to fix", (argv, e, message) => {
+    const parse = () => parseWorkerConfig(argv as string[], e as NodeJS.ProcessEnv);
+    expect(parse).toThrow(OutboxConfigError);
+    expect(parse).toThrow(message);
+  });
+
+  it("--help needs no URLs", () => {
+    expect(parseWorkerConfig(["--help"], {}).help).toBe(true);
+  });
+});
