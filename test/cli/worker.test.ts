@@ -1,0 +1,93 @@
+// The bundled worker, run as users run it: its own process, configured from the environment and flags.
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import { outbox } from "../../src/index.js";
+import { startCountingConsumer, uniqueName } from "../support/consumer.js";
+import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const amqpUrl = inject("amqpUrl");
+const url = await useTestDatabase();
+const base = newPrismaClient(url);
+const children: ChildProcess[] = [];
+
+function worker(args: string[], env: Record<string, string | undefined> = {}) {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  const out = { stdout: "", stderr: "" };
+  child.stdout!.on("data", (d) => {
+    out.stdout += d;
+  });
+  child.stderr!.on("data", (d) => {
+    out.stderr += d;
+  });
+  const exited = once(child, "exit").then(([code]) => code as number);
+  return { child, out, exited };
+}
+
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+});
+afterAll(() => base.$disconnect());
+
+describe("prisma-outbox worker", () => {
+  it("--help prints the options and exits 0", async () => {
+    const w = worker(["worker", "--help"]);
+    expect(await w.exited).toBe(0);
+    expect(w.out.stdout).toContain("Usage: prisma-outbox worker");
+    expect(w.out.stdout).toContain("OUTBOX_BATCH_SIZE");
+  });
+
+  it("exits 2 with what to fix on bad configuration", async () => {
+    const missing = worker(["worker"]);
+    expect(await missing.exited).toBe(2);
+    expect(missing.out.stderr).toContain("Set DATABASE_URL or --database-url");
+    const bad = worker(["worker", "--batch-size", "0"], { DATABASE_URL: url, AMQP_URL: amqpUrl });
+    expect(await bad.exited).toBe(2);
+    expect(bad.out.stdout + bad.out.stderr).toContain("`batchSize` to be an integer >= 1, got 0");
+    const unknown = worker(["publish"]);
+    expect(await unknown.exited).toBe(2);
+    expect(unknown.out.stderr).toContain('Unknown command "publish"');
+  });
+
+  it("refused credentials: exits non-zero and never prints the password", async () => {
+    const u = new URL(amqpUrl);
+    u.username = "nobody";
+    u.password = "s3cret-pw";
+    const w = worker(["worker"], { DATABASE_URL: url, AMQP_URL: u.toString() });
+    expect(await w.exited).toBe(2);
+    expect(w.out.stderr).toContain("refused the credentials");
+    expect(w.out.stdout + w.out.stderr).not.toContain("s3cret-pw");
+  });
+
+  it("publishes, logs JSON lines, and exits 0 on SIGTERM after a graceful stop", async () => {
+    const consumer = await startCountingConsumer(amqpUrl, uniqueName("cli"));
+    try {
+      const w = worker(["worker", "--log-format", "json"], {
+        DATABASE_URL: url,
+        AMQP_URL: amqpUrl,
+        OUTBOX_BATCH_SIZE: "100",
+      });
+      await expect.poll(() => w.out.stdout, { timeout: 20_000 }).toContain("relay started");
+      const prisma = base.$extends(outbox({ exchange: consumer.exchange, queue: false }));
+      await prisma.$enqueue(Array.from({ length: 250 }, (_, i) => ({ routingKey: "cli", payload: i })));
+      await consumer.waitForDistinct(250, 15_000);
+      w.child.kill("SIGTERM");
+      expect(await w.exited).toBe(0);
+      const lines = w.out.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(lines.map((l) => l.msg)).toEqual(["relay started", "stopping", "relay stopped"]);
+      expect(lines.at(-1)).toMatchObject({ level: "info", published: 250 });
+    } finally {
+      await consumer.close();
+    }
+  });
+});
