@@ -23,8 +23,8 @@ import type { ClaimPath, RelayEvent } from "./events.js";
 
 export interface Claim {
   path: ClaimPath;
+  /** BEGIN and the claim, from src/sql/claim-messages.ts. */
   sql: string;
-  params: unknown[];
 }
 
 function toOutbound(row: ClaimedRow): OutboundMessage {
@@ -53,8 +53,9 @@ export async function runBatch(
   let broken: Error | undefined;
   let rows: ClaimedRow[] = [];
   try {
-    await client.query("BEGIN");
-    rows = (await client.query<ClaimedRow>(claim.sql, claim.params)).rows;
+    // Two statements, one round trip: pg answers with one result per statement.
+    const [, claimed] = (await client.query(claim.sql)) as unknown as [unknown, pg.QueryResult<ClaimedRow>];
+    rows = claimed.rows;
     if (rows.length === 0) {
       await client.query("COMMIT");
       return 0;

@@ -13,7 +13,7 @@
 import pg from "pg";
 import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from "../config/relay-options.js";
 import { coerceError, OutboxConfigError, OutboxError } from "../message/errors.js";
-import { CLAIM_BY_IDS_SQL, CLAIM_NEXT_SQL, CLAIM_SWEEP_SQL } from "../sql/claim-messages.js";
+import { beginClaimByIds, beginClaimNext, beginClaimSweep } from "../sql/claim-messages.js";
 import { OUTBOX_TABLE } from "../sql/names.js";
 import type { Transport, TransportEvent } from "../transport/transport.js";
 import { backoffDelay, sleep } from "./backoff.js";
@@ -284,7 +284,7 @@ export class Relay {
   async #runQueued(ids: string[]): Promise<void> {
     // With the broker away, leave the ids: its return wakes the drain loops, which take the rows.
     if (!this.#brokerReady || this.#halt.signal.aborted) return;
-    await this.#batch({ path: "queue", sql: CLAIM_BY_IDS_SQL, params: [ids] }).catch(() => {});
+    await this.#batch({ path: "queue", sql: beginClaimByIds(ids) }).catch(() => {});
   }
 
   /** One drain loop: claims the oldest due rows until a claim comes back short and no wake-up came meanwhile. */
@@ -295,7 +295,7 @@ export class Relay {
       if (this.#halt.signal.aborted) return;
       const seq = this.#wakeSeq;
       try {
-        const n = await this.#batch({ path: "listen", sql: CLAIM_NEXT_SQL, params: [this.options.batchSize] });
+        const n = await this.#batch({ path: "listen", sql: beginClaimNext(this.options.batchSize) });
         failures = 0;
         if (n < this.options.batchSize && seq === this.#wakeSeq) return;
       } catch {
@@ -316,7 +316,7 @@ export class Relay {
       await this.#brokerGate();
       try {
         while (!this.#halt.signal.aborted) {
-          const n = await this.#batch({ path: "sweep", sql: CLAIM_SWEEP_SQL, params: [o.batchSize, o.sweepMinAgeMs] });
+          const n = await this.#batch({ path: "sweep", sql: beginClaimSweep(o.batchSize, o.sweepMinAgeMs) });
           if (n < o.batchSize) break;
         }
         failures = 0;

@@ -1,0 +1,235 @@
+// The whole example in one command: `npm run example [-- count]`. It does what you would do by hand (README.md):
+//   1. find PostgreSQL and RabbitMQ (test/support/servers.ts: DATABASE_URL / AMQP_URL, Docker, or local servers);
+//   2. create the database prisma_outbox_example afresh and apply examples/prisma/migrations;
+//   3. start the worker (the bundled CLI) and the consumer, run the app that writes orders, and wait until the
+//      consumer has printed every message; then stop both with SIGTERM.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import pg from "pg";
+import { openSchemaEngine } from "../test/support/schema-engine.ts";
+import { resolveServers, withDatabase } from "../test/support/servers.ts";
+
+const DATABASE = "prisma_outbox_example";
+const root = fileURLToPath(new URL("../", import.meta.url));
+const migrationsDir = `${root}examples/prisma/migrations`;
+const orders = Number(process.argv[2] ?? 10);
+const expected = orders + 1; // one order.created per order, plus the explicit order.invoice.requested
+
+/** Prints a line of `source` (this script or a child), the sources' names aligned. */
+const print = (source: string, line: string) =>
+  console.log(`[${source}]${" ".repeat(Math.max(1, 9 - source.length))}${line}`);
+const log = (line: string) => print("example", line);
+
+// --- Child processes ------------------------------------------------------------------------------------------------
+
+interface Child {
+  name: string;
+  process: ChildProcess;
+  /** Resolves with the exit code (or the signal's name) when the process has exited. */
+  exited: Promise<number | string>;
+  /** Every line printed so far, and a way to hear the next ones. */
+  lines: string[];
+  onLine(listener: (line: string) => void): void;
+  /** SIGTERM, once however often it is called; resolves when the process has exited. */
+  stop(): Promise<unknown>;
+}
+
+const children: Child[] = [];
+/** Set by SIGINT / SIGTERM: nothing new starts, and main() unwinds as the children it waits for exit. */
+let interrupted: NodeJS.Signals | undefined;
+
+/** Runs `node --import tsx <script>` from the repository root, its output prefixed with its name. */
+function start(name: string, script: string, args: string[], env: Record<string, string>): Child {
+  if (interrupted) throw new Error(`interrupted by ${interrupted}`);
+  // A process group of its own: a Ctrl-C reaches only this script, which stops the children in order, once.
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const lines: string[] = [];
+  const listeners: Array<(line: string) => void> = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => {
+      print(name, line);
+      lines.push(line);
+      for (const listener of listeners) listener(line);
+    });
+  }
+  const exited = new Promise<number | string>((resolve) =>
+    child.once("close", (code, signal) => resolve(code ?? signal ?? "unknown")),
+  );
+  let stopping: Promise<unknown> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      // The worker finishes the batches in flight within its stop deadline (10 s by default).
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      await exited;
+      clearTimeout(timer);
+    })());
+  const onLine = (listener: (line: string) => void) => listeners.push(listener);
+  const handle = { name, process: child, exited, lines, onLine, stop };
+  children.push(handle);
+  return handle;
+}
+
+/** Resolves once `child` has printed a line that `done` accepts; rejects if it exits first or `timeoutMs` passes. */
+function waitFor(child: Child, what: string, done: (line: string) => boolean, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (child.lines.some(done)) return resolve();
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${child.name}: ${what}`)), timeoutMs);
+    child.onLine((line) => {
+      if (done(line)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${child.name} exited (${code}) before ${what}; see its output above`));
+    });
+  });
+}
+
+const stopAll = () => Promise.all(children.map((c) => c.stop()));
+// Last resort, should this script die of an error nobody caught: never leave a child behind.
+process.on("exit", () => {
+  for (const { process: p } of children) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+});
+
+// --- Database ------------------------------------------------------------------------------------------------------
+
+async function recreateDatabase(adminUrl: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    // FORCE: a worker left over from an earlier run must not keep the database from being dropped.
+    await admin.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${DATABASE}`);
+  } finally {
+    await admin.end();
+  }
+  return withDatabase(adminUrl, DATABASE);
+}
+
+/** The example must carry the shipped outbox migration unchanged, or `migrate deploy` would apply another schema. */
+async function checkShippedMigrationsCopied(): Promise<void> {
+  const shipped = `${root}prisma/migrations`;
+  for (const entry of await readdir(shipped, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const file = `${entry.name}/migration.sql`;
+    const copy = await readFile(`${migrationsDir}/${file}`, "utf8").catch(() => undefined);
+    if (copy !== (await readFile(`${shipped}/${file}`, "utf8"))) {
+      throw new Error(`examples/prisma/migrations/${file} is not a copy of prisma/migrations/${file}: copy it again`);
+    }
+  }
+}
+
+/** Applies the migrations as `prisma migrate deploy` does; returns how, for the log. */
+async function migrate(url: string): Promise<string> {
+  const prisma = createRequire(import.meta.url).resolve("prisma/build/index.js");
+  try {
+    await promisify(execFile)(
+      process.execPath,
+      [prisma, "migrate", "deploy", "--config", "examples/prisma.config.ts"],
+      { cwd: root, env: { ...process.env, DATABASE_URL: url }, timeout: 120_000 },
+    );
+    return "prisma migrate deploy";
+  } catch (error) {
+    if (interrupted) throw error;
+    // Typically: the native schema engine cannot be downloaded. The same engine, compiled to WebAssembly, can.
+    const output = `${(error as { stderr?: string }).stderr ?? ""}\n${(error as Error).message}`;
+    const line = output.split("\n").find((l) => l.startsWith("Error")) ?? output.trim().split("\n")[0] ?? "";
+    const reason = line.replace(/^Error: /, "");
+    const engine = await openSchemaEngine(url);
+    try {
+      await engine.applyMigrations(migrationsDir);
+    } catch (wasmError) {
+      throw new Error(
+        `prisma migrate deploy failed (${reason}), and so did the WebAssembly schema engine: ${wasmError}`,
+      );
+    } finally {
+      await engine.close();
+    }
+    return `the WebAssembly schema engine (prisma migrate deploy failed: ${reason})`;
+  }
+}
+
+// --- The run -------------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  if (!Number.isInteger(orders) || orders < 1) {
+    throw new Error(`Expected a count of orders >= 1, got ${process.argv[2]}`);
+  }
+  if (!existsSync(`${root}examples/generated/prisma/client.ts`)) {
+    throw new Error("The example's Prisma client is missing: run `npm run generate` first");
+  }
+  await checkShippedMigrationsCopied();
+
+  const servers = await resolveServers();
+  try {
+    log(`PostgreSQL: ${servers.source.database}, RabbitMQ: ${servers.source.amqp}`);
+    const databaseUrl = await recreateDatabase(servers.databaseUrl);
+    log(`created database ${DATABASE}; migrated it with ${await migrate(databaseUrl)}`);
+
+    const env = { DATABASE_URL: databaseUrl, AMQP_URL: servers.amqpUrl };
+    const consumer = start("consumer", "examples/consumer.ts", [], env);
+    const seen = new Map<string, string>(); // messageId -> routing key
+    consumer.onLine((line) => {
+      const m = /^(\S+) ([0-9a-f-]{36}) /.exec(line);
+      if (m) seen.set(m[2]!, m[1]!);
+    });
+    const worker = start("worker", "src/cli/main.ts", ["worker"], { ...env, OUTBOX_EXCHANGES: "shop:topic" });
+    // The consumer's queue must be bound before anything is published: the worker publishes as mandatory, and would
+    // retry messages that reach no queue.
+    await Promise.all([
+      waitFor(consumer, "binding its queue", (l) => l.startsWith("consumer ready"), 30_000),
+      waitFor(worker, "starting", (l) => l.includes("relay started"), 30_000),
+    ]);
+
+    const startedAt = Date.now();
+    const writer = start("writer", "examples/write-orders.ts", [String(orders)], env);
+    const code = await writer.exited;
+    if (code !== 0) throw new Error(`the writer exited (${code}); see its output above`);
+    await waitFor(consumer, "every message", () => seen.size >= expected, 30_000).catch((error: Error) => {
+      throw new Error(`${error.message} (received ${seen.size} of ${expected})`);
+    });
+    const elapsed = Date.now() - startedAt;
+
+    await stopAll();
+    const byKey = new Map<string, number>();
+    for (const key of seen.values()) byKey.set(key, (byKey.get(key) ?? 0) + 1);
+    const keys = [...byKey].map(([key, n]) => `${n} ${key}`).join(", ");
+    log(
+      `done: ${orders} orders committed, ${seen.size} messages received (${keys}), ${elapsed} ms after starting the writer`,
+    );
+  } finally {
+    await stopAll();
+    await servers.stop();
+  }
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(130); // a second Ctrl-C: do not wait (the exit handler kills the children)
+    interrupted = signal;
+    log(`${signal}: stopping the worker and the consumer`);
+    void stopAll();
+  });
+}
+
+main().then(
+  () => process.exit(0),
+  (error: Error) => {
+    if (interrupted) process.exit(interrupted === "SIGINT" ? 130 : 143);
+    console.error(`[example]  failed: ${error.message}`);
+    process.exit(1);
+  },
+);
