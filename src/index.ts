@@ -16,6 +16,8 @@ export { uuidv7 } from "./message/uuid.js";
 export { defaultOutboxQueue, OutboxQueue, type OutboxQueueOptions } from "./queue/outbox-queue.js";
 export type { ClaimPath, RelayEvent, RelayEventListener } from "./relay/events.js";
 export { createRelay, Relay, type RelayStats, startRelay } from "./relay/relay.js";
+export { AmqpTransport, type AmqpTransportOptions, redactUrl } from "./transport/amqp.js";
+export { MemoryTransport, type MemoryTransportOptions } from "./transport/memory.js";
 export type {
   ExchangeSpec,
   OutboundMessage,
