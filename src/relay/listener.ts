@@ -40,6 +40,9 @@ export class OutboxListener {
         const client = new pg.Client({
           connectionString: this.databaseUrl,
           keepAlive: true,
+          // A dead peer behind a silent network is noticed by TCP keepalive within about a minute.
+          keepAliveInitialDelayMillis: 10_000,
+          connectionTimeoutMillis: 10_000,
           application_name: "prisma-outbox listener",
         });
         this.#client = client;

@@ -21,6 +21,16 @@ import { type Claim, runBatch } from "./batch.js";
 import { type RelayEvent, type RelayEventListener, safeEmit } from "./events.js";
 import { OutboxListener } from "./listener.js";
 
+/** How long stop() waits, past its deadline, for what it aborted and for connections to close. */
+const STOP_GRACE_MS = 5_000;
+
+/** Resolves when the promise settles or after `ms`, whichever comes first. */
+async function withDeadline(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise.catch(() => {}), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 export interface RelayStats {
   published: number;
   deadLettered: number;
@@ -105,6 +115,9 @@ export class Relay {
       // the publish timeout (plus slack), and any statement running longer than that.
       idle_in_transaction_session_timeout: o.publishTimeoutMs + 5_000,
       statement_timeout: o.publishTimeoutMs + 5_000,
+      // And a network that swallows packets cannot hang a cycle either: these fail on the client's side.
+      connectionTimeoutMillis: 10_000,
+      query_timeout: o.publishTimeoutMs + 10_000,
     });
     // A backend that dies (pg_terminate_backend, a restart, a network cut) makes its client emit 'error'; pg-pool
     // listens only while the client is idle, and an 'error' without a listener would crash the process. The failure
@@ -192,12 +205,14 @@ export class Relay {
     this.#halt.abort();
     this.#releaseBrokerWaiters();
     const deadline = setTimeout(() => this.#abort.abort(), this.options.stopTimeoutMs);
-    try {
-      await Promise.all([this.#detachQueue?.(), this.#listener?.close(), this.#sweeper, ...this.#drainLoops]);
-    } finally {
-      clearTimeout(deadline);
-    }
-    await this.#closeResources();
+    // Past the deadline the batches in flight are aborted and roll back; a connection that hangs even then (a
+    // swallowed network) gets a few more seconds before stop() closes everything regardless.
+    const hardDeadline = Date.now() + this.options.stopTimeoutMs + STOP_GRACE_MS;
+    const work = Promise.all([this.#detachQueue?.(), this.#listener?.close(), this.#sweeper, ...this.#drainLoops]);
+    await withDeadline(work, hardDeadline - Date.now());
+    clearTimeout(deadline);
+    // A hung client keeps pool.end() waiting until its query_timeout: stop() does not wait for that.
+    await withDeadline(this.#closeResources(), Math.max(hardDeadline - Date.now(), 500));
     this.#state = "stopped";
     this.options.logger.info("relay stopped", { ...this.#stats });
     this.#emit({ type: "stopped" });

@@ -1,6 +1,7 @@
 // The relay under network faults, with a TCP proxy between it and the real broker or database.
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { createRelay, OutboxQueue, outbox, type Relay, type RelayEvent } from "../../src/index.js";
+import { MemoryTransport } from "../../src/transport/memory.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
@@ -115,6 +116,50 @@ describe("relay under faults", () => {
     proxy.restore();
     await c.waitForDistinct(50, 30_000);
     await expect.poll(outboxCount, { timeout: 10_000 }).toBe(0);
+  });
+
+  it("a relay whose database connection hangs mid-batch loses its row locks to PostgreSQL's timeout; another relay publishes", async () => {
+    const db = new URL(url);
+    const pgProxy = await startTcpProxy({ targetHost: db.hostname, targetPort: Number(db.port || 5432) });
+    cleanups.push(() => pgProxy.close());
+    const c = await consumer();
+    const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
+    const ids = await prisma.$enqueue(Array.from({ length: 20 }, (_, i) => ({ routingKey: "k", payload: i })));
+    // Relay A claims the batch, and its network dies while the (slow, in-memory) broker confirms.
+    const slow = new MemoryTransport({ confirmLatencyMs: 500 });
+    const a = createRelay({
+      databaseUrl: pgProxy.url(url),
+      transport: slow,
+      queue: false,
+      listen: false,
+      publishTimeoutMs: 1_000,
+      stopTimeoutMs: 100,
+    });
+    const aEvents = track(a);
+    await a.start();
+    await expect
+      .poll(() =>
+        pool
+          .query(
+            "SELECT count(*) FROM outbox_message WHERE id IN (SELECT id FROM outbox_message FOR UPDATE SKIP LOCKED)",
+          )
+          .then((r) => Number(r.rows[0].count)),
+      )
+      .toBe(0);
+    pgProxy.blackhole(); // its COMMIT never arrives: the session sits idle in transaction, holding the rows
+    // Relay B sees nothing it may take while the locks are held, then everything once PostgreSQL ends A's session
+    // (idle_in_transaction_session_timeout = publishTimeoutMs + 5 s).
+    const b = createRelay({ databaseUrl: url, amqpUrl, queue: false, sweepIntervalMs: 200, sweepMinAgeMs: 0 });
+    track(b);
+    await b.start();
+    await c.waitForDistinct(20, 20_000);
+    expect([...c.counts.keys()].sort()).toEqual(ids.sort());
+    await expect.poll(outboxCount).toBe(0);
+    expect(aEvents.some((e) => e.type === "published")).toBe(false); // A never committed anything
+    // And A, hung on a dead network, still stops within its deadline plus the grace period.
+    const t = Date.now();
+    await a.stop();
+    expect(Date.now() - t).toBeLessThan(100 + 5_000 + 1_500); // stopTimeoutMs + grace + slack
   });
 
   it("recovers when PostgreSQL terminates its connections, and loses nothing", async () => {
