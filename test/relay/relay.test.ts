@@ -132,6 +132,22 @@ describe("relay", () => {
     expect(c.duplicates).toBe(0);
   });
 
+  it("a message with availableAt in the future waits for it, then the sweeper publishes it", async () => {
+    const c = await consumer();
+    const queue = new OutboxQueue();
+    const prisma = base.$extends(outbox({ exchange: c.exchange, queue }));
+    const r = relay({ queue, sweepIntervalMs: 100, sweepMinAgeMs: 0 });
+    await r.start();
+    const at = new Date(Date.now() + 1_500);
+    const [later] = await prisma.$enqueue({ routingKey: "later", payload: 1, availableAt: at });
+    const [now] = await prisma.$enqueue({ routingKey: "now", payload: 2 });
+    await c.waitForDistinct(1, 5_000);
+    expect([...c.counts.keys()]).toEqual([now]);
+    await c.waitForDistinct(2, 10_000);
+    const arrived = c.arrivals.find((a) => a.messageId === later)!;
+    expect(arrived.at).toBeGreaterThanOrEqual(at.getTime() - 20); // clocks of PostgreSQL and Node are the same host's
+  });
+
   it("graceful stop mid-batch loses nothing: a second relay delivers the rest", async () => {
     const c = await consumer();
     const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
