@@ -3,8 +3,9 @@
 // of 100 messages; each with its ratio to the plain write and the statements it sent (from Prisma's query log).
 // Rounds interleave the cases so that machine noise hits them alike. ROUNDS / PER_ROUND env vars scale it.
 import { performance } from "node:perf_hooks";
+import { PrismaPg } from "@prisma/adapter-pg";
 import { OutboxQueue, outbox } from "../src/index.js";
-import { newPrismaClient } from "../test/support/prisma.js";
+import { newPrismaClient, PrismaClient } from "../test/support/prisma.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 10);
@@ -13,16 +14,14 @@ const PER_ROUND = Number(process.env.PER_ROUND ?? 200);
 const db = await benchDatabase();
 const base = newPrismaClient(db.url);
 const queries: string[] = [];
-const logged = new (await import("../test/support/prisma.js")).PrismaClient({
-  adapter: new (await import("@prisma/adapter-pg")).PrismaPg({ connectionString: db.url }),
+const logged = new PrismaClient({
+  adapter: new PrismaPg({ connectionString: db.url }),
   log: [{ level: "query", emit: "event" }],
-});
+}) as unknown as typeof base & { $on(event: "query", cb: (e: { query: string }) => void): void };
 logged.$on("query", (e) => queries.push(e.query));
 
 // A queue with no relay attached: the hand-off costs what it costs in an app, and drops beyond its bound.
 const queue = new OutboxQueue();
-const withEvent = base.$extends(outbox<typeof base>({ exchange: "bench", queue, events: { Order: { create: true } } }));
-const withEnqueue = base.$extends(outbox({ exchange: "bench", queue }));
 let n = 0;
 const data = () => ({ number: `o${n++}`, amount: 1 });
 const hundred = Array.from({ length: 100 }, (_, i) => ({
@@ -30,34 +29,28 @@ const hundred = Array.from({ length: 100 }, (_, i) => ({
   payload: { i, text: "x".repeat(64) },
 }));
 
-const cases: Record<string, () => Promise<unknown>> = {
-  "plain create in $transaction": () => base.$transaction((tx) => tx.order.create({ data: data() })),
-  "create + declared event": () => withEvent.$transaction((tx) => tx.order.create({ data: data() })),
-  "create + $enqueue(1)": () =>
-    withEnqueue.$transaction(async (tx) => {
-      await tx.order.create({ data: data() });
-      await tx.$enqueue({ routingKey: "bench.one", payload: { n } });
-    }),
-  "$enqueue(100) on its own": () => withEnqueue.$enqueue(hundred),
-};
+/** The four cases, on a given base client (the timed one, or the one that logs its queries). */
+function casesOn(client: typeof base): Record<string, () => Promise<unknown>> {
+  const withEvent = client.$extends(
+    outbox<typeof base>({ exchange: "bench", queue, events: { Order: { create: true } } }),
+  );
+  const withEnqueue = client.$extends(outbox({ exchange: "bench", queue }));
+  return {
+    "plain create in $transaction": () => client.$transaction((tx) => tx.order.create({ data: data() })),
+    "create + declared event": () => withEvent.$transaction((tx) => tx.order.create({ data: data() })),
+    "create + $enqueue(1)": () =>
+      withEnqueue.$transaction(async (tx) => {
+        await tx.order.create({ data: data() });
+        await tx.$enqueue({ routingKey: "bench.one", payload: { n } });
+      }),
+    "$enqueue(100) on its own": () => withEnqueue.$enqueue(hundred),
+  };
+}
+const cases = casesOn(base);
 
 // Statements each case sends, counted once on a client that logs its queries.
-const loggedEvent = logged.$extends(
-  outbox<typeof base>({ exchange: "bench", queue, events: { Order: { create: true } } }),
-);
-const loggedEnqueue = logged.$extends(outbox({ exchange: "bench", queue }));
-const statementCases: Record<string, () => Promise<unknown>> = {
-  "plain create in $transaction": () => logged.$transaction((tx) => tx.order.create({ data: data() })),
-  "create + declared event": () => loggedEvent.$transaction((tx) => tx.order.create({ data: data() })),
-  "create + $enqueue(1)": () =>
-    loggedEnqueue.$transaction(async (tx) => {
-      await tx.order.create({ data: data() });
-      await tx.$enqueue({ routingKey: "bench.one", payload: { n } });
-    }),
-  "$enqueue(100) on its own": () => loggedEnqueue.$enqueue(hundred),
-};
 const statements: Record<string, number> = {};
-for (const [name, run] of Object.entries(statementCases)) {
+for (const [name, run] of Object.entries(casesOn(logged))) {
   await run(); // warm
   queries.length = 0;
   await run();
