@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The reliability suite runs on its own, one file at a time: npm run test:reliability (vitest.reliability.config.ts).
+    exclude: ["test/reliability/**", "**/node_modules/**"],
     globalSetup: ["test/support/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,

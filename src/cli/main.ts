@@ -87,9 +87,9 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
-    // Everything is closed by now; a library's stray timer must not keep a stopped worker alive.
-    setTimeout(() => process.exit(code), 1_000).unref();
+    // The relay is stopped; a connection it had to abandon (a broker that never answers) must not keep the process
+    // alive past its deadline. Exit once what was logged has been written.
+    process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
   },
   (error) => {
     process.stderr.write(`prisma-outbox: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

@@ -72,7 +72,8 @@ export interface RelayOptions {
   /** @defaultValue 300_000 (5 minutes) */
   retryMaxDelayMs?: number;
   /**
-   * How long `stop()` lets the batches in flight finish before it aborts them (they roll back).
+   * How long `stop()` lets the batches in flight finish before it aborts them (they roll back). `stop()` resolves at
+   * most 5 s later even when a connection hangs (a broker or database that stopped answering).
    * @defaultValue 10_000
    */
   stopTimeoutMs?: number;

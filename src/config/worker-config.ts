@@ -43,7 +43,8 @@ Options (each also read from the environment variable named after it):
   --max-attempts N            refused publishes before dead-lettering (10)  OUTBOX_MAX_ATTEMPTS
   --retry-base-delay-ms N     first retry delay, doubling (1000)            OUTBOX_RETRY_BASE_DELAY_MS
   --retry-max-delay-ms N      longest retry delay (300000)                  OUTBOX_RETRY_MAX_DELAY_MS
-  --stop-timeout-ms N         graceful stop deadline (10000)                OUTBOX_STOP_TIMEOUT_MS
+  --stop-timeout-ms N         batches in flight get this long to finish on  OUTBOX_STOP_TIMEOUT_MS
+                              stop, then roll back; exit within 5 s more (10000)
   --no-listen                 do not LISTEN for NOTIFY; poll only           OUTBOX_LISTEN=false
   --log-format text|json      one line per start, stop, reconnect, dead letter (text)  OUTBOX_LOG_FORMAT
   -h, --help                  show this help

@@ -80,7 +80,7 @@ function describe(value: unknown): string {
  */
 export function serializePayload(value: unknown, what = "payload"): string {
   const seen = new Set<object>();
-  const walk = (v: unknown, path: string, inArray: boolean): void => {
+  const walk = (v: unknown, path: string, inArray: boolean, key: string): void => {
     switch (typeof v) {
       case "string":
       case "boolean":
@@ -100,15 +100,23 @@ export function serializePayload(value: unknown, what = "payload"): string {
     if (v === null) return;
     const o = v as object;
     if (seen.has(o)) throw new OutboxPayloadError(`The ${what} has a circular reference at ${path}.`, path);
-    if (typeof (o as { toJSON?: unknown }).toJSON === "function") return; // Date, Decimal, Buffer: their own JSON
-    if (o instanceof Map || o instanceof Set || o instanceof WeakMap || o instanceof WeakSet) {
-      throw unfaithful(v, path, "JSON writes {} for it; convert it to an object or array first");
-    }
-    if (ArrayBuffer.isView(o)) throw unfaithful(v, path, "encode binary data (e.g. base64) first");
     seen.add(o);
-    if (Array.isArray(o)) {
-      for (let i = 0; i < o.length; i++) walk(o[i], `${path}[${i}]`, true);
-    } else for (const [k, item] of Object.entries(o)) walk(item, `${path}.${k}`, false);
+    const toJSON = (o as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") {
+      // Date, Decimal, Buffer...: JSON uses what toJSON returns, so that is what must be faithful.
+      if (o instanceof Date && Number.isNaN(o.getTime())) throw unfaithful(v, path, "it is an invalid Date");
+      walk(toJSON.call(o, key), path, inArray, key);
+    } else if (o instanceof Number || o instanceof String || o instanceof Boolean) {
+      walk(o.valueOf(), path, inArray, key);
+    } else if (o instanceof Map || o instanceof Set || o instanceof WeakMap || o instanceof WeakSet) {
+      throw unfaithful(v, path, "JSON writes {} for it; convert it to an object or array first");
+    } else if (ArrayBuffer.isView(o)) {
+      throw unfaithful(v, path, "encode binary data (e.g. base64) first");
+    } else if (Array.isArray(o)) {
+      for (let i = 0; i < o.length; i++) walk(o[i], `${path}[${i}]`, true, String(i));
+    } else {
+      for (const [k, item] of Object.entries(o)) walk(item, `${path}.${k}`, false, k);
+    }
     seen.delete(o);
   };
   const unfaithful = (v: unknown, path: string, hint: string) =>
@@ -116,7 +124,7 @@ export function serializePayload(value: unknown, what = "payload"): string {
       `The ${what} cannot be stored as JSON faithfully: ${path} is ${describe(v)}${hint ? `; ${hint}` : ""}.`,
       path,
     );
-  walk(value, "$", false);
+  walk(value, "$", false, "");
   return JSON.stringify(value);
 }
 

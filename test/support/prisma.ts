@@ -18,7 +18,13 @@ export function newPrismaClient(url: string): PrismaClient {
   return new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
 }
 
-/** A plain pg pool for checking rows behind Prisma's back. */
+/**
+ * A plain pg pool for checking rows behind Prisma's back. pool.end() resolves before its clients' sockets are closed,
+ * so the DROP DATABASE ... WITH (FORCE) after a file may terminate them (57P01): without a listener, the pool would
+ * rethrow that as an uncaught error.
+ */
 export function newPool(url: string, max = 4): pg.Pool {
-  return new pg.Pool({ connectionString: url, max });
+  const pool = new pg.Pool({ connectionString: url, max });
+  pool.on("error", () => {});
+  return pool;
 }

@@ -72,3 +72,21 @@ describe("backoffDelay", () => {
     expect(backoffDelay(1000, 1000, 60_000, () => 0.5)).toBe(45_000);
   });
 });
+
+describe("serializePayload and toJSON", () => {
+  const circular: Record<string, unknown> = {};
+  circular.self = circular;
+  it.each([
+    [{ id: { toJSON: () => 10n } }, /\$\.id is a BigInt/],
+    [{ toJSON: () => ({ id: 10n }) }, /\$\.id is a BigInt/],
+    [{ a: { toJSON: () => circular } }, /circular reference at \$\.a\.self/],
+    [{ toJSON: () => undefined }, /\$ is undefined/],
+    [{ d: new Date(Number.NaN) }, /\$\.d is Date; it is an invalid Date/],
+    [{ n: new Number(Number.NaN) }, /\$\.n is NaN/],
+  ])("checks what toJSON returns: %o", (value, message) => {
+    expect(() => serializePayload(value)).toThrow(message);
+  });
+  it("passes the property name to toJSON, as JSON does", () => {
+    expect(serializePayload({ k: { toJSON: (key: string) => `key:${key}` } })).toBe('{"k":"key:k"}');
+  });
+});

@@ -47,10 +47,10 @@ describe("OutboxQueue", () => {
     for (let i = 0; i < 10; i++) q.push([`c${i}`]);
     await tick();
     expect(batches).toEqual([["a"], ["b"]]);
-    gates.splice(0).forEach((open) => open());
+    for (const open of gates.splice(0)) open();
     await tick();
     expect(batches[2]).toEqual(Array.from({ length: 10 }, (_, i) => `c${i}`));
-    gates.splice(0).forEach((open) => open());
+    for (const open of gates.splice(0)) open();
     await q.onIdle();
     expect(most).toBe(2);
   });

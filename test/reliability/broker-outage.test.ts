@@ -1,0 +1,120 @@
+// Scenario 3: the broker is unreachable for a while mid-stream. A TCP proxy between the worker and RabbitMQ cuts every
+// connection and refuses new ones (or silently stops forwarding); writes keep succeeding and the outbox grows; after
+// restore() the same worker process recovers by itself and drains everything.
+import { afterAll, expect, inject, it } from "vitest";
+import { outbox } from "../../src/index.js";
+import { startCountingConsumer, uniqueName } from "../support/consumer.js";
+import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
+import {
+  computeRow,
+  expectNoLoss,
+  killProc,
+  newPool,
+  outboxCount,
+  recordRow,
+  size,
+  sleep,
+  startWorker,
+  streamMessages,
+  TEST_TIMEOUT,
+  useProcessCleanup,
+  waitForDelivery,
+  waitUntil,
+} from "./harness.js";
+
+const amqpUrl = inject("amqpUrl");
+const url = await useTestDatabase();
+const pool = newPool(url);
+const base = newPrismaClient(url);
+const prisma = base.$extends(outbox({ queue: false }));
+const { defer } = useProcessCleanup();
+afterAll(async () => {
+  await base.$disconnect();
+  await pool.end();
+});
+
+/**
+ * cut: every connection reset and new ones refused (the relay sees it at once). blackhole: nothing forwarded and
+ * nothing closed, as a silent network partition; longer than the publish timeout (10 s), so the batches in flight
+ * time out and roll back, and their messages, held in the proxy, reach the broker after restore() (duplicates).
+ */
+const OUTAGES: Array<{ kind: "cut" | "blackhole"; ms: number }> = size(
+  [
+    { kind: "cut", ms: 3_000 },
+    { kind: "blackhole", ms: 12_000 },
+  ],
+  [
+    { kind: "cut", ms: 5_000 },
+    { kind: "blackhole", ms: 12_000 },
+    { kind: "cut", ms: 5_000 },
+    { kind: "blackhole", ms: 25_000 },
+  ],
+);
+const FLOW_MS = 1_500;
+const plan = OUTAGES.map((o) => `${o.kind} ${o.ms / 1000} s`).join(", ");
+
+it(
+  `broker outages mid-stream (${plan}): writes succeed, the backlog grows, then drains with no restart`,
+  async () => {
+    const consumer = await startCountingConsumer(amqpUrl, uniqueName("rel.broker"));
+    defer(() => consumer.close());
+    const broker = new URL(amqpUrl);
+    const proxy = await startTcpProxy({ targetHost: broker.hostname, targetPort: Number(broker.port || 5672) });
+    defer(() => proxy.close());
+    const worker = await startWorker({ databaseUrl: url, amqpUrl: proxy.url(amqpUrl) });
+
+    const writer = streamMessages(prisma, { exchange: consumer.exchange, chunk: 20, everyMs: 25 });
+    const growth: string[] = [];
+    for (const outage of OUTAGES) {
+      await sleep(FLOW_MS);
+      // Flowing: the relay keeps up.
+      await waitUntil(
+        () => writer.ids.slice(0, -100).every((id) => consumer.counts.has(id)),
+        "the relay to keep up before the outage",
+        30_000,
+      );
+      if (outage.kind === "cut") {
+        const lost = worker.countLines(/broker connection lost/);
+        proxy.cut();
+        await worker.waitForLine(/broker connection lost/, 10_000, lost + 1);
+      } else {
+        proxy.blackhole();
+      }
+      // Batches in flight at a cut roll back; from here on nothing is committed (in a blackhole, batches may still
+      // be claimed, but their rows stay in the table until they commit, which needs the broker's confirms).
+      await sleep(300);
+      const before = await outboxCount(pool);
+      const writtenBefore = writer.ids.length;
+      await sleep(outage.ms);
+      const after = await outboxCount(pool);
+      const writtenDuring = writer.ids.length - writtenBefore;
+      growth.push(`${outage.kind} ${before}->${after}`);
+      expect(writtenDuring).toBeGreaterThan(0);
+      // Every message committed during the outage is still in the outbox (one chunk may be mid-commit at a count).
+      expect(after - before).toBeGreaterThanOrEqual(writtenDuring - 20);
+      expect(after).toBeGreaterThan(before);
+      proxy.restore();
+    }
+    await sleep(FLOW_MS);
+    const ids = await writer.stop();
+    expect(writer.errors).toEqual([]);
+
+    await waitForDelivery(pool, consumer, ids, 60_000);
+    // The same process did it all: it reconnected by itself.
+    expect(worker.running).toBe(true);
+    const cuts = OUTAGES.filter((o) => o.kind === "cut").length;
+    expect(worker.countLines(/broker reconnected/)).toBeGreaterThanOrEqual(cuts);
+    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+
+    const result = computeRow(
+      "3. broker unreachable mid-stream",
+      ids,
+      consumer,
+      `outbox during outages: ${growth.join(", ")}`,
+    );
+    recordRow(result);
+    expectNoLoss(result);
+  },
+  TEST_TIMEOUT,
+);

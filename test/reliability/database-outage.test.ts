@@ -1,0 +1,135 @@
+// Scenario 4: the relay's database connections are lost, over and over, while it drains: every backend of the
+// worker (pool and LISTEN) is terminated with pg_terminate_backend. The same worker process recovers by itself and
+// nothing is lost. 4b: the relay's network to PostgreSQL goes silent for a while (a TCP proxy stops forwarding).
+import { afterAll, expect, inject, it } from "vitest";
+import { outbox } from "../../src/index.js";
+import { startCountingConsumer, uniqueName } from "../support/consumer.js";
+import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
+import {
+  computeRow,
+  expectNoLoss,
+  killProc,
+  newPool,
+  outboxCount,
+  recordRow,
+  relayBackends,
+  size,
+  sleep,
+  startWorker,
+  streamMessages,
+  TEST_TIMEOUT,
+  terminateRelayBackends,
+  useProcessCleanup,
+  waitForDelivery,
+  writeMessages,
+} from "./harness.js";
+
+const amqpUrl = inject("amqpUrl");
+const url = await useTestDatabase();
+const pool = newPool(url);
+const base = newPrismaClient(url);
+const prisma = base.$extends(outbox({ queue: false }));
+const { defer } = useProcessCleanup();
+afterAll(async () => {
+  await base.$disconnect();
+  await pool.end();
+});
+
+const BACKLOG = size(5_000, 20_000);
+const ROUNDS = size(12, 40);
+const EVERY_MS = 300;
+
+it(
+  `relay backends terminated ${ROUNDS} times while draining: the worker recovers by itself, nothing lost`,
+  async () => {
+    const consumer = await startCountingConsumer(amqpUrl, uniqueName("rel.database"));
+    defer(() => consumer.close());
+    const backlog = await writeMessages(prisma, { exchange: consumer.exchange, count: BACKLOG });
+    // Small batches and one drain loop: the backlog lasts through several terminations.
+    const worker = await startWorker({
+      databaseUrl: url,
+      amqpUrl,
+      env: { OUTBOX_BATCH_SIZE: "50", OUTBOX_CONCURRENCY: "1", OUTBOX_SWEEP_MIN_AGE_MS: "1000" },
+    });
+    const writer = streamMessages(prisma, { exchange: consumer.exchange, chunk: 10, everyMs: 25 });
+
+    let terminated = 0;
+    let roundsThatHit = 0;
+    let roundsWhileBacklog = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      await sleep(EVERY_MS);
+      const pending = await outboxCount(pool);
+      const n = await terminateRelayBackends(pool);
+      terminated += n;
+      if (n > 0) roundsThatHit++;
+      if (pending > 0) roundsWhileBacklog++;
+    }
+    const ids = [...backlog, ...(await writer.stop())];
+    expect(writer.errors).toEqual([]);
+
+    await waitForDelivery(pool, consumer, ids, 90_000);
+    expect(worker.running, worker.log()).toBe(true);
+    // It connected again (pool and LISTEN) on its own.
+    expect(await relayBackends(pool)).toBeGreaterThan(0);
+    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+
+    const result = computeRow(
+      "4. relay's DB connections terminated",
+      ids,
+      consumer,
+      `${terminated} backends in ${roundsThatHit}/${ROUNDS} rounds`,
+    );
+    recordRow(result);
+    expectNoLoss(result);
+    // The faults were real: most rounds found relay connections to terminate, several while a backlog was there.
+    expect(roundsThatHit).toBeGreaterThanOrEqual(Math.ceil(ROUNDS / 2));
+    expect(roundsWhileBacklog).toBeGreaterThanOrEqual(3);
+  },
+  TEST_TIMEOUT,
+);
+
+const PARTITION_MS = size(12_000, 25_000);
+
+it(
+  `the relay's network to PostgreSQL silently partitioned for ${PARTITION_MS} ms mid-stream: recovers after, nothing lost`,
+  async () => {
+    const consumer = await startCountingConsumer(amqpUrl, uniqueName("rel.database.partition"));
+    defer(() => consumer.close());
+    const db = new URL(url);
+    // Only the worker goes through the proxy; the app keeps writing directly.
+    const proxy = await startTcpProxy({ targetHost: db.hostname, targetPort: Number(db.port || 5432) });
+    defer(() => proxy.close());
+    const worker = await startWorker({
+      databaseUrl: proxy.url(url),
+      amqpUrl,
+      env: { OUTBOX_BATCH_SIZE: "100", OUTBOX_SWEEP_MIN_AGE_MS: "1000" },
+    });
+    const writer = streamMessages(prisma, { exchange: consumer.exchange, chunk: 20, everyMs: 50 });
+    await sleep(1_500);
+    // Nothing forwarded, nothing closed: the relay's queries (a COMMIT among them, perhaps) hang.
+    proxy.blackhole();
+    await sleep(300);
+    const before = await outboxCount(pool);
+    await sleep(PARTITION_MS);
+    const after = await outboxCount(pool);
+    proxy.restore();
+    await sleep(1_500);
+    const ids = await writer.stop();
+    expect(writer.errors).toEqual([]);
+    expect(after).toBeGreaterThan(before);
+
+    await waitForDelivery(pool, consumer, ids, 90_000);
+    expect(worker.running, worker.log()).toBe(true);
+    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+    const result = computeRow(
+      "4b. relay's DB network partitioned",
+      ids,
+      consumer,
+      `${PARTITION_MS / 1000} s blackhole; outbox ${before}->${after}`,
+    );
+    recordRow(result);
+    expectNoLoss(result);
+  },
+  TEST_TIMEOUT,
+);

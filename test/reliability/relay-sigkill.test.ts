@@ -1,0 +1,116 @@
+// Scenario 1: the relay (a worker process) is SIGKILLed at random moments while it drains, several times, one of
+// them deterministically after the broker confirmed a batch and before its COMMIT. A new worker starts after each
+// kill. Every message must arrive; the republished batches are counted as duplicates.
+import { afterAll, expect, inject, it } from "vitest";
+import { outbox } from "../../src/index.js";
+import { startCountingConsumer, uniqueName } from "../support/consumer.js";
+import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import {
+  computeRow,
+  expectNoLoss,
+  killProc,
+  newPool,
+  randomInt,
+  recordRow,
+  size,
+  sleep,
+  startCommitGate,
+  startWorker,
+  TEST_TIMEOUT,
+  useProcessCleanup,
+  waitForDelivery,
+  waitForNoRelayBackends,
+  waitUntil,
+  writeMessages,
+} from "./harness.js";
+
+const amqpUrl = inject("amqpUrl");
+const url = await useTestDatabase();
+const pool = newPool(url);
+const base = newPrismaClient(url);
+const prisma = base.$extends(outbox({ queue: false }));
+const { defer } = useProcessCleanup();
+afterAll(async () => {
+  await base.$disconnect();
+  await pool.end();
+});
+
+const MESSAGES = size(10_000, 50_000);
+const KILLS = size(5, 10);
+/** Small batches: more transactions, so that kills land inside them (claimed, published, confirmed, committing). */
+const env = { OUTBOX_BATCH_SIZE: "100", OUTBOX_SWEEP_MIN_AGE_MS: "1000" };
+
+it(
+  `SIGKILL ${KILLS} times while draining ${MESSAGES} messages: nothing lost, republished batches counted`,
+  async () => {
+    const consumer = await startCountingConsumer(amqpUrl, uniqueName("rel.sigkill"));
+    defer(() => consumer.close());
+    const ids = await writeMessages(prisma, { exchange: consumer.exchange, count: MESSAGES });
+
+    // The kill after the confirms and before COMMIT comes at a random place among the others.
+    const gatedKill = randomInt(0, KILLS - 1);
+    // The other kills: when the consumer has seen a random share of the messages, plus a random few milliseconds.
+    const shares = Array.from({ length: KILLS }, () => 0.05 + Math.random() * 0.8).sort((a, b) => a - b);
+    const kills: string[] = [];
+    let held: string[] = [];
+
+    for (let k = 0; k < KILLS; k++) {
+      if (k === gatedKill) {
+        const gate = await startCommitGate("127.0.0.1", Number(new URL(url).port || 5432));
+        defer(() => gate.close());
+        const holding = gate.arm();
+        const worker = await startWorker({ databaseUrl: gate.url(url), amqpUrl, env, name: `gated-${k}` });
+        const commit = await Promise.race([
+          holding,
+          sleep(30_000).then(() => {
+            throw new Error("the gated worker never sent a COMMIT for a non-empty batch");
+          }),
+        ]);
+        const exit = await killProc(worker, "SIGKILL");
+        expect(exit.signal).toBe("SIGKILL");
+        held = commit.messageIds;
+        // Its connections are gone, so the open transaction rolled back: the rows are back in the outbox...
+        await waitForNoRelayBackends(pool);
+        const back = await pool.query("SELECT count(*) FROM outbox_message WHERE message_id = ANY($1::uuid[])", [held]);
+        expect(Number(back.rows[0].count)).toBe(held.length);
+        // ...although the broker had confirmed every one of them (RabbitMQ confirms a routed persistent message once
+        // its queue has it): the consumer gets them all.
+        await waitUntil(
+          () => held.every((id) => consumer.counts.has(id)),
+          "the held batch's messages to reach the consumer",
+          10_000,
+        );
+        kills.push(`after confirm, before COMMIT (${held.length} messages held)`);
+        continue;
+      }
+      const worker = await startWorker({ databaseUrl: url, amqpUrl, env, name: `worker-${k}` });
+      const target = Math.floor(shares[k]! * MESSAGES);
+      await waitUntil(() => consumer.distinct >= target || !worker.running, `${target} messages delivered`, 60_000, 5);
+      await sleep(randomInt(0, 40));
+      const exit = await killProc(worker, "SIGKILL");
+      expect(exit.signal, `worker ${k} was expected to be alive until killed:\n${worker.log()}`).toBe("SIGKILL");
+      kills.push(`at ${consumer.distinct}/${MESSAGES} delivered`);
+    }
+
+    // The last worker, never killed, delivers the rest.
+    const last = await startWorker({ databaseUrl: url, amqpUrl, env, name: "final" });
+    await waitForDelivery(pool, consumer, ids, 120_000);
+    expect((await killProc(last, "SIGTERM")).code).toBe(0);
+
+    const result = computeRow(
+      "1. relay SIGKILLed while draining",
+      ids,
+      consumer,
+      `${KILLS} kills, 1 after confirm/before COMMIT (${held.length} held, all republished)`,
+    );
+    recordRow(result);
+    console.log(`kills: ${kills.join("; ")}`);
+    expectNoLoss(result);
+    // Every message of the held batch was published twice: once before the kill, once by a later worker.
+    expect(held.length).toBeGreaterThan(0);
+    expect(held.filter((id) => (consumer.counts.get(id) ?? 0) < 2)).toEqual([]);
+    expect(result.duplicates).toBeGreaterThanOrEqual(held.length);
+    expect(Number((await pool.query("SELECT count(*) FROM outbox_dead_letter")).rows[0].count)).toBe(0);
+  },
+  TEST_TIMEOUT,
+);
