@@ -57,15 +57,21 @@ it(
     let terminated = 0;
     let roundsThatHit = 0;
     let roundsWhileBacklog = 0;
+    const bursts: string[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       await sleep(EVERY_MS);
+      // A burst right before each termination, so that the relay is busy when it loses its connections however
+      // fast it drains (Node 24 drains the initial backlog in well under a second).
+      bursts.push(
+        ...(await writeMessages(prisma, { exchange: consumer.exchange, count: 500, from: BACKLOG + round * 500 })),
+      );
       const pending = await outboxCount(pool);
       const n = await terminateRelayBackends(pool);
       terminated += n;
       if (n > 0) roundsThatHit++;
       if (pending > 0) roundsWhileBacklog++;
     }
-    const ids = [...backlog, ...(await writer.stop())];
+    const ids = [...backlog, ...bursts, ...(await writer.stop())];
     expect(writer.errors).toEqual([]);
 
     await waitForDelivery(pool, consumer, ids, 90_000);
