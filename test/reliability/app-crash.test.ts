@@ -1,6 +1,7 @@
 // Scenario 2: the app dies after COMMIT and before the in-process hand-off (fixtures/app-dies-after-commit.ts).
 // Its messages are committed but no relay was told: a worker that does not LISTEN finds them with its sweeper,
-// within sweepMinAgeMs + sweepIntervalMs of the commit (plus slack).
+// within sweepMinAgeMs + sweepIntervalMs of the commit (plus slack). The apps write only once all of them are up
+// (a go on their stdin), so that the measured delays do not include their start-ups.
 import { afterAll, expect, inject, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { useTestDatabase } from "../support/prisma.js";
@@ -53,14 +54,19 @@ it(
       const mode = i % 2 === 0 ? "transaction" : "enqueue";
       return {
         mode,
-        proc: spawnTsx(`app-${i}-${mode}`, "test/reliability/fixtures/app-dies-after-commit.ts", [
-          url,
-          consumer.exchange,
-          mode,
-          String(PER_APP),
-        ]),
+        proc: spawnTsx(
+          `app-${i}-${mode}`,
+          "test/reliability/fixtures/app-dies-after-commit.ts",
+          [url, consumer.exchange, mode, String(PER_APP)],
+          {},
+          { stdin: true },
+        ),
       };
     });
+    // Every app started and connected, then all write at once: the delays measured below (from just before each
+    // write) do not include another app's start-up, which loads the two cores for seconds.
+    await Promise.all(apps.map(({ proc }) => proc.waitForLine(/^\{/, 60_000)));
+    for (const { proc } of apps) proc.writeLine("go");
     const ids: string[] = [];
     for (const { mode, proc } of apps) {
       const exit = await proc.exited;

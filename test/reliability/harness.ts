@@ -8,9 +8,9 @@ import { appendFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type pg from "pg";
-import { afterAll, afterEach, expect, inject } from "vitest";
+import { afterAll, afterEach, beforeEach, expect, inject } from "vitest";
 import type { OutboxMessageInput } from "../../src/index.js";
 import type { startCountingConsumer } from "../support/consumer.js";
 import { newPool } from "../support/prisma.js";
@@ -77,8 +77,12 @@ export interface Proc {
   readonly stdout: string[];
   /** The whole captured output, one line each. */
   log(): string;
-  /** True until the process exits. */
+  /** True until the process exited and its output was read to the end. */
   readonly running: boolean;
+  /**
+   * Resolves once the process exited and its stdout and stderr closed: every line it wrote is in `lines` by then.
+   * `at` is when it exited.
+   */
   readonly exited: Promise<Exit>;
   /**
    * Resolves with the `occurrence`-th line (past or future; 1 by default) matching `pattern`; rejects when the process
@@ -87,31 +91,67 @@ export interface Proc {
   waitForLine(pattern: RegExp, timeoutMs?: number, occurrence?: number): Promise<string>;
   /** How many lines so far match `pattern`. */
   countLines(pattern: RegExp): number;
+  /** Writes `line` and a newline to its stdin (spawned with `{ stdin: true }`). */
+  writeLine(line: string): void;
   kill(signal: NodeJS.Signals): void;
 }
 
 const live = new Set<Proc>();
 /** Every process started by the current test, for its logs when it fails. */
 let startedInTest: Proc[] = [];
+/**
+ * False from the moment a test's cleanup starts until the next test starts (and for good after the file's last
+ * test): a test body that timed out and still runs must not start processes nobody will kill.
+ */
+let spawning = true;
 
-/** Runs a TypeScript file under tsx in a process of its own, capturing its output. */
-export function spawnTsx(name: string, script: string, args: string[], env: Record<string, string> = {}): Proc {
+/** Preloaded into every child: it dies with this process (see the fixture). */
+const dieWithParent = pathToFileURL(join(root, "test/reliability/fixtures/die-with-parent.ts")).href;
+
+export interface SpawnOptions {
+  /** A pipe to its stdin, for `writeLine` (else stdin is /dev/null). */
+  stdin?: boolean;
+}
+
+/**
+ * Runs a TypeScript file under tsx in a process of its own, capturing its output. The process dies with the test
+ * process (fixtures/die-with-parent.ts), however that ends.
+ */
+export function spawnTsx(
+  name: string,
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+  options: SpawnOptions = {},
+): Proc {
+  if (!spawning) {
+    throw new Error(`not starting ${name}: the test's cleanup has started (did the test time out?)`);
+  }
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   // The suite decides every setting of the processes it starts.
   for (const key of Object.keys(childEnv)) if (key.startsWith("OUTBOX_")) delete childEnv[key];
   Object.assign(childEnv, env);
-  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
+  const child = spawn(process.execPath, ["--import", "tsx", "--import", dieWithParent, script, ...args], {
     cwd: root,
     env: childEnv,
-    stdio: ["ignore", "pipe", "pipe"],
+    // The IPC channel is never used for messages: its end is how the child learns that this process is gone.
+    stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe", "ipc"],
   });
   const lines: string[] = [];
   const stdout: string[] = [];
   const lineWaiters = new Set<() => void>();
+  let exitedAt: number | undefined;
   let exit: Exit | undefined;
+  child.once("exit", () => {
+    exitedAt = Date.now();
+  });
+  // A spawn that fails (it should not: the executable is this Node) is reported in the log, then as its close.
+  child.on("error", (error) => lines.push(`[harness] ${name}: ${error.message}`));
+  child.stdin?.on("error", () => {}); // writing to a child that just died
+  // 'close', not 'exit': the output may still hold lines (the last "relay stopped") when the process has exited.
   const exited = new Promise<Exit>((resolve) => {
-    child.once("exit", (code, signal) => {
-      exit = { code, signal, at: Date.now() };
+    child.once("close", (code, signal) => {
+      exit = { code, signal, at: exitedAt ?? Date.now() };
       live.delete(proc);
       for (const w of lineWaiters) w();
       resolve(exit);
@@ -119,15 +159,20 @@ export function spawnTsx(name: string, script: string, args: string[], env: Reco
   });
   const capture = (stream: NodeJS.ReadableStream, into: string[] | undefined) => {
     let partial = "";
+    const push = (line: string) => {
+      lines.push(line);
+      into?.push(line);
+    };
     stream.setEncoding("utf8");
     stream.on("data", (chunk: string) => {
       const parts = (partial + chunk).split("\n");
       partial = parts.pop() ?? "";
-      for (const line of parts) {
-        lines.push(line);
-        into?.push(line);
-      }
+      for (const line of parts) push(line);
       for (const w of lineWaiters) w();
+    });
+    stream.on("end", () => {
+      if (partial !== "") push(partial);
+      partial = "";
     });
   };
   capture(child.stdout!, stdout);
@@ -171,8 +216,12 @@ export function spawnTsx(name: string, script: string, args: string[], env: Reco
         check();
       });
     },
+    writeLine(line) {
+      if (!child.stdin) throw new Error(`${name} was not spawned with { stdin: true }`);
+      child.stdin.write(`${line}\n`);
+    },
     kill(signal) {
-      if (exit === undefined) child.kill(signal);
+      if (exitedAt === undefined) child.kill(signal);
     },
   };
   live.add(proc);
@@ -218,7 +267,8 @@ export async function killAll(): Promise<void> {
   await Promise.all([...live].map((p) => killProc(p, "SIGKILL")));
 }
 
-// Last resort: a crashed test file must not leave processes behind.
+// Last resort when this process exits normally with children still running (a crash or a signal does not run this:
+// there, each child's die-with-parent preload ends it).
 process.once("exit", () => {
   for (const p of live) p.kill("SIGKILL");
 });
@@ -232,11 +282,16 @@ export function stoppedStats(proc: Proc): Record<string, number> | undefined {
 
 /**
  * Registers the per-file hooks: after each test, every process still running is killed (and, when the test failed,
- * the tail of each one's output printed); `cleanups` run after each test too.
+ * the tail of each one's output printed); `cleanups` run after each test too. From the start of that cleanup until the
+ * next test starts, spawnTsx refuses to start anything.
  */
 export function useProcessCleanup(): { defer(cleanup: () => Promise<unknown> | unknown): void } {
   const cleanups: Array<() => Promise<unknown> | unknown> = [];
+  beforeEach(() => {
+    spawning = true;
+  });
   afterEach(async (context) => {
+    spawning = false;
     await killAll();
     if (context.task.result?.state === "fail") {
       for (const p of startedInTest) {
@@ -247,7 +302,10 @@ export function useProcessCleanup(): { defer(cleanup: () => Promise<unknown> | u
     startedInTest = [];
     for (const c of cleanups.splice(0).reverse()) await c();
   });
-  afterAll(killAll);
+  afterAll(async () => {
+    spawning = false;
+    await killAll();
+  });
   return { defer: (cleanup) => cleanups.push(cleanup) };
 }
 
@@ -265,13 +323,68 @@ export async function relayBackends(pool: pg.Pool): Promise<number> {
   return Number(r.rows[0].count);
 }
 
-/** Terminates every relay connection to this database; returns how many it terminated. */
-export async function terminateRelayBackends(pool: pg.Pool): Promise<number> {
+/**
+ * The relay's batches open right now with rows claimed: a relay backend idle in a transaction that has a transaction
+ * id (the claim deleted rows; a claim that found nothing deletes nothing and gets none), i.e. a batch between its
+ * claim and its COMMIT or ROLLBACK, waiting for the broker's confirms.
+ */
+export async function openRelayBatches(pool: pg.Pool): Promise<number> {
   const r = await pool.query(
-    `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
-     WHERE application_name LIKE 'prisma-outbox%' AND datname = current_database()`,
+    `SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'prisma-outbox%' AND datname = current_database()
+     AND state = 'idle in transaction' AND backend_xid IS NOT NULL`,
   );
-  return r.rows.filter((row) => row.ok).length;
+  return Number(r.rows[0].count);
+}
+
+/** Resolves once `openRelayBatches` finds one: a batch is provably in flight. */
+export async function waitForOpenRelayBatch(pool: pg.Pool, timeoutMs = 30_000): Promise<void> {
+  await waitUntil(async () => (await openRelayBatches(pool)) > 0, "a relay batch in flight", timeoutMs, 5);
+}
+
+/** How many of `ids` are in the outbox now (committed and not deleted by a committed claim). */
+export async function inOutbox(pool: pg.Pool, ids: readonly string[]): Promise<number> {
+  const r = await pool.query("SELECT count(*) FROM outbox_message WHERE message_id = ANY($1::uuid[])", [ids]);
+  return Number(r.rows[0].count);
+}
+
+/**
+ * Terminates every relay connection to this database; returns how many it terminated, and how many of them were in a
+ * batch with rows claimed (as `openRelayBatches` counts them) when terminated. With `onlyDuringBatch`, terminates
+ * them only if one of them is in such a batch (in the same statement: no time for the batch to end in between), else
+ * none.
+ */
+export async function terminateRelayBackends(
+  pool: pg.Pool,
+  { onlyDuringBatch = false }: { onlyDuringBatch?: boolean } = {},
+): Promise<{ terminated: number; inBatch: number }> {
+  const r = await pool.query<{ ok: boolean; in_batch: boolean }>(
+    `WITH relay AS MATERIALIZED (
+       SELECT pid, (state = 'idle in transaction' AND backend_xid IS NOT NULL) AS in_batch FROM pg_stat_activity
+       WHERE application_name LIKE 'prisma-outbox%' AND datname = current_database()
+     )
+     SELECT pg_terminate_backend(pid) AS ok, in_batch FROM relay
+     WHERE NOT $1::boolean OR EXISTS (SELECT 1 FROM relay WHERE in_batch)`,
+    [onlyDuringBatch],
+  );
+  const terminated = r.rows.filter((row) => row.ok);
+  return { terminated: terminated.length, inBatch: terminated.filter((row) => row.in_batch).length };
+}
+
+/**
+ * Terminates every relay connection to this database as soon as one of them is in a batch with rows claimed (polling
+ * for up to `timeoutMs`), else, past that, regardless.
+ */
+export async function terminateRelayBackendsMidBatch(
+  pool: pg.Pool,
+  timeoutMs = 2_000,
+): Promise<{ terminated: number; inBatch: number }> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const hit = await terminateRelayBackends(pool, { onlyDuringBatch: true });
+    if (hit.terminated > 0) return hit;
+    await sleep(5);
+  }
+  return terminateRelayBackends(pool);
 }
 
 /** After a relay was killed: its backends are gone, so its open transactions have rolled back. */

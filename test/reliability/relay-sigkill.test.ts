@@ -1,6 +1,7 @@
 // Scenario 1: the relay (a worker process) is SIGKILLed at random moments while it drains, several times, one of
-// them deterministically after the broker confirmed a batch and before its COMMIT. A new worker starts after each
-// kill. Every message must arrive; the republished batches are counted as duplicates.
+// them deterministically after the broker confirmed a batch and before its COMMIT. A burst is written before each
+// worker starts, and each kill comes part-way through that worker's backlog; a new worker starts after each kill.
+// Every message must arrive; the republished batches are counted as duplicates.
 import { afterAll, expect, inject, it } from "vitest";
 import { outbox } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
@@ -8,8 +9,10 @@ import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import {
   computeRow,
   expectNoLoss,
+  inOutbox,
   killProc,
   newPool,
+  outboxCount,
   randomInt,
   recordRow,
   size,
@@ -37,11 +40,16 @@ afterAll(async () => {
 
 const MESSAGES = size(10_000, 50_000);
 const KILLS = size(5, 10);
+/**
+ * Written before each worker starts, so that it always has a backlog to drain (however fast the previous ones
+ * were): the gated worker has a batch to COMMIT, and the others are killed part-way through their own backlog.
+ */
+const BURST = size(2_000, 5_000);
 /** Small batches: more transactions, so that kills land inside them (claimed, published, confirmed, committing). */
 const env = { OUTBOX_BATCH_SIZE: "100", OUTBOX_SWEEP_MIN_AGE_MS: "1000" };
 
 it(
-  `SIGKILL ${KILLS} times while draining ${MESSAGES} messages: nothing lost, republished batches counted`,
+  `SIGKILL ${KILLS} times while draining ${MESSAGES} messages (and a burst per worker): nothing lost, republished batches counted`,
   async () => {
     const consumer = await startCountingConsumer(amqpUrl, uniqueName("rel.sigkill"));
     defer(() => consumer.close());
@@ -49,12 +57,13 @@ it(
 
     // The kill after the confirms and before COMMIT comes at a random place among the others.
     const gatedKill = randomInt(0, KILLS - 1);
-    // The other kills: when the consumer has seen a random share of the messages, plus a random few milliseconds.
-    const shares = Array.from({ length: KILLS }, () => 0.05 + Math.random() * 0.8).sort((a, b) => a - b);
     const kills: string[] = [];
     let held: string[] = [];
+    /** Kills, besides the gated one, after which the outbox was not empty: the worker had not finished. */
+    let midDrain = 0;
 
     for (let k = 0; k < KILLS; k++) {
+      ids.push(...(await writeMessages(prisma, { exchange: consumer.exchange, count: BURST, from: ids.length })));
       if (k === gatedKill) {
         const gate = await startCommitGate("127.0.0.1", Number(new URL(url).port || 5432));
         defer(() => gate.close());
@@ -71,8 +80,7 @@ it(
         held = commit.messageIds;
         // Its connections are gone, so the open transaction rolled back: the rows are back in the outbox...
         await waitForNoRelayBackends(pool);
-        const back = await pool.query("SELECT count(*) FROM outbox_message WHERE message_id = ANY($1::uuid[])", [held]);
-        expect(Number(back.rows[0].count)).toBe(held.length);
+        expect(await inOutbox(pool, held)).toBe(held.length);
         // ...although the broker had confirmed every one of them (RabbitMQ confirms a routed persistent message once
         // its queue has it): the consumer gets them all.
         await waitUntil(
@@ -83,13 +91,27 @@ it(
         kills.push(`after confirm, before COMMIT (${held.length} messages held)`);
         continue;
       }
+      // The kill comes when this worker has published a random share of the backlog it started with (arrivals count
+      // republished messages too), plus a random few milliseconds.
+      const backlog = await outboxCount(pool);
+      const arrivalsBefore = consumer.arrivals.length;
+      const target = Math.floor((0.05 + Math.random() * 0.55) * backlog);
       const worker = await startWorker({ databaseUrl: url, amqpUrl, env, name: `worker-${k}` });
-      const target = Math.floor(shares[k]! * MESSAGES);
-      await waitUntil(() => consumer.distinct >= target || !worker.running, `${target} messages delivered`, 60_000, 5);
+      await waitUntil(
+        () => consumer.arrivals.length - arrivalsBefore >= target || !worker.running,
+        `${target} of ${backlog} messages published by worker-${k}`,
+        60_000,
+        5,
+      );
       await sleep(randomInt(0, 40));
+      const published = consumer.arrivals.length - arrivalsBefore;
       const exit = await killProc(worker, "SIGKILL");
       expect(exit.signal, `worker ${k} was expected to be alive until killed:\n${worker.log()}`).toBe("SIGKILL");
-      kills.push(`at ${consumer.distinct}/${MESSAGES} delivered`);
+      // Once its transactions have rolled back, what is left shows whether it was killed mid-drain.
+      await waitForNoRelayBackends(pool);
+      const left = await outboxCount(pool);
+      if (left > 0) midDrain++;
+      kills.push(`after ~${published}/${backlog} published, ${left} left`);
     }
 
     // The last worker, never killed, delivers the rest.
@@ -101,7 +123,7 @@ it(
       "1. relay SIGKILLed while draining",
       ids,
       consumer,
-      `${KILLS} kills, 1 after confirm/before COMMIT (${held.length} held, all republished)`,
+      `${KILLS} kills: 1 after confirm/before COMMIT (${held.length} held, all republished), ${midDrain}/${KILLS - 1} others mid-drain`,
     );
     recordRow(result);
     console.log(`kills: ${kills.join("; ")}`);
@@ -110,6 +132,8 @@ it(
     expect(held.length).toBeGreaterThan(0);
     expect(held.filter((id) => (consumer.counts.get(id) ?? 0) < 2)).toEqual([]);
     expect(result.duplicates).toBeGreaterThanOrEqual(held.length);
+    // Not only the gated kill hit a worker with work left: the others are not all kills of an idle worker.
+    expect(midDrain, kills.join("; ")).toBeGreaterThanOrEqual(1);
     expect(Number((await pool.query("SELECT count(*) FROM outbox_dead_letter")).rows[0].count)).toBe(0);
   },
   TEST_TIMEOUT,
