@@ -125,34 +125,34 @@ describe("relay under faults", () => {
     const c = await consumer();
     const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
     const ids = await prisma.$enqueue(Array.from({ length: 20 }, (_, i) => ({ routingKey: "k", payload: i })));
-    // Relay A claims the batch, and its network dies while the (slow, in-memory) broker confirms.
-    const slow = new MemoryTransport({ confirmLatencyMs: 500 });
+    // Relay A claims the batch, and its network dies while it waits for confirms that never come (in-memory broker).
+    const silent = new MemoryTransport({ confirmLatencyMs: 120_000 });
     const a = createRelay({
       databaseUrl: pgProxy.url(url),
-      transport: slow,
+      transport: silent,
       queue: false,
       listen: false,
-      publishTimeoutMs: 1_000,
+      publishTimeoutMs: 5_000,
       stopTimeoutMs: 100,
     });
     const aEvents = track(a);
     await a.start();
-    await expect
-      .poll(() =>
-        pool
-          .query(
-            "SELECT count(*) FROM outbox_message WHERE id IN (SELECT id FROM outbox_message FOR UPDATE SKIP LOCKED)",
-          )
-          .then((r) => Number(r.rows[0].count)),
-      )
-      .toBe(0);
-    pgProxy.blackhole(); // its COMMIT never arrives: the session sits idle in transaction, holding the rows
+    const unlocked = () =>
+      pool
+        .query("SELECT count(*) FROM outbox_message WHERE id IN (SELECT id FROM outbox_message FOR UPDATE SKIP LOCKED)")
+        .then((r) => Number(r.rows[0].count));
+    await expect.poll(unlocked, { timeout: 4_000 }).toBe(0); // A holds every row, for up to publishTimeoutMs
+    pgProxy.blackhole(); // from now on A's session is idle in transaction, holding the rows
+    expect(await outboxCount()).toBe(20);
     // Relay B sees nothing it may take while the locks are held, then everything once PostgreSQL ends A's session
     // (idle_in_transaction_session_timeout = publishTimeoutMs + 5 s).
     const b = createRelay({ databaseUrl: url, amqpUrl, queue: false, sweepIntervalMs: 200, sweepMinAgeMs: 0 });
     track(b);
     await b.start();
-    await c.waitForDistinct(20, 20_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(c.distinct).toBe(0);
+    expect(await unlocked()).toBe(0);
+    await c.waitForDistinct(20, 30_000);
     expect([...c.counts.keys()].sort()).toEqual(ids.sort());
     await expect.poll(outboxCount).toBe(0);
     expect(aEvents.some((e) => e.type === "published")).toBe(false); // A never committed anything
