@@ -141,9 +141,19 @@ describe("relay under faults", () => {
       pool
         .query("SELECT count(*) FROM outbox_message WHERE id IN (SELECT id FROM outbox_message FOR UPDATE SKIP LOCKED)")
         .then((r) => Number(r.rows[0].count));
-    await expect.poll(unlocked, { timeout: 4_000 }).toBe(0); // A holds every row, for up to publishTimeoutMs
-    pgProxy.blackhole(); // from now on A's session is idle in transaction, holding the rows
+    // Wait until A has claimed (its session idle in transaction: waiting for confirms, for up to publishTimeoutMs).
+    // This probe takes no row locks: one that did could make A's SKIP LOCKED claim miss rows.
+    const aWaiting = () =>
+      pool
+        .query(
+          `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+           AND application_name = 'prisma-outbox relay' AND state = 'idle in transaction'`,
+        )
+        .then((r) => Number(r.rows[0].count));
+    await expect.poll(aWaiting, { timeout: 10_000 }).toBe(1);
+    pgProxy.blackhole(); // from now on A's session stays idle in transaction, holding the rows
     expect(await outboxCount()).toBe(20);
+    expect(await unlocked()).toBe(0); // A holds all of them (a probe that finds them all locked locks nothing)
     // Relay B sees nothing it may take while the locks are held, then everything once PostgreSQL ends A's session
     // (idle_in_transaction_session_timeout = publishTimeoutMs + 5 s).
     const b = createRelay({ databaseUrl: url, amqpUrl, queue: false, sweepIntervalMs: 200, sweepMinAgeMs: 0 });

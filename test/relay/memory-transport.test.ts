@@ -69,7 +69,15 @@ it("stop() past its deadline aborts the batch in flight, which rolls back", asyn
   r.onEvent((e) => e.type === "batch-failed" && failed.push(e.count));
   await prisma.$enqueue(Array.from({ length: 10 }, (_, i) => ({ routingKey: "k", payload: i })));
   await r.start();
-  await new Promise((res) => setTimeout(res, 100)); // the batch is waiting for its confirms
+  // Wait until the batch is claimed and waiting for its confirms: the relay's session is idle in transaction.
+  const waiting = () =>
+    pool
+      .query(
+        `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+         AND application_name = 'prisma-outbox relay' AND state = 'idle in transaction'`,
+      )
+      .then((res) => Number(res.rows[0].count));
+  await expect.poll(waiting, { timeout: 10_000 }).toBe(1);
   const t = Date.now();
   await r.stop();
   expect(Date.now() - t).toBeLessThan(2_000);
