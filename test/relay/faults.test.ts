@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "v
 import { createRelay, OutboxQueue, outbox, type Relay, type RelayEvent } from "../../src/index.js";
 import { MemoryTransport } from "../../src/transport/memory.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { newPool, newPrismaClient, relayBatchesOpen, useTestDatabase } from "../support/prisma.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -141,16 +141,8 @@ describe("relay under faults", () => {
       pool
         .query("SELECT count(*) FROM outbox_message WHERE id IN (SELECT id FROM outbox_message FOR UPDATE SKIP LOCKED)")
         .then((r) => Number(r.rows[0].count));
-    // Wait until A has claimed (its session idle in transaction: waiting for confirms, for up to publishTimeoutMs).
-    // This probe takes no row locks: one that did could make A's SKIP LOCKED claim miss rows.
-    const aWaiting = () =>
-      pool
-        .query(
-          `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-           AND application_name = 'prisma-outbox relay' AND state = 'idle in transaction'`,
-        )
-        .then((r) => Number(r.rows[0].count));
-    await expect.poll(aWaiting, { timeout: 10_000 }).toBe(1);
+    // Wait until A has claimed: its batch waits for confirms, for up to publishTimeoutMs.
+    await expect.poll(() => relayBatchesOpen(pool), { timeout: 10_000 }).toBe(1);
     pgProxy.blackhole(); // from now on A's session stays idle in transaction, holding the rows
     expect(await outboxCount()).toBe(20);
     expect(await unlocked()).toBe(0); // A holds all of them (a probe that finds them all locked locks nothing)

@@ -2,7 +2,7 @@
 import { afterAll, afterEach, expect, it } from "vitest";
 import { createRelay, outbox, type Relay } from "../../src/index.js";
 import { MemoryTransport } from "../../src/transport/memory.js";
-import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { newPool, newPrismaClient, relayBatchesOpen, useTestDatabase } from "../support/prisma.js";
 
 const url = await useTestDatabase();
 const pool = newPool(url);
@@ -69,15 +69,7 @@ it("stop() past its deadline aborts the batch in flight, which rolls back", asyn
   r.onEvent((e) => e.type === "batch-failed" && failed.push(e.count));
   await prisma.$enqueue(Array.from({ length: 10 }, (_, i) => ({ routingKey: "k", payload: i })));
   await r.start();
-  // Wait until the batch is claimed and waiting for its confirms: the relay's session is idle in transaction.
-  const waiting = () =>
-    pool
-      .query(
-        `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-         AND application_name = 'prisma-outbox relay' AND state = 'idle in transaction'`,
-      )
-      .then((res) => Number(res.rows[0].count));
-  await expect.poll(waiting, { timeout: 10_000 }).toBe(1);
+  await expect.poll(() => relayBatchesOpen(pool), { timeout: 10_000 }).toBe(1); // claimed, waiting for confirms
   const t = Date.now();
   await r.stop();
   expect(Date.now() - t).toBeLessThan(2_000);

@@ -1,17 +1,14 @@
 // Scenario 3: the broker is unreachable for a while mid-stream. A TCP proxy between the worker and RabbitMQ cuts every
 // connection and refuses new ones (or silently stops forwarding); writes keep succeeding and the outbox grows; after
 // restore() the same worker process recovers by itself and drains everything.
-import { afterAll, expect, inject, it } from "vitest";
-import { outbox } from "../../src/index.js";
+import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 import {
   computeRow,
   expectNoLoss,
   inOutbox,
   killProc,
-  newPool,
   outboxCount,
   recordRow,
   size,
@@ -19,21 +16,12 @@ import {
   startWorker,
   streamMessages,
   TEST_TIMEOUT,
-  useProcessCleanup,
+  useScenario,
   waitForDelivery,
   waitUntil,
 } from "./harness.js";
 
-const amqpUrl = inject("amqpUrl");
-const url = await useTestDatabase();
-const pool = newPool(url);
-const base = newPrismaClient(url);
-const prisma = base.$extends(outbox({ queue: false }));
-const { defer } = useProcessCleanup();
-afterAll(async () => {
-  await base.$disconnect();
-  await pool.end();
-});
+const { amqpUrl, url, pool, prisma, defer } = await useScenario();
 
 /**
  * cut: every connection reset and new ones refused (the relay sees it at once). blackhole: nothing forwarded and

@@ -1,34 +1,22 @@
 // Scenario 5: four workers at once on one outbox, no faults: every message arrives exactly once, and the workers'
 // own counts of what they published add up to the number of messages.
-import { afterAll, expect, inject, it } from "vitest";
-import { outbox } from "../../src/index.js";
+import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import {
   computeRow,
   expectNoLoss,
   killProc,
-  newPool,
   recordRow,
   size,
   startWorker,
   stoppedStats,
   TEST_TIMEOUT,
-  useProcessCleanup,
+  useScenario,
   waitForDelivery,
   writeMessages,
 } from "./harness.js";
 
-const amqpUrl = inject("amqpUrl");
-const url = await useTestDatabase();
-const pool = newPool(url);
-const base = newPrismaClient(url);
-const prisma = base.$extends(outbox({ queue: false }));
-const { defer } = useProcessCleanup();
-afterAll(async () => {
-  await base.$disconnect();
-  await pool.end();
-});
+const { amqpUrl, url, pool, prisma, defer } = await useScenario();
 
 const WORKERS = 4;
 const MESSAGES = size(20_000, 100_000);

@@ -1,16 +1,13 @@
 // Scenario 4: the relay's database connections are lost, over and over, while it drains: every backend of the
 // worker (pool and LISTEN) is terminated with pg_terminate_backend. The same worker process recovers by itself and
 // nothing is lost. 4b: the relay's network to PostgreSQL goes silent for a while (a TCP proxy stops forwarding).
-import { afterAll, expect, inject, it } from "vitest";
-import { outbox } from "../../src/index.js";
+import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 import {
   computeRow,
   expectNoLoss,
   killProc,
-  newPool,
   outboxCount,
   recordRow,
   relayBackends,
@@ -21,21 +18,12 @@ import {
   streamMessages,
   TEST_TIMEOUT,
   terminateRelayBackendsMidBatch,
-  useProcessCleanup,
+  useScenario,
   waitForDelivery,
   writeMessages,
 } from "./harness.js";
 
-const amqpUrl = inject("amqpUrl");
-const url = await useTestDatabase();
-const pool = newPool(url);
-const base = newPrismaClient(url);
-const prisma = base.$extends(outbox({ queue: false }));
-const { defer } = useProcessCleanup();
-afterAll(async () => {
-  await base.$disconnect();
-  await pool.end();
-});
+const { amqpUrl, url, pool, prisma, defer } = await useScenario();
 
 const BACKLOG = size(5_000, 20_000);
 const ROUNDS = size(12, 40);

@@ -3,17 +3,14 @@
 // batches in flight, claims nothing more, exits 0 within OUTBOX_STOP_TIMEOUT_MS (plus slack), and a restarted worker
 // delivers the rest: nothing lost, and no duplicate, since a graceful stop commits or rolls back before it exits.
 // 8b: the broker never answers, so the batches in flight reach the deadline: aborted, rolled back, exit 0.
-import { afterAll, expect, inject, it } from "vitest";
-import { outbox } from "../../src/index.js";
+import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 import {
   computeRow,
   expectNoLoss,
   inOutbox,
   killProc,
-  newPool,
   outboxCount,
   randomInt,
   recordRow,
@@ -22,23 +19,14 @@ import {
   startWorker,
   stoppedStats,
   TEST_TIMEOUT,
-  useProcessCleanup,
+  useScenario,
   waitForDelivery,
   waitForOpenRelayBatch,
   waitUntil,
   writeMessages,
 } from "./harness.js";
 
-const amqpUrl = inject("amqpUrl");
-const url = await useTestDatabase();
-const pool = newPool(url);
-const base = newPrismaClient(url);
-const prisma = base.$extends(outbox({ queue: false }));
-const { defer } = useProcessCleanup();
-afterAll(async () => {
-  await base.$disconnect();
-  await pool.end();
-});
+const { amqpUrl, url, pool, prisma, defer } = await useScenario();
 
 const MESSAGES = size(10_000, 50_000);
 const STOPS = size(2, 6);

@@ -12,8 +12,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type pg from "pg";
 import { afterAll, afterEach, beforeEach, expect, inject } from "vitest";
 import type { OutboxMessageInput } from "../../src/index.js";
+import { outbox } from "../../src/index.js";
 import type { startCountingConsumer } from "../support/consumer.js";
-import { newPool } from "../support/prisma.js";
+import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -786,3 +787,22 @@ function dataRowColumn(body: Buffer, index: number): string | undefined {
 }
 
 export { newPool };
+
+/**
+ * What most scenario files start with: their own database (dropped after the file), a pool on it, the app's Prisma
+ * client with the outbox (no in-process queue: the relays are worker processes), and process cleanup. The hooks run
+ * in reverse: clients closed, then processes killed, then the database dropped.
+ */
+export async function useScenario() {
+  const amqpUrl = inject("amqpUrl");
+  const url = await useTestDatabase();
+  const pool = newPool(url);
+  const base = newPrismaClient(url);
+  const prisma = base.$extends(outbox({ queue: false }));
+  const { defer } = useProcessCleanup();
+  afterAll(async () => {
+    await base.$disconnect();
+    await pool.end();
+  });
+  return { amqpUrl, url, pool, base, prisma, defer };
+}

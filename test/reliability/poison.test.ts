@@ -2,36 +2,24 @@
 // outside it are returned unroutable; some messages go to an exchange that does not exist; a few carry headers too
 // large for an AMQP frame's field table (amqplib refuses to encode them). Each is retried, then dead-lettered with its
 // last error after OUTBOX_MAX_ATTEMPTS; everything else is delivered, and nothing waits behind them.
-import { afterAll, expect, inject, it } from "vitest";
-import { outbox } from "../../src/index.js";
+import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import {
   computeRow,
   delays,
   expectNoLoss,
   killProc,
-  newPool,
   outboxCount,
   recordRow,
   size,
   startWorker,
   TEST_TIMEOUT,
-  useProcessCleanup,
+  useScenario,
   waitForDelivery,
   waitUntil,
 } from "./harness.js";
 
-const amqpUrl = inject("amqpUrl");
-const url = await useTestDatabase();
-const pool = newPool(url);
-const base = newPrismaClient(url);
-const prisma = base.$extends(outbox({ queue: false }));
-const { defer } = useProcessCleanup();
-afterAll(async () => {
-  await base.$disconnect();
-  await pool.end();
-});
+const { amqpUrl, url, pool, prisma, defer } = await useScenario();
 
 const MESSAGES = size(3_000, 20_000);
 const MAX_ATTEMPTS = 3;

@@ -2,16 +2,13 @@
 // them deterministically after the broker confirmed a batch and before its COMMIT. A burst is written before each
 // worker starts, and each kill comes part-way through that worker's backlog; a new worker starts after each kill.
 // Every message must arrive; the republished batches are counted as duplicates.
-import { afterAll, expect, inject, it } from "vitest";
-import { outbox } from "../../src/index.js";
+import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import {
   computeRow,
   expectNoLoss,
   inOutbox,
   killProc,
-  newPool,
   outboxCount,
   randomInt,
   recordRow,
@@ -20,23 +17,14 @@ import {
   startCommitGate,
   startWorker,
   TEST_TIMEOUT,
-  useProcessCleanup,
+  useScenario,
   waitForDelivery,
   waitForNoRelayBackends,
   waitUntil,
   writeMessages,
 } from "./harness.js";
 
-const amqpUrl = inject("amqpUrl");
-const url = await useTestDatabase();
-const pool = newPool(url);
-const base = newPrismaClient(url);
-const prisma = base.$extends(outbox({ queue: false }));
-const { defer } = useProcessCleanup();
-afterAll(async () => {
-  await base.$disconnect();
-  await pool.end();
-});
+const { amqpUrl, url, pool, prisma, defer } = await useScenario();
 
 const MESSAGES = size(10_000, 50_000);
 const KILLS = size(5, 10);

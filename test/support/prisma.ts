@@ -28,3 +28,15 @@ export function newPool(url: string, max = 4): pg.Pool {
   pool.on("error", () => {});
   return pool;
 }
+
+/**
+ * Relay sessions with a batch open (claimed and waiting for the broker's confirms): idle in transaction. A probe
+ * that takes no row locks, so it can never make a relay's SKIP LOCKED claim miss rows.
+ */
+export async function relayBatchesOpen(pool: pg.Pool): Promise<number> {
+  const r = await pool.query(
+    `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+     AND application_name = 'prisma-outbox relay' AND state = 'idle in transaction'`,
+  );
+  return Number(r.rows[0].count);
+}
