@@ -329,17 +329,23 @@ export async function relayBackends(pool: pg.Pool): Promise<number> {
  * id (the claim deleted rows; a claim that found nothing deletes nothing and gets none), i.e. a batch between its
  * claim and its COMMIT or ROLLBACK, waiting for the broker's confirms.
  */
-export async function openRelayBatches(pool: pg.Pool): Promise<number> {
+export async function openRelayBatches(pool: pg.Pool, idleForMs = 0): Promise<number> {
   const r = await pool.query(
     `SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'prisma-outbox%' AND datname = current_database()
-     AND state = 'idle in transaction' AND backend_xid IS NOT NULL`,
+     AND state = 'idle in transaction' AND backend_xid IS NOT NULL
+     AND clock_timestamp() - state_change >= make_interval(secs => $1::float8 / 1000)`,
+    [idleForMs],
   );
   return Number(r.rows[0].count);
 }
 
-/** Resolves once `openRelayBatches` finds one: a batch is provably in flight. */
+/**
+ * Resolves once a batch is stuck in flight: claimed and waiting for confirms for at least 300 ms. Any batch is idle
+ * in transaction for a moment between its confirms and its COMMIT; only one that waits for a silent broker stays so.
+ * For tests that hold or silence the broker.
+ */
 export async function waitForOpenRelayBatch(pool: pg.Pool, timeoutMs = 30_000): Promise<void> {
-  await waitUntil(async () => (await openRelayBatches(pool)) > 0, "a relay batch in flight", timeoutMs, 5);
+  await waitUntil(async () => (await openRelayBatches(pool, 300)) > 0, "a relay batch stuck in flight", timeoutMs, 5);
 }
 
 /** How many of `ids` are in the outbox now (committed and not deleted by a committed claim). */
