@@ -52,22 +52,43 @@ export type EventSpec<TRecord = unknown> =
   | ((record: TRecord, context: EventContext) => OutboxMessageInput | OutboxMessageInput[] | null | undefined);
 
 type AnyFn = (...args: any[]) => any;
-/** The record a model delegate's `create` resolves to, with default selection. */
+/**
+ * The record of a declared event: what the model delegate's `create` resolves to with the default selection, i.e.
+ * the model's scalar and enum fields less those the client's `omit` option leaves out. That is what the extension
+ * passes, whatever the call site selects, includes or omits.
+ */
 type RecordOf<TDelegate> = TDelegate extends { create: AnyFn } ? Awaited<ReturnType<TDelegate["create"]>> : unknown;
+/** The model name a delegate serves, as written in the schema (Prisma's generated delegates carry it). */
+type ModelNameOf<TDelegate, TKey extends string> = TDelegate extends {
+  [key: symbol]: { meta: { name: infer N extends string } };
+}
+  ? N
+  : Capitalize<TKey>;
 
 /**
- * Declared events, keyed by model name as in the schema (`Order`) and by operation. Pass your Prisma client's type
- * as the type argument of `outbox<typeof prisma>()` to have records typed; without it they are `unknown`.
+ * Declared events, keyed by model name as written in the schema (`Order`, `audit_log`) and by operation. Pass your
+ * Prisma client's type as the type argument of `outbox<typeof prisma>()` to have records typed; without it they are
+ * `unknown`. Unknown model names are an OutboxConfigError when the extension is applied.
  */
 export type EventsConfig<TClient = unknown> = unknown extends TClient
   ? Record<string, Partial<Record<EventOperation, EventSpec>>>
   : {
       [K in keyof TClient as K extends string
         ? TClient[K] extends { create: AnyFn; findFirst: AnyFn }
-          ? Capitalize<K>
+          ? ModelNameOf<TClient[K], K>
           : never
         : never]?: Partial<Record<EventOperation, EventSpec<RecordOf<TClient[K]>>>>;
     };
+
+/** Options of the transaction a declared write made outside any transaction runs in (see `transactionOptions`). */
+export interface OutboxTransactionOptions {
+  /** Longest wait for a connection, in ms. @defaultValue the client's `transactionOptions.maxWait` (Prisma: 2000) */
+  maxWait?: number;
+  /** Longest run of the transaction, in ms. @defaultValue the client's `transactionOptions.timeout` (Prisma: 5000) */
+  timeout?: number;
+  /** @defaultValue the client's `transactionOptions.isolationLevel` (the database's default: Read Committed) */
+  isolationLevel?: "ReadUncommitted" | "ReadCommitted" | "RepeatableRead" | "Serializable";
+}
 
 export interface OutboxOptions<TClient = unknown> {
   /**
@@ -92,9 +113,19 @@ export interface OutboxOptions<TClient = unknown> {
    * @defaultValue 1_048_576 (1 MiB)
    */
   maxPayloadBytes?: number;
+  /**
+   * A declared write called outside any transaction runs in an interactive transaction of its own, with the
+   * message INSERT; these are that transaction's options (Prisma's `$transaction` options).
+   * @defaultValue {}: the client's own `transactionOptions`, else Prisma's defaults (maxWait 2000 ms, timeout 5000 ms)
+   */
+  transactionOptions?: OutboxTransactionOptions;
 }
 
-export type EventBuilder = (record: unknown, context: EventContext) => OutboxMessageInput[];
+export interface EventBuilder {
+  /** True for `true` and routing-key specs: the payload is the JSON-safe copy of the record. */
+  defaultPayload: boolean;
+  build: (record: unknown, context: EventContext) => OutboxMessageInput[];
+}
 
 export interface ResolvedOutboxOptions {
   exchange: string | undefined;
@@ -102,6 +133,7 @@ export interface ResolvedOutboxOptions {
   events: Map<string, Map<string, EventBuilder>>;
   queue: OutboxQueue | undefined;
   maxPayloadBytes: number;
+  transactionOptions: OutboxTransactionOptions;
 }
 
 function lowerFirst(s: string): string {
@@ -111,20 +143,59 @@ function lowerFirst(s: string): string {
 function builderFor(model: string, operation: EventOperation, spec: EventSpec): EventBuilder {
   if (spec === true || typeof spec === "string") {
     const routingKey = spec === true ? `${lowerFirst(model)}.${PAST_TENSE[operation]}` : spec;
-    return (record) => [{ routingKey, payload: record }];
+    return { defaultPayload: true, build: (record) => [{ routingKey, payload: record }] };
   }
-  return (record, context) => {
-    const out = spec(record, context);
-    if (out === null || out === undefined) return [];
-    return Array.isArray(out) ? out : [out];
+  return {
+    defaultPayload: false,
+    build: (record, context) => {
+      const out = spec(record, context);
+      if (out === null || out === undefined) return [];
+      return Array.isArray(out) ? out : [out];
+    },
   };
+}
+
+const ISOLATION_LEVELS = ["ReadUncommitted", "ReadCommitted", "RepeatableRead", "Serializable"];
+
+function resolveTransactionOptions(options: unknown): OutboxTransactionOptions {
+  if (options === undefined) return {};
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new OutboxConfigError(`Expected \`transactionOptions\` to be an object, got ${String(options)}.`);
+  }
+  const { maxWait, timeout, isolationLevel, ...rest } = options as OutboxTransactionOptions;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) {
+    throw new OutboxConfigError(
+      `Unknown \`transactionOptions\` key ${unknown.map((k) => `\`${k}\``).join(", ")}: use maxWait, timeout or isolationLevel.`,
+    );
+  }
+  for (const [name, value] of [
+    ["maxWait", maxWait],
+    ["timeout", timeout],
+  ] as const) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+      throw new OutboxConfigError(
+        `Expected \`transactionOptions.${name}\` to be an integer >= 1 (milliseconds), got ${String(value)}.`,
+      );
+    }
+  }
+  if (isolationLevel !== undefined && !ISOLATION_LEVELS.includes(isolationLevel)) {
+    throw new OutboxConfigError(
+      `Expected \`transactionOptions.isolationLevel\` to be one of ${ISOLATION_LEVELS.join(", ")}, got ${JSON.stringify(isolationLevel)}.`,
+    );
+  }
+  const out: OutboxTransactionOptions = {};
+  if (maxWait !== undefined) out.maxWait = maxWait;
+  if (timeout !== undefined) out.timeout = timeout;
+  if (isolationLevel !== undefined) out.isolationLevel = isolationLevel;
+  return out;
 }
 
 export function resolveOutboxOptions(options: OutboxOptions<any> = {}): ResolvedOutboxOptions {
   if (typeof options !== "object" || options === null) {
     throw new OutboxConfigError(`Expected outbox() options to be an object, got ${String(options)}.`);
   }
-  const { exchange, events = {}, queue, maxPayloadBytes = 1_048_576 } = options;
+  const { exchange, events = {}, queue, maxPayloadBytes = 1_048_576, transactionOptions } = options;
   if (
     exchange !== undefined &&
     (typeof exchange !== "string" || exchange.length === 0 || Buffer.byteLength(exchange) > 255)
@@ -135,6 +206,9 @@ export function resolveOutboxOptions(options: OutboxOptions<any> = {}): Resolved
   }
   if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
     throw new OutboxConfigError(`Expected \`maxPayloadBytes\` to be an integer >= 1, got ${String(maxPayloadBytes)}.`);
+  }
+  if (typeof events !== "object" || events === null || Array.isArray(events)) {
+    throw new OutboxConfigError(`Expected \`events\` to be an object keyed by model name, got ${String(events)}.`);
   }
   if (queue !== undefined && queue !== false && (typeof queue !== "object" || typeof queue.push !== "function")) {
     throw new OutboxConfigError("Expected `queue` to be an OutboxQueue or false.");
@@ -186,10 +260,6 @@ export function resolveOutboxOptions(options: OutboxOptions<any> = {}): Resolved
     events: resolved,
     queue: queue === false ? undefined : (queue ?? defaultOutboxQueue),
     maxPayloadBytes,
+    transactionOptions: resolveTransactionOptions(transactionOptions),
   };
-}
-
-/** The name of a model's delegate on the client (`Order` -> `order`). */
-export function delegateName(model: string): string {
-  return lowerFirst(model);
 }

@@ -1,29 +1,46 @@
 // `outbox()`: the Prisma client extension of the write side.
 //
 // - `$enqueue(messages)` writes messages with the client it is called on: inside an interactive transaction it
-//   joins that transaction, outside one it commits on its own.
-// - Declared events: a query hook on the declared model operations writes the messages built from the result, in
-//   the write's own transaction; a write outside any transaction is re-run inside a new one so that both commit or
-//   neither does. Inside a batch `$transaction([...])` the outbox cannot join, so such a write is refused before
-//   anything is sent.
-// - After COMMIT, never before, the written ids go to the in-process queue (see transactions.ts for how commit is
-//   observed).
-// Prisma-specific glue stays in this folder, so that another Prisma major version means a new module, not a rewrite.
+//   joins that transaction, outside one it commits on its own; in a batch `$transaction([...])` it is refused.
+// - Declared events: a query hook on the declared model operations writes the messages built from the written
+//   records, in the write's own transaction. A write outside any transaction is continued inside a new one (the rest
+//   of the extension chain runs in it, once), so that both commit or neither does. Inside a batch
+//   `$transaction([...])` the outbox cannot join, so such a write is refused before anything is sent.
+// - The record of an event is the model's fields whatever the call site selected (record-payload.ts).
+// - After COMMIT, never before, the written ids go to the in-process queue.
+// Prisma-specific glue stays in this folder, and every Prisma internal it touches in prisma-internals.ts, so that
+// another Prisma major version means a new module, not a rewrite.
 import { Prisma } from "@prisma/client/extension";
 import {
-  delegateName,
+  type EventBuilder,
   type EventContext,
   type EventOperation,
   type OutboxOptions,
   resolveOutboxOptions,
 } from "../config/outbox-options.js";
-import { OutboxBatchTransactionError } from "../message/errors.js";
 import { type NormalizedMessage, normalizeMessage, type OutboxMessageInput } from "../message/message.js";
 import { INSERT_MESSAGES_SQL, insertMessagesParams } from "../sql/insert-messages.js";
-import { CommitTracker, transactionIdOf } from "./transactions.js";
+import { batchRefusal, enqueuePromise } from "./enqueue-promise.js";
+import { checkEventModels, type ModelShape, modelShapes } from "./model-shapes.js";
+import {
+  clientInternals,
+  type InternalTransaction,
+  internalParamsOf,
+  requireTransactionId,
+  transactionIdOf,
+  transactionOfClient,
+  transactionOfQuery,
+} from "./prisma-internals.js";
+import { eventRecord, jsonSafeRecord, widenQuery } from "./record-payload.js";
+import { CommitTracker } from "./transactions.js";
 
 type RawClient = { $queryRawUnsafe<T = unknown>(sql: string, ...values: unknown[]): Promise<T> };
-type InternalTransaction = { kind: "itx" | "batch"; id: string | number };
+type QueryHookParams = {
+  model: string;
+  operation: string;
+  args: unknown;
+  query: (args: unknown, internalParams?: unknown) => Promise<unknown>;
+};
 
 export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) {
   const config = resolveOutboxOptions(options);
@@ -51,23 +68,53 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
   }
 
   return Prisma.defineExtension((client) => {
+    // Checked once per $extends: a Prisma whose internals moved fails here, before any write.
+    const internals = clientInternals(client);
+    const shapes = modelShapes(internals);
+    checkEventModels(config.events.keys(), shapes);
     const base = client as unknown as {
       $transaction: (...args: unknown[]) => Promise<unknown>;
-      _createItxClient: (transaction: unknown) => RawClient;
     };
-    // The extended client, for re-running a write inside a transaction of its own (set right below).
-    const self: { client?: any } = {};
+
+    /**
+     * Runs a declared write in `transaction` (the rest of the extension chain included) and writes its messages
+     * there. Resolves with what the caller asked for and the ids of the messages.
+     */
+    async function declaredWrite(
+      params: QueryHookParams,
+      builder: EventBuilder,
+      shape: ModelShape,
+      transaction: InternalTransaction,
+      internalParams: unknown,
+    ): Promise<{ result: unknown; ids: string[] }> {
+      const { model, operation, args, query } = params;
+      const widened = widenQuery(args, shape);
+      const written = await query(widened.args, internalParams);
+      const records = (Array.isArray(written) ? written : [written]).map((r) => eventRecord(r, shape));
+      const context: EventContext = { model, operation: operation as EventOperation, args };
+      const messages = normalize(
+        records.flatMap((record) =>
+          builder.build(builder.defaultPayload ? jsonSafeRecord(record, shape) : record, context),
+        ),
+      );
+      const ids = await insert(internals.itxClient(transaction), messages);
+      const result = Array.isArray(written) ? written.map(widened.narrow) : widened.narrow(written);
+      return { result, ids };
+    }
 
     const clientMethods = {
       /**
        * Writes one or many messages to the outbox, in one statement, with the client it is called on (a
-       * transaction's client joins that transaction). Resolves with their message ids.
+       * transaction's client joins that transaction). Resolves with their message ids. Refused, before anything is
+       * written, inside a batch `$transaction([...])`.
        */
-      async $enqueue(messages: OutboxMessageInput | readonly OutboxMessageInput[]): Promise<string[]> {
-        const list = normalize(Array.isArray(messages) ? messages : [messages as OutboxMessageInput]);
+      $enqueue(messages: OutboxMessageInput | readonly OutboxMessageInput[]): Promise<string[]> {
         const ctx = Prisma.getExtensionContext(this) as unknown as RawClient;
-        afterWrite(transactionIdOf(ctx), await insert(ctx, list));
-        return list.map((m) => m.messageId);
+        return enqueuePromise(async () => {
+          const list = normalize(Array.isArray(messages) ? messages : [messages as OutboxMessageInput]);
+          afterWrite(transactionIdOf(ctx), await insert(ctx, list));
+          return list.map((m) => m.messageId);
+        });
       },
       // Interactive transactions go through here so that their ids are handed over once COMMIT has returned.
       $transaction(this: unknown, input: unknown, txOptions?: unknown) {
@@ -80,8 +127,8 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
             const result = await base.$transaction.call(
               this,
               (tx: unknown) => {
-                txId = transactionIdOf(tx);
-                if (txId !== undefined) tracker.open(txId);
+                txId = requireTransactionId(tx);
+                tracker.open(txId);
                 return (input as (tx: unknown) => unknown)(tx);
               },
               txOptions,
@@ -97,7 +144,7 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
       },
     };
 
-    const extended = client.$extends({
+    return client.$extends({
       name: "prisma-outbox",
       // Typed as $enqueue alone: the $transaction override must leave Prisma's own typing of $transaction intact.
       client: clientMethods as Pick<typeof clientMethods, "$enqueue">,
@@ -105,32 +152,37 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
         $allModels: {
           async $allOperations(params) {
             const { model, operation, args, query } = params;
-            const build = config.events.get(model)?.get(operation);
-            if (!build) return query(args);
-            const transaction = (params as { __internalParams?: { transaction?: InternalTransaction } })
-              .__internalParams?.transaction;
+            const builder = config.events.get(model)?.get(operation);
+            if (!builder) return query(args);
+            const shape = shapes.get(model) as ModelShape; // every declared model was checked at $extends
+            const hook = params as unknown as QueryHookParams;
+            const transaction = transactionOfQuery(params);
             if (transaction?.kind === "batch") {
-              throw new OutboxBatchTransactionError(
-                `${model}.${operation} has declared outbox events and cannot run in a batch $transaction([...]): ` +
-                  "the outbox cannot write in that batch. Use an interactive transaction, $transaction(async (tx) => ...).",
-              );
+              throw batchRefusal(`${model}.${operation} has declared outbox events and`);
             }
-            if (transaction === undefined) {
-              // Re-run inside a transaction: the hook runs again there and takes the branch below.
-              return self.client.$transaction((tx: any) => tx[delegateName(model)][operation](args));
+            const internalParams = internalParamsOf(params);
+            if (transaction !== undefined) {
+              const { result, ids } = await declaredWrite(hook, builder, shape, transaction, internalParams);
+              afterWrite(String(transaction.id), ids);
+              return result;
             }
-            const result = await query(args);
-            const context: EventContext = { model, operation: operation as EventOperation, args };
-            const records = Array.isArray(result) ? result : [result];
-            const messages = normalize(records.flatMap((record) => build(record, context)));
-            const txId = String(transaction.id);
-            afterWrite(txId, await insert(base._createItxClient(transaction), messages));
+            // Outside any transaction: open one and continue the chain (the hooks after this one and the write)
+            // inside it, then write the messages there. Extensions before this one have run already, once.
+            let ids: string[] = [];
+            const result = await base.$transaction(async (tx: unknown) => {
+              const opened = await transactionOfClient(tx);
+              const written = await declaredWrite(hook, builder, shape, opened, {
+                ...internalParams,
+                transaction: opened,
+              });
+              ids = written.ids;
+              return written.result;
+            }, config.transactionOptions);
+            handoff(ids);
             return result;
           },
         },
       },
     });
-    self.client = extended;
-    return extended;
   });
 }

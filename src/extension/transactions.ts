@@ -1,19 +1,8 @@
-// Which interactive transaction a write belongs to, and the message ids each one wrote until it commits.
+// The message ids each open interactive transaction wrote, until it commits.
 //
 // Prisma gives no public "after commit" hook, so the extension overrides `$transaction` (see outbox.ts) and keeps
-// here, per open top-level transaction, the ids its writes returned. Two of Prisma's internals tie a write to its
-// transaction (proven on @prisma/client 7.9-7.10, pinned in peerDependencies, covered by test/extension):
-//   - a query hook's `__internalParams.transaction` is `{ kind: "itx", id }` inside an interactive transaction;
-//   - an interactive transaction's client carries the same id under Symbol.for("prisma.client.transaction.scope_context")
-//     (`{ kind: "nested", txId }`); nested transactions (savepoints) share their top-level transaction's id.
-
-const SCOPE_CONTEXT = Symbol.for("prisma.client.transaction.scope_context");
-
-/** The id of the interactive transaction `client` is bound to, or undefined for a client outside any. */
-export function transactionIdOf(client: unknown): string | undefined {
-  const context = (client as Record<symbol, { kind?: string; txId?: string } | undefined> | null)?.[SCOPE_CONTEXT];
-  return context?.kind === "nested" ? context.txId : undefined;
-}
+// here, per open top-level transaction, the ids its writes returned. Which transaction a write belongs to comes from
+// Prisma internals (prisma-internals.ts): nested transactions (savepoints) share their top-level transaction's id.
 
 export class CommitTracker {
   readonly #open = new Map<string, string[]>();
