@@ -119,7 +119,13 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
       // Interactive transactions go through here so that their ids are handed over once COMMIT has returned.
       $transaction(this: unknown, input: unknown, txOptions?: unknown) {
         if (typeof input !== "function" || transactionIdOf(this) !== undefined) {
-          return base.$transaction.call(this, input, txOptions); // batch, or nested in an open transaction
+          // A batch, or nested in an open transaction. A batch refusing `$enqueue` throws while Prisma collects its
+          // queries, before any runs: reject the returned promise rather than throw at the caller's call.
+          try {
+            return base.$transaction.call(this, input, txOptions);
+          } catch (error) {
+            return Promise.reject(error);
+          }
         }
         let txId: string | undefined;
         const run = async () => {

@@ -239,6 +239,29 @@ describe("declared events", () => {
     await prisma.$transaction([prisma.customer.create({ data: { email: "a@b.c" } }), prisma.order.count()]);
   });
 
+  it("$enqueue inside a batch $transaction([...]) is refused the same way, before anything is written", async () => {
+    for (const batch of [
+      () => [prisma.customer.create({ data: { email: "a@b.c" } }), prisma.$enqueue({ routingKey: "k", payload: 1 })],
+      () => [prisma.$enqueue([{ routingKey: "k", payload: 1 }]), prisma.customer.create({ data: { email: "a@b.c" } })],
+    ]) {
+      const error = await prisma.$transaction(batch() as never).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OutboxBatchTransactionError);
+      expect(String(error)).toMatch(/\$enqueue cannot run in a batch \$transaction.*interactive transaction/);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await rows()).toEqual([]);
+    expect(Number((await pool.query('SELECT count(*) FROM "Customer"')).rows[0].count)).toBe(0);
+    expect(handedIds()).toEqual([]);
+  });
+
+  it("$enqueue starts on its own when not awaited at once, like a promise", async () => {
+    const pending = prisma.$enqueue({ routingKey: "k", payload: 1 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await rows()).toHaveLength(1);
+    expect(await pending).toHaveLength(1);
+    expect(await rows()).toHaveLength(1); // awaiting does not write again
+  });
+
   it("many concurrent transactions: every committed message once, none of a rolled-back one", async () => {
     const n = 60;
     const results = await Promise.allSettled(
@@ -323,6 +346,17 @@ describe("options", () => {
     [{ events: { Order: { create: true } } }, /without an exchange/],
     [{ exchange: "" }, /`exchange` to be a string of 1 to 255 bytes/],
     [{ maxPayloadBytes: 0 }, /`maxPayloadBytes` to be an integer >= 1, got 0/],
+    [{ events: [] }, /`events` to be an object keyed by model name/],
+    [
+      { transactionOptions: { timeout: 0 } },
+      /`transactionOptions.timeout` to be an integer >= 1 \(milliseconds\), got 0/,
+    ],
+    [{ transactionOptions: { maxWait: 1.5 } }, /`transactionOptions.maxWait` to be an integer >= 1/],
+    [
+      { transactionOptions: { isolationLevel: "serializable" } },
+      /one of ReadUncommitted, .*Serializable, got "serializable"/,
+    ],
+    [{ transactionOptions: { timout: 5 } }, /Unknown `transactionOptions` key `timout`/],
   ])("outbox(%j) throws OutboxConfigError at once", (options, message) => {
     expect(() => outbox(options as never)).toThrow(OutboxConfigError);
     expect(() => outbox(options as never)).toThrow(message);

@@ -47,3 +47,31 @@ export async function typed(): Promise<string[]> {
   await prisma.$enqueue({ payload: 1 });
   return prisma.$enqueue([{ routingKey: "k", payload: null }]);
 }
+
+// Keys are model names as written in the schema, including a lower-case one; records hold Prisma's own types.
+outbox<typeof base>({
+  events: {
+    audit_log: { create: (log) => ({ exchange: "x", routingKey: "audit", payload: { note: log.note } }) },
+    Invoice: {
+      create: (invoice) => {
+        const id: bigint = invoice.id;
+        const total: string = invoice.total.toFixed(2);
+        const scan: Uint8Array | null = invoice.scan;
+        return { exchange: "x", routingKey: "i", payload: { id: id.toString(), total, size: scan?.length ?? 0 } };
+      },
+    },
+  },
+});
+// @ts-expect-error the delegate name is not the key: use the model name `Invoice`
+outbox<typeof base>({ exchange: "x", events: { invoice: { create: true } } });
+
+// $enqueue cannot be part of a batch $transaction([...]) (refused at run time too).
+export async function batch(): Promise<unknown> {
+  // @ts-expect-error $enqueue returns a plain Promise, not a PrismaPromise
+  return prisma.$transaction([prisma.order.count(), prisma.$enqueue({ routingKey: "k", payload: 1 })]);
+}
+
+// transactionOptions are typed.
+outbox({ transactionOptions: { timeout: 10_000, maxWait: 5_000, isolationLevel: "Serializable" } });
+// @ts-expect-error isolation levels are Prisma's names
+outbox({ transactionOptions: { isolationLevel: "SERIALIZABLE" } });
