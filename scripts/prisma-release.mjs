@@ -17,6 +17,5 @@ function newest7(pkg) {
   return releases.at(-1);
 }
 
-const versions =
-  which === "newest" ? packages.map(newest7) : packages.map(() => (which === "lowest" ? LOWEST : which));
+const versions = which === "newest" ? packages.map(newest7) : packages.map(() => (which === "lowest" ? LOWEST : which));
 console.log(versions.join(" "));
