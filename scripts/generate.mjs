@@ -6,6 +6,7 @@ import { copyFileSync } from "node:fs";
 
 for (const dir of ["test/prisma/schema", "examples/prisma/schema"]) {
   copyFileSync("prisma/outbox.prisma", `${dir}/outbox.prisma`);
+  copyFileSync("prisma/inbox.prisma", `${dir}/inbox.prisma`);
 }
 const env = {
   ...process.env,

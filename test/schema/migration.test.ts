@@ -53,7 +53,10 @@ describe("shipped model and migration", async () => {
 
   it("a database migrated with the shipped migration matches the model, column for column", async () => {
     await reset(migrated);
-    expect(await engine.applyMigrations(migrationsDir)).toEqual(["20261123000000_prisma_outbox"]);
+    expect(await engine.applyMigrations(migrationsDir)).toEqual([
+      "20261123000000_prisma_outbox",
+      "20261124120000_prisma_outbox_inbox",
+    ]);
     await reset(generated);
     await withClient(generated, async (c) => c.query(await engine.sqlFromEmpty({ "outbox.prisma": model })));
     const expected = await catalog(generated);
