@@ -1,8 +1,14 @@
 // The public surface. The write side (outbox, errors, queue) loads neither amqplib nor pg: the relay loads them
 // only when it starts.
+
+export type { InboxOptions, InvalidMessagePolicy } from "./config/inbox-options.js";
 export type { EventContext, EventOperation, EventSpec, EventsConfig, OutboxOptions } from "./config/outbox-options.js";
 export type { RelayLogger, RelayOptions } from "./config/relay-options.js";
 export { outbox } from "./extension/outbox.js";
+export type { InboxEvent, InboxEventListener } from "./inbox/events.js";
+export { Inbox, type InboxConnection, inbox } from "./inbox/inbox.js";
+export { InboxHandlerTimeoutError } from "./inbox/processor.js";
+export type { HandleFunction, HandlerContext, HandlerSpec, InboxMessage, TransactionClientOf } from "./inbox/types.js";
 export {
   OutboxBatchTransactionError,
   OutboxConfigError,
@@ -17,6 +23,7 @@ export { defaultOutboxQueue, OutboxQueue, type OutboxQueueOptions } from "./queu
 export type { ClaimPath, RelayEvent, RelayEventListener } from "./relay/events.js";
 export { createRelay, Relay, type RelayStats, startRelay } from "./relay/relay.js";
 export { AmqpTransport, type AmqpTransportOptions, redactUrl } from "./transport/amqp.js";
+export type { QueueSpec } from "./transport/amqp-consumer.js";
 export { MemoryTransport, type MemoryTransportOptions } from "./transport/memory.js";
 export type {
   ExchangeSpec,

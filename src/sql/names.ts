@@ -6,3 +6,5 @@ export const OUTBOX_TABLE = "outbox_message";
 export const DEAD_LETTER_TABLE = "outbox_dead_letter";
 /** The NOTIFY channel writers signal on commit and relays LISTEN to. */
 export const NOTIFY_CHANNEL = "prisma_outbox";
+/** The inbox table (prisma/inbox.prisma). */
+export const INBOX_TABLE = "inbox_message";

@@ -1,0 +1,214 @@
+// Options of `inbox()`: typed, documented, defaulted and validated in one place.
+
+import type { HandlerSpec } from "../inbox/types.js";
+import { OutboxConfigError } from "../message/errors.js";
+import type { QueueSpec } from "../transport/amqp-consumer.js";
+import type { ExchangeSpec } from "../transport/transport.js";
+import type { RelayLogger } from "./relay-options.js";
+
+/** What a delivery that cannot be handled becomes: no messageId, a body that is not JSON, or no handler for it. */
+export type InvalidMessagePolicy = "dead" | "reject";
+
+export interface InboxOptions<TMessages, TClient, TTx> {
+  /** Your Prisma client (extended with `outbox()` or not): handlers run in its interactive transactions. */
+  prisma: TClient;
+  /** The durable queue to consume, asserted at start with its arguments and bindings. */
+  queue: QueueSpec;
+  /** Exchanges to assert before binding the queue. @defaultValue [] */
+  exchanges?: ExchangeSpec[];
+  /** Handlers by name. The name is part of the deduplication key: keep it stable. */
+  handlers: Record<string, HandlerSpec<TMessages, TTx>>;
+  /**
+   * Unacknowledged deliveries the broker sends at once; also the largest receive batch (one INSERT, one ack).
+   * @defaultValue 200
+   */
+  prefetch?: number;
+  /** Handler transactions in flight at once (each holds a connection of your Prisma client). @defaultValue 4 */
+  concurrency?: number;
+  /** Attempts (started, so a crash counts) before a message is dead. @defaultValue 10 */
+  maxAttempts?: number;
+  /** First retry delay; doubles per attempt with jitter, up to `retryMaxDelayMs`. @defaultValue 1_000 */
+  retryBaseDelayMs?: number;
+  /** @defaultValue 300_000 (5 minutes) */
+  retryMaxDelayMs?: number;
+  /**
+   * Longest run of one handler; past it its transaction rolls back, its signal aborts, and the attempt fails.
+   * @defaultValue 30_000
+   */
+  handlerTimeoutMs?: number;
+  /** How often the sweeper claims due rows (retries, and what a crash left behind). @defaultValue 1_000 */
+  sweepIntervalMs?: number;
+  /**
+   * How long processed rows stay as dedupe records: a duplicate arriving later is handled again.
+   * @defaultValue 604_800_000 (7 days)
+   */
+  retentionMs?: number;
+  /** How often expired dedupe records are deleted, in batches of `purgeBatchSize`. @defaultValue 60_000 */
+  purgeIntervalMs?: number;
+  /** @defaultValue 1_000 */
+  purgeBatchSize?: number;
+  /**
+   * A delivery without a messageId, with a body that is not JSON, or that no handler takes: `"dead"` stores it in the
+   * inbox table as dead with the reason (nothing is lost, even without a dead-letter exchange); `"reject"` rejects it
+   * without requeue, so the queue's dead-letter exchange (`x-dead-letter-exchange`) gets it. Logged either way.
+   * @defaultValue "dead"
+   */
+  invalidMessages?: InvalidMessagePolicy;
+  /** How long `stop()` lets handlers finish before aborting them (they roll back). @defaultValue 10_000 */
+  stopTimeoutMs?: number;
+  /** @defaultValue warnings and errors on stderr */
+  logger?: RelayLogger;
+}
+
+export interface ResolvedInboxOptions {
+  queue: Required<QueueSpec>;
+  exchanges: ExchangeSpec[];
+  prefetch: number;
+  concurrency: number;
+  maxAttempts: number;
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  handlerTimeoutMs: number;
+  sweepIntervalMs: number;
+  retentionMs: number;
+  purgeIntervalMs: number;
+  purgeBatchSize: number;
+  invalidMessages: InvalidMessagePolicy;
+  stopTimeoutMs: number;
+  logger: RelayLogger;
+}
+
+/** Warnings and errors on stderr: what stops progress must be seen even when nobody configured a logger. */
+export const stderrLogger: RelayLogger = {
+  info() {},
+  warn(message, fields) {
+    process.stderr.write(`prisma-outbox inbox: warn: ${message}${fields ? ` ${JSON.stringify(fields)}` : ""}\n`);
+  },
+  error(message, fields) {
+    process.stderr.write(`prisma-outbox inbox: error: ${message}${fields ? ` ${JSON.stringify(fields)}` : ""}\n`);
+  },
+};
+
+function integer(value: unknown, name: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > 2_147_483_647) {
+    throw new OutboxConfigError(`Expected \`${name}\` to be an integer >= ${min}, got ${JSON.stringify(value)}.`);
+  }
+  return value;
+}
+
+function shortString(value: unknown, name: string): string {
+  if (typeof value !== "string" || value.length === 0 || Buffer.byteLength(value) > 255) {
+    throw new OutboxConfigError(`Expected \`${name}\` to be a string of 1 to 255 bytes, got ${JSON.stringify(value)}.`);
+  }
+  return value;
+}
+
+function strings(value: unknown, name: string): string[] {
+  const list = Array.isArray(value) ? value : [value];
+  return list.map((v, i) => shortString(v, Array.isArray(value) ? `${name}[${i}]` : name));
+}
+
+/** A handler, validated: its name and what it matches. */
+export interface ResolvedHandler {
+  name: string;
+  on: string[];
+  patterns: string[];
+  types: string[];
+  handle: (...args: any[]) => Promise<unknown>;
+}
+
+export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
+  if (typeof handlers !== "object" || handlers === null || Array.isArray(handlers)) {
+    throw new OutboxConfigError("Expected `handlers` to be an object of handlers keyed by name.");
+  }
+  const resolved: ResolvedHandler[] = [];
+  for (const [name, spec] of Object.entries(handlers as Record<string, unknown>)) {
+    shortString(name, "handler name");
+    const s = spec as { on?: unknown; pattern?: unknown; type?: unknown; handle?: unknown } | null;
+    if (typeof s !== "object" || s === null || typeof s.handle !== "function") {
+      throw new OutboxConfigError(`Expected \`handlers.${name}\` to be { on | pattern | type, handle(message, tx) }.`);
+    }
+    const on = s.on === undefined ? [] : strings(s.on, `handlers.${name}.on`);
+    const patterns = s.pattern === undefined ? [] : strings(s.pattern, `handlers.${name}.pattern`);
+    const types = s.type === undefined ? [] : strings(s.type, `handlers.${name}.type`);
+    if (on.length + patterns.length + types.length === 0) {
+      throw new OutboxConfigError(
+        `\`handlers.${name}\` matches nothing: give \`on\` (a routing key), \`pattern\` (e.g. "order.*") or \`type\`.`,
+      );
+    }
+    resolved.push({ name, on, patterns, types, handle: s.handle as ResolvedHandler["handle"] });
+  }
+  if (resolved.length === 0) throw new OutboxConfigError("Expected at least one handler in `handlers`.");
+  return resolved;
+}
+
+export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unknown>): ResolvedInboxOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new OutboxConfigError("Expected inbox() options to be an object.");
+  }
+  const prisma = options.prisma as { $transaction?: unknown; $executeRawUnsafe?: unknown } | undefined;
+  if (typeof prisma?.$transaction !== "function" || typeof prisma.$executeRawUnsafe !== "function") {
+    throw new OutboxConfigError("Expected `prisma` to be your Prisma client (handlers run in its transactions).");
+  }
+  const queue = options.queue as QueueSpec | undefined;
+  if (typeof queue !== "object" || queue === null) {
+    throw new OutboxConfigError("Expected `queue` to be { name, arguments?, bindings? }.");
+  }
+  shortString(queue.name, "queue.name");
+  const args = queue.arguments ?? {};
+  if (typeof args !== "object" || args === null || Array.isArray(args)) {
+    throw new OutboxConfigError("Expected `queue.arguments` to be an object of queue arguments.");
+  }
+  const bindings = queue.bindings ?? [];
+  if (!Array.isArray(bindings)) throw new OutboxConfigError("Expected `queue.bindings` to be an array.");
+  bindings.forEach((b, i) => {
+    shortString(b?.exchange, `queue.bindings[${i}].exchange`);
+    if (typeof b.routingKey !== "string" || Buffer.byteLength(b.routingKey) > 255) {
+      throw new OutboxConfigError(`Expected \`queue.bindings[${i}].routingKey\` to be a string of at most 255 bytes.`);
+    }
+  });
+  const exchanges = options.exchanges ?? [];
+  if (!Array.isArray(exchanges)) throw new OutboxConfigError("Expected `exchanges` to be an array.");
+  for (const e of exchanges) {
+    if (
+      typeof e?.name !== "string" ||
+      e.name.length === 0 ||
+      !["direct", "topic", "fanout", "headers"].includes(e.type)
+    ) {
+      throw new OutboxConfigError(
+        `Expected each of \`exchanges\` to be { name, type: "direct" | "topic" | "fanout" | "headers" }, got ${JSON.stringify(e)}.`,
+      );
+    }
+  }
+  const invalidMessages = options.invalidMessages ?? "dead";
+  if (invalidMessages !== "dead" && invalidMessages !== "reject") {
+    throw new OutboxConfigError(
+      `Expected \`invalidMessages\` to be "dead" or "reject", got ${JSON.stringify(invalidMessages)}.`,
+    );
+  }
+  const retryBaseDelayMs = integer(options.retryBaseDelayMs, "retryBaseDelayMs", 1_000, 0);
+  const retryMaxDelayMs = integer(options.retryMaxDelayMs, "retryMaxDelayMs", 300_000, 0);
+  if (retryMaxDelayMs < retryBaseDelayMs) {
+    throw new OutboxConfigError(
+      `Expected \`retryMaxDelayMs\` (${retryMaxDelayMs}) to be >= \`retryBaseDelayMs\` (${retryBaseDelayMs}).`,
+    );
+  }
+  return {
+    queue: { name: queue.name, arguments: args, bindings },
+    exchanges,
+    prefetch: integer(options.prefetch, "prefetch", 200, 1),
+    concurrency: integer(options.concurrency, "concurrency", 4, 1),
+    maxAttempts: integer(options.maxAttempts, "maxAttempts", 10, 1),
+    retryBaseDelayMs,
+    retryMaxDelayMs,
+    handlerTimeoutMs: integer(options.handlerTimeoutMs, "handlerTimeoutMs", 30_000, 10),
+    sweepIntervalMs: integer(options.sweepIntervalMs, "sweepIntervalMs", 1_000, 10),
+    retentionMs: integer(options.retentionMs, "retentionMs", 7 * 24 * 3_600_000, 0),
+    purgeIntervalMs: integer(options.purgeIntervalMs, "purgeIntervalMs", 60_000, 10),
+    purgeBatchSize: integer(options.purgeBatchSize, "purgeBatchSize", 1_000, 1),
+    invalidMessages,
+    stopTimeoutMs: integer(options.stopTimeoutMs, "stopTimeoutMs", 10_000, 0),
+    logger: options.logger ?? stderrLogger,
+  };
+}

@@ -1,0 +1,269 @@
+// The processor: claims due inbox rows and runs each one's handler in an interactive transaction of the user's Prisma
+// client, the same transaction that marks the row processed. A handler's effect therefore commits exactly once per
+// (message, handler), although deliveries and claims may repeat.
+//
+// State machine:
+//   running: loop { free slots? claim (ids handed over by the receiver first, else due rows when the sweeper's timer
+//            fired or the last claim came back full) -> start one handler transaction per row; nothing to do -> wait
+//            for a hand-off, a finished handler or the timer }
+//   running --stop()--> stopping: no more claims; handlers in flight finish, or past the deadline their signals abort
+//            (their transactions roll back, the rows come back when their lease runs out) --> stopped
+// One attempt of a row: claim (attempts + 1, lease) -> handler + complete, in one transaction -> COMMIT; or, when the
+// handler throws or times out: ROLLBACK, then attempts stay counted, the error is stored, and the row is due again
+// after a backoff, or dead after `maxAttempts`.
+import type pg from "pg";
+import type { ResolvedInboxOptions } from "../config/inbox-options.js";
+import { coerceError, OutboxError } from "../message/errors.js";
+import { backoffDelay } from "../relay/backoff.js";
+import { CLAIM_DUE_INBOX_SQL, CLAIM_INBOX_BY_IDS_SQL, type ClaimedInboxRow } from "../sql/claim-inbox-messages.js";
+import { COMPLETE_INBOX_MESSAGE_SQL } from "../sql/complete-inbox-message.js";
+import { FAIL_INBOX_MESSAGE_SQL } from "../sql/fail-inbox-message.js";
+import type { InboxEvent } from "./events.js";
+import type { HandlerRegistry } from "./registry.js";
+import type { InboxMessage } from "./types.js";
+
+/** The Prisma client, as far as the processor uses it. */
+export interface PrismaLike {
+  $transaction(fn: (tx: any) => Promise<unknown>, options?: { maxWait?: number; timeout?: number }): Promise<unknown>;
+}
+
+/** A handler ran past `handlerTimeoutMs`. */
+export class InboxHandlerTimeoutError extends OutboxError {}
+
+/** The row's lease ran out and another processor took it over: this attempt's writes were rolled back. */
+class LeaseLostError extends OutboxError {}
+
+/** Ids handed over but not claimed yet are kept up to this many; beyond, the sweeper finds them. */
+const MAX_HANDED_IDS = 10_000;
+
+export class Processor {
+  readonly #pool: pg.Pool;
+  readonly #prisma: PrismaLike;
+  readonly #registry: HandlerRegistry;
+  readonly #options: ResolvedInboxOptions;
+  readonly #emit: (event: InboxEvent) => void;
+  readonly #handed: string[] = [];
+  readonly #inFlight = new Map<string, AbortController>();
+  #sweepDue = true; // drain what is there at start
+  #stopping = false;
+  #wake: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #loop: Promise<void> | undefined;
+
+  constructor(
+    pool: pg.Pool,
+    prisma: PrismaLike,
+    registry: HandlerRegistry,
+    options: ResolvedInboxOptions,
+    emit: (event: InboxEvent) => void,
+  ) {
+    this.#pool = pool;
+    this.#prisma = prisma;
+    this.#registry = registry;
+    this.#options = options;
+    this.#emit = emit;
+  }
+
+  /** The lease of a claim: the handler's time, plus room for the transaction to start and commit. */
+  get leaseMs(): number {
+    return this.#options.handlerTimeoutMs + 15_000;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => {
+      this.#sweepDue = true;
+      this.#wake?.();
+    }, this.#options.sweepIntervalMs);
+    this.#loop = this.#run();
+  }
+
+  /** Rows the receiver just committed: claim them at once. */
+  notify(ids: readonly string[]): void {
+    if (this.#stopping) return;
+    const room = MAX_HANDED_IDS - this.#handed.length;
+    for (const id of ids.slice(0, Math.max(0, room))) this.#handed.push(id);
+    this.#wake?.();
+  }
+
+  /** Stops claiming; waits for handlers in flight up to the deadline, then aborts them and waits for the rollbacks. */
+  async stop(deadlineMs: number): Promise<void> {
+    this.#stopping = true;
+    clearInterval(this.#timer);
+    this.#wake?.();
+    await this.#loop;
+    const deadline = Date.now() + deadlineMs;
+    while (this.#inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const controller of this.#inFlight.values()) {
+      controller.abort(new InboxHandlerTimeoutError("the inbox is stopping past its deadline"));
+    }
+    const grace = Date.now() + 5_000;
+    while (this.#inFlight.size > 0 && Date.now() < grace) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopping) {
+      const free = this.#options.concurrency - this.#inFlight.size;
+      let claimed: ClaimedInboxRow[] = [];
+      if (free > 0) {
+        try {
+          claimed = await this.#claim(free);
+        } catch (thrown) {
+          const error = coerceError(thrown);
+          this.#options.logger.warn(`claiming inbox rows failed; retrying: ${error.message}`, {
+            code: (thrown as { code?: string }).code,
+          });
+          await this.#sleep(Math.min(this.#options.sweepIntervalMs, 1_000));
+          continue;
+        }
+        for (const row of claimed) this.#startHandling(row);
+      }
+      const more = claimed.length > 0 || this.#handed.length > 0 || this.#sweepDue;
+      if (!more || this.#inFlight.size >= this.#options.concurrency) await this.#sleep();
+    }
+  }
+
+  async #claim(limit: number): Promise<ClaimedInboxRow[]> {
+    if (this.#handed.length > 0) {
+      const ids = this.#handed.splice(0, limit);
+      const { rows } = await this.#pool.query<ClaimedInboxRow>(CLAIM_INBOX_BY_IDS_SQL, [this.leaseMs, ids]);
+      return rows;
+    }
+    if (!this.#sweepDue) return [];
+    const { rows } = await this.#pool.query<ClaimedInboxRow>(CLAIM_DUE_INBOX_SQL, [this.leaseMs, limit]);
+    // A full claim means there may be more: keep claiming as slots free up, without waiting for the timer.
+    this.#sweepDue = rows.length === limit;
+    return rows;
+  }
+
+  /** Waits for a hand-off, a finished handler, the sweeper's timer, or stop (or `ms`, when given). */
+  #sleep(ms?: number): Promise<void> {
+    // stop() may have called #wake while a claim was in flight, before this wait began: never wait after stop().
+    if (this.#stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
+  }
+
+  #startHandling(row: ClaimedInboxRow): void {
+    const controller = new AbortController();
+    this.#inFlight.set(row.id, controller);
+    void this.#handle(row, controller)
+      .catch((thrown) => {
+        // #handle reports its own failures; anything reaching here is a bug or a database outage while recording.
+        this.#options.logger.error(`inbox row ${row.id}: ${coerceError(thrown).message}`);
+      })
+      .finally(() => {
+        this.#inFlight.delete(row.id);
+        this.#wake?.();
+      });
+  }
+
+  async #handle(row: ClaimedInboxRow, controller: AbortController): Promise<void> {
+    const { maxAttempts, handlerTimeoutMs, logger } = this.#options;
+    const messageId = row.message_id ?? "";
+    const handler = this.#registry.byName(row.handler);
+    if (row.attempts > maxAttempts) {
+      // Every allowed attempt started and none finished: the processor died or timed out inside the handler each time.
+      const error = new Error(
+        `${maxAttempts} attempts started and none finished (a crash or timeout inside the handler?)`,
+      );
+      return this.#fail(row, error, true);
+    }
+    if (!handler) {
+      return this.#fail(row, new Error(`no handler named "${row.handler}" is registered in this inbox`), false);
+    }
+    const message: InboxMessage = {
+      id: row.id,
+      messageId,
+      handler: row.handler,
+      exchange: row.exchange,
+      routingKey: row.routing_key,
+      payload: row.payload,
+      headers: (row.headers ?? {}) as Record<string, unknown>,
+      type: row.type ?? undefined,
+      correlationId: row.correlation_id ?? undefined,
+      attempt: row.attempts,
+      receivedAt: row.received_at,
+    };
+    const started = performance.now();
+    const timer = setTimeout(
+      () => controller.abort(new InboxHandlerTimeoutError(`handler "${row.handler}" ran past ${handlerTimeoutMs} ms`)),
+      handlerTimeoutMs,
+    );
+    try {
+      await this.#prisma.$transaction(
+        async (tx) => {
+          await untilAborted(handler.handle(message, tx, { signal: controller.signal }), controller.signal);
+          const count = await (
+            tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }
+          ).$executeRawUnsafe(COMPLETE_INBOX_MESSAGE_SQL, row.id, row.attempts);
+          if (count !== 1) throw new LeaseLostError(`inbox row ${row.id} was taken over by another processor`);
+        },
+        { timeout: handlerTimeoutMs + 5_000 },
+      );
+      this.#emit({
+        type: "handled",
+        messageId,
+        handler: row.handler,
+        attempt: row.attempts,
+        durationMs: performance.now() - started,
+      });
+    } catch (thrown) {
+      if (thrown instanceof LeaseLostError) {
+        logger.warn(thrown.message);
+        return;
+      }
+      await this.#fail(row, coerceError(thrown), row.attempts >= maxAttempts);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #fail(row: ClaimedInboxRow, error: Error, dead: boolean): Promise<void> {
+    const { retryBaseDelayMs, retryMaxDelayMs, logger } = this.#options;
+    const delayMs = dead ? 0 : backoffDelay(row.attempts, retryBaseDelayMs, retryMaxDelayMs);
+    const text = `${error.name}: ${error.message}`.slice(0, 8_000);
+    const result = await this.#pool.query(FAIL_INBOX_MESSAGE_SQL, [row.id, row.attempts, delayMs, text, dead]);
+    if (result.rowCount === 0) return; // taken over meanwhile
+    const messageId = row.message_id ?? "";
+    if (dead) {
+      logger.error(
+        `message ${messageId} is dead for handler "${row.handler}" after ${row.attempts} attempts: ${error.message}`,
+      );
+      this.#emit({ type: "dead", messageId, handler: row.handler, attempt: row.attempts, error });
+    } else {
+      logger.warn(
+        `handler "${row.handler}" failed on message ${messageId} (attempt ${row.attempts}); retry in ${delayMs} ms: ${error.message}`,
+      );
+      this.#emit({ type: "retry-scheduled", messageId, handler: row.handler, attempt: row.attempts, delayMs, error });
+    }
+  }
+}
+
+/** The handler's promise, or a rejection as soon as the signal aborts (a handler that never settles is let go). */
+function untilAborted(work: Promise<unknown>, signal: AbortSignal): Promise<unknown> {
+  work.catch(() => {}); // settled later, after the abort: its outcome no longer matters
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}

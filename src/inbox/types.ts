@@ -1,0 +1,67 @@
+// The inbox's public types: what a handler receives and how handlers are declared.
+
+/** A message as a handler receives it. */
+export interface InboxMessage<TPayload = unknown> {
+  /** The inbox row's id. */
+  id: string;
+  /** The AMQP messageId (the outbox's UUID); the deduplication key, with the handler's name. */
+  messageId: string;
+  /** The name of the handler the message is for. */
+  handler: string;
+  exchange: string;
+  routingKey: string;
+  /** The body, parsed as JSON. */
+  payload: TPayload;
+  headers: Record<string, unknown>;
+  type: string | undefined;
+  correlationId: string | undefined;
+  /** This attempt's number, from 1. */
+  attempt: number;
+  receivedAt: Date;
+}
+
+/** What a handler gets besides the message and the transaction. */
+export interface HandlerContext {
+  /** Aborted when the handler's time (`handlerTimeoutMs`) is up or the inbox stops past its deadline. */
+  signal: AbortSignal;
+}
+
+/**
+ * A handler: runs inside an interactive transaction of your Prisma client, `tx`, which also marks the message
+ * processed. Its writes (and any `tx.$enqueue`) commit with that mark, or roll back with it if it throws.
+ */
+export type HandleFunction<TPayload, TTx> = (
+  message: InboxMessage<TPayload>,
+  tx: TTx,
+  context: HandlerContext,
+) => Promise<unknown>;
+
+/**
+ * Which deliveries a handler takes: `on` (an exact routing key: the payload is typed from your message map),
+ * `pattern` (AMQP topic patterns: `*` one word, `#` any number) and/or `type` (the AMQP type property). A delivery
+ * matching several handlers is stored once per handler, and each handles it, fails and retries on its own.
+ */
+export type HandlerSpec<TMessages, TTx> =
+  | {
+      [K in keyof TMessages & string]: {
+        on: K;
+        pattern?: never;
+        type?: never;
+        handle: HandleFunction<TMessages[K], TTx>;
+      };
+    }[keyof TMessages & string]
+  | {
+      on?: never;
+      pattern?: string | string[];
+      type?: string | string[];
+      handle: HandleFunction<unknown, TTx>;
+    };
+
+/** The transaction client of a Prisma client (what `$transaction(async (tx) => ...)` passes). */
+export type TransactionClientOf<TClient> = TClient extends {
+  $transaction<R>(fn: (tx: infer T) => Promise<R>, options?: infer _O): Promise<R>;
+}
+  ? T
+  : TClient extends { $transaction(fn: (tx: infer T) => Promise<unknown>, ...rest: never[]): unknown }
+    ? T
+    : any;

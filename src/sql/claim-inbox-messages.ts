@@ -1,0 +1,50 @@
+import { INBOX_TABLE } from "./names.js";
+
+// Claiming an inbox row is leasing it, not locking it. The handler must run in the user's own Prisma transaction, on
+// a connection the inbox does not own, so a row lock taken here could not be held there. Instead:
+// - the claim moves available_at forward by the lease (handler timeout + margin), so other processors' claims skip
+//   the row until the lease runs out, and counts the attempt as started (attempts + 1): a processor that dies inside
+//   a handler still used an attempt, so a message that crashes every processor ends dead, not in a loop;
+// - the handler's transaction completes the row with `attempts = <the claimed value>` as a guard
+//   (complete-inbox-message.ts): if the lease ran out and another processor claimed it, the guard fails and the
+//   handler's writes roll back. One commit per (message, handler), whatever the races.
+// - FOR UPDATE SKIP LOCKED in the subquery: concurrent claims never wait for each other or take the same row.
+// - The (status, available_at, id) index serves `status = 'pending' AND available_at <= now() ORDER BY available_at,
+//   id`: due rows come first in the index, so deferred rows (backoff, leases) and processed rows are never read.
+const RETURNING = `RETURNING m.id::text AS id, m.message_id, m.handler, m.exchange, m.routing_key, m.payload, m.headers,
+  m.type, m.correlation_id, m.attempts, m.received_at`;
+
+/** Claims the oldest due rows. $1: lease ms, $2: limit. */
+export const CLAIM_DUE_INBOX_SQL = `
+UPDATE ${INBOX_TABLE} m SET attempts = m.attempts + 1, available_at = now() + make_interval(secs => $1::float8 / 1000)
+FROM (
+  SELECT id FROM ${INBOX_TABLE} WHERE status = 'pending' AND available_at <= now()
+  ORDER BY available_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+) c
+WHERE m.id = c.id
+${RETURNING}`;
+
+/** Claims the given rows (the receiver's in-process hand-off) where still pending and due. $1: lease ms, $2: ids. */
+export const CLAIM_INBOX_BY_IDS_SQL = `
+UPDATE ${INBOX_TABLE} m SET attempts = m.attempts + 1, available_at = now() + make_interval(secs => $1::float8 / 1000)
+FROM (
+  SELECT id FROM ${INBOX_TABLE} WHERE id = ANY($2::bigint[]) AND status = 'pending' AND available_at <= now()
+  ORDER BY id FOR UPDATE SKIP LOCKED
+) c
+WHERE m.id = c.id
+${RETURNING}`;
+
+/** A claimed row. */
+export interface ClaimedInboxRow {
+  id: string;
+  message_id: string | null;
+  handler: string;
+  exchange: string;
+  routing_key: string;
+  payload: unknown;
+  headers: Record<string, unknown> | null;
+  type: string | null;
+  correlation_id: string | null;
+  attempts: number;
+  received_at: Date;
+}

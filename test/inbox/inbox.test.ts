@@ -1,0 +1,368 @@
+// The inbox against the real PostgreSQL and RabbitMQ: stored before the ack, deduplicated by message id, handled once
+// in the handler's own Prisma transaction, retried, dead, invalid input, retention, and start/stop.
+import { randomUUID } from "node:crypto";
+import amqp from "amqplib";
+import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { type Inbox, type InboxEvent, type InboxOptions, inbox, OutboxConfigError, outbox } from "../../src/index.js";
+import { uniqueName } from "../support/consumer.js";
+import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+
+const amqpUrl = inject("amqpUrl");
+const databaseUrl = await useTestDatabase();
+const pool = newPool(databaseUrl);
+const prisma = newPrismaClient(databaseUrl).$extends(outbox({ exchange: "next", queue: false }));
+const connection = await amqp.connect(amqpUrl);
+const channel = await connection.createConfirmChannel();
+const running: Inbox[] = [];
+const cleanups: Array<() => Promise<unknown>> = [];
+const quiet = { info() {}, warn() {}, error() {} };
+
+type Messages = { "order.created": { n: number; fail?: boolean; slow?: boolean } };
+
+/** A fresh exchange + queue pair and an inbox on it; the handler writes one Effect row per handling. */
+async function setUp({ queue: queueOptions, ...options }: Partial<InboxOptions<Messages, typeof prisma, any>> = {}) {
+  const exchange = uniqueName("inbox.x");
+  const queue = queueOptions?.name ?? uniqueName("inbox.q");
+  await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: false });
+  cleanups.push(async () => {
+    await channel.deleteQueue(queue).catch(() => {});
+    await channel.deleteExchange(exchange).catch(() => {});
+  });
+  const events: InboxEvent[] = [];
+  const box = inbox<Messages, typeof prisma>({
+    prisma,
+    queue: { ...queueOptions, name: queue, bindings: [{ exchange, routingKey: "#" }] },
+    handlers: {
+      effect: {
+        on: "order.created",
+        handle: async (message, tx) => {
+          await tx.effect.create({
+            data: { messageId: message.messageId, handler: "effect", payload: message.payload },
+          });
+          if (message.payload.fail) throw new Error(`failing on purpose (${message.payload.n})`);
+        },
+      },
+    },
+    sweepIntervalMs: 100,
+    retryBaseDelayMs: 10,
+    retryMaxDelayMs: 50,
+    logger: quiet,
+    ...options,
+  });
+  box.onEvent((e) => events.push(e));
+  running.push(box);
+  const publish = (routingKey: string, body: unknown, props: amqp.Options.Publish = {}) =>
+    channel.publish(exchange, routingKey, Buffer.from(typeof body === "string" ? body : JSON.stringify(body)), {
+      messageId: randomUUID(),
+      ...props,
+    });
+  return { box, exchange, queue, events, publish };
+}
+
+async function effects(): Promise<Array<{ messageId: string; handler: string }>> {
+  return (await pool.query('SELECT "messageId", handler FROM "Effect" ORDER BY id')).rows;
+}
+async function inboxRows(): Promise<
+  Array<{
+    message_id: string;
+    handler: string;
+    status: string;
+    attempts: number;
+    last_error: string | null;
+    payload: unknown;
+    body: Buffer | null;
+  }>
+> {
+  return (
+    await pool.query(
+      "SELECT message_id, handler, status, attempts, last_error, payload, body FROM inbox_message ORDER BY id",
+    )
+  ).rows;
+}
+async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+async function queueDepth(queue: string): Promise<number> {
+  return (await channel.checkQueue(queue)).messageCount;
+}
+
+beforeEach(async () => {
+  await pool.query('TRUNCATE inbox_message, "Effect", outbox_message RESTART IDENTITY');
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((b) => b.stop()));
+  await Promise.all(cleanups.splice(0).map((c) => c()));
+});
+afterAll(async () => {
+  await connection.close();
+  await prisma.$disconnect();
+  await pool.end();
+});
+
+describe("receive and handle", () => {
+  it("stores, acks and handles every message once, through the in-process hand-off", async () => {
+    // The sweeper is off (1 min): only the hand-off from the receiver can get these handled in time.
+    const { box, queue, publish } = await setUp({ sweepIntervalMs: 60_000 });
+    await box.start({ databaseUrl, amqpUrl });
+    const ids = Array.from({ length: 300 }, (_, n) => {
+      const id = randomUUID();
+      publish("order.created", { n }, { messageId: id });
+      return id;
+    });
+    await channel.waitForConfirms();
+    await until(async () => (await effects()).length >= 300);
+    expect((await effects()).map((e) => e.messageId).sort()).toEqual([...ids].sort());
+    const rows = await inboxRows();
+    expect(rows.every((r) => r.status === "processed" && r.attempts === 1)).toBe(true);
+    expect(await queueDepth(queue)).toBe(0);
+  });
+
+  it("a message delivered three times is handled once (duplicates acked and dropped)", async () => {
+    const { box, queue, publish, events } = await setUp();
+    await box.start({ databaseUrl, amqpUrl });
+    const ids = Array.from({ length: 50 }, () => randomUUID());
+    for (let copy = 0; copy < 3; copy++)
+      for (const [n, id] of ids.entries()) publish("order.created", { n }, { messageId: id });
+    await channel.waitForConfirms();
+    await until(async () => (await queueDepth(queue)) === 0 && (await effects()).length >= 50);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await effects()).length).toBe(50);
+    expect((await inboxRows()).length).toBe(50);
+    const received = events.filter((e): e is Extract<InboxEvent, { type: "received" }> => e.type === "received");
+    expect(received.reduce((s, e) => s + e.deliveries, 0)).toBe(150);
+    expect(received.reduce((s, e) => s + e.stored, 0)).toBe(50);
+  });
+
+  it("a handler that throws rolls back its writes, is retried with backoff, and is dead after maxAttempts; others flow", async () => {
+    const { box, publish, events } = await setUp({ maxAttempts: 3 });
+    await box.start({ databaseUrl, amqpUrl });
+    const poison = randomUUID();
+    publish("order.created", { n: 0, fail: true }, { messageId: poison });
+    for (let n = 1; n <= 20; n++) publish("order.created", { n });
+    await channel.waitForConfirms();
+    await until(async () => (await inboxRows()).some((r) => r.status === "dead"));
+    await until(async () => (await effects()).length >= 20);
+    const rows = await inboxRows();
+    const dead = rows.find((r) => r.message_id === poison);
+    expect(dead).toMatchObject({ status: "dead", attempts: 3 });
+    expect(dead?.last_error).toMatch(/failing on purpose \(0\)/);
+    // The poison's effect rows were rolled back each time; the 20 others happened once each.
+    expect((await effects()).filter((e) => e.messageId === poison)).toEqual([]);
+    expect((await effects()).length).toBe(20);
+    expect(events.filter((e) => e.type === "retry-scheduled")).toHaveLength(2);
+    expect(events.filter((e) => e.type === "dead")).toHaveLength(1);
+  });
+
+  it("several handlers for one message: each stored, handled and retried on its own", async () => {
+    let auditCalls = 0;
+    let flakyCalls = 0;
+    const { box, publish } = await setUp({
+      handlers: {
+        audit: {
+          pattern: "order.*",
+          handle: async (m, tx) => {
+            auditCalls++;
+            await tx.effect.create({ data: { messageId: m.messageId, handler: "audit" } });
+          },
+        },
+        flaky: {
+          type: "OrderCreated",
+          handle: async (m, tx) => {
+            flakyCalls++;
+            await tx.effect.create({ data: { messageId: m.messageId, handler: "flaky" } });
+            if (m.attempt < 3) throw new Error("not yet");
+          },
+        },
+      },
+    });
+    await box.start({ databaseUrl, amqpUrl });
+    const id = randomUUID();
+    publish("order.created", { n: 1 }, { messageId: id, type: "OrderCreated" });
+    await until(
+      async () => (await inboxRows()).every((r) => r.status === "processed") && (await inboxRows()).length === 2,
+    );
+    expect(auditCalls).toBe(1);
+    expect(flakyCalls).toBe(3);
+    expect(await effects()).toEqual([
+      { messageId: id, handler: "audit" },
+      { messageId: id, handler: "flaky" },
+    ]);
+  });
+
+  it("a handler that never settles is bounded by handlerTimeoutMs: its signal aborts and its writes roll back", async () => {
+    const aborted: boolean[] = [];
+    const { box, publish } = await setUp({
+      handlerTimeoutMs: 200,
+      maxAttempts: 2,
+      handlers: {
+        hang: {
+          on: "order.created",
+          handle: async (m, tx, { signal }) => {
+            await tx.effect.create({ data: { messageId: m.messageId, handler: "hang" } });
+            signal.addEventListener("abort", () => aborted.push(true));
+            await new Promise(() => {});
+          },
+        },
+      },
+    });
+    await box.start({ databaseUrl, amqpUrl });
+    publish("order.created", { n: 1 });
+    await until(async () => (await inboxRows())[0]?.status === "dead");
+    expect((await inboxRows())[0]?.last_error).toMatch(/InboxHandlerTimeoutError: handler "hang" ran past 200 ms/);
+    expect(aborted).toEqual([true, true]);
+    expect(await effects()).toEqual([]);
+  });
+
+  it("tx.$enqueue in a handler commits with the handling (consume-transform-produce), and rolls back with it", async () => {
+    const { box, publish } = await setUp({
+      maxAttempts: 1,
+      handlers: {
+        forward: {
+          on: "order.created",
+          handle: async (m, tx) => {
+            await tx.$enqueue({ routingKey: "invoice.requested", payload: { from: m.messageId } });
+            if (m.payload.fail) throw new Error("no");
+          },
+        },
+      },
+    });
+    await box.start({ databaseUrl, amqpUrl });
+    const ok = randomUUID();
+    publish("order.created", { n: 1 }, { messageId: ok });
+    publish("order.created", { n: 2, fail: true });
+    await until(
+      async () => (await inboxRows()).every((r) => r.status !== "pending") && (await inboxRows()).length === 2,
+    );
+    const { rows } = await pool.query("SELECT routing_key, payload FROM outbox_message");
+    expect(rows).toEqual([{ routing_key: "invoice.requested", payload: { from: ok } }]);
+  });
+
+  it("rows a crash left pending are found by the sweeper", async () => {
+    const { box } = await setUp();
+    const id = randomUUID();
+    await pool.query(
+      `INSERT INTO inbox_message (message_id, handler, exchange, routing_key, payload) VALUES ($1, 'effect', 'x', 'order.created', '{"n":7}')`,
+      [id],
+    );
+    await box.start({ databaseUrl, amqpUrl });
+    await until(async () => (await effects()).length === 1);
+    expect((await effects())[0]?.messageId).toBe(id);
+  });
+
+  it("consumes a quorum queue with a dead-letter exchange", async () => {
+    const { box, publish } = await setUp({
+      queue: {
+        name: uniqueName("inbox.quorum"),
+        arguments: { "x-queue-type": "quorum", "x-dead-letter-exchange": "amq.fanout" },
+      },
+    });
+    await box.start({ databaseUrl, amqpUrl });
+    publish("order.created", { n: 1 });
+    await until(async () => (await effects()).length === 1);
+  });
+});
+
+describe("invalid input", () => {
+  it("no messageId, a body that is not JSON, no handler: stored as dead with the reason (default), never lost", async () => {
+    const { box, queue, publish } = await setUp();
+    await box.start({ databaseUrl, amqpUrl });
+    publish("order.created", { n: 1 }, { messageId: undefined as never });
+    publish("order.created", "not json {", { messageId: "m-not-json" });
+    publish("nobody.listens", { n: 3 }, { messageId: "m-no-handler", type: "Other" });
+    await until(async () => (await inboxRows()).length === 3 && (await queueDepth(queue)) === 0);
+    const rows = await inboxRows();
+    expect(rows.map((r) => [r.message_id, r.handler, r.status])).toEqual([
+      [null, "", "dead"],
+      ["m-not-json", "", "dead"],
+      ["m-no-handler", "", "dead"],
+    ]);
+    expect(rows[0]?.last_error).toMatch(/no messageId/);
+    expect(rows[1]?.last_error).toMatch(/not JSON/);
+    expect(rows[1]?.body?.toString()).toBe("not json {");
+    expect(rows[2]?.last_error).toMatch(/no handler takes routing key "nobody.listens" or type "Other"/);
+    expect(await effects()).toEqual([]);
+  });
+
+  it('invalidMessages: "reject" sends them to the queue\'s dead-letter exchange', async () => {
+    const dlx = uniqueName("inbox.dlx");
+    await channel.assertExchange(dlx, "fanout", { durable: false });
+    const { queue: parked } = await channel.assertQueue("", { exclusive: true });
+    await channel.bindQueue(parked, dlx, "");
+    cleanups.push(() => channel.deleteExchange(dlx));
+    const { box, publish } = await setUp({
+      invalidMessages: "reject",
+      queue: { name: uniqueName("inbox.q"), arguments: { "x-dead-letter-exchange": dlx } },
+    });
+    await box.start({ databaseUrl, amqpUrl });
+    publish("order.created", "not json", { messageId: "bad-1" });
+    publish("order.created", { n: 1 });
+    await until(async () => (await queueDepth(parked)) === 1 && (await effects()).length === 1);
+    expect(await inboxRows()).toHaveLength(1);
+  });
+});
+
+describe("retention", () => {
+  it("deletes processed rows past the window in small batches, never pending or dead ones", async () => {
+    const { box, events } = await setUp({ retentionMs: 60_000, purgeIntervalMs: 100, purgeBatchSize: 7 });
+    await pool.query(`
+      INSERT INTO inbox_message (message_id, handler, exchange, routing_key, payload, status, processed_at, available_at)
+      SELECT 'old-' || n, 'effect', 'x', 'k', '{}', 'processed', now() - interval '2 minutes', now() + interval '1 hour'
+      FROM generate_series(1, 30) n`);
+    await pool.query(`
+      INSERT INTO inbox_message (message_id, handler, exchange, routing_key, payload, status, processed_at)
+      VALUES ('recent', 'effect', 'x', 'k', '{}', 'processed', now()),
+             ('dead', 'effect', 'x', 'k', '{}', 'dead', NULL)`);
+    await box.start({ databaseUrl, amqpUrl });
+    await until(async () => (await inboxRows()).length === 2);
+    expect((await inboxRows()).map((r) => r.message_id)).toEqual(["recent", "dead"]);
+    const purged = events.filter((e): e is Extract<InboxEvent, { type: "purged" }> => e.type === "purged");
+    expect(purged.reduce((s, e) => s + e.count, 0)).toBe(30);
+  });
+});
+
+describe("start and stop", () => {
+  it("a missing inbox table fails start() with what to run, and leaves nothing running", async () => {
+    const db = await import("../support/database.js");
+    const bare = await db.createTestDatabase(inject("databaseUrl"), "template1");
+    cleanups.push(() => bare.drop());
+    const { box } = await setUp();
+    await expect(box.start({ databaseUrl: bare.url, amqpUrl })).rejects.toThrow(
+      /inbox_message does not exist.*inbox\.prisma/,
+    );
+  });
+
+  it("bad RabbitMQ credentials fail start() with a clear error and no password in it", async () => {
+    const { box } = await setUp();
+    const bad = amqpUrl.replace(/\/\/([^:]+):([^@]+)@/, "//$1:wrong-secret@");
+    const error = await box.start({ databaseUrl, amqpUrl: bad }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OutboxConfigError);
+    expect(String(error)).not.toContain("wrong-secret");
+  });
+
+  it("start() and stop() are idempotent; stop() waits for handlers in flight", async () => {
+    let finished = 0;
+    const { box, publish } = await setUp({
+      handlers: {
+        slow: {
+          on: "order.created",
+          handle: async (m, tx) => {
+            await new Promise((r) => setTimeout(r, 300));
+            await tx.effect.create({ data: { messageId: m.messageId, handler: "slow" } });
+            finished++;
+          },
+        },
+      },
+    });
+    await Promise.all([box.start({ databaseUrl, amqpUrl }), box.start({ databaseUrl, amqpUrl })]);
+    publish("order.created", { n: 1 });
+    await until(async () => (await inboxRows()).length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    await Promise.all([box.stop(), box.stop()]);
+    expect(finished).toBe(1);
+    expect((await inboxRows())[0]?.status).toBe("processed");
+  });
+});
