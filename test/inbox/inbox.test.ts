@@ -182,9 +182,10 @@ describe("receive and handle", () => {
     await box.start({ databaseUrl, amqpUrl });
     const id = randomUUID();
     publish("order.created", { n: 1 }, { messageId: id, type: "OrderCreated" });
-    await until(
-      async () => (await inboxRows()).every((r) => r.status === "processed") && (await inboxRows()).length === 2,
-    );
+    await until(async () => {
+      const rows = await inboxRows();
+      return rows.length === 2 && rows.every((r) => r.status === "processed");
+    });
     expect(auditCalls).toBe(1);
     expect(flakyCalls).toBe(3);
     expect(await effects()).toEqual([
@@ -234,9 +235,10 @@ describe("receive and handle", () => {
     const ok = randomUUID();
     publish("order.created", { n: 1 }, { messageId: ok });
     publish("order.created", { n: 2, fail: true });
-    await until(
-      async () => (await inboxRows()).every((r) => r.status !== "pending") && (await inboxRows()).length === 2,
-    );
+    await until(async () => {
+      const rows = await inboxRows();
+      return rows.length === 2 && rows.every((r) => r.status !== "pending");
+    });
     const { rows } = await pool.query("SELECT routing_key, payload FROM outbox_message");
     expect(rows).toEqual([{ routing_key: "invoice.requested", payload: { from: ok } }]);
   });
