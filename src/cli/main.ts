@@ -4,12 +4,14 @@ import { readFileSync } from "node:fs";
 import { parseWorkerConfig, WORKER_HELP } from "../config/worker-config.js";
 import { OutboxConfigError } from "../message/errors.js";
 import { createRelay } from "../relay/relay.js";
+import { runInbox } from "./inbox-command.js";
 import { createLogger } from "./logger.js";
 
 const USAGE = `Usage: prisma-outbox <command>
 
 Commands:
   worker    run the outbox relay (prisma-outbox worker --help)
+  inbox     run an inbox defined in your module (prisma-outbox inbox --help)
 `;
 
 function version(): string {
@@ -23,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
+  if (command === "inbox") return runInbox(rest, process.env);
   if (command !== "worker") {
     const asked = command === undefined || command === "-h" || command === "--help";
     (asked ? process.stdout : process.stderr).write(asked ? USAGE : `Unknown command "${command}".\n\n${USAGE}`);

@@ -14,6 +14,7 @@ import {
   resolveHandlers,
   resolveInboxOptions,
 } from "../config/inbox-options.js";
+import type { RelayLogger } from "../config/relay-options.js";
 import { coerceError, OutboxConfigError } from "../message/errors.js";
 import { INBOX_TABLE } from "../sql/names.js";
 import { AmqpConsumer } from "../transport/amqp-consumer.js";
@@ -30,6 +31,8 @@ export interface InboxConnection {
   databaseUrl: string;
   /** RabbitMQ URL (amqp:// or amqps://). */
   amqpUrl: string;
+  /** Replaces the definition's logger for this run (the CLI passes its own). */
+  logger?: RelayLogger;
 }
 
 const INBOX_BRAND = Symbol.for("prisma-outbox.inbox");
@@ -42,7 +45,7 @@ export function isInbox(value: unknown): value is Inbox {
 export class Inbox {
   readonly [INBOX_BRAND] = true;
   readonly #prisma: PrismaLike;
-  readonly #options: ResolvedInboxOptions;
+  #options: ResolvedInboxOptions;
   readonly #registry: HandlerRegistry;
   readonly #listeners = new Set<InboxEventListener>();
   #starting: Promise<void> | undefined;
@@ -84,6 +87,7 @@ export class Inbox {
 
   async #start(connection: InboxConnection): Promise<void> {
     const { databaseUrl, amqpUrl } = checkConnection(connection);
+    if (connection.logger) this.#options = { ...this.#options, logger: connection.logger };
     const { default: pgModule } = await import("pg");
     const pool = new pgModule.Pool({
       connectionString: databaseUrl,

@@ -1,0 +1,87 @@
+// `prisma-outbox inbox`: loads the user's module that exports an inbox definition (as graphile-worker loads task
+// files), starts it, and stops it gracefully on SIGTERM/SIGINT (a second signal exits at once).
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { INBOX_WORKER_HELP, parseInboxWorkerConfig } from "../config/inbox-worker-config.js";
+import { type Inbox, isInbox } from "../inbox/inbox.js";
+import { OutboxConfigError } from "../message/errors.js";
+import { createLogger } from "./logger.js";
+
+/** The inbox a loaded module exports: the named export, else `default`, else `inbox`, else its only Inbox. */
+function findInbox(module: Record<string, unknown>, exportName: string | undefined, specifier: string): Inbox {
+  if (exportName !== undefined) {
+    const value = module[exportName];
+    if (isInbox(value)) return value;
+    throw new OutboxConfigError(`${specifier} has no export "${exportName}" made by inbox().`);
+  }
+  for (const name of ["default", "inbox"]) if (isInbox(module[name])) return module[name] as Inbox;
+  const all = Object.values(module).filter(isInbox);
+  if (all.length === 1) return all[0] as Inbox;
+  throw new OutboxConfigError(
+    all.length === 0
+      ? `${specifier} exports no inbox: export the value inbox() returns (export default inbox({ ... })).`
+      : `${specifier} exports ${all.length} inboxes: choose one with --export NAME.`,
+  );
+}
+
+export async function runInbox(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let config: ReturnType<typeof parseInboxWorkerConfig>;
+  try {
+    config = parseInboxWorkerConfig(argv, env);
+  } catch (error) {
+    if (!(error instanceof OutboxConfigError)) throw error;
+    process.stderr.write(`prisma-outbox inbox: ${error.message}\n`);
+    return 2;
+  }
+  if (config.help) {
+    process.stdout.write(INBOX_WORKER_HELP);
+    return 0;
+  }
+  const logger = createLogger(config.logFormat);
+  const specifier = config.handlers;
+  const url = specifier.startsWith(".") || isAbsolute(specifier) ? pathToFileURL(resolve(specifier)).href : specifier;
+  let box: Inbox;
+  try {
+    box = findInbox((await import(url)) as Record<string, unknown>, config.exportName, specifier);
+  } catch (error) {
+    logger.error(`cannot load the inbox from ${specifier}: ${(error as Error).message}`);
+    return 2;
+  }
+  box.onEvent((event) => {
+    if (event.type === "dead") {
+      logger.error("message dead", { messageId: event.messageId, handler: event.handler, error: event.error.message });
+    } else if (event.type === "invalid") {
+      logger.warn("invalid delivery", { messageId: event.messageId, reason: event.reason, outcome: event.outcome });
+    }
+  });
+
+  let signals = 0;
+  const stopped = new Promise<number>((done) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        logger.error("second signal: exiting without waiting", { signal });
+        process.exit(1);
+      }
+      logger.info("stopping", { signal });
+      box.stop().then(
+        () => done(0),
+        (error) => {
+          logger.error("stop failed", { error: String(error) });
+          done(1);
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+  try {
+    await box.start({ databaseUrl: config.databaseUrl, amqpUrl: config.amqpUrl, logger });
+    logger.info("inbox started", { queue: box.queue });
+  } catch (error) {
+    if (signals > 0) return stopped;
+    logger.error(`could not start: ${(error as Error).message}`);
+    return error instanceof OutboxConfigError ? 2 : 1;
+  }
+  return stopped;
+}

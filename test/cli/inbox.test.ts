@@ -1,0 +1,109 @@
+// `prisma-outbox inbox`, run as users run it: its own process, loading a handlers module of the user's.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import amqp from "amqplib";
+import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import { uniqueName } from "../support/consumer.js";
+import { createTestDatabase } from "../support/database.js";
+import { newPool, useTestDatabase } from "../support/prisma.js";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const amqpUrl = inject("amqpUrl");
+const url = await useTestDatabase();
+const pool = newPool(url);
+const children: ChildProcess[] = [];
+
+function cli(args: string[], env: Record<string, string | undefined> = {}) {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "inbox", ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  const out = { stdout: "", stderr: "" };
+  child.stdout?.on("data", (d) => {
+    out.stdout += d;
+  });
+  child.stderr?.on("data", (d) => {
+    out.stderr += d;
+  });
+  const exited = once(child, "exit").then(([code]) => code as number);
+  return { child, out, exited };
+}
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+});
+afterAll(() => pool.end());
+
+describe("prisma-outbox inbox", () => {
+  it("--help prints the options and exits 0", async () => {
+    const { out, exited } = cli(["--help"]);
+    expect(await exited).toBe(0);
+    expect(out.stdout).toContain("--handlers <module>");
+  });
+
+  it("exits 2 with a message on missing options or a module without an inbox", async () => {
+    const missing = cli([], { DATABASE_URL: url, AMQP_URL: amqpUrl });
+    expect(await missing.exited).toBe(2);
+    expect(missing.out.stderr).toContain("Expected --handlers <module>");
+    const wrong = cli(["--handlers", "./test/support/consumer.ts"], { DATABASE_URL: url, AMQP_URL: amqpUrl });
+    expect(await wrong.exited).toBe(2);
+    expect(wrong.out.stderr).toContain("exports no inbox");
+  });
+
+  it("runs the module's inbox: handles what arrives once, and stops gracefully on SIGTERM (exit 0)", async () => {
+    const exchange = uniqueName("cli.inbox.x");
+    const queue = uniqueName("cli.inbox.q");
+    const env = { DATABASE_URL: url, AMQP_URL: amqpUrl, INBOX_QUEUE: queue, INBOX_EXCHANGE: exchange };
+    const { child, out, exited } = cli(["--handlers", "./test/cli/fixtures/inbox-handlers.ts"], env);
+    await until(() => out.stdout.includes("inbox started"));
+    const connection = await amqp.connect(amqpUrl);
+    const channel = await connection.createConfirmChannel();
+    try {
+      const ids = Array.from({ length: 50 }, () => randomUUID());
+      for (const id of [...ids, ...ids]) {
+        channel.publish(exchange, "order.created", Buffer.from('{"n":1}'), { messageId: id, persistent: true });
+      }
+      await channel.waitForConfirms();
+      const effects = async () => Number((await pool.query('SELECT count(*) FROM "Effect"')).rows[0].count);
+      await until(async () => (await effects()) >= 50);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await effects()).toBe(50);
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(out.stdout).toMatch(/stopping/);
+    } finally {
+      await channel.deleteQueue(queue).catch(() => {});
+      await channel.deleteExchange(exchange).catch(() => {});
+      await connection.close();
+    }
+  });
+
+  it("a database without the inbox table: exits 2 at start, saying what to run", async () => {
+    const bare = await createTestDatabase(inject("databaseUrl"), "template1");
+    try {
+      const env = {
+        DATABASE_URL: bare.url,
+        AMQP_URL: amqpUrl,
+        INBOX_QUEUE: uniqueName("q"),
+        INBOX_EXCHANGE: uniqueName("x"),
+      };
+      const { out, exited } = cli(["--handlers", "./test/cli/fixtures/inbox-handlers.ts"], env);
+      expect(await exited).toBe(2);
+      expect(out.stderr).toMatch(/inbox_message does not exist/);
+    } finally {
+      await bare.drop();
+    }
+  });
+});
