@@ -1,6 +1,6 @@
 // A database per test file, cloned from a template that already has the shipped migration and the app's tables.
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { openSchemaEngine } from "./schema-engine.js";
@@ -52,4 +52,21 @@ export async function createTestDatabase(adminUrl: string, template: string) {
     url: withDatabase(adminUrl, name),
     drop: () => (process.env.KEEP_TEST_DATABASES ? Promise.resolve() : dropDatabase(adminUrl, name)),
   };
+}
+
+/**
+ * Applies the shipped migration inside `schema` (created here) of the database at `url`, as `prisma migrate deploy`
+ * does for a URL with `?schema=`: the migration's unqualified names resolve through search_path.
+ */
+export async function migrateIntoSchema(url: string, schema: string): Promise<void> {
+  const [folder] = (await readdir(migrationsDir, { withFileTypes: true })).filter((e) => e.isDirectory());
+  const sql = await readFile(`${migrationsDir}/${folder!.name}/migration.sql`, "utf8");
+  const quoted = `"${schema.replaceAll('"', '""')}"`;
+  await admin(url, async (c) => {
+    await c.query("BEGIN");
+    await c.query(`CREATE SCHEMA ${quoted}`);
+    await c.query(`SET LOCAL search_path TO ${quoted}`);
+    await c.query(sql);
+    await c.query("COMMIT");
+  });
 }
