@@ -184,7 +184,10 @@ export class Relay {
    */
   async #checkTable(): Promise<void> {
     const pool = this.#pool!;
-    const clients = await Promise.allSettled(Array.from({ length: this.options.concurrency }, () => pool.connect()));
+    // The app's pool gets asked for one client only: it may allow fewer than `concurrency`, and holding them all here
+    // would wait forever for a client that nobody releases.
+    const warm = this.#connections.database.kind === "pool" ? 1 : this.options.concurrency;
+    const clients = await Promise.allSettled(Array.from({ length: warm }, () => pool.connect()));
     try {
       const first = clients.find((c) => c.status === "fulfilled");
       if (!first) return;
