@@ -68,6 +68,7 @@ export async function openListenSession(
 ): Promise<ListenSession> {
   if (source.kind === "pool") {
     const client = await source.pool.connect();
+    const onEnd = () => onError(new Error("LISTEN connection ended"));
     let released = false;
     const session: ListenSession = {
       client,
@@ -75,10 +76,12 @@ export async function openListenSession(
         if (released) return;
         released = true;
         client.off("error", onError);
+        client.off("end", onEnd);
         client.release(true); // destroyed: a pooled session must not keep LISTEN for the app's next query
       },
     };
     client.on("error", onError);
+    client.on("end", onEnd);
     if (signal.aborted) await session.close();
     return session;
   }

@@ -86,6 +86,17 @@ describe("the relay's database", () => {
     expect(relaySessions.rows[0].count).toBe("0");
     expect(appPool.totalCount).toBeGreaterThanOrEqual(2);
 
+    // LISTEN's session terminated: the relay takes another client of the pool and listens again (the sweeper waits
+    // a minute, so only a new LISTEN delivers the next write).
+    await probe.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+    );
+    await expect.poll(listeners, { timeout: 10_000 }).toEqual(["the-app"]);
+    const c = await startCountingConsumer(amqpUrl, uniqueName("conn-again"));
+    closers.push(() => c.close());
+    await base.$extends(outbox({ exchange: c.exchange, queue: false })).$enqueue({ routingKey: "k", payload: "again" });
+    await c.waitForDistinct(1, 10_000);
+
     await r.stop();
     // The LISTEN session was destroyed, not returned to the pool; the pool itself is the app's and still works.
     await expect.poll(listeners).toEqual([]);
