@@ -98,9 +98,18 @@ it("a refused message is put back, then dead-lettered, in the schema's tables", 
   expect((await pool.query("SELECT count(*) FROM outbox_dead_letter")).rows[0].count).toBe("0");
 });
 
-it("a relay pointed at a schema without the outbox tables fails to start, naming the schema", async () => {
-  const r = relay({ schema: "no_such_schema" });
-  await expect(r.start()).rejects.toThrow(/outbox_message does not exist in schema "no_such_schema"/);
+it("a relay pointed at a schema without the outbox tables fails to start, naming the schema, not the password", async () => {
+  const withPassword = new URL(url);
+  withPassword.password = "pw-db-secret"; // trust authentication here: any password connects
+  const r = relay({ databaseUrl: withPassword.toString(), schema: "no_such_schema" });
+  const error = await r.start().then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  expect(error?.message).toMatch(
+    /outbox_message does not exist in schema "no_such_schema" of the database \(postgresql:\/\/postgres:\*\*\*@/,
+  );
+  expect(error?.message).not.toContain("pw-db-secret");
   expect(r.state).toBe("stopped");
 });
 
