@@ -55,18 +55,20 @@ export async function createTestDatabase(adminUrl: string, template: string) {
 }
 
 /**
- * Applies the shipped migration inside `schema` (created here) of the database at `url`, as `prisma migrate deploy`
- * does for a URL with `?schema=`: the migration's unqualified names resolve through search_path.
+ * Applies the shipped migrations, in order, inside `schema` (created here) of the database at `url`, as `prisma
+ * migrate deploy` does for a URL with `?schema=`: the migrations' unqualified names resolve through search_path.
  */
 export async function migrateIntoSchema(url: string, schema: string): Promise<void> {
-  const [folder] = (await readdir(migrationsDir, { withFileTypes: true })).filter((e) => e.isDirectory());
-  const sql = await readFile(`${migrationsDir}/${folder!.name}/migration.sql`, "utf8");
+  const folders = (await readdir(migrationsDir, { withFileTypes: true }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
   const quoted = `"${schema.replaceAll('"', '""')}"`;
   await admin(url, async (c) => {
     await c.query("BEGIN");
     await c.query(`CREATE SCHEMA ${quoted}`);
     await c.query(`SET LOCAL search_path TO ${quoted}`);
-    await c.query(sql);
+    for (const folder of folders) await c.query(await readFile(`${migrationsDir}/${folder}/migration.sql`, "utf8"));
     await c.query("COMMIT");
   });
 }
