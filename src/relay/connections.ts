@@ -87,14 +87,14 @@ export async function openListenSession(
   }
   const client = new pg.Client({ ...source.config, ...settings });
   client.on("error", onError);
-  client.on("end", () => onError(new Error("LISTEN connection ended")));
   const close = () => client.end().catch(() => {});
   signal.addEventListener("abort", close, { once: true });
   try {
     await client.connect();
   } catch (error) {
     await close();
-    throw error;
+    throw error; // the reason (refused, TLS, authentication), not the 'end' that follows it
   }
+  client.on("end", () => onError(new Error("LISTEN connection ended")));
   return { client, close };
 }

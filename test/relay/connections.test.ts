@@ -4,6 +4,8 @@ import { inspect } from "node:util";
 import pg from "pg";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { createRelay, OutboxConfigError, outbox, type Relay } from "../../src/index.js";
+import { OutboxListener } from "../../src/relay/listener.js";
+import { outboxNames } from "../../src/sql/names.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
@@ -116,6 +118,37 @@ describe("the relay's database", () => {
     await prisma.$enqueue(Array.from({ length: 10 }, (_, i) => ({ routingKey: "k", payload: i })));
     await c.waitForDistinct(10, 10_000);
     expect(await listeners()).toEqual([]);
+  });
+
+  it("the config's TLS settings reach both the batches' pool and the LISTEN session", async () => {
+    // This server has ssl off: a config that requires TLS fails on every connection with PostgreSQL's answer, which
+    // proves the setting was used (a URL would have connected in plain text).
+    const sslConfig = { ...configOf(url), ssl: { rejectUnauthorized: false } };
+    const seen: string[] = [];
+    const listener = new OutboxListener({ kind: "config", config: sslConfig }, outboxNames(), {
+      onNotify: () => seen.push("notified"),
+      onReconnecting: (_attempt, _delayMs, error) => seen.push(error.message),
+    });
+    await listener.start();
+    await listener.close();
+    expect(seen[0]).toMatch(/does not support SSL/);
+    expect(seen).not.toContain("notified");
+
+    const warnings: string[] = [];
+    const logger = { info() {}, error: (m: string, f?: object) => warnings.push(`${m} ${JSON.stringify(f)}`) };
+    const r = relay({
+      database: sslConfig,
+      listen: false,
+      sweepIntervalMs: 20,
+      logger: { ...logger, warn: logger.error },
+    });
+    // Whether start() fails fast on the database or the sweeper reports it, PostgreSQL's refusal must surface.
+    const started = await r.start().then(
+      () => "",
+      (e: Error) => e.message,
+    );
+    if (!started) await expect.poll(() => warnings.join("\n"), { timeout: 5_000 }).toMatch(/does not support SSL/);
+    else expect(started).toMatch(/does not support SSL/);
   });
 
   it.each([
