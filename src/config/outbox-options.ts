@@ -2,6 +2,7 @@
 import { OutboxConfigError } from "../message/errors.js";
 import type { OutboxMessageInput } from "../message/message.js";
 import { defaultOutboxQueue, type OutboxQueue } from "../queue/outbox-queue.js";
+import { schemaOption } from "./validate.js";
 
 /** The write operations a declared event may follow. Each returns the records it wrote. */
 export const EVENT_OPERATIONS = [
@@ -119,6 +120,12 @@ export interface OutboxOptions<TClient = unknown> {
    * @defaultValue {}: the client's own `transactionOptions`, else Prisma's defaults (maxWait 2000 ms, timeout 5000 ms)
    */
   transactionOptions?: OutboxTransactionOptions;
+  /**
+   * The PostgreSQL schema of the outbox tables: where Prisma created them (the `?schema=` of the migration's URL,
+   * or `@@schema`). The relay must be given the same.
+   * @defaultValue "public"
+   */
+  schema?: string;
 }
 
 export interface EventBuilder {
@@ -134,6 +141,7 @@ export interface ResolvedOutboxOptions {
   queue: OutboxQueue | undefined;
   maxPayloadBytes: number;
   transactionOptions: OutboxTransactionOptions;
+  schema: string;
 }
 
 function lowerFirst(s: string): string {
@@ -261,5 +269,6 @@ export function resolveOutboxOptions(options: OutboxOptions<any> = {}): Resolved
     queue: queue === false ? undefined : (queue ?? defaultOutboxQueue),
     maxPayloadBytes,
     transactionOptions: resolveTransactionOptions(transactionOptions),
+    schema: schemaOption("schema", options.schema),
   };
 }

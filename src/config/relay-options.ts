@@ -1,7 +1,11 @@
 // Options of `createRelay()`: typed, documented, defaulted and validated in one place.
+import type pg from "pg";
 import { OutboxConfigError } from "../message/errors.js";
 import { defaultOutboxQueue, type OutboxQueue } from "../queue/outbox-queue.js";
 import type { ExchangeSpec, Transport } from "../transport/transport.js";
+import { type DatabaseSource, resolveDatabase } from "./database-options.js";
+import { redactUrl } from "./redact.js";
+import { booleanOption, durationOption, exchangesOption, expectUrl, integerOption, schemaOption } from "./validate.js";
 
 /** Where the relay reports what it does. Each method must not throw (what it throws is swallowed). */
 export interface RelayLogger {
@@ -11,8 +15,24 @@ export interface RelayLogger {
 }
 
 export interface RelayOptions {
-  /** PostgreSQL connection string of the database that holds the outbox table. */
-  databaseUrl: string;
+  /** PostgreSQL connection string of the database that holds the outbox table. Give this or `database`. */
+  databaseUrl?: string;
+  /**
+   * Instead of `databaseUrl`:
+   * - a pg connection config (`{ host, port, user, password, database, ssl, ... }` or `{ connectionString, ssl }`):
+   *   the relay makes its own pool and LISTEN connection from it, with its own application name and timeouts;
+   * - or the app's `pg.Pool`: the relay borrows clients for its batches (up to `concurrency` at once, plus the
+   *   in-process queue's) and holds one more for LISTEN while it runs (so the pool's `max` must be at least 2 with
+   *   `listen`); it never ends the pool. A pool that goes through a transaction-mode pooler cannot LISTEN: use
+   *   `listen: false` there.
+   */
+  database?: pg.PoolConfig | pg.Pool;
+  /**
+   * The PostgreSQL schema of the outbox tables (`outbox_message`, `outbox_dead_letter`): where Prisma created them
+   * (the `?schema=` of the migration's URL, or `@@schema`). Must match the `schema` of `outbox()`.
+   * @defaultValue "public"
+   */
+  schema?: string;
   /** RabbitMQ URL (amqp:// or amqps://). Required unless `transport` is given. */
   amqpUrl?: string;
   /** Another transport (e.g. the in-memory one for tests and demos) instead of amqplib. */
@@ -81,9 +101,18 @@ export interface RelayOptions {
   logger?: RelayLogger;
 }
 
+/**
+ * The relay's settings, as `relay.options` shows them: defaults applied, and nothing secret. Connection strings are
+ * shown with their password replaced by `***`; the connections themselves are in `RelayConnections`, kept private.
+ */
 export interface ResolvedRelayOptions {
-  databaseUrl: string;
+  /** The database, as it may be shown: the redacted URL, the redacted config, or that the app's pool is used. */
+  database: string;
+  /** The URL given as `databaseUrl`, its password replaced by `***`; undefined when `database` was given. */
+  databaseUrl: string | undefined;
+  /** The broker URL with its password replaced by `***`. */
   amqpUrl: string | undefined;
+  schema: string;
   transport: Transport | undefined;
   exchanges: ExchangeSpec[];
   queue: OutboxQueue | undefined;
@@ -100,77 +129,62 @@ export interface ResolvedRelayOptions {
   logger: RelayLogger;
 }
 
+/** What the relay connects with, passwords included: never shown, never public. */
+export interface RelayConnections {
+  database: DatabaseSource;
+  amqpUrl: string | undefined;
+}
+
 const silent: RelayLogger = { info() {}, warn() {}, error() {} };
 
-function integer(value: unknown, name: string, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new OutboxConfigError(`Expected \`${name}\` to be an integer >= ${min}, got ${JSON.stringify(value)}.`);
-  }
-  return value;
-}
-
-function url(value: unknown, name: string, protocols: string[]): string {
-  const shown = typeof value === "string" ? value.replace(/\/\/[^@/]*@/, "//***@") : String(value);
-  if (typeof value !== "string") throw new OutboxConfigError(`Expected \`${name}\` to be a URL string, got ${shown}.`);
-  let parsed: URL;
-  try {
-    parsed = new URL(value);
-  } catch {
-    throw new OutboxConfigError(`Expected \`${name}\` to be a URL (${protocols.join(" or ")}), got ${shown}.`);
-  }
-  if (!protocols.includes(parsed.protocol)) {
-    throw new OutboxConfigError(`Expected \`${name}\` to be a ${protocols.join(" or ")} URL, got ${shown}.`);
-  }
-  return value;
-}
-
-export function resolveRelayOptions(options: RelayOptions): ResolvedRelayOptions {
+export function resolveRelayOptions(options: RelayOptions): {
+  options: ResolvedRelayOptions;
+  connections: RelayConnections;
+} {
   if (typeof options !== "object" || options === null) {
     throw new OutboxConfigError("Expected createRelay() options to be an object.");
   }
-  const databaseUrl = url(options.databaseUrl, "databaseUrl", ["postgres:", "postgresql:"]);
+  const database = resolveDatabase(options.databaseUrl, options.database);
   if (options.transport === undefined && options.amqpUrl === undefined) {
     throw new OutboxConfigError("Expected `amqpUrl` (RabbitMQ URL) or `transport`; neither was given.");
   }
-  const amqpUrl = options.amqpUrl === undefined ? undefined : url(options.amqpUrl, "amqpUrl", ["amqp:", "amqps:"]);
-  const exchanges = options.exchanges ?? [];
-  if (!Array.isArray(exchanges)) throw new OutboxConfigError("Expected `exchanges` to be an array.");
-  for (const e of exchanges) {
-    if (
-      typeof e?.name !== "string" ||
-      e.name.length === 0 ||
-      !["direct", "topic", "fanout", "headers"].includes(e.type)
-    ) {
-      throw new OutboxConfigError(
-        `Expected each of \`exchanges\` to be { name, type: "direct" | "topic" | "fanout" | "headers" }, got ${JSON.stringify(e)}.`,
-      );
-    }
-  }
-  const publishTimeoutMs = integer(options.publishTimeoutMs, "publishTimeoutMs", 10_000, 100);
-  const retryBaseDelayMs = integer(options.retryBaseDelayMs, "retryBaseDelayMs", 1_000, 0);
-  const retryMaxDelayMs = integer(options.retryMaxDelayMs, "retryMaxDelayMs", 300_000, 0);
+  if (options.amqpUrl !== undefined) expectUrl("amqpUrl", options.amqpUrl, ["amqp:", "amqps:"]);
+  const exchanges = exchangesOption("exchanges", options.exchanges);
+  const publishTimeoutMs = durationOption("publishTimeoutMs", options.publishTimeoutMs, 10_000, 100);
+  const retryBaseDelayMs = durationOption("retryBaseDelayMs", options.retryBaseDelayMs, 1_000, 0);
+  const retryMaxDelayMs = durationOption("retryMaxDelayMs", options.retryMaxDelayMs, 300_000, 0);
   if (retryMaxDelayMs < retryBaseDelayMs) {
     throw new OutboxConfigError(
       `Expected \`retryMaxDelayMs\` (${retryMaxDelayMs}) to be >= \`retryBaseDelayMs\` (${retryBaseDelayMs}).`,
     );
   }
-  return {
-    databaseUrl,
-    amqpUrl,
+  const listen = booleanOption("listen", options.listen, true);
+  const concurrency = integerOption("concurrency", options.concurrency, 2, 1);
+  const source = database.source;
+  if (source.kind === "pool" && listen && (source.pool.options?.max ?? 10) < 2) {
+    throw new OutboxConfigError(
+      "Expected the pool given as `database` to allow at least 2 clients (`max`): LISTEN holds one while the relay runs, and batches need another. Raise its `max`, or set `listen: false`.",
+    );
+  }
+  const resolved: ResolvedRelayOptions = {
+    database: database.shown,
+    databaseUrl: options.databaseUrl === undefined ? undefined : database.shown,
+    amqpUrl: options.amqpUrl === undefined ? undefined : redactUrl(options.amqpUrl),
+    schema: schemaOption("schema", options.schema),
     transport: options.transport,
     exchanges,
     queue: options.queue === false ? undefined : (options.queue ?? defaultOutboxQueue),
-    listen: options.listen ?? true,
-    batchSize: integer(options.batchSize, "batchSize", 500, 1),
-    concurrency: integer(options.concurrency, "concurrency", 2, 1),
+    listen,
+    batchSize: integerOption("batchSize", options.batchSize, 500, 1),
+    concurrency,
     publishTimeoutMs,
-    sweepIntervalMs: integer(options.sweepIntervalMs, "sweepIntervalMs", 1_000, 10),
-    sweepMinAgeMs: integer(options.sweepMinAgeMs, "sweepMinAgeMs", 5_000, 0),
-    maxAttempts: integer(options.maxAttempts, "maxAttempts", 10, 1),
+    sweepIntervalMs: durationOption("sweepIntervalMs", options.sweepIntervalMs, 1_000, 10),
+    sweepMinAgeMs: durationOption("sweepMinAgeMs", options.sweepMinAgeMs, 5_000, 0),
+    maxAttempts: integerOption("maxAttempts", options.maxAttempts, 10, 1),
     retryBaseDelayMs,
     retryMaxDelayMs,
-    stopTimeoutMs: integer(options.stopTimeoutMs, "stopTimeoutMs", 10_000, 0),
+    stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     logger: options.logger ?? silent,
   };
+  return { options: resolved, connections: { database: source, amqpUrl: options.amqpUrl } };
 }

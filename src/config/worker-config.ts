@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { OutboxConfigError } from "../message/errors.js";
 import type { ExchangeSpec } from "../transport/transport.js";
 import type { RelayOptions } from "./relay-options.js";
+import { EXCHANGE_TYPES, expectExchangeName } from "./validate.js";
 
 export interface WorkerConfig {
   relay: Omit<RelayOptions, "logger">;
@@ -33,8 +34,10 @@ Stops gracefully on SIGTERM or SIGINT (a second signal exits at once).
 Options (each also read from the environment variable named after it):
   --database-url URL          PostgreSQL holding the outbox table           DATABASE_URL (required)
   --amqp-url URL              RabbitMQ                                      AMQP_URL (required)
-  --exchange NAME:TYPE        exchange to assert at start-up; repeatable    OUTBOX_EXCHANGES (comma-separated)
-                              (TYPE: direct, topic, fanout or headers)
+  --schema NAME               PostgreSQL schema of the outbox tables        OUTBOX_SCHEMA (public)
+  --exchange NAME:TYPE[:durable|transient]                                  OUTBOX_EXCHANGES (comma-separated)
+                              exchange to assert at start-up; repeatable. TYPE: direct, topic, fanout
+                              or headers (required). durable (the default) survives a broker restart
   --batch-size N              messages per transaction (500)                OUTBOX_BATCH_SIZE
   --concurrency N             batches in flight at once (2)                 OUTBOX_CONCURRENCY
   --publish-timeout-ms N      longest wait for a batch's confirms (10000)   OUTBOX_PUBLISH_TIMEOUT_MS
@@ -51,19 +54,39 @@ Options (each also read from the environment variable named after it):
   -v, --version               show the version
 `;
 
-function parseExchanges(value: string, source: string): ExchangeSpec[] {
+const EXCHANGE_FORMS = `NAME:TYPE or NAME:TYPE:durable or NAME:TYPE:transient, with TYPE one of ${EXCHANGE_TYPES.join(", ")}`;
+
+/**
+ * `NAME:TYPE[:durable|transient]`, comma-separated. Read from the right, so that a name may itself contain `:`.
+ * The type is required: an exchange declared with a guessed type fails later, at every start of every other
+ * publisher or consumer that declares it as it really is.
+ */
+export function parseExchanges(value: string, source: string): ExchangeSpec[] {
   return value
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean)
     .map((spec) => {
-      const [name, type = "topic"] = spec.split(":");
-      if (!name || !["direct", "topic", "fanout", "headers"].includes(type)) {
+      const parts = spec.split(":");
+      let durable: boolean | undefined;
+      if (parts.length > 2 && (parts.at(-1) === "durable" || parts.at(-1) === "transient")) {
+        durable = parts.pop() === "durable";
+      }
+      const type = parts.length > 1 ? parts.pop()! : undefined;
+      const name = parts.join(":");
+      if (type === undefined || name === "") {
         throw new OutboxConfigError(
-          `Expected ${source} to be NAME:TYPE with TYPE one of direct, topic, fanout, headers; got "${spec}".`,
+          `Expected ${source} to be ${EXCHANGE_FORMS}; got "${spec}" (the type is required).`,
         );
       }
-      return { name, type: type as ExchangeSpec["type"] };
+      if (!(EXCHANGE_TYPES as readonly string[]).includes(type)) {
+        throw new OutboxConfigError(
+          `Expected ${source} to be ${EXCHANGE_FORMS}; got "${spec}" (unknown type "${type}").`,
+        );
+      }
+      const exchange: ExchangeSpec = { name: expectExchangeName(source, name), type: type as ExchangeSpec["type"] };
+      if (durable !== undefined) exchange.durable = durable;
+      return exchange;
     });
 }
 
@@ -82,6 +105,7 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
       options: {
         "database-url": { type: "string" },
         "amqp-url": { type: "string" },
+        schema: { type: "string" },
         exchange: { type: "string", multiple: true },
         "no-listen": { type: "boolean" },
         "log-format": { type: "string" },
@@ -99,6 +123,8 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
     amqpUrl: (v["amqp-url"] as string | undefined) ?? env.AMQP_URL,
     queue: false,
   };
+  const schema = (v.schema as string | undefined) ?? (env.OUTBOX_SCHEMA || undefined);
+  if (schema !== undefined) relay.schema = schema;
   const help = Boolean(v.help);
   const version = Boolean(v.version);
   if (!help && !version) {

@@ -19,7 +19,8 @@ import {
   resolveOutboxOptions,
 } from "../config/outbox-options.js";
 import { type NormalizedMessage, normalizeMessage, type OutboxMessageInput } from "../message/message.js";
-import { INSERT_MESSAGES_SQL, insertMessagesParams } from "../sql/insert-messages.js";
+import { insertMessagesParams, insertMessagesSql } from "../sql/insert-messages.js";
+import { outboxNames } from "../sql/names.js";
 import { batchRefusal, enqueuePromise } from "./enqueue-promise.js";
 import { checkEventModels, type ModelShape, modelShapes } from "./model-shapes.js";
 import {
@@ -44,6 +45,7 @@ type QueryHookParams = {
 
 export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) {
   const config = resolveOutboxOptions(options);
+  const insertSql = insertMessagesSql(outboxNames(config.schema));
   const tracker = new CommitTracker();
   const handoff = (ids: string[]) => {
     if (ids.length > 0) config.queue?.push(ids);
@@ -54,10 +56,7 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
   /** One INSERT of all the messages, with the given client (which decides the transaction). */
   async function insert(client: RawClient, messages: NormalizedMessage[]): Promise<string[]> {
     if (messages.length === 0) return [];
-    const rows = await client.$queryRawUnsafe<Array<{ id: string }>>(
-      INSERT_MESSAGES_SQL,
-      ...insertMessagesParams(messages),
-    );
+    const rows = await client.$queryRawUnsafe<Array<{ id: string }>>(insertSql, ...insertMessagesParams(messages));
     return rows.map((r) => r.id);
   }
 

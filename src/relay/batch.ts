@@ -15,8 +15,10 @@ import type pg from "pg";
 import type { ResolvedRelayOptions } from "../config/relay-options.js";
 import { coerceError } from "../message/errors.js";
 import { byId, type ClaimedRow } from "../sql/claim-messages.js";
-import { DEAD_LETTER_MESSAGES_SQL } from "../sql/dead-letter-messages.js";
-import { REQUEUE_MESSAGES_SQL } from "../sql/requeue-messages.js";
+import { deadLetterMessagesSql } from "../sql/dead-letter-messages.js";
+import { outboxNames } from "../sql/names.js";
+import { requeueMessagesSql } from "../sql/requeue-messages.js";
+import { COMMIT_SQL, ROLLBACK_SQL } from "../sql/transaction.js";
 import type { OutboundMessage, Transport } from "../transport/transport.js";
 import { backoffDelay } from "./backoff.js";
 import type { ClaimPath, RelayEvent } from "./events.js";
@@ -57,7 +59,7 @@ export async function runBatch(
     const [, claimed] = (await client.query(claim.sql)) as unknown as [unknown, pg.QueryResult<ClaimedRow>];
     rows = claimed.rows;
     if (rows.length === 0) {
-      await client.query("COMMIT");
+      await client.query(COMMIT_SQL);
       return 0;
     }
     rows.sort(byId);
@@ -79,9 +81,10 @@ export async function runBatch(
         emit({ type: "retry-scheduled", messageId: row.message_id, attempts, delayMs, error });
       }
     });
-    if (retry.length > 0) await client.query(REQUEUE_MESSAGES_SQL, [JSON.stringify(retry)]);
-    if (dead.length > 0) await client.query(DEAD_LETTER_MESSAGES_SQL, [JSON.stringify(dead)]);
-    await client.query("COMMIT");
+    const names = outboxNames(options.schema);
+    if (retry.length > 0) await client.query(requeueMessagesSql(names), [JSON.stringify(retry)]);
+    if (dead.length > 0) await client.query(deadLetterMessagesSql(names), [JSON.stringify(dead)]);
+    await client.query(COMMIT_SQL);
     const published = rows.length - retry.length - dead.length;
     if (published > 0) emit({ type: "published", path: claim.path, count: published });
     return rows.length;
@@ -90,7 +93,7 @@ export async function runBatch(
     const failure = coerceError(error);
     if (rows.length > 0) emit({ type: "batch-failed", path: claim.path, count: rows.length, error: failure });
     try {
-      await client.query("ROLLBACK");
+      await client.query(ROLLBACK_SQL);
     } catch {
       broken = failure; // the connection is gone: the pool must not hand it out again
     }

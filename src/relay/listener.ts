@@ -3,10 +3,22 @@
 // States: idle -> connecting -> listening -> (connection lost) -> waiting (backoff) -> connecting ... -> closed.
 // A notification is only a hint that rows may be due; missing one costs latency, never a message, because the
 // sweeper polls anyway. On every (re)connect the relay is woken once, for what was committed while deaf.
-import pg from "pg";
+import type pg from "pg";
+import type { DatabaseSource } from "../config/database-options.js";
 import { coerceError } from "../message/errors.js";
-import { NOTIFY_CHANNEL } from "../sql/names.js";
+import { listenSql } from "../sql/listen.js";
+import type { OutboxNames } from "../sql/names.js";
 import { backoffDelay, sleep } from "./backoff.js";
+import { openListenSession } from "./connections.js";
+
+/** The LISTEN session's own settings (a pool given by the app keeps its own). */
+const LISTEN_SETTINGS: pg.ClientConfig = {
+  keepAlive: true,
+  // A dead peer behind a silent network is noticed by TCP keepalive within about a minute.
+  keepAliveInitialDelayMillis: 10_000,
+  connectionTimeoutMillis: 10_000,
+  application_name: "prisma-outbox listener",
+};
 
 export interface ListenerHooks {
   onNotify(): void;
@@ -14,12 +26,12 @@ export interface ListenerHooks {
 }
 
 export class OutboxListener {
-  #client: pg.Client | undefined;
   #closed = new AbortController();
   #running: Promise<void> | undefined;
 
   constructor(
-    private readonly databaseUrl: string,
+    private readonly source: DatabaseSource,
+    private readonly names: OutboxNames,
     private readonly hooks: ListenerHooks,
   ) {}
 
@@ -36,38 +48,42 @@ export class OutboxListener {
   async #run(firstAttempt: () => void): Promise<void> {
     let attempt = 0;
     while (!this.#closed.signal.aborted) {
+      let onLost!: (error: Error) => void;
       const lost = new Promise<Error>((resolve) => {
-        const client = new pg.Client({
-          connectionString: this.databaseUrl,
-          keepAlive: true,
-          // A dead peer behind a silent network is noticed by TCP keepalive within about a minute.
-          keepAliveInitialDelayMillis: 10_000,
-          connectionTimeoutMillis: 10_000,
-          application_name: "prisma-outbox listener",
-        });
-        this.#client = client;
-        client.on("error", (e) => resolve(coerceError(e)));
-        client.on("end", () => resolve(new Error("LISTEN connection ended")));
-        client.on("notification", () => this.hooks.onNotify());
-        client
-          .connect()
-          .then(() => client.query(`LISTEN ${NOTIFY_CHANNEL}`))
-          .then(() => {
-            attempt = 0;
-            firstAttempt();
-            this.hooks.onNotify();
-          })
-          .catch((e) => resolve(coerceError(e)));
+        onLost = resolve;
       });
+      const opening = openListenSession(
+        this.source,
+        LISTEN_SETTINGS,
+        (e) => onLost(coerceError(e)),
+        this.#closed.signal,
+      );
+      let settled = false;
+      opening
+        .finally(() => {
+          settled = true;
+        })
+        .then(async (session) => {
+          session.client.on("notification", () => this.hooks.onNotify());
+          await session.client.query(listenSql(this.names));
+          attempt = 0;
+          firstAttempt();
+          this.hooks.onNotify();
+        })
+        .catch((e) => onLost(coerceError(e)));
       const error = await Promise.race([
         lost,
         new Promise<undefined>((r) =>
           this.#closed.signal.addEventListener("abort", () => r(undefined), { once: true }),
         ),
       ]);
-      const client = this.#client;
-      this.#client = undefined;
-      await client?.end().catch(() => {});
+      // A session that opened is ended here. One still opening when close() came is ended whenever it opens, without
+      // waiting: the abort gives up a connection attempt, but a borrowed pool may take its time to hand a client over.
+      const closing = opening.then(
+        (session) => session.close(),
+        () => {},
+      );
+      if (settled || !this.#closed.signal.aborted) await closing;
       firstAttempt();
       if (!error || this.#closed.signal.aborted) return;
       attempt++;

@@ -10,14 +10,21 @@
 //   sweep   every sweepIntervalMs, due rows older than sweepMinAgeMs, until a claim comes back short.
 // While the broker is disconnected or blocked no path claims anything: rows stay where they are, and the broker's
 // return wakes the drain loops.
-import pg from "pg";
-import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from "../config/relay-options.js";
+import type pg from "pg";
+import {
+  type RelayConnections,
+  type RelayOptions,
+  type ResolvedRelayOptions,
+  resolveRelayOptions,
+} from "../config/relay-options.js";
 import { coerceError, OutboxConfigError, OutboxError } from "../message/errors.js";
+import { checkTableSql, UNDEFINED_TABLE } from "../sql/check-table.js";
 import { beginClaimByIds, beginClaimNext, beginClaimSweep } from "../sql/claim-messages.js";
-import { OUTBOX_TABLE } from "../sql/names.js";
+import { type OutboxNames, outboxNames } from "../sql/names.js";
 import type { Transport, TransportEvent } from "../transport/transport.js";
 import { backoffDelay, sleep } from "./backoff.js";
 import { type Claim, runBatch } from "./batch.js";
+import { openPool, type RelayPool } from "./connections.js";
 import { type RelayEvent, type RelayEventListener, safeEmit } from "./events.js";
 import { OutboxListener } from "./listener.js";
 
@@ -39,13 +46,18 @@ export interface RelayStats {
 }
 
 export class Relay {
+  /** The settings in effect, defaults applied; connection strings shown without their password. */
   readonly options: ResolvedRelayOptions;
+  /** The connections, passwords included: private, so that logging the relay or its options shows none. */
+  readonly #connections: RelayConnections;
+  readonly #names: OutboxNames;
   #state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #listeners = new Set<RelayEventListener>();
   #stats: RelayStats = { published: 0, deadLettered: 0, retried: 0, failedBatches: 0 };
   #pool: pg.Pool | undefined;
+  #relayPool: RelayPool | undefined;
   #transport: Transport | undefined;
   #listener: OutboxListener | undefined;
   #detachQueue: (() => Promise<void>) | undefined;
@@ -61,7 +73,10 @@ export class Relay {
   #sweeper: Promise<void> | undefined;
 
   constructor(options: RelayOptions) {
-    this.options = resolveRelayOptions(options);
+    const resolved = resolveRelayOptions(options);
+    this.options = resolved.options;
+    this.#connections = resolved.connections;
+    this.#names = outboxNames(resolved.options.schema);
   }
 
   get state() {
@@ -106,8 +121,7 @@ export class Relay {
   async #start(): Promise<void> {
     const o = this.options;
     this.#state = "starting";
-    this.#pool = new pg.Pool({
-      connectionString: o.databaseUrl,
+    this.#relayPool = openPool(this.#connections.database, {
       max: o.concurrency + (o.queue?.concurrency ?? 0) + 1,
       keepAlive: true,
       application_name: "prisma-outbox relay",
@@ -119,11 +133,7 @@ export class Relay {
       connectionTimeoutMillis: 10_000,
       query_timeout: o.publishTimeoutMs + 10_000,
     });
-    // A backend that dies (pg_terminate_backend, a restart, a network cut) makes its client emit 'error'; pg-pool
-    // listens only while the client is idle, and an 'error' without a listener would crash the process. The failure
-    // also rejects the query in flight or the next one, which is where the relay handles it.
-    this.#pool.on("error", () => {});
-    this.#pool.on("connect", (client) => client.on("error", () => {}));
+    this.#pool = this.#relayPool.pool;
     try {
       await this.#checkTable();
     } catch (error) {
@@ -134,7 +144,7 @@ export class Relay {
     if (o.transport) this.#transport = o.transport;
     else {
       const { AmqpTransport } = await import("../transport/amqp.js");
-      this.#transport = new AmqpTransport({ url: o.amqpUrl!, exchanges: o.exchanges });
+      this.#transport = new AmqpTransport({ url: this.#connections.amqpUrl!, exchanges: o.exchanges });
     }
     this.#stopTransportEvents = this.#transport.onEvent((event) => this.#onTransportEvent(event));
     try {
@@ -148,7 +158,7 @@ export class Relay {
     this.#brokerReady = true;
     this.#state = "running";
     if (o.listen) {
-      this.#listener = new OutboxListener(o.databaseUrl, {
+      this.#listener = new OutboxListener(this.#connections.database, this.#names, {
         onNotify: () => this.wake(),
         onReconnecting: (attempt, delayMs, error) => {
           o.logger.warn("LISTEN connection lost; reconnecting", { attempt, delayMs, error: error.message });
@@ -174,15 +184,20 @@ export class Relay {
    */
   async #checkTable(): Promise<void> {
     const pool = this.#pool!;
-    const clients = await Promise.allSettled(Array.from({ length: this.options.concurrency }, () => pool.connect()));
+    // The app's pool gets asked for one client only: it may allow fewer than `concurrency`, and holding them all here
+    // would wait forever for a client that nobody releases.
+    const warm = this.#connections.database.kind === "pool" ? 1 : this.options.concurrency;
+    const clients = await Promise.allSettled(Array.from({ length: warm }, () => pool.connect()));
     try {
       const first = clients.find((c) => c.status === "fulfilled");
       if (!first) return;
-      await first.value.query(`SELECT 1 FROM ${OUTBOX_TABLE} LIMIT 0`).catch((error: { code?: string }) => {
-        if (error.code !== "42P01") return;
+      await first.value.query(checkTableSql(this.#names)).catch((error: { code?: string }) => {
+        if (error.code !== UNDEFINED_TABLE) return;
+        const { schema } = this.#names;
         throw new OutboxConfigError(
-          `The table ${OUTBOX_TABLE} does not exist in the database of \`databaseUrl\`: add prisma-outbox's model ` +
-            "(prisma/outbox.prisma) to your Prisma schema and run `prisma migrate dev` (or `prisma migrate deploy`).",
+          `The table outbox_message does not exist in schema "${schema}" of the database (${this.options.database}): ` +
+            "add prisma-outbox's model (prisma/outbox.prisma) to your Prisma schema and run `prisma migrate dev` " +
+            "(or `prisma migrate deploy`), or set `schema` to the schema that holds it.",
         );
       });
     } finally {
@@ -220,7 +235,7 @@ export class Relay {
 
   async #closeResources(): Promise<void> {
     this.#stopTransportEvents?.();
-    await Promise.allSettled([this.#transport?.close(), this.#pool?.end()]);
+    await Promise.allSettled([this.#transport?.close(), this.#relayPool?.close()]);
   }
 
   #emit(event: RelayEvent): void {
@@ -299,7 +314,7 @@ export class Relay {
   async #runQueued(ids: string[]): Promise<void> {
     // With the broker away, leave the ids: its return wakes the drain loops, which take the rows.
     if (!this.#brokerReady || this.#halt.signal.aborted) return;
-    await this.#batch({ path: "queue", sql: beginClaimByIds(ids) }).catch(() => {});
+    await this.#batch({ path: "queue", sql: beginClaimByIds(this.#names, ids) }).catch(() => {});
   }
 
   /** One drain loop: claims the oldest due rows until a claim comes back short and no wake-up came meanwhile. */
@@ -310,7 +325,7 @@ export class Relay {
       if (this.#halt.signal.aborted) return;
       const seq = this.#wakeSeq;
       try {
-        const n = await this.#batch({ path: "listen", sql: beginClaimNext(this.options.batchSize) });
+        const n = await this.#batch({ path: "listen", sql: beginClaimNext(this.#names, this.options.batchSize) });
         failures = 0;
         if (n < this.options.batchSize && seq === this.#wakeSeq) return;
       } catch {
@@ -331,7 +346,10 @@ export class Relay {
       await this.#brokerGate();
       try {
         while (!this.#halt.signal.aborted) {
-          const n = await this.#batch({ path: "sweep", sql: beginClaimSweep(o.batchSize, o.sweepMinAgeMs) });
+          const n = await this.#batch({
+            path: "sweep",
+            sql: beginClaimSweep(this.#names, o.batchSize, o.sweepMinAgeMs),
+          });
           if (n < o.batchSize) break;
         }
         failures = 0;

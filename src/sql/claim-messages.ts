@@ -1,4 +1,4 @@
-import { OUTBOX_TABLE } from "./names.js";
+import type { OutboxNames } from "./names.js";
 
 // Claiming is deleting. The relay deletes the rows it will publish, in the transaction that publishes them, and
 // commits only after the broker confirmed them:
@@ -22,20 +22,20 @@ function integer(n: number): string {
 }
 
 /** BEGIN, then claim the given ids (the in-process fast path) where still present and due. */
-export function beginClaimByIds(ids: readonly string[]): string {
+export function beginClaimByIds(names: OutboxNames, ids: readonly string[]): string {
   for (const id of ids) if (!/^\d{1,19}$/.test(id)) throw new TypeError(`Expected an outbox id of digits, got ${id}`);
   return `BEGIN;
-DELETE FROM ${OUTBOX_TABLE} WHERE id IN (
-  SELECT id FROM ${OUTBOX_TABLE} WHERE id = ANY('{${ids.join(",")}}'::bigint[]) AND available_at <= now()
+DELETE FROM ${names.outboxTable} WHERE id IN (
+  SELECT id FROM ${names.outboxTable} WHERE id = ANY('{${ids.join(",")}}'::bigint[]) AND available_at <= now()
   ORDER BY id FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
 }
 
 /** BEGIN, then claim the oldest due rows (NOTIFY wake-ups and backlog drains). */
-export function beginClaimNext(limit: number): string {
+export function beginClaimNext(names: OutboxNames, limit: number): string {
   return `BEGIN;
-DELETE FROM ${OUTBOX_TABLE} WHERE id IN (
-  SELECT id FROM ${OUTBOX_TABLE} WHERE available_at <= now()
+DELETE FROM ${names.outboxTable} WHERE id IN (
+  SELECT id FROM ${names.outboxTable} WHERE available_at <= now()
   ORDER BY id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
 }
@@ -44,10 +44,10 @@ DELETE FROM ${OUTBOX_TABLE} WHERE id IN (
  * BEGIN, then the sweeper's claim: the oldest due rows written at least `minAgeMs` ago, so that it leaves fresh rows
  * to the fast paths and takes only what they missed (a crash after commit, a full in-process queue, a broker outage).
  */
-export function beginClaimSweep(limit: number, minAgeMs: number): string {
+export function beginClaimSweep(names: OutboxNames, limit: number, minAgeMs: number): string {
   return `BEGIN;
-DELETE FROM ${OUTBOX_TABLE} WHERE id IN (
-  SELECT id FROM ${OUTBOX_TABLE}
+DELETE FROM ${names.outboxTable} WHERE id IN (
+  SELECT id FROM ${names.outboxTable}
   WHERE available_at <= now() AND created_at <= now() - interval '${integer(minAgeMs)} milliseconds'
   ORDER BY id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;

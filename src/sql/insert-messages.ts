@@ -1,5 +1,5 @@
 import type { NormalizedMessage } from "../message/message.js";
-import { NOTIFY_CHANNEL, OUTBOX_TABLE } from "./names.js";
+import type { OutboxNames } from "./names.js";
 
 /**
  * Inserts any number of messages in one statement and one round trip, and signals relays in other processes.
@@ -11,24 +11,27 @@ import { NOTIFY_CHANNEL, OUTBOX_TABLE } from "./names.js";
  *   notifications with the same payload in one transaction are folded into one.
  * - WITH ORDINALITY + ORDER BY keeps the ids (publish order) in the order the messages were given.
  * - available_at falls back to now(), the transaction's start time, which is also created_at's default.
+ * - The table and the channel are those of the schema the outbox lives in (names.ts).
  */
-export const INSERT_MESSAGES_SQL = `
+export function insertMessagesSql(names: OutboxNames): string {
+  return `
 WITH input AS (
   SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                        $8::timestamptz[])
     WITH ORDINALITY AS t(message_id, exchange, routing_key, payload, headers, type, correlation_id, available_at, n)
 ), inserted AS (
-  INSERT INTO ${OUTBOX_TABLE} (message_id, exchange, routing_key, payload, headers, type, correlation_id, available_at)
+  INSERT INTO ${names.outboxTable} (message_id, exchange, routing_key, payload, headers, type, correlation_id, available_at)
   SELECT message_id, exchange, routing_key, payload::json, headers::jsonb, type, correlation_id,
          coalesce(available_at, now())
   FROM input ORDER BY n
   RETURNING id
 ), notified AS (
-  SELECT pg_notify('${NOTIFY_CHANNEL}', '')
+  SELECT pg_notify('${names.notifyChannel}', '')
 )
 SELECT inserted.id::text AS id FROM inserted, notified`;
+}
 
-/** The parameters of INSERT_MESSAGES_SQL, one array per column. */
+/** The parameters of insertMessagesSql(), one array per column. */
 export function insertMessagesParams(messages: readonly NormalizedMessage[]): unknown[] {
   return [
     messages.map((m) => m.messageId),

@@ -1,4 +1,4 @@
-import { OUTBOX_TABLE } from "./names.js";
+import type { OutboxNames } from "./names.js";
 
 /**
  * Puts back, in the claiming transaction, the claimed rows whose publish the broker refused (returned as
@@ -7,10 +7,12 @@ import { OUTBOX_TABLE } from "./names.js";
  * The rows travel as one JSON array (json_to_recordset) so that any number of them is one statement; the payload
  * goes as text and is cast back, so its bytes stay as written. $1: json array of rows
  */
-export const REQUEUE_MESSAGES_SQL = `
-INSERT INTO ${OUTBOX_TABLE} (id, message_id, exchange, routing_key, payload, headers, type, correlation_id, attempts,
+export function requeueMessagesSql(names: OutboxNames): string {
+  return `
+INSERT INTO ${names.outboxTable} (id, message_id, exchange, routing_key, payload, headers, type, correlation_id, attempts,
                              available_at, last_error, created_at)
 SELECT r.id, r.message_id, r.exchange, r.routing_key, r.payload::json, r.headers, r.type, r.correlation_id, r.attempts,
        now() + make_interval(secs => r.delay_ms / 1000), r.last_error, to_timestamp(r.created_at / 1000)
 FROM json_to_recordset($1::json) AS r(id bigint, message_id uuid, exchange text, routing_key text, payload text,
   headers jsonb, type text, correlation_id text, attempts int, delay_ms float8, last_error text, created_at float8)`;
+}

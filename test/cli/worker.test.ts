@@ -2,9 +2,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
+import { connect } from "amqplib";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { outbox } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
+import { migrateIntoSchema } from "../support/database.js";
 import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -87,6 +89,56 @@ describe("prisma-outbox worker", () => {
       expect(lines.map((l) => l.msg)).toEqual(["relay started", "stopping", "relay stopped"]);
       expect(lines.at(-1)).toMatchObject({ level: "info", published: 250 });
     } finally {
+      await consumer.close();
+    }
+  });
+
+  it("--exchange without a type exits 2 naming the accepted forms", async () => {
+    const w = worker(["worker", "--exchange", "shop"], { DATABASE_URL: url, AMQP_URL: amqpUrl });
+    expect(await w.exited).toBe(2);
+    expect(w.out.stderr).toContain("NAME:TYPE or NAME:TYPE:durable or NAME:TYPE:transient");
+    expect(w.out.stderr).toContain('got "shop" (the type is required)');
+  });
+
+  it("--schema relays the outbox of that schema, and :transient declares a non-durable exchange", async () => {
+    const schema = "outbox_cli";
+    await migrateIntoSchema(url, schema);
+    const consumer = await startCountingConsumer(amqpUrl, uniqueName("cli-schema"));
+    const transient = uniqueName("cli-transient");
+    const admin = await connect(amqpUrl);
+    try {
+      const w = worker(
+        [
+          "worker",
+          "--schema",
+          schema,
+          "--exchange",
+          `${consumer.exchange}:topic`,
+          "--exchange",
+          `${transient}:fanout:transient`,
+        ],
+        { DATABASE_URL: url, AMQP_URL: amqpUrl },
+      );
+      await expect.poll(() => w.out.stdout, { timeout: 20_000 }).toContain("relay started");
+      const prisma = base.$extends(outbox({ exchange: consumer.exchange, schema, queue: false }));
+      await prisma.$enqueue(Array.from({ length: 25 }, (_, i) => ({ routingKey: "cli", payload: i })));
+      await consumer.waitForDistinct(25, 15_000);
+
+      // The same declaration passes; a durable one is refused (406): the worker declared it transient.
+      const same = await admin.createChannel();
+      await same.assertExchange(transient, "fanout", { durable: false });
+      await same.close();
+      const durable = await admin.createChannel();
+      durable.on("error", () => {});
+      await expect(durable.assertExchange(transient, "fanout", { durable: true })).rejects.toThrow(
+        /PRECONDITION_FAILED/,
+      );
+      w.child.kill("SIGTERM");
+      expect(await w.exited).toBe(0);
+    } finally {
+      const cleanup = await admin.createChannel();
+      await cleanup.deleteExchange(transient);
+      await admin.close();
       await consumer.close();
     }
   });

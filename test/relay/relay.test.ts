@@ -186,9 +186,12 @@ describe("relay", () => {
   });
 
   it.each([
-    [{ databaseUrl: "mysql://x" }, /`databaseUrl` to be a postgres: or postgresql: URL/],
+    [{ databaseUrl: "mysql://x" }, /`databaseUrl` to be a postgres:\/\/ or postgresql:\/\/ URL, got mysql:\/\/x/],
     [{ databaseUrl: "postgresql://u:secret@h/db", amqpUrl: undefined }, /`amqpUrl`.*or `transport`/],
-    [{ amqpUrl: "http://guest:secret@h" }, /`amqpUrl` to be a amqp: or amqps: URL, got http:\/\/\*\*\*@h/],
+    [
+      { amqpUrl: "http://guest:secret@h" },
+      /`amqpUrl` to be an amqp:\/\/ or amqps:\/\/ URL, got http:\/\/guest:\*\*\*@h/,
+    ],
     [{ batchSize: 0 }, /`batchSize` to be an integer >= 1, got 0/],
     [{ retryBaseDelayMs: 10, retryMaxDelayMs: 5 }, /`retryMaxDelayMs` \(5\) to be >= `retryBaseDelayMs` \(10\)/],
     [{ exchanges: [{ name: "x", type: "nope" }] }, /exchanges/],

@@ -1,6 +1,6 @@
 // A database per test file, cloned from a template that already has the shipped migration and the app's tables.
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { openSchemaEngine } from "./schema-engine.js";
@@ -52,4 +52,23 @@ export async function createTestDatabase(adminUrl: string, template: string) {
     url: withDatabase(adminUrl, name),
     drop: () => (process.env.KEEP_TEST_DATABASES ? Promise.resolve() : dropDatabase(adminUrl, name)),
   };
+}
+
+/**
+ * Applies the shipped migrations, in order, inside `schema` (created here) of the database at `url`, as `prisma
+ * migrate deploy` does for a URL with `?schema=`: the migrations' unqualified names resolve through search_path.
+ */
+export async function migrateIntoSchema(url: string, schema: string): Promise<void> {
+  const folders = (await readdir(migrationsDir, { withFileTypes: true }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
+  const quoted = `"${schema.replaceAll('"', '""')}"`;
+  await admin(url, async (c) => {
+    await c.query("BEGIN");
+    await c.query(`CREATE SCHEMA ${quoted}`);
+    await c.query(`SET LOCAL search_path TO ${quoted}`);
+    for (const folder of folders) await c.query(await readFile(`${migrationsDir}/${folder}/migration.sql`, "utf8"));
+    await c.query("COMMIT");
+  });
 }

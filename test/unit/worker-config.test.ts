@@ -48,6 +48,39 @@ describe("worker configuration", () => {
     expect(parse).toThrow(message);
   });
 
+  it("--exchange needs its type, and may say durable or transient; names may contain colons", () => {
+    const parse = (flag: string) => parseWorkerConfig(["--exchange", flag], env).relay.exchanges;
+    expect(parse("shop:topic")).toEqual([{ name: "shop", type: "topic" }]);
+    expect(parse("shop:fanout:transient")).toEqual([{ name: "shop", type: "fanout", durable: false }]);
+    expect(parse("shop:direct:durable")).toEqual([{ name: "shop", type: "direct", durable: true }]);
+    expect(parse("app:orders:headers")).toEqual([{ name: "app:orders", type: "headers" }]);
+    expect(parseWorkerConfig([], { ...env, OUTBOX_EXCHANGES: "a:topic, b:fanout:transient" }).relay.exchanges).toEqual([
+      { name: "a", type: "topic" },
+      { name: "b", type: "fanout", durable: false },
+    ]);
+  });
+
+  it.each([
+    ["shop", /the type is required/],
+    [":topic", /the type is required/],
+    ["shop:durable", /unknown type "durable"/],
+    ["shop:queue:transient", /unknown type "queue"/],
+    ["shop:topic:forever", /unknown type "forever"/],
+  ])("--exchange %s is refused, naming the accepted forms", (flag, reason) => {
+    const parse = () => parseWorkerConfig(["--exchange", flag], env);
+    expect(parse).toThrow(OutboxConfigError);
+    expect(parse).toThrow(/NAME:TYPE or NAME:TYPE:durable or NAME:TYPE:transient, with TYPE one of direct, topic/);
+    expect(parse).toThrow(reason);
+  });
+
+  it("--schema, else OUTBOX_SCHEMA, else the relay's default", () => {
+    expect(parseWorkerConfig(["--schema", "outbox_x"], { ...env, OUTBOX_SCHEMA: "other" }).relay.schema).toBe(
+      "outbox_x",
+    );
+    expect(parseWorkerConfig([], { ...env, OUTBOX_SCHEMA: "other" }).relay.schema).toBe("other");
+    expect(parseWorkerConfig([], env).relay.schema).toBeUndefined();
+  });
+
   it("--help needs no URLs", () => {
     expect(parseWorkerConfig(["--help"], {}).help).toBe(true);
   });

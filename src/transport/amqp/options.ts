@@ -1,0 +1,95 @@
+// Validation and redaction: the AMQP transport's options, checked once at construction, and the scrubber that keeps
+// the URL's password out of every error and event the transport lets out.
+//
+// amqplib and the socket put the URL they were given into some of their messages (connection refused to ...,
+// handshake errors). So every error coming from them is copied with the URL and the password replaced, and the
+// original is not kept as `cause` (it would carry the password along).
+import type { SocketOptions } from "amqplib";
+import { redactUrl } from "../../config/redact.js";
+import { exchangesOption, expectNumber, expectUrl, MAX_TIMER_MS } from "../../config/validate.js";
+import { coerceError, OutboxConfigError, OutboxError } from "../../message/errors.js";
+import type { ExchangeSpec } from "../transport.js";
+import { safeDecode } from "./helpers.js";
+
+export interface AmqpTransportOptions {
+  /** `amqp://user:password@host:port/vhost` or `amqps://...`; its password is never shown. */
+  url: string;
+  /** Exchanges asserted at every (re)connection. @defaultValue [] */
+  exchanges?: ExchangeSpec[] | undefined;
+  /** AMQP heartbeat, which notices a silently dead connection; 0 disables it. @defaultValue 10 */
+  heartbeatSeconds?: number | undefined;
+  /** Delays between connection attempts: full jitter over an exponential backoff, capped. */
+  reconnect?: { initialDelayMs?: number | undefined; maxDelayMs?: number | undefined } | undefined;
+  /**
+   * Give up one connection attempt (TCP and AMQP handshake) after this long; also how long close() waits for the
+   * broker to answer before dropping the socket. @defaultValue 10_000
+   */
+  connectTimeoutMs?: number | undefined;
+  /** Passed to amqplib's `connect`: TLS options, `keepAlive`, `clientProperties`... */
+  socketOptions?: SocketOptions | undefined;
+}
+
+export interface ResolvedAmqpOptions {
+  /** The URL given, with the heartbeat added: what amqplib connects to. */
+  connectUrl: string;
+  exchanges: ExchangeSpec[];
+  initialDelayMs: number;
+  maxDelayMs: number;
+  connectTimeoutMs: number;
+  socketOptions: SocketOptions;
+  scrubber: Scrubber;
+}
+
+export function resolveAmqpOptions(options: AmqpTransportOptions): ResolvedAmqpOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new OutboxConfigError("Expected AmqpTransport options to be an object with a `url`.");
+  }
+  const { url, heartbeatSeconds = 10, reconnect = {}, connectTimeoutMs = 10_000 } = options;
+  const { initialDelayMs = 100, maxDelayMs = 10_000 } = reconnect;
+  const parsed = expectUrl("url", url, ["amqp:", "amqps:"]);
+  const exchanges = exchangesOption("exchanges", options.exchanges);
+  expectNumber("heartbeatSeconds", heartbeatSeconds, { min: 0, max: 3600, integer: true });
+  expectNumber("reconnect.initialDelayMs", initialDelayMs, { min: 1, max: MAX_TIMER_MS });
+  expectNumber("reconnect.maxDelayMs", maxDelayMs, { min: initialDelayMs, max: MAX_TIMER_MS });
+  expectNumber("connectTimeoutMs", connectTimeoutMs, { min: 1, max: MAX_TIMER_MS });
+
+  if (!parsed.searchParams.has("heartbeat")) parsed.searchParams.set("heartbeat", String(heartbeatSeconds));
+  const connectUrl = parsed.toString();
+  const secrets = parsed.password ? [...new Set([parsed.password, safeDecode(parsed.password)])] : [];
+  return {
+    connectUrl,
+    exchanges,
+    initialDelayMs,
+    maxDelayMs,
+    connectTimeoutMs,
+    socketOptions: {
+      clientProperties: { connection_name: "prisma-outbox" },
+      ...options.socketOptions,
+      timeout: connectTimeoutMs,
+    },
+    scrubber: new Scrubber([url, connectUrl], redactUrl(url), secrets),
+  };
+}
+
+/** Copies errors from amqplib or the socket with the URL and password redacted; ours are safe already. */
+export class Scrubber {
+  constructor(
+    private readonly urls: readonly string[],
+    /** The URL as it may be shown. */
+    readonly safeUrl: string,
+    private readonly secrets: readonly string[],
+  ) {}
+
+  scrub(thrown: unknown): Error {
+    const error = coerceError(thrown);
+    if (error instanceof OutboxError) return error;
+    let message = error.message;
+    for (const url of this.urls) message = message.split(url).join(this.safeUrl);
+    for (const secret of this.secrets) message = message.split(secret).join("***");
+    const clean = new Error(message);
+    clean.name = error.name;
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" || typeof code === "number") Object.assign(clean, { code });
+    return clean;
+  }
+}
