@@ -5,6 +5,7 @@ import { OutboxConfigError } from "../message/errors.js";
 import type { QueueSpec } from "../transport/amqp-consumer.js";
 import type { ExchangeSpec } from "../transport/transport.js";
 import type { RelayLogger } from "./relay-options.js";
+import { durationOption, exchangesOption, integerOption } from "./validate.js";
 
 /** What a delivery that cannot be handled becomes: no messageId, a body that is not JSON, or no handler for it. */
 export type InvalidMessagePolicy = "dead" | "reject";
@@ -89,14 +90,6 @@ export const stderrLogger: RelayLogger = {
   },
 };
 
-function integer(value: unknown, name: string, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > 2_147_483_647) {
-    throw new OutboxConfigError(`Expected \`${name}\` to be an integer >= ${min}, got ${JSON.stringify(value)}.`);
-  }
-  return value;
-}
-
 function shortString(value: unknown, name: string): string {
   if (typeof value !== "string" || value.length === 0 || Buffer.byteLength(value) > 255) {
     throw new OutboxConfigError(`Expected \`${name}\` to be a string of 1 to 255 bytes, got ${JSON.stringify(value)}.`);
@@ -168,27 +161,15 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
       throw new OutboxConfigError(`Expected \`queue.bindings[${i}].routingKey\` to be a string of at most 255 bytes.`);
     }
   });
-  const exchanges = options.exchanges ?? [];
-  if (!Array.isArray(exchanges)) throw new OutboxConfigError("Expected `exchanges` to be an array.");
-  for (const e of exchanges) {
-    if (
-      typeof e?.name !== "string" ||
-      e.name.length === 0 ||
-      !["direct", "topic", "fanout", "headers"].includes(e.type)
-    ) {
-      throw new OutboxConfigError(
-        `Expected each of \`exchanges\` to be { name, type: "direct" | "topic" | "fanout" | "headers" }, got ${JSON.stringify(e)}.`,
-      );
-    }
-  }
+  const exchanges = exchangesOption("exchanges", options.exchanges);
   const invalidMessages = options.invalidMessages ?? "dead";
   if (invalidMessages !== "dead" && invalidMessages !== "reject") {
     throw new OutboxConfigError(
       `Expected \`invalidMessages\` to be "dead" or "reject", got ${JSON.stringify(invalidMessages)}.`,
     );
   }
-  const retryBaseDelayMs = integer(options.retryBaseDelayMs, "retryBaseDelayMs", 1_000, 0);
-  const retryMaxDelayMs = integer(options.retryMaxDelayMs, "retryMaxDelayMs", 300_000, 0);
+  const retryBaseDelayMs = durationOption("retryBaseDelayMs", options.retryBaseDelayMs, 1_000, 0);
+  const retryMaxDelayMs = durationOption("retryMaxDelayMs", options.retryMaxDelayMs, 300_000, 0);
   if (retryMaxDelayMs < retryBaseDelayMs) {
     throw new OutboxConfigError(
       `Expected \`retryMaxDelayMs\` (${retryMaxDelayMs}) to be >= \`retryBaseDelayMs\` (${retryBaseDelayMs}).`,
@@ -197,18 +178,18 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
   return {
     queue: { name: queue.name, arguments: args, bindings },
     exchanges,
-    prefetch: integer(options.prefetch, "prefetch", 200, 1),
-    concurrency: integer(options.concurrency, "concurrency", 4, 1),
-    maxAttempts: integer(options.maxAttempts, "maxAttempts", 10, 1),
+    prefetch: integerOption("prefetch", options.prefetch, 200, 1),
+    concurrency: integerOption("concurrency", options.concurrency, 4, 1),
+    maxAttempts: integerOption("maxAttempts", options.maxAttempts, 10, 1),
     retryBaseDelayMs,
     retryMaxDelayMs,
-    handlerTimeoutMs: integer(options.handlerTimeoutMs, "handlerTimeoutMs", 30_000, 10),
-    sweepIntervalMs: integer(options.sweepIntervalMs, "sweepIntervalMs", 1_000, 10),
-    retentionMs: integer(options.retentionMs, "retentionMs", 7 * 24 * 3_600_000, 0),
-    purgeIntervalMs: integer(options.purgeIntervalMs, "purgeIntervalMs", 60_000, 10),
-    purgeBatchSize: integer(options.purgeBatchSize, "purgeBatchSize", 1_000, 1),
+    handlerTimeoutMs: durationOption("handlerTimeoutMs", options.handlerTimeoutMs, 30_000, 10),
+    sweepIntervalMs: durationOption("sweepIntervalMs", options.sweepIntervalMs, 1_000, 10),
+    retentionMs: integerOption("retentionMs", options.retentionMs, 7 * 24 * 3_600_000, 0),
+    purgeIntervalMs: durationOption("purgeIntervalMs", options.purgeIntervalMs, 60_000, 10),
+    purgeBatchSize: integerOption("purgeBatchSize", options.purgeBatchSize, 1_000, 1),
     invalidMessages,
-    stopTimeoutMs: integer(options.stopTimeoutMs, "stopTimeoutMs", 10_000, 0),
+    stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     logger: options.logger ?? stderrLogger,
   };
 }

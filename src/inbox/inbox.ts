@@ -15,7 +15,9 @@ import {
   resolveInboxOptions,
 } from "../config/inbox-options.js";
 import type { RelayLogger } from "../config/relay-options.js";
+import { expectUrl } from "../config/validate.js";
 import { coerceError, OutboxConfigError } from "../message/errors.js";
+import { CHECK_INBOX_TABLE_SQL, UNDEFINED_TABLE } from "../sql/check-table.js";
 import { INBOX_TABLE } from "../sql/names.js";
 import { AmqpConsumer } from "../transport/amqp-consumer.js";
 import { type InboxEvent, type InboxEventListener, safeEmitInbox } from "./events.js";
@@ -165,24 +167,21 @@ export class Inbox {
 }
 
 function checkConnection(connection: InboxConnection): InboxConnection {
-  const ok = (value: unknown, protocols: string[]) =>
-    typeof value === "string" && URL.canParse(value) && protocols.includes(new URL(value).protocol);
-  if (!ok(connection?.databaseUrl, ["postgres:", "postgresql:"])) {
-    throw new OutboxConfigError("Expected `databaseUrl` to be a postgresql:// URL.");
+  if (typeof connection !== "object" || connection === null) {
+    throw new OutboxConfigError("Expected start() to get { databaseUrl, amqpUrl }.");
   }
-  if (!ok(connection.amqpUrl, ["amqp:", "amqps:"])) {
-    throw new OutboxConfigError("Expected `amqpUrl` to be an amqp:// or amqps:// URL.");
-  }
+  expectUrl("databaseUrl", connection.databaseUrl, ["postgres:", "postgresql:"]);
+  expectUrl("amqpUrl", connection.amqpUrl, ["amqp:", "amqps:"]);
   return connection;
 }
 
 /** Fails fast, saying what to run, when the database is unreachable or the inbox table is missing. */
 async function checkTable(pool: pg.Pool): Promise<void> {
   try {
-    await pool.query(`SELECT 1 FROM ${INBOX_TABLE} LIMIT 0`);
+    await pool.query(CHECK_INBOX_TABLE_SQL);
   } catch (thrown) {
     const code = (thrown as { code?: string }).code;
-    if (code === "42P01") {
+    if (code === UNDEFINED_TABLE) {
       throw new OutboxConfigError(
         `The table ${INBOX_TABLE} does not exist: add prisma/inbox.prisma of the package to your schema and migrate (see the README's Inbox section).`,
       );
