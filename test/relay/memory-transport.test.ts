@@ -31,7 +31,9 @@ function relay(transport: MemoryTransport, options = {}) {
 
 it("pauses while the broker is blocked (resource alarm) and resumes when unblocked", async () => {
   const transport = new MemoryTransport();
-  const r = relay(transport);
+  // One claim at a time (one drain loop, the sweeper idle), so that the order asserted below is the order of one
+  // batch: batches in flight at once may overtake each other (README, Order).
+  const r = relay(transport, { concurrency: 1, sweepIntervalMs: 60_000 });
   await r.start();
   transport.block();
   await prisma.$enqueue(Array.from({ length: 20 }, (_, i) => ({ routingKey: "k", payload: i })));
