@@ -49,7 +49,7 @@ function publishStream(publisher: Publisher, chunk: number, everyMs: number) {
   };
 }
 
-const STORM = size(2_000, 10_000);
+const STORM = size(1_000, 10_000);
 
 it(
   `I3. every one of ${STORM} messages published 3 times, copies shuffled: each handled once`,
@@ -108,12 +108,19 @@ it(
     const stats = inboxStats(worker);
     expect((await killProc(worker, "SIGTERM")).code).toBe(0);
     expect(await inboxStatuses(pool)).toEqual({ processed: ids.length });
+    const unrecorded = worker.countLines(/ERROR inbox row/);
+    console.log(
+      worker.lines
+        .filter((l) => /ERROR|WARN/.test(l))
+        .slice(0, 30)
+        .join("\n"),
+    );
 
     const result = computeInboxRow(
       "I4. inbox's DB connections terminated",
       ids,
       await readEffects(pool),
-      `${terminated} backends in ${ROUNDS} rounds (${inHandler} inside a handler); ${stats.retries} handler retries`,
+      `${terminated} backends in ${ROUNDS} rounds (${inHandler} inside a handler); ${stats.retries} handler retries; ${unrecorded} outcomes not recorded (row back after its lease)`,
     );
     recordRow(result);
     expectNoLoss(result);
@@ -218,7 +225,7 @@ it(
 );
 
 const WORKERS = 4;
-const SHARED = size(4_000, 20_000);
+const SHARED = size(2_000, 20_000);
 
 it(
   `I6. ${WORKERS} inbox workers on one queue, ${SHARED} messages: each handled once, work shared`,
