@@ -14,7 +14,7 @@
 import type pg from "pg";
 import type { ResolvedInboxOptions } from "../config/inbox-options.js";
 import { coerceError, OutboxError } from "../message/errors.js";
-import { backoffDelay } from "../relay/backoff.js";
+import { backoffDelay, sleep } from "../relay/backoff.js";
 import { CLAIM_DUE_INBOX_SQL, CLAIM_INBOX_BY_IDS_SQL, type ClaimedInboxRow } from "../sql/claim-inbox-messages.js";
 import { COMPLETE_INBOX_MESSAGE_SQL } from "../sql/complete-inbox-message.js";
 import { FAIL_INBOX_MESSAGE_SQL } from "../sql/fail-inbox-message.js";
@@ -32,6 +32,9 @@ export class InboxHandlerTimeoutError extends OutboxError {}
 
 /** The row's lease ran out and another processor took it over: this attempt's writes were rolled back. */
 class LeaseLostError extends OutboxError {}
+
+/** Tries to record a failed attempt before giving up (the row then comes back when its lease runs out). */
+const RECORD_ATTEMPTS = 3;
 
 /** Ids handed over but not claimed yet are kept up to this many; beyond, the sweeper finds them. */
 const MAX_HANDED_IDS = 10_000;
@@ -231,7 +234,20 @@ export class Processor {
     const { retryBaseDelayMs, retryMaxDelayMs, logger } = this.#options;
     const delayMs = dead ? 0 : backoffDelay(row.attempts, retryBaseDelayMs, retryMaxDelayMs);
     const text = `${error.name}: ${error.message}`.slice(0, 8_000);
-    const result = await this.#pool.query(FAIL_INBOX_MESSAGE_SQL, [row.id, row.attempts, delayMs, text, dead]);
+    const params = [row.id, row.attempts, delayMs, text, dead];
+    // Retried a few times: a handler that failed because the database connection was lost often meets the same loss
+    // here, and an outcome left unrecorded keeps the row leased (handlerTimeoutMs + 15 s) before its next attempt.
+    // Repeating is harmless: the guard on attempts makes a second run match nothing or write the same values.
+    let result: pg.QueryResult;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        result = await this.#pool.query(FAIL_INBOX_MESSAGE_SQL, params);
+        break;
+      } catch (thrown) {
+        if (attempt >= RECORD_ATTEMPTS) throw thrown;
+        await sleep(backoffDelay(attempt, 50, 500));
+      }
+    }
     if (result.rowCount === 0) return; // taken over meanwhile
     const messageId = row.message_id ?? "";
     if (dead) {
