@@ -109,12 +109,6 @@ it(
     expect((await killProc(worker, "SIGTERM")).code).toBe(0);
     expect(await inboxStatuses(pool)).toEqual({ processed: ids.length });
     const unrecorded = worker.countLines(/ERROR inbox row/);
-    console.log(
-      worker.lines
-        .filter((l) => /ERROR|WARN/.test(l))
-        .slice(0, 30)
-        .join("\n"),
-    );
 
     const result = computeInboxRow(
       "I4. inbox's DB connections terminated",
