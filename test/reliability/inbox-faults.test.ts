@@ -28,7 +28,10 @@ async function setUp(prefix: string): Promise<Publisher> {
   return publisher;
 }
 
-/** Publishes `chunk` messages every `everyMs` until stopped; resolves with every id. */
+/**
+ * Publishes `chunk` messages every `everyMs` until stopped; stop() resolves with every id, or rejects with the error
+ * that ended the stream. Stopped at the test's cleanup too (before the publisher closes), if the test failed first.
+ */
 function publishStream(publisher: Publisher, chunk: number, everyMs: number) {
   const ids: string[] = [];
   let stopped = false;
@@ -39,7 +42,8 @@ function publishStream(publisher: Publisher, chunk: number, everyMs: number) {
       await sleep(Math.max(0, everyMs - (Date.now() - started)));
     }
   })();
-  return {
+  loop.catch(() => {}); // reported by stop()
+  const stream = {
     ids,
     async stop() {
       stopped = true;
@@ -47,6 +51,8 @@ function publishStream(publisher: Publisher, chunk: number, everyMs: number) {
       return ids;
     },
   };
+  defer(() => stream.stop().catch(() => {}));
+  return stream;
 }
 
 const STORM = size(1_000, 10_000);
@@ -139,6 +145,8 @@ it(
     const backlog: number[] = [];
     for (let cut = 0; cut < CUTS; cut++) {
       await sleep(1_000);
+      // Connected and keeping up (after a cut, the reconnection's backoff may have outlasted the cut).
+      await waitUntil(async () => (await publisher.ready()) < 100, "the worker to consume again", 60_000, 50);
       const lost = worker.countLines(/RabbitMQ connection lost/);
       proxy.cut();
       await worker.waitForLine(/RabbitMQ connection lost/, 10_000, lost + 1);
