@@ -30,8 +30,9 @@ await channel.bindQueue(queue, "shop", "order.#");
 
 await channel.consume(queue, (message) => {
   if (!message) return;
-  // Delivery is at least once (a worker may crash between publishing and deleting the row): a real handler skips
-  // message ids it has already processed, and acks only once its work is done.
+  // Delivery is at least once (a worker may crash between publishing and deleting the row): this consumer prints a
+  // redelivered message again. A handler with effects runs in an inbox instead (billing-handlers.ts), which stores
+  // each message id once and acks only once it is stored.
   console.log(`${message.fields.routingKey} ${message.properties.messageId} ${message.content.toString()}`);
   channel.ack(message);
 });

@@ -1,8 +1,11 @@
 // The whole example in one command: `npm run example [-- count]`. It does what you would do by hand (README.md):
 //   1. find PostgreSQL and RabbitMQ (test/support/servers.ts: DATABASE_URL / AMQP_URL, Docker, or local servers);
 //   2. create the database prisma_outbox_example afresh and apply examples/prisma/migrations;
-//   3. start the worker (the bundled CLI) and the consumer, run the app that writes orders, and wait until the
-//      consumer has printed every message; then stop both with SIGTERM.
+//   3. start the worker (the bundled CLI), the consumer and the billing service (the bundled CLI's inbox with
+//      billing-handlers.ts), run the app that writes orders, and wait until the consumer has printed every message
+//      and billing has made one invoice per order;
+//   4. deliver one message a second time, as a relay that crashed between publishing and deleting would, and wait
+//      until billing has dropped it; then stop the three with SIGTERM, and check the invoices: exactly one per order.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
@@ -10,6 +13,7 @@ import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import amqp from "amqplib";
 import pg from "pg";
 import { openSchemaEngine } from "../test/support/schema-engine.ts";
 import { resolveServers, withDatabase } from "../test/support/servers.ts";
@@ -19,6 +23,9 @@ const root = fileURLToPath(new URL("../", import.meta.url));
 const migrationsDir = `${root}examples/prisma/migrations`;
 const orders = Number(process.argv[2] ?? 10);
 const expected = orders + 1; // one order.created per order, plus the explicit order.invoice.requested
+/** billing-handlers.ts: its queue, and the line it prints when the inbox drops a delivery it has already stored. */
+const BILLING_QUEUE = "billing";
+const droppedDuplicate = (line: string) => /^dropped \d+ duplicate/.test(line);
 
 /** Prints a line of `source` (this script or a child), the sources' names aligned. */
 const print = (source: string, line: string) =>
@@ -119,6 +126,59 @@ async function recreateDatabase(adminUrl: string): Promise<string> {
   return withDatabase(adminUrl, DATABASE);
 }
 
+/**
+ * Billing's queue is durable, so it outlives a run; messages left in it by an earlier, interrupted run would make
+ * invoices for orders this run's fresh database does not have. Start it afresh, as the database.
+ */
+async function deleteBillingQueue(amqpUrl: string): Promise<void> {
+  const connection = await amqp.connect(amqpUrl);
+  try {
+    const channel = await connection.createChannel();
+    await channel.deleteQueue(BILLING_QUEUE);
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Resolves once billing has made `count` invoices; rejects if it exits first or `timeoutMs` passes. */
+async function waitForInvoices(db: pg.Pool, billing: Child, count: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let made = 0;
+  for (;;) {
+    made = Number((await db.query('SELECT count(*) FROM "Invoice"')).rows[0].count);
+    if (made >= count) return;
+    if (billing.process.exitCode !== null || billing.process.signalCode !== null) {
+      throw new Error(`billing exited before making every invoice (${made} of ${count}); see its output above`);
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for billing: ${made} of ${count} invoices`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Publishes one order.created again, with its messageId and body as billing stored them: what RabbitMQ delivers
+ * when a relay crashed after the broker confirmed a message and before it deleted the row. Returns the messageId.
+ */
+async function publishDuplicate(db: pg.Pool, amqpUrl: string): Promise<string> {
+  const { rows } = await db.query<{ message_id: string; payload: string }>(
+    "SELECT message_id, payload::text AS payload FROM inbox_message WHERE handler = 'create-invoice' ORDER BY id LIMIT 1",
+  );
+  const { message_id: messageId, payload } = rows[0]!;
+  const connection = await amqp.connect(amqpUrl);
+  try {
+    const channel = await connection.createConfirmChannel();
+    channel.publish("shop", "order.created", Buffer.from(payload), {
+      messageId,
+      contentType: "application/json",
+      persistent: true,
+    });
+    await channel.waitForConfirms();
+  } finally {
+    await connection.close();
+  }
+  return messageId;
+}
+
 /** The example must carry the shipped outbox migration unchanged, or `migrate deploy` would apply another schema. */
 async function checkShippedMigrationsCopied(): Promise<void> {
   const shipped = `${root}prisma/migrations`;
@@ -162,6 +222,39 @@ async function migrate(url: string): Promise<string> {
   }
 }
 
+/**
+ * After every process has stopped, so nothing can change any more: a line per invoice, and the proof that each
+ * order.created had exactly one effect. The Invoice table has no unique constraint, so a message handled twice would
+ * show as a second row, and one never handled as a missing one.
+ */
+async function reportInvoices(db: pg.Pool): Promise<void> {
+  const invoices = await db.query<{ id: number; orderNumber: string; amount: number; messageId: string }>(
+    'SELECT id, "orderNumber", amount, "messageId" FROM "Invoice" ORDER BY "orderNumber", id',
+  );
+  for (const i of invoices.rows) {
+    log(`invoice ${i.id}: order ${i.orderNumber}, amount ${i.amount}, for message ${i.messageId}`);
+  }
+  const { rows } = await db.query<{ orders: number; invoiced: number; processed: number }>(`
+    SELECT (SELECT count(*) FROM "Order")::int AS orders,
+           (SELECT count(DISTINCT i."orderNumber") FROM "Invoice" i JOIN "Order" o ON o.number = i."orderNumber")::int
+             AS invoiced,
+           (SELECT count(*) FROM inbox_message WHERE handler = 'create-invoice' AND status = 'processed')::int
+             AS processed`);
+  const { orders: committed, invoiced, processed } = rows[0]!;
+  const made = invoices.rows.length;
+  if (made !== committed || invoiced !== committed || processed !== committed) {
+    throw new Error(
+      `expected exactly one invoice per order: ${committed} orders, ${made} invoices for ${invoiced} of them, ` +
+        `${processed} order.created messages processed by billing's inbox`,
+    );
+  }
+  log(
+    `billing: ${made} invoices for ${committed} orders, exactly one each, although one message was delivered twice. ` +
+      "A duplicate effect cannot happen: the inbox stores each (messageId, handler) once, and the handler's writes " +
+      "commit with its processed mark (for redeliveries within the dedupe window, 7 days by default)",
+  );
+}
+
 // --- The run -------------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -174,10 +267,13 @@ async function main(): Promise<void> {
   await checkShippedMigrationsCopied();
 
   const servers = await resolveServers();
+  let db: pg.Pool | undefined;
   try {
     log(`PostgreSQL: ${servers.source.database}, RabbitMQ: ${servers.source.amqp}`);
     const databaseUrl = await recreateDatabase(servers.databaseUrl);
     log(`created database ${DATABASE}; migrated it with ${await migrate(databaseUrl)}`);
+    await deleteBillingQueue(servers.amqpUrl);
+    db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
 
     const env = { DATABASE_URL: databaseUrl, AMQP_URL: servers.amqpUrl };
     const consumer = start("consumer", "examples/consumer.ts", [], env);
@@ -186,11 +282,13 @@ async function main(): Promise<void> {
       const m = /^(\S+) ([0-9a-f-]{36}) /.exec(line);
       if (m) seen.set(m[2]!, m[1]!);
     });
+    const billing = start("billing", "src/cli/main.ts", ["inbox", "--handlers", "./examples/billing-handlers.ts"], env);
     const worker = start("worker", "src/cli/main.ts", ["worker"], { ...env, OUTBOX_EXCHANGES: "shop:topic" });
-    // The consumer's queue must be bound before anything is published: the worker publishes as mandatory, and would
-    // retry messages that reach no queue.
+    // The queues must be bound before anything is published: the worker publishes as mandatory, and would retry
+    // messages that reach no queue; and billing would miss the orders published before its queue was bound.
     await Promise.all([
       waitFor(consumer, "binding its queue", (l) => l.startsWith("consumer ready"), 30_000),
+      waitFor(billing, "starting", (l) => l.includes("inbox started"), 30_000),
       waitFor(worker, "starting", (l) => l.includes("relay started"), 30_000),
     ]);
 
@@ -201,7 +299,20 @@ async function main(): Promise<void> {
     await waitFor(consumer, "every message", () => seen.size >= expected, 30_000).catch((error: Error) => {
       throw new Error(`${error.message} (received ${seen.size} of ${expected})`);
     });
+    await waitForInvoices(db, billing, orders, 30_000);
     const elapsed = Date.now() - startedAt;
+
+    // At least once, made visible: the same message again. The consumer prints it a second time; billing's inbox
+    // finds (messageId, "create-invoice") already stored, acks the delivery and drops it.
+    const dropped = billing.lines.filter(droppedDuplicate).length;
+    const duplicateId = await publishDuplicate(db, servers.amqpUrl);
+    log(`published order.created ${duplicateId} a second time, as a relay that crashed before its DELETE would`);
+    await waitFor(
+      billing,
+      "dropping the duplicate",
+      () => billing.lines.filter(droppedDuplicate).length > dropped,
+      30_000,
+    );
 
     await stopAll();
     const byKey = new Map<string, number>();
@@ -210,8 +321,10 @@ async function main(): Promise<void> {
     log(
       `done: ${orders} orders committed, ${seen.size} messages received (${keys}), ${elapsed} ms after starting the writer`,
     );
+    await reportInvoices(db);
   } finally {
     await stopAll();
+    await db?.end();
     await servers.stop();
   }
 }
@@ -220,7 +333,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
     if (interrupted) process.exit(130); // a second Ctrl-C: do not wait (the exit handler kills the children)
     interrupted = signal;
-    log(`${signal}: stopping the worker and the consumer`);
+    log(`${signal}: stopping the worker, the consumer and billing`);
     void stopAll();
   });
 }
