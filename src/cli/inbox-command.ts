@@ -76,8 +76,7 @@ export async function runInbox(argv: string[], env: NodeJS.ProcessEnv): Promise<
     process.on("SIGINT", onSignal);
   });
   try {
-    await box.start({ databaseUrl: config.databaseUrl, amqpUrl: config.amqpUrl, logger });
-    logger.info("inbox started", { queue: box.queue });
+    await box.start({ databaseUrl: config.databaseUrl, amqpUrl: config.amqpUrl, logger }); // logs "inbox started"
   } catch (error) {
     if (signals > 0) return stopped;
     logger.error(`could not start: ${(error as Error).message}`);
