@@ -2,7 +2,8 @@
 //   (a) raw amqplib: publish MESSAGES messages (512-byte JSON) on a confirm channel in batches of 1,000
 //   (b) the relay draining MESSAGES prefilled rows, with 1 relay and with 2 relays
 //   (c) commit-to-consumer latency at a steady RATE messages/s for LATENCY_SECONDS, with the relay in the app's
-//       process (in-process queue) and in a separate worker process (LISTEN/NOTIFY)
+//       process (in-process queue) and in a separate worker process (LISTEN; woken by the writer's after-commit
+//       NOTIFY, the default, and by a NOTIFY in every transaction, as first shipped)
 // Every case publishes to the same exchange, bound to one queue that a consumer in this process drains, so that the
 // broker does the same work in each. Env: MESSAGES (100000), RATE (500), LATENCY_SECONDS (10).
 import { type ChildProcess, spawn } from "node:child_process";
@@ -201,7 +202,7 @@ async function latencyInApp(): Promise<number[]> {
   return samples;
 }
 
-async function latencyWorker(): Promise<number[]> {
+async function latencyWorker(notify: true | "in-transaction"): Promise<number[]> {
   await pool.query("TRUNCATE outbox_message");
   const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "worker"], {
     cwd: root,
@@ -217,7 +218,7 @@ async function latencyWorker(): Promise<number[]> {
     worker.once("exit", (code) => reject(new Error(`worker exited with ${code}: ${output}`)));
   });
   const base = newPrismaClient(db.url);
-  const prisma = base.$extends(outbox({ exchange, queue: false }));
+  const prisma = base.$extends(outbox({ exchange, queue: false, notify }));
   const samples = await steadyLatency(async (i) => {
     const [id] = await prisma.$enqueue({ routingKey: "latency", payload: { i } });
     return id!;
@@ -238,7 +239,9 @@ const two = await relayDrain(2);
 log("(c) latency, relay in the app ...");
 const inApp = summarize(await latencyInApp());
 log("(c) latency, relay in a worker process ...");
-const inWorker = summarize(await latencyWorker());
+const inWorker = summarize(await latencyWorker(true));
+log("(c) latency, relay in a worker process, NOTIFY in every transaction ...");
+const inWorkerInTx = summarize(await latencyWorker("in-transaction"));
 
 console.log(`\nThroughput (${MESSAGES} messages, ${BODY.length}-byte JSON, run ${randomBytes(2).toString("hex")})`);
 printTable([
@@ -250,7 +253,8 @@ console.log(`\nCommit-to-consumer latency at ${RATE} msg/s for ${LATENCY_SECONDS
 printTable(
   [
     ["(c) relay in the app (in-process queue)", inApp],
-    ["(c) relay in a worker (LISTEN/NOTIFY)", inWorker],
+    ["(c) relay in a worker (LISTEN, after-commit wake-up)", inWorker],
+    ["(c) relay in a worker (LISTEN, NOTIFY in every tx)", inWorkerInTx],
   ].map(([name, s]) => {
     const x = s as ReturnType<typeof summarize>;
     return { case: name as string, n: x.n, p50: x.p50, p95: x.p95, p99: x.p99, max: x.max };

@@ -3,13 +3,27 @@
 // transaction); the same with one explicit $enqueue; and one $enqueue
 // of 100 messages; each with its ratio to the plain write and the statements it sent (from Prisma's query log).
 // Rounds interleave the cases so that machine noise hits them alike. ROUNDS / PER_ROUND env vars scale it.
+// Then a concurrency sweep: 1, 8, 32 and 64 writers in this process, each running transactions back to back (an
+// order.create with a declared event): the plain write, the outbox write with a NOTIFY in every transaction (as first
+// shipped: notify "in-transaction"), with the after-commit wake-up (notify: true, the default), and with none
+// (notify: false: the cost of the NOTIFY is the ratio to this one); a connection
+// LISTENs meanwhile, as a relay would. tx/s and p99 per case, and their ratios to the plain write. SWEEP_SECONDS
+// (default 4) per case and level, in two interleaved halves; WRITERS (default 1,8,32,64).
 import { performance } from "node:perf_hooks";
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { Notifier } from "../src/extension/notifier.js";
 import { OutboxQueue, outbox } from "../src/index.js";
+import { normalizeMessage } from "../src/message/message.js";
+import { insertMessagesParams, insertMessagesSql } from "../src/sql/insert-messages.js";
+import { outboxNames } from "../src/sql/names.js";
+import { notifySql } from "../src/sql/notify.js";
 import { newPrismaClient, PrismaClient } from "../test/support/prisma.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 10);
+const SWEEP_SECONDS = Number(process.env.SWEEP_SECONDS ?? 4);
+const WRITERS = (process.env.WRITERS ?? "1,8,32,64").split(",").map(Number);
 const PER_ROUND = Number(process.env.PER_ROUND ?? 200);
 
 const db = await benchDatabase();
@@ -60,7 +74,10 @@ for (const [name, run] of Object.entries(casesOn(logged))) {
   await run(); // warm
   queries.length = 0;
   await run();
-  statements[name] = queries.filter((q) => !/^(BEGIN|COMMIT|ROLLBACK)/i.test(q.trim())).length;
+  // The after-commit NOTIFY is not in the transaction (and at most one per 5 ms): not counted.
+  statements[name] = queries.filter(
+    (q) => !/^(BEGIN|COMMIT|ROLLBACK)/i.test(q.trim()) && !q.includes("pg_notify"),
+  ).length;
 }
 
 const samples: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
@@ -90,6 +107,173 @@ printTable(
     };
   }),
 );
+// The concurrency sweep, on a client whose pool holds every writer (and the wake-up's NOTIFY).
+const wide = new PrismaClient({
+  adapter: new PrismaPg({ connectionString: db.url, max: Math.max(...WRITERS) + 2 }),
+}) as unknown as typeof base;
+const listener = new pg.Client({ connectionString: db.url });
+await listener.connect();
+let notifications = 0;
+listener.on("notification", () => notifications++);
+await listener.query("LISTEN prisma_outbox");
+const sweepCases: Record<string, () => Promise<unknown>> = {
+  plain: () => wide.$transaction((tx) => tx.order.create({ data: data() })),
+  "outbox, no NOTIFY": (() => {
+    const c = wide.$extends(
+      outbox<typeof base>({ exchange: "bench", queue, notify: false, events: { Order: { create: true } } }),
+    );
+    return () => c.order.create({ data: data() });
+  })(),
+  "NOTIFY in every tx": (() => {
+    const c = wide.$extends(
+      outbox<typeof base>({ exchange: "bench", queue, notify: "in-transaction", events: { Order: { create: true } } }),
+    );
+    return () => c.order.create({ data: data() });
+  })(),
+  "after-commit wake-up": (() => {
+    const c = wide.$extends(outbox<typeof base>({ exchange: "bench", queue, events: { Order: { create: true } } }));
+    return () => c.order.create({ data: data() });
+  })(),
+};
+
+/** `writers` loops running `run` back to back for `ms`; returns the latencies of the transactions. */
+async function saturate(run: () => Promise<unknown>, writers: number, ms: number): Promise<number[]> {
+  const latencies: number[] = [];
+  const end = performance.now() + ms;
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        await run();
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  return latencies;
+}
+
+for (const run of Object.values(sweepCases)) await saturate(run, 8, 300); // warm-up
+const sweep: Array<Record<string, string | number>> = [];
+const ratios: string[] = [];
+for (const writers of WRITERS) {
+  const lat: Record<string, number[]> = Object.fromEntries(Object.keys(sweepCases).map((k) => [k, []]));
+  const notes: Record<string, number> = Object.fromEntries(Object.keys(sweepCases).map((k) => [k, 0]));
+  for (let half = 0; half < 2; half++) {
+    for (const [name, run] of Object.entries(sweepCases)) {
+      const before = notifications;
+      lat[name]!.push(...(await saturate(run, writers, (SWEEP_SECONDS * 1000) / 2)));
+      await new Promise((r) => setTimeout(r, 50)); // the last notifications arrive
+      notes[name]! += notifications - before;
+    }
+  }
+  const plainRate = lat.plain!.length / SWEEP_SECONDS;
+  for (const [name, samples] of Object.entries(lat)) {
+    const rate = samples.length / SWEEP_SECONDS;
+    sweep.push({
+      writers,
+      case: name,
+      "tx/s": Math.round(rate),
+      "p99 ms": summarize(samples).p99,
+      "tx/s / plain": rate / plainRate,
+      "tx/s / no NOTIFY": name === "plain" ? "-" : rate / (lat["outbox, no NOTIFY"]!.length / SWEEP_SECONDS),
+      "NOTIFYs/s": Math.round(notes[name]! / SWEEP_SECONDS),
+    });
+  }
+  const rate = (name: string) => lat[name]!.length / SWEEP_SECONDS;
+  const quiet = rate("outbox, no NOTIFY");
+  ratios.push(
+    `ratio at ${writers} writers, to the outbox write without NOTIFY: ` +
+      `NOTIFY in every tx ${(rate("NOTIFY in every tx") / quiet).toFixed(3)}, ` +
+      `after-commit wake-up ${(rate("after-commit wake-up") / quiet).toFixed(3)}; ` +
+      `to the plain write: outbox without NOTIFY ${(quiet / plainRate).toFixed(3)}, ` +
+      `after-commit wake-up ${(rate("after-commit wake-up") / plainRate).toFixed(3)}`,
+  );
+}
+console.log(`\nConcurrent writers, ${SWEEP_SECONDS} s per case and level (order.create with a declared event)`);
+printTable(sweep);
+for (const line of ratios) console.log(line);
+
+// The same statements through pg, one connection per writer and no Prisma: what PostgreSQL does when the client is
+// not the bottleneck (one Node process drives Prisma's writes at under 2,000 tx/s here; pgbench measured 3,380 tx/s
+// with a NOTIFY in every transaction at 32 writers and 11,542 without).
+await wide.$disconnect(); // its connections, before the next 64 open
+const rawPool = new pg.Pool({ connectionString: db.url, max: Math.max(...WRITERS) + 2 });
+const rawMessage = () =>
+  insertMessagesParams([
+    normalizeMessage(
+      { exchange: "bench", routingKey: "order.created", payload: { n } },
+      {},
+      { maxPayloadBytes: 1_048_576 },
+    ),
+  ]);
+const names = outboxNames();
+const INSERT_MESSAGES_SQL = insertMessagesSql(names, false);
+const INSERT_MESSAGES_NOTIFY_SQL = insertMessagesSql(names, true);
+const rawNotifier = new Notifier(() => rawPool.query(notifySql(names)), 5);
+type Tx = (c: pg.PoolClient) => Promise<void>;
+const orderInsert = (c: pg.PoolClient) => c.query('INSERT INTO "Order" (number, amount) VALUES ($1, 1)', [`r${n++}`]);
+const rawCases: Record<string, Tx> = {
+  plain: async (c) => {
+    await c.query("BEGIN");
+    await orderInsert(c);
+    await c.query("COMMIT");
+  },
+  "outbox, no NOTIFY": async (c) => {
+    await c.query("BEGIN");
+    await orderInsert(c);
+    await c.query(INSERT_MESSAGES_SQL, rawMessage());
+    await c.query("COMMIT");
+  },
+  "NOTIFY in every tx": async (c) => {
+    await c.query("BEGIN");
+    await orderInsert(c);
+    await c.query(INSERT_MESSAGES_NOTIFY_SQL, rawMessage());
+    await c.query("COMMIT");
+  },
+  "after-commit wake-up": async (c) => {
+    await c.query("BEGIN");
+    await orderInsert(c);
+    await c.query(INSERT_MESSAGES_SQL, rawMessage());
+    await c.query("COMMIT");
+    rawNotifier.committed();
+  },
+};
+const rawClients = await Promise.all(Array.from({ length: Math.max(...WRITERS) }, () => rawPool.connect()));
+const rawSweep: Array<Record<string, string | number>> = [];
+const rawRatios: string[] = [];
+for (const writers of WRITERS) {
+  const count: Record<string, number[]> = Object.fromEntries(Object.keys(rawCases).map((k) => [k, []]));
+  for (let half = 0; half < 2; half++) {
+    for (const [name, tx] of Object.entries(rawCases)) {
+      let i = 0;
+      count[name]!.push(...(await saturate(() => tx(rawClients[i++ % writers]!), writers, (SWEEP_SECONDS * 1000) / 2)));
+    }
+  }
+  const rate = (name: string) => count[name]!.length / SWEEP_SECONDS;
+  for (const name of Object.keys(rawCases)) {
+    rawSweep.push({
+      writers,
+      case: name,
+      "tx/s": Math.round(rate(name)),
+      "p99 ms": summarize(count[name]!).p99,
+      "tx/s / plain": rate(name) / rate("plain"),
+      "tx/s / no NOTIFY": name === "plain" ? "-" : rate(name) / rate("outbox, no NOTIFY"),
+    });
+  }
+  rawRatios.push(
+    `ratio at ${writers} writers (pg, no Prisma), to the outbox write without NOTIFY: ` +
+      `NOTIFY in every tx ${(rate("NOTIFY in every tx") / rate("outbox, no NOTIFY")).toFixed(3)}, ` +
+      `after-commit wake-up ${(rate("after-commit wake-up") / rate("outbox, no NOTIFY")).toFixed(3)}`,
+  );
+}
+console.log(`\nThe same statements through pg, one connection per writer, ${SWEEP_SECONDS} s per case and level`);
+printTable(rawSweep);
+for (const line of rawRatios) console.log(line);
+for (const c of rawClients) c.release();
+await new Promise((r) => setTimeout(r, 20));
+await rawPool.end();
+
+await listener.end();
 await base.$disconnect();
 await logged.$disconnect();
 await db.cleanup();

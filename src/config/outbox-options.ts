@@ -2,7 +2,7 @@
 import { OutboxConfigError } from "../message/errors.js";
 import type { OutboxMessageInput } from "../message/message.js";
 import { defaultOutboxQueue, type OutboxQueue } from "../queue/outbox-queue.js";
-import { schemaOption } from "./validate.js";
+import { durationOption, schemaOption } from "./validate.js";
 
 /** The write operations a declared event may follow. Each returns the records it wrote. */
 export const EVENT_OPERATIONS = [
@@ -126,6 +126,24 @@ export interface OutboxOptions<TClient = unknown> {
    * @defaultValue "public"
    */
   schema?: string;
+  /**
+   * How relays in other processes learn of new messages (PostgreSQL NOTIFY; a relay in this process is handed the
+   * ids by `queue` either way):
+   * - `true`: after COMMIT, one NOTIFY at once, then at most one per `notifyIntervalMs` from this client, always one
+   *   after the last commit. Writers scale as without NOTIFY.
+   * - `"in-transaction"`: pg_notify inside every writing transaction. A crash after COMMIT cannot lose the wake-up,
+   *   but PostgreSQL serialises the commits of notifying transactions: concurrent writers queue behind each other.
+   * - `false`: none. Relays in other processes publish with their sweeper (within sweepMinAgeMs + sweepIntervalMs).
+   *   For apps whose only relay runs in-process.
+   * @defaultValue true
+   */
+  notify?: boolean | "in-transaction";
+  /**
+   * With `notify: true`, the shortest time between two NOTIFYs of this client: a cross-process wake-up waits at most
+   * this long.
+   * @defaultValue 5
+   */
+  notifyIntervalMs?: number;
 }
 
 export interface EventBuilder {
@@ -142,6 +160,8 @@ export interface ResolvedOutboxOptions {
   maxPayloadBytes: number;
   transactionOptions: OutboxTransactionOptions;
   schema: string;
+  notify: boolean | "in-transaction";
+  notifyIntervalMs: number;
 }
 
 function lowerFirst(s: string): string {
@@ -203,7 +223,7 @@ export function resolveOutboxOptions(options: OutboxOptions<any> = {}): Resolved
   if (typeof options !== "object" || options === null) {
     throw new OutboxConfigError(`Expected outbox() options to be an object, got ${String(options)}.`);
   }
-  const { exchange, events = {}, queue, maxPayloadBytes = 1_048_576, transactionOptions } = options;
+  const { exchange, events = {}, queue, maxPayloadBytes = 1_048_576, transactionOptions, notify = true } = options;
   if (
     exchange !== undefined &&
     (typeof exchange !== "string" || exchange.length === 0 || Buffer.byteLength(exchange) > 255)
@@ -217,6 +237,11 @@ export function resolveOutboxOptions(options: OutboxOptions<any> = {}): Resolved
   }
   if (typeof events !== "object" || events === null || Array.isArray(events)) {
     throw new OutboxConfigError(`Expected \`events\` to be an object keyed by model name, got ${String(events)}.`);
+  }
+  if (notify !== true && notify !== false && notify !== "in-transaction") {
+    throw new OutboxConfigError(
+      `Expected \`notify\` to be true, false or "in-transaction", got ${JSON.stringify(notify)}.`,
+    );
   }
   if (queue !== undefined && queue !== false && (typeof queue !== "object" || typeof queue.push !== "function")) {
     throw new OutboxConfigError("Expected `queue` to be an OutboxQueue or false.");
@@ -270,5 +295,7 @@ export function resolveOutboxOptions(options: OutboxOptions<any> = {}): Resolved
     maxPayloadBytes,
     transactionOptions: resolveTransactionOptions(transactionOptions),
     schema: schemaOption("schema", options.schema),
+    notify,
+    notifyIntervalMs: durationOption("notifyIntervalMs", options.notifyIntervalMs, 5, 0),
   };
 }

@@ -7,7 +7,8 @@
 //   of the extension chain runs in it, once), so that both commit or neither does. Inside a batch
 //   `$transaction([...])` the outbox cannot join, so such a write is refused before anything is sent.
 // - The record of an event is the model's fields whatever the call site selected (record-payload.ts).
-// - After COMMIT, never before, the written ids go to the in-process queue.
+// - After COMMIT, never before, the written ids go to the in-process queue, and relays in other processes are woken
+//   by a NOTIFY (notifier.ts; or, with notify: "in-transaction", by one inside every writing transaction).
 // Prisma-specific glue stays in this folder, and every Prisma internal it touches in prisma-internals.ts, so that
 // another Prisma major version means a new module, not a rewrite.
 import { Prisma } from "@prisma/client/extension";
@@ -21,8 +22,10 @@ import {
 import { type NormalizedMessage, normalizeMessage, type OutboxMessageInput } from "../message/message.js";
 import { insertMessagesParams, insertMessagesSql } from "../sql/insert-messages.js";
 import { outboxNames } from "../sql/names.js";
+import { notifySql } from "../sql/notify.js";
 import { batchRefusal, enqueuePromise } from "./enqueue-promise.js";
 import { checkEventModels, type ModelShape, modelShapes } from "./model-shapes.js";
+import { Notifier } from "./notifier.js";
 import {
   clientInternals,
   type InternalTransaction,
@@ -45,25 +48,30 @@ type QueryHookParams = {
 
 export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) {
   const config = resolveOutboxOptions(options);
-  const insertSql = insertMessagesSql(outboxNames(config.schema));
   const tracker = new CommitTracker();
-  const handoff = (ids: string[]) => {
-    if (ids.length > 0) config.queue?.push(ids);
-  };
+  const names = outboxNames(config.schema);
+  const insertPlain = insertMessagesSql(names, false);
+  const insertNotifying = insertMessagesSql(names, true);
+  /**
+   * The insert for a write whose commit the extension will see (`observed`: outside any transaction, in a
+   * transaction opened through its $transaction, or in one it opened itself) or not. The NOTIFY rides in the
+   * transaction with notify: "in-transaction", and also with notify: true when the commit cannot be observed: only a
+   * notification inside the transaction can announce it then.
+   */
+  const insertSql = (observed: boolean) =>
+    config.notify === "in-transaction" || (config.notify === true && !observed) ? insertNotifying : insertPlain;
+  const observed = (txId: string | undefined) => txId === undefined || tracker.has(txId);
   const normalize = (messages: readonly OutboxMessageInput[]): NormalizedMessage[] =>
     messages.map((m) => normalizeMessage(m, config, config));
 
   /** One INSERT of all the messages, with the given client (which decides the transaction). */
-  async function insert(client: RawClient, messages: NormalizedMessage[]): Promise<string[]> {
+  async function insert(client: RawClient, commitObserved: boolean, messages: NormalizedMessage[]): Promise<string[]> {
     if (messages.length === 0) return [];
-    const rows = await client.$queryRawUnsafe<Array<{ id: string }>>(insertSql, ...insertMessagesParams(messages));
+    const rows = await client.$queryRawUnsafe<Array<{ id: string }>>(
+      insertSql(commitObserved),
+      ...insertMessagesParams(messages),
+    );
     return rows.map((r) => r.id);
-  }
-
-  /** After the write: inside a transaction the ids wait for its commit; outside, the write has committed. */
-  function afterWrite(txId: string | undefined, ids: string[]) {
-    if (txId === undefined) handoff(ids);
-    else tracker.record(txId, ids);
   }
 
   return Prisma.defineExtension((client) => {
@@ -71,13 +79,31 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
     const internals = clientInternals(client);
     const shapes = modelShapes(internals);
     checkEventModels(config.events.keys(), shapes);
-    const base = client as unknown as {
+    const base = client as unknown as RawClient & {
       $transaction: (...args: unknown[]) => Promise<unknown>;
+      $executeRawUnsafe: (sql: string) => Promise<number>;
+    };
+    // The NOTIFY goes through the base client: outside any transaction, after the commits it announces.
+    const notifier =
+      config.notify === true
+        ? new Notifier(() => base.$executeRawUnsafe(notifySql(names)), config.notifyIntervalMs)
+        : undefined;
+    /** After COMMIT: the ids to the in-process queue, and a wake-up for relays in other processes. */
+    const handoff = (ids: string[]) => {
+      if (ids.length === 0) return;
+      config.queue?.push(ids);
+      notifier?.committed();
+    };
+    /** After the write: inside a transaction the ids wait for its commit; outside, the write has committed. */
+    const afterWrite = (txId: string | undefined, ids: string[]) => {
+      if (txId === undefined) handoff(ids);
+      else tracker.record(txId, ids);
     };
 
     /**
      * Runs a declared write in `transaction` (the rest of the extension chain included) and writes its messages
-     * there. Resolves with what the caller asked for and the ids of the messages.
+     * there. Resolves with what the caller asked for and the ids of the messages. `ownTransaction`: the hook opened
+     * `transaction` itself, and hands the ids over after its commit.
      */
     async function declaredWrite(
       params: QueryHookParams,
@@ -85,6 +111,7 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
       shape: ModelShape,
       transaction: InternalTransaction,
       internalParams: unknown,
+      ownTransaction: boolean,
     ): Promise<{ result: unknown; ids: string[] }> {
       const { model, operation, args, query } = params;
       const widened = widenQuery(args, shape);
@@ -96,7 +123,11 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
           builder.build(builder.defaultPayload ? jsonSafeRecord(record, shape) : record, context),
         ),
       );
-      const ids = await insert(internals.itxClient(transaction), messages);
+      const ids = await insert(
+        internals.itxClient(transaction),
+        ownTransaction || observed(String(transaction.id)),
+        messages,
+      );
       const result = Array.isArray(written) ? written.map(widened.narrow) : widened.narrow(written);
       return { result, ids };
     }
@@ -111,7 +142,8 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
         const ctx = Prisma.getExtensionContext(this) as unknown as RawClient;
         return enqueuePromise(async () => {
           const list = normalize(Array.isArray(messages) ? messages : [messages as OutboxMessageInput]);
-          afterWrite(transactionIdOf(ctx), await insert(ctx, list));
+          const txId = transactionIdOf(ctx);
+          afterWrite(txId, await insert(ctx, observed(txId), list));
           return list.map((m) => m.messageId);
         });
       },
@@ -167,7 +199,7 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
             }
             const internalParams = internalParamsOf(params);
             if (transaction !== undefined) {
-              const { result, ids } = await declaredWrite(hook, builder, shape, transaction, internalParams);
+              const { result, ids } = await declaredWrite(hook, builder, shape, transaction, internalParams, false);
               afterWrite(String(transaction.id), ids);
               return result;
             }
@@ -176,10 +208,14 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
             let ids: string[] = [];
             const result = await base.$transaction(async (tx: unknown) => {
               const opened = await transactionOfClient(tx);
-              const written = await declaredWrite(hook, builder, shape, opened, {
-                ...internalParams,
-                transaction: opened,
-              });
+              const written = await declaredWrite(
+                hook,
+                builder,
+                shape,
+                opened,
+                { ...internalParams, transaction: opened },
+                true,
+              );
               ids = written.ids;
               return written.result;
             }, config.transactionOptions);

@@ -12,9 +12,14 @@ export class CommitTracker {
     this.#open.set(txId, []);
   }
 
+  /** Whether the transaction was opened through the extension (its commit will be seen). */
+  has(txId: string): boolean {
+    return this.#open.has(txId);
+  }
+
   /**
    * Remembers ids written in a transaction. Returns false when the transaction was not opened here (started on a
-   * client without the extension's `$transaction`): its ids then reach relays by NOTIFY and the sweeper only.
+   * client without the extension's `$transaction`): its ids then reach relays by a NOTIFY inside it and the sweeper only.
    */
   record(txId: string, ids: readonly string[]): boolean {
     const list = this.#open.get(txId);

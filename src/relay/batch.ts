@@ -14,7 +14,7 @@
 import type pg from "pg";
 import type { ResolvedRelayOptions } from "../config/relay-options.js";
 import { coerceError } from "../message/errors.js";
-import { byId, type ClaimedRow } from "../sql/claim-messages.js";
+import { byClaimOrder, type ClaimedRow } from "../sql/claim-messages.js";
 import { deadLetterMessagesSql } from "../sql/dead-letter-messages.js";
 import { outboxNames } from "../sql/names.js";
 import { requeueMessagesSql } from "../sql/requeue-messages.js";
@@ -27,6 +27,8 @@ export interface Claim {
   path: ClaimPath;
   /** BEGIN and the claim, from src/sql/claim-messages.ts. */
   sql: string;
+  /** Told the rows as soon as they are claimed (the drain loops keep their place in claim order with it). */
+  onClaimed?: (rows: readonly ClaimedRow[]) => void;
 }
 
 function toOutbound(row: ClaimedRow): OutboundMessage {
@@ -58,11 +60,12 @@ export async function runBatch(
     // Two statements, one round trip: pg answers with one result per statement.
     const [, claimed] = (await client.query(claim.sql)) as unknown as [unknown, pg.QueryResult<ClaimedRow>];
     rows = claimed.rows;
+    claim.onClaimed?.(rows);
     if (rows.length === 0) {
       await client.query(COMMIT_SQL);
       return 0;
     }
-    rows.sort(byId);
+    rows.sort(byClaimOrder);
     const outcomes = await transport.publish(rows.map(toOutbound), { timeoutMs: options.publishTimeoutMs, signal });
     const retry: object[] = [];
     const dead: object[] = [];

@@ -6,8 +6,10 @@
 // Paths that claim batches (all run the cycle in batch.ts):
 //   queue   ids the extension handed over after COMMIT in this process: claimed by id, at once.
 //   listen  a NOTIFY from a writer in any process, a broker reconnect, or start(): up to `concurrency` drain loops
-//           claim the oldest due rows until a claim comes back short.
-//   sweep   every sweepIntervalMs, due rows older than sweepMinAgeMs, until a claim comes back short.
+//           claim the oldest due rows until a claim from the start of the index comes back short.
+//   sweep   every sweepIntervalMs, due rows older than sweepMinAgeMs, until such a claim comes back short.
+// While claims come back full, the drain loops (and, apart, the sweeper) claim after the last row they took instead of
+// from the start (claim-position.ts): rows just deleted and not yet vacuumed are not walked again.
 // While the broker is disconnected or blocked no path claims anything: rows stay where they are, and the broker's
 // return wakes the drain loops.
 import type pg from "pg";
@@ -24,6 +26,7 @@ import { type OutboxNames, outboxNames } from "../sql/names.js";
 import type { Transport, TransportEvent } from "../transport/transport.js";
 import { backoffDelay, sleep } from "./backoff.js";
 import { type Claim, runBatch } from "./batch.js";
+import { ClaimPosition } from "./claim-position.js";
 import { openPool, type RelayPool } from "./connections.js";
 import { type RelayEvent, type RelayEventListener, safeEmit } from "./events.js";
 import { OutboxListener } from "./listener.js";
@@ -70,6 +73,9 @@ export class Relay {
   #brokerWaiters: Array<() => void> = [];
   #wakeSeq = 0;
   #drainLoops = new Set<Promise<void>>();
+  /** Where the drain loops' and the sweeper's next claims start (see claim-position.ts). */
+  #drainPosition = new ClaimPosition();
+  #sweepPosition = new ClaimPosition();
   #sweeper: Promise<void> | undefined;
 
   constructor(options: RelayOptions) {
@@ -324,11 +330,20 @@ export class Relay {
       await this.#brokerGate();
       if (this.#halt.signal.aborted) return;
       const seq = this.#wakeSeq;
+      const position = this.#drainPosition;
+      const after = position.next();
+      const batchSize = this.options.batchSize;
       try {
-        const n = await this.#batch({ path: "listen", sql: beginClaimNext(this.#names, this.options.batchSize) });
+        const n = await this.#batch({
+          path: "listen",
+          sql: beginClaimNext(this.#names, batchSize, after),
+          onClaimed: (rows) => position.claimed(rows, rows.length === batchSize),
+        });
         failures = 0;
-        if (n < this.options.batchSize && seq === this.#wakeSeq) return;
+        // A short claim after a position resets it: the loop looks once more from the start before it ends.
+        if (n < batchSize && after === undefined && seq === this.#wakeSeq) return;
       } catch {
+        position.reset();
         failures++;
         await sleep(backoffDelay(failures, 100, 5_000), this.#halt.signal);
       }
@@ -345,15 +360,19 @@ export class Relay {
       );
       await this.#brokerGate();
       try {
+        const position = this.#sweepPosition;
         while (!this.#halt.signal.aborted) {
+          const after = position.next();
           const n = await this.#batch({
             path: "sweep",
-            sql: beginClaimSweep(this.#names, o.batchSize, o.sweepMinAgeMs),
+            sql: beginClaimSweep(this.#names, o.batchSize, o.sweepMinAgeMs, after),
+            onClaimed: (rows) => position.claimed(rows, rows.length === o.batchSize),
           });
-          if (n < o.batchSize) break;
+          if (n < o.batchSize && after === undefined) break;
         }
         failures = 0;
       } catch (error) {
+        this.#sweepPosition.reset();
         failures++;
         o.logger.warn("sweep failed; retrying", { error: coerceError(error).message, failures });
       }

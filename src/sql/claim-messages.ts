@@ -7,50 +7,93 @@ import type { OutboxNames } from "./names.js";
 // - DELETE ... RETURNING claims and deletes in one round trip; on a crash or ROLLBACK before COMMIT the rows are
 //   simply back (PostgreSQL never saw them deleted), so "published but not deleted" is the only outcome of a crash,
 //   which means a duplicate, never a loss.
-// - ORDER BY id in the subquery takes the oldest rows first (publish order) through the primary key; RETURNING has
-//   no order, so the relay sorts the batch by id before publishing.
+// - ORDER BY available_at, id walks the index (available_at, id) from its start and stops after `limit` rows: every
+//   row it reads is due, so the cost is the batch, whatever the number of rows not yet due (retries backing off,
+//   delayed messages: all after the due ones in that index). `ORDER BY id` (the first version) had two plans, both
+//   growing with the table: the primary key walked past every deferred row of lower id (164 ms a claim with 1M of
+//   them), or, with other statistics, every due row was read and sorted (67 ms with 200,000 due). For a new message
+//   available_at is the time it was inserted (clock_timestamp(), see insert-messages.ts), so the order is write order
+//   for new messages, and a retry takes its place when its backoff ends. RETURNING has no order: the relay sorts the
+//   batch with `byClaimOrder` before publishing.
+// - `after`: the keyset form, `(available_at, id) > (...)`, starts the index walk after the last row this relay
+//   claimed. Rows deleted and not yet vacuumed stay in the index, and while any transaction in the database is older
+//   than their delete, vacuum cannot remove them and every walk from the start visits each of them in the heap
+//   (about 220 ms a claim with 1M such rows). While a backlog drains, the relay claims after its last row, and
+//   walks from the start only now and then (see src/relay/claim-position.ts).
 // - payload::text returns the exact JSON text written, which becomes the message body without a parse/stringify.
 // - BEGIN travels with the claim in one simple-protocol query: one round trip instead of two on the hot path. The
 //   simple protocol takes no bind parameters, so the values are written into the text by the functions below, which
-//   accept only what cannot inject anything: integers and ids made of digits.
+//   accept only what cannot inject anything: integers and ids made of digits. The table name is the schema-qualified,
+//   quoted one of names.ts.
 const RETURNING = `RETURNING id::text AS id, message_id::text AS message_id, exchange, routing_key, payload::text AS payload,
-  headers, type, correlation_id, attempts, (extract(epoch FROM created_at) * 1000)::float8 AS created_at`;
+  headers, type, correlation_id, attempts, (extract(epoch FROM created_at) * 1000)::float8 AS created_at,
+  (extract(epoch FROM available_at) * 1000)::float8 AS available_at`;
+
+/** Where a claim in claim order starts: after this row (available_at in epoch milliseconds, id). */
+export interface ClaimKey {
+  availableAt: number;
+  id: string;
+}
 
 function integer(n: number): string {
   if (!Number.isSafeInteger(n) || n < 0) throw new TypeError(`Expected a non-negative integer, got ${n}`);
   return String(n);
 }
 
-/** BEGIN, then claim the given ids (the in-process fast path) where still present and due. */
-export function beginClaimByIds(names: OutboxNames, ids: readonly string[]): string {
-  for (const id of ids) if (!/^\d{1,19}$/.test(id)) throw new TypeError(`Expected an outbox id of digits, got ${id}`);
-  return `BEGIN;
-DELETE FROM ${names.outboxTable} WHERE id IN (
-  SELECT id FROM ${names.outboxTable} WHERE id = ANY('{${ids.join(",")}}'::bigint[]) AND available_at <= now()
+function outboxId(id: string): string {
+  if (!/^\d{1,19}$/.test(id)) throw new TypeError(`Expected an outbox id of digits, got ${id}`);
+  return id;
+}
+
+/** The keyset condition: rows after `key` in claim order (exact: available_at has millisecond precision). */
+function afterKey(key: ClaimKey | undefined): string {
+  if (!key) return "";
+  return `AND (available_at, id) > (to_timestamp(${integer(key.availableAt)} / 1000.0), ${outboxId(key.id)})`;
+}
+
+/** Claims the given ids (the in-process fast path) where still present and due. */
+export function claimByIds(names: OutboxNames, ids: readonly string[]): string {
+  return `DELETE FROM ${names.outboxTable} WHERE id IN (
+  SELECT id FROM ${names.outboxTable} WHERE id = ANY('{${ids.map(outboxId).join(",")}}'::bigint[]) AND available_at <= now()
   ORDER BY id FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
 }
 
-/** BEGIN, then claim the oldest due rows (NOTIFY wake-ups and backlog drains). */
-export function beginClaimNext(names: OutboxNames, limit: number): string {
-  return `BEGIN;
-DELETE FROM ${names.outboxTable} WHERE id IN (
-  SELECT id FROM ${names.outboxTable} WHERE available_at <= now()
-  ORDER BY id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
+/** Claims the oldest due rows (NOTIFY wake-ups and backlog drains), after `after` when given. */
+export function claimNext(names: OutboxNames, limit: number, after?: ClaimKey): string {
+  return `DELETE FROM ${names.outboxTable} WHERE id IN (
+  SELECT id FROM ${names.outboxTable} WHERE available_at <= now() ${afterKey(after)}
+  ORDER BY available_at, id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
 }
 
 /**
- * BEGIN, then the sweeper's claim: the oldest due rows written at least `minAgeMs` ago, so that it leaves fresh rows
- * to the fast paths and takes only what they missed (a crash after commit, a full in-process queue, a broker outage).
+ * The sweeper's claim: the oldest due rows written at least `minAgeMs` ago, so that it leaves fresh rows to the fast
+ * paths and takes only what they missed (a crash after commit, a full in-process queue, a broker outage) and retries
+ * whose backoff ended. Fresh rows are the last due ones in claim order, so the walk reaches them only when there is
+ * nothing older left.
  */
-export function beginClaimSweep(names: OutboxNames, limit: number, minAgeMs: number): string {
-  return `BEGIN;
-DELETE FROM ${names.outboxTable} WHERE id IN (
+export function claimSweep(names: OutboxNames, limit: number, minAgeMs: number, after?: ClaimKey): string {
+  return `DELETE FROM ${names.outboxTable} WHERE id IN (
   SELECT id FROM ${names.outboxTable}
-  WHERE available_at <= now() AND created_at <= now() - interval '${integer(minAgeMs)} milliseconds'
-  ORDER BY id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
+  WHERE available_at <= now() AND created_at <= now() - interval '${integer(minAgeMs)} milliseconds' ${afterKey(after)}
+  ORDER BY available_at, id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
+}
+
+/** BEGIN, then claimByIds. */
+export function beginClaimByIds(names: OutboxNames, ids: readonly string[]): string {
+  return `BEGIN;\n${claimByIds(names, ids)}`;
+}
+
+/** BEGIN, then claimNext. */
+export function beginClaimNext(names: OutboxNames, limit: number, after?: ClaimKey): string {
+  return `BEGIN;\n${claimNext(names, limit, after)}`;
+}
+
+/** BEGIN, then claimSweep. */
+export function beginClaimSweep(names: OutboxNames, limit: number, minAgeMs: number, after?: ClaimKey): string {
+  return `BEGIN;\n${claimSweep(names, limit, minAgeMs, after)}`;
 }
 
 /** A claimed row, as RETURNING gives it. */
@@ -65,9 +108,26 @@ export interface ClaimedRow {
   correlation_id: string | null;
   attempts: number;
   created_at: number;
+  /** Epoch milliseconds. */
+  available_at: number;
 }
 
-/** Sorts claimed rows by id (bigint as text: shorter is smaller). */
-export function byId(a: ClaimedRow, b: ClaimedRow): number {
-  return a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+/** Compares ids (bigint as text: shorter is smaller). */
+export function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** Claim order: available_at, then id (the order of the index the claims walk). */
+export function compareKeys(a: ClaimKey, b: ClaimKey): number {
+  return a.availableAt - b.availableAt || compareIds(a.id, b.id);
+}
+
+/** A claimed row's place in claim order. */
+export function keyOf(row: ClaimedRow): ClaimKey {
+  return { availableAt: row.available_at, id: row.id };
+}
+
+/** Sorts claimed rows in claim order. */
+export function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
+  return compareKeys(keyOf(a), keyOf(b));
 }

@@ -1,0 +1,56 @@
+// Where a claim loop's next claim starts in claim order (available_at, id): from the start of the due rows, or after
+// the last row the loop claimed (keyset). One position per kind of loop: the drain loops share one, the sweeper has
+// its own.
+//
+// States:
+//   from-start   the next claim walks the index from its start. Initial state, and after any reset.
+//   after(key)   the next claim starts after `key`, the highest row claimed since the last walk from the start.
+//
+//   from-start --claim came back full--> after(last row of the batch)
+//   after(k)   --claim came back full--> after(max(k, last row))
+//   any        --claim came back short, or a batch failed--> from-start
+//   after(k)   --RESCAN_MS since the last walk from the start--> from-start (for one claim)
+//
+// Why: a walk from the start reads every index entry before the first due live row, including rows deleted by
+// earlier batches that vacuum has not removed yet (and cannot, while an older transaction runs anywhere in the
+// database). After a million-row drain that is a million heap visits per claim. While claims come back full, the
+// loop is working through a backlog, and starting after its last row skips all of that.
+// What the keyset misses, the walks from the start catch: a row whose key is below the position but committed after
+// the loop passed it (a writer transaction slower than the drain), and rows of batches that rolled back. Those wait
+// at most RESCAN_MS during a backlog, and none at its end, since the short claim that ends a drain resets the
+// position and the loop stops only after a short claim from the start.
+import { type ClaimedRow, type ClaimKey, compareKeys, keyOf } from "../sql/claim-messages.js";
+
+/** Longest time a backlog drain goes without a claim from the start. */
+export const RESCAN_MS = 1_000;
+
+export class ClaimPosition {
+  #key: ClaimKey | undefined;
+  #lastFromStart = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Where the next claim starts: undefined for the start. */
+  next(): ClaimKey | undefined {
+    if (this.#key && this.now() - this.#lastFromStart >= RESCAN_MS) this.#key = undefined;
+    if (!this.#key) this.#lastFromStart = this.now();
+    return this.#key;
+  }
+
+  /** After a claim: keeps the highest row when the claim came back full, else goes back to the start. */
+  claimed(rows: readonly ClaimedRow[], full: boolean): void {
+    if (!full || rows.length === 0) {
+      this.#key = undefined;
+      return;
+    }
+    for (const row of rows) {
+      const key = keyOf(row);
+      if (!this.#key || compareKeys(key, this.#key) > 0) this.#key = key;
+    }
+  }
+
+  /** A batch failed: its rows are back, below the position. */
+  reset(): void {
+    this.#key = undefined;
+  }
+}
