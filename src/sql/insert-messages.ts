@@ -9,7 +9,9 @@ import type { OutboxNames } from "./names.js";
  * - WITH ORDINALITY + ORDER BY keeps the ids in the order the messages were given.
  * - available_at falls back to clock_timestamp(), the time of the insert, not now() (the transaction's start): the
  *   relay claims in (available_at, id) order, and a transaction that started first but wrote after another one
- *   committed (it waited for that one's row lock, say) must not have its message claimed first. created_at keeps
+ *   committed (it waited for that one's row lock, say) must not have its message claimed first. Truncated to the
+ *   column's milliseconds, never rounded up: a relay whose claim starts within half a millisecond of the insert
+ *   (the in-process hand-off) would otherwise find the row not yet due, and leave it to the sweeper. created_at keeps
  *   now().
  * - The table and the channel are those of the schema the outbox lives in (names.ts).
  *
@@ -29,7 +31,7 @@ WITH input AS (
 ), inserted AS (
   INSERT INTO ${names.outboxTable} (message_id, exchange, routing_key, payload, headers, type, correlation_id, available_at)
   SELECT message_id, exchange, routing_key, payload::json, headers::jsonb, type, correlation_id,
-         coalesce(available_at, clock_timestamp())
+         coalesce(available_at, date_trunc('milliseconds', clock_timestamp()))
   FROM input ORDER BY n
   RETURNING id
 )${
