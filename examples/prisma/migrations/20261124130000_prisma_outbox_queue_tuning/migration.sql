@@ -1,0 +1,11 @@
+-- prisma-outbox: autovacuum settings for the outbox table, which Prisma's schema language cannot express (written by
+-- hand: test/schema/migration.test.ts lists these statements and checks that nothing else is in this file).
+--
+-- Every message is one INSERT and one DELETE, so the table is mostly dead rows until vacuum removes them, and the
+-- relay's claims walk past the dead index entries that are left. PostgreSQL's defaults vacuum a table once 20% of it
+-- is dead (autovacuum_vacuum_scale_factor 0.2), which for a queue that is usually nearly empty but went through a
+-- million rows means almost never at the right time. Here: vacuum and analyze once 1,000 rows died or changed,
+-- whatever the size, and without the cost-based pauses (the table is small when it is drained, so a vacuum is short).
+-- Autovacuum still checks each database only every autovacuum_naptime (1 min by default), and cannot remove rows
+-- deleted after the start of the oldest transaction still open in the database (see the README).
+ALTER TABLE "outbox_message" SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000, autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 1000, autovacuum_vacuum_cost_delay = 0);
