@@ -2,9 +2,13 @@
 // anywhere loses nothing: the broker redelivers what was not acked, and the unique (message_id, handler) key turns
 // the redelivery into nothing.
 //
-// State machine (one flush at a time, so acks go out in delivery order and `multiple` acks are safe):
-//   idle --delivery--> scheduled --next macrotask--> flushing --COMMIT, acks--> idle (or flushing again if more came)
-//   flushing --database error--> retrying (backoff, deliveries held unacked; logged) --> flushing
+// State machine of one batch (a flush): buffered --next macrotask--> inserting --COMMIT--> waiting for the previous
+//   batch's acks --> acked (then the "received" event and the hand-off) ; inserting --database error--> retrying
+//   (backoff, deliveries held unacked; logged) --> inserting
+// Up to MAX_FLUSHES batches are inserting at once, so the broker's next deliveries and the next INSERT overlap the
+// previous INSERT and its commit instead of waiting for them (stop-and-wait capped receiving at about half of what
+// the database and the broker each allow: bench/inbox.ts). Acks still go out in delivery order, which keeps the
+// `multiple` acks safe: a batch acks only after the batch before it acked, and not at all if that one gave up.
 //   any --drain()--> resolves once nothing is buffered or in flight; --abort()--> gives up retrying (not acked)
 import type pg from "pg";
 import type { InvalidMessagePolicy } from "../config/inbox-options.js";
@@ -15,6 +19,9 @@ import { INSERT_INBOX_MESSAGES_SQL, type InboxRowInput, insertInboxParams } from
 import type { Delivery } from "../transport/amqp-consumer.js";
 import type { InboxEvent } from "./events.js";
 import type { HandlerRegistry } from "./registry.js";
+
+/** Batches inserting at once (each on its own connection of the inbox's pool). */
+const MAX_FLUSHES = 2;
 
 export interface ReceiverDeps {
   pool: pg.Pool;
@@ -66,8 +73,10 @@ function headersText(headers: Record<string, unknown> | undefined): string | nul
 export class Receiver {
   readonly #deps: ReceiverDeps;
   #buffer: Delivery[] = [];
-  #flushing: Promise<void> | undefined;
+  #flushes = 0;
   #scheduled = false;
+  /** The last batch's ack step: true once it acked, false if it gave up (aborted), so the next must not ack. */
+  #acked: Promise<boolean> = Promise.resolve(true);
   readonly #abort = new AbortController();
 
   constructor(deps: ReceiverDeps) {
@@ -76,22 +85,14 @@ export class Receiver {
 
   push(delivery: Delivery): void {
     this.#buffer.push(delivery);
-    if (this.#flushing || this.#scheduled) return;
-    // Let the deliveries that arrived together join one INSERT: flush on the next macrotask.
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#flushing ??= this.#flushAll().finally(() => {
-        this.#flushing = undefined;
-      });
-    });
+    this.#schedule();
   }
 
   /** Resolves when everything received so far is stored and acked (or given up after abort()). */
   async drain(): Promise<void> {
-    while (this.#flushing || this.#scheduled || (this.#buffer.length > 0 && !this.#abort.signal.aborted)) {
-      if (this.#flushing) await this.#flushing;
-      else await new Promise((r) => setImmediate(r));
+    while (this.#flushes > 0 || this.#scheduled || (this.#buffer.length > 0 && !this.#abort.signal.aborted)) {
+      if (this.#flushes > 0) await this.#acked;
+      await new Promise((r) => setImmediate(r));
     }
   }
 
@@ -100,14 +101,37 @@ export class Receiver {
     this.#abort.abort();
   }
 
-  async #flushAll(): Promise<void> {
-    while (this.#buffer.length > 0 && !this.#abort.signal.aborted) {
-      const batch = this.#buffer.splice(0, this.#deps.batchSize);
-      await this.#flush(batch);
-    }
+  #schedule(): void {
+    if (this.#scheduled || this.#flushes >= MAX_FLUSHES || this.#buffer.length === 0) return;
+    // Let the deliveries that arrived together join one INSERT: flush on the next macrotask.
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      while (this.#flushes < MAX_FLUSHES && this.#buffer.length > 0 && !this.#abort.signal.aborted) {
+        this.#startFlush(this.#buffer.splice(0, this.#deps.batchSize));
+      }
+    });
   }
 
-  async #flush(batch: Delivery[]): Promise<void> {
+  #startFlush(batch: Delivery[]): void {
+    this.#flushes++;
+    const previous = this.#acked;
+    const step = this.#flush(batch, previous).catch((thrown) => {
+      // #flush handles the database's failures itself; reaching here is a bug. Nothing of the batch was acked.
+      this.#deps.logger.error(
+        `receiving ${batch.length} deliveries failed (not acked): ${coerceError(thrown).message}`,
+      );
+      return false;
+    });
+    this.#acked = step;
+    void step.finally(() => {
+      this.#flushes--;
+      this.#schedule();
+    });
+  }
+
+  /** Stores the batch, then acks it once the batch before it acked. True when acked. */
+  async #flush(batch: Delivery[], previous: Promise<boolean>): Promise<boolean> {
     const { registry, invalidMessages, logger, emit } = this.#deps;
     const rows: InboxRowInput[] = [];
     const rejected: Delivery[] = [];
@@ -144,7 +168,9 @@ export class Receiver {
     }
 
     const inserted = rows.length === 0 ? [] : await this.#insert(rows);
-    if (inserted === undefined) return; // aborted: nothing acked, the broker redelivers
+    // Acking after a batch that gave up would ack its deliveries too (`multiple`): after abort, nothing is acked,
+    // and the broker redelivers (what was stored comes back as duplicates, dropped).
+    if (!(await previous) || inserted === undefined) return false;
     for (const d of rejected) this.#deps.reject(d);
     // One ack per channel generation: the last delivery of the batch acks it and every earlier one (`multiple`).
     const lastOfGeneration = new Map<number, Delivery>();
@@ -158,6 +184,7 @@ export class Receiver {
       duplicates: rows.length - inserted.length,
     });
     if (pending.length > 0) this.#deps.handoff(pending);
+    return true;
   }
 
   /** The INSERT, retried with backoff while the database fails; undefined when aborted. */
