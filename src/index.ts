@@ -9,6 +9,7 @@ export type { InboxEvent, InboxEventListener } from "./inbox/events.js";
 export { Inbox, type InboxConnection, inbox } from "./inbox/inbox.js";
 export { InboxHandlerTimeoutError } from "./inbox/processor.js";
 export type { HandleFunction, HandlerContext, HandlerSpec, InboxMessage, TransactionClientOf } from "./inbox/types.js";
+export type { BatchFailureReason } from "./message/errors.js";
 export {
   OutboxBatchTransactionError,
   OutboxConfigError,
@@ -16,6 +17,7 @@ export {
   OutboxMessageError,
   OutboxPayloadError,
   OutboxPublishError,
+  OutboxStartError,
 } from "./message/errors.js";
 export type { HeaderValue, OutboxMessageInput } from "./message/message.js";
 export { uuidv7 } from "./message/uuid.js";

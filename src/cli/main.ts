@@ -81,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
     await relay.start();
   } catch (error) {
     if (signals > 0) return stopped;
-    logger.error(`could not start: ${(error as Error).message}`);
+    // The relay logged why ("relay could not start") and closed what it had opened.
     await relay.stop();
     return error instanceof OutboxConfigError ? 2 : 1;
   }

@@ -15,8 +15,19 @@ export interface RelayLogger {
 }
 
 export interface RelayOptions {
-  /** PostgreSQL connection string of the database that holds the outbox table. Give this or `database`. */
+  /**
+   * PostgreSQL connection string of the database that holds the outbox table. Give this or `database`. May point at
+   * a transaction-mode pooler (PgBouncer, Supabase, Neon...): the relay sets its timeouts per transaction
+   * (`SET LOCAL`), not at connection start-up. LISTEN then needs `listenUrl` (or `listen: false`).
+   */
   databaseUrl?: string;
+  /**
+   * Where to LISTEN for the writers' NOTIFY when the database goes through a transaction-mode pooler: a direct
+   * connection to the same database (LISTEN needs a session; a pooler hands each transaction to any server
+   * connection, and notifications get lost).
+   * @defaultValue the relay's database (`databaseUrl` or `database`)
+   */
+  listenUrl?: string;
   /**
    * Instead of `databaseUrl`:
    * - a pg connection config (`{ host, port, user, password, database, ssl, ... }` or `{ connectionString, ssl }`):
@@ -58,6 +69,20 @@ export interface RelayOptions {
    */
   batchSize?: number;
   /**
+   * Most payload bytes (and headers) published as one part of a batch: a batch whose rows hold more is published in
+   * parts of at most this many bytes, one after the other, each waiting for its confirms. A single larger message is
+   * published alone.
+   * @defaultValue 4_194_304 (4 MiB)
+   */
+  batchMaxBytes?: number;
+  /**
+   * How often the LISTEN connection proves it still hears notifications (a NOTIFY to itself that must come back
+   * within this time, else it reconnects). A connection silently lost (a NAT or a pooler dropped it) would otherwise
+   * leave only the sweeper to publish until TCP keepalive gave up, minutes later.
+   * @defaultValue 5_000
+   */
+  listenCheckIntervalMs?: number;
+  /**
    * Batches in flight at once for LISTEN wake-ups and backlog drains (each holds one database connection).
    * @defaultValue 2
    */
@@ -75,7 +100,7 @@ export interface RelayOptions {
   sweepIntervalMs?: number;
   /**
    * The sweeper leaves messages younger than this to the fast path.
-   * @defaultValue 5_000
+   * @defaultValue 5_000, or 0 when there is no fast path (`listen: false` and `queue: false`)
    */
   sweepMinAgeMs?: number;
   /**
@@ -97,8 +122,11 @@ export interface RelayOptions {
    * @defaultValue 10_000
    */
   stopTimeoutMs?: number;
-  /** @defaultValue a logger that writes nothing */
-  logger?: RelayLogger;
+  /**
+   * Where the relay says what it does; `false` for nothing. What the logger throws is ignored.
+   * @defaultValue warnings and errors as lines on stderr (info is dropped)
+   */
+  logger?: RelayLogger | false;
 }
 
 /**
@@ -110,6 +138,8 @@ export interface ResolvedRelayOptions {
   database: string;
   /** The URL given as `databaseUrl`, its password replaced by `***`; undefined when `database` was given. */
   databaseUrl: string | undefined;
+  /** `listenUrl`, its password replaced by `***`; undefined when LISTEN uses the relay's database. */
+  listenUrl: string | undefined;
   /** The broker URL with its password replaced by `***`. */
   amqpUrl: string | undefined;
   schema: string;
@@ -118,6 +148,8 @@ export interface ResolvedRelayOptions {
   queue: OutboxQueue | undefined;
   listen: boolean;
   batchSize: number;
+  batchMaxBytes: number;
+  listenCheckIntervalMs: number;
   concurrency: number;
   publishTimeoutMs: number;
   sweepIntervalMs: number;
@@ -132,10 +164,51 @@ export interface ResolvedRelayOptions {
 /** What the relay connects with, passwords included: never shown, never public. */
 export interface RelayConnections {
   database: DatabaseSource;
+  /** Where LISTEN connects: `listenUrl`, else the database. */
+  listen: DatabaseSource;
   amqpUrl: string | undefined;
 }
 
 const silent: RelayLogger = { info() {}, warn() {}, error() {} };
+
+/** The default: a relay in the app's process must not fail without a word (a missing exchange, a refused login). */
+const stderrLogger: RelayLogger = {
+  info() {},
+  warn: (message, fields) => writeStderr("warn", message, fields),
+  error: (message, fields) => writeStderr("error", message, fields),
+};
+
+function writeStderr(level: string, message: string, fields: Record<string, unknown> = {}): void {
+  const extra = Object.entries(fields)
+    .map(([k, v]) => ` ${k}=${typeof v === "string" ? JSON.stringify(v) : String(v)}`)
+    .join("");
+  process.stderr.write(`prisma-outbox relay ${level}: ${message}${extra}\n`);
+}
+
+/** Every call guarded: a logger that throws must never fail a batch, or anything else. */
+function guarded(logger: RelayLogger): RelayLogger {
+  const call = (method: keyof RelayLogger) => (message: string, fields?: Record<string, unknown>) => {
+    try {
+      logger[method](message, fields);
+    } catch {
+      // the logger's failure is its own
+    }
+  };
+  return { info: call("info"), warn: call("warn"), error: call("error") };
+}
+
+function loggerOption(logger: unknown): RelayLogger {
+  if (logger === false) return silent;
+  if (logger === undefined) return stderrLogger;
+  if (
+    typeof logger !== "object" ||
+    logger === null ||
+    ["info", "warn", "error"].some((m) => typeof (logger as Record<string, unknown>)[m] !== "function")
+  ) {
+    throw new OutboxConfigError("Expected `logger` to be { info, warn, error } (functions), or false for none.");
+  }
+  return guarded(logger as RelayLogger);
+}
 
 export function resolveRelayOptions(options: RelayOptions): {
   options: ResolvedRelayOptions;
@@ -145,6 +218,11 @@ export function resolveRelayOptions(options: RelayOptions): {
     throw new OutboxConfigError("Expected createRelay() options to be an object.");
   }
   const database = resolveDatabase(options.databaseUrl, options.database);
+  if (options.listenUrl !== undefined) expectUrl("listenUrl", options.listenUrl, ["postgres:", "postgresql:"]);
+  const listenSource: DatabaseSource =
+    options.listenUrl === undefined
+      ? database.source
+      : { kind: "config", config: { connectionString: options.listenUrl } };
   if (options.transport === undefined && options.amqpUrl === undefined) {
     throw new OutboxConfigError("Expected `amqpUrl` (RabbitMQ URL) or `transport`; neither was given.");
   }
@@ -161,30 +239,35 @@ export function resolveRelayOptions(options: RelayOptions): {
   const listen = booleanOption("listen", options.listen, true);
   const concurrency = integerOption("concurrency", options.concurrency, 2, 1);
   const source = database.source;
-  if (source.kind === "pool" && listen && (source.pool.options?.max ?? 10) < 2) {
+  if (source.kind === "pool" && listen && options.listenUrl === undefined && (source.pool.options?.max ?? 10) < 2) {
     throw new OutboxConfigError(
       "Expected the pool given as `database` to allow at least 2 clients (`max`): LISTEN holds one while the relay runs, and batches need another. Raise its `max`, or set `listen: false`.",
     );
   }
+  const queue = options.queue === false ? undefined : (options.queue ?? defaultOutboxQueue);
   const resolved: ResolvedRelayOptions = {
     database: database.shown,
     databaseUrl: options.databaseUrl === undefined ? undefined : database.shown,
+    listenUrl: options.listenUrl === undefined ? undefined : redactUrl(options.listenUrl),
     amqpUrl: options.amqpUrl === undefined ? undefined : redactUrl(options.amqpUrl),
     schema: schemaOption("schema", options.schema),
     transport: options.transport,
     exchanges,
-    queue: options.queue === false ? undefined : (options.queue ?? defaultOutboxQueue),
+    queue,
     listen,
     batchSize: integerOption("batchSize", options.batchSize, 500, 1),
+    batchMaxBytes: integerOption("batchMaxBytes", options.batchMaxBytes, 4 * 1024 * 1024, 1024),
+    listenCheckIntervalMs: durationOption("listenCheckIntervalMs", options.listenCheckIntervalMs, 5_000, 100),
     concurrency,
     publishTimeoutMs,
     sweepIntervalMs: durationOption("sweepIntervalMs", options.sweepIntervalMs, 1_000, 10),
-    sweepMinAgeMs: durationOption("sweepMinAgeMs", options.sweepMinAgeMs, 5_000, 0),
+    // Without a fast path the sweeper is the only path: it must not wait for rows to age.
+    sweepMinAgeMs: durationOption("sweepMinAgeMs", options.sweepMinAgeMs, listen || queue ? 5_000 : 0, 0),
     maxAttempts: integerOption("maxAttempts", options.maxAttempts, 10, 1),
     retryBaseDelayMs,
     retryMaxDelayMs,
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
-    logger: options.logger ?? silent,
+    logger: loggerOption(options.logger),
   };
-  return { options: resolved, connections: { database: source, amqpUrl: options.amqpUrl } };
+  return { options: resolved, connections: { database: source, listen: listenSource, amqpUrl: options.amqpUrl } };
 }

@@ -15,6 +15,8 @@ export interface WorkerConfig {
 /** flag name -> [environment variable, relay option] for the integer settings. */
 const INTEGER_SETTINGS = {
   "batch-size": ["OUTBOX_BATCH_SIZE", "batchSize"],
+  "batch-max-bytes": ["OUTBOX_BATCH_MAX_BYTES", "batchMaxBytes"],
+  "listen-check-interval-ms": ["OUTBOX_LISTEN_CHECK_INTERVAL_MS", "listenCheckIntervalMs"],
   concurrency: ["OUTBOX_CONCURRENCY", "concurrency"],
   "publish-timeout-ms": ["OUTBOX_PUBLISH_TIMEOUT_MS", "publishTimeoutMs"],
   "sweep-interval-ms": ["OUTBOX_SWEEP_INTERVAL_MS", "sweepIntervalMs"],
@@ -38,7 +40,10 @@ Options (each also read from the environment variable named after it):
   --exchange NAME:TYPE[:durable|transient]                                  OUTBOX_EXCHANGES (comma-separated)
                               exchange to assert at start-up; repeatable. TYPE: direct, topic, fanout
                               or headers (required). durable (the default) survives a broker restart
+  --listen-url URL            direct PostgreSQL connection for LISTEN when  OUTBOX_LISTEN_URL
+                              --database-url is a transaction-mode pooler (PgBouncer)
   --batch-size N              messages per transaction (500)                OUTBOX_BATCH_SIZE
+  --batch-max-bytes N         bytes published at once, in parts (4194304)   OUTBOX_BATCH_MAX_BYTES
   --concurrency N             batches in flight at once (2)                 OUTBOX_CONCURRENCY
   --publish-timeout-ms N      longest wait for a batch's confirms (10000)   OUTBOX_PUBLISH_TIMEOUT_MS
   --sweep-interval-ms N       how often the sweeper polls (1000)            OUTBOX_SWEEP_INTERVAL_MS
@@ -49,6 +54,7 @@ Options (each also read from the environment variable named after it):
   --stop-timeout-ms N         batches in flight get this long to finish on  OUTBOX_STOP_TIMEOUT_MS
                               stop, then roll back; exit within 5 s more (10000)
   --no-listen                 do not LISTEN for NOTIFY; poll only           OUTBOX_LISTEN=false
+  --listen-check-interval-ms N  LISTEN proves it hears itself this often (5000)  OUTBOX_LISTEN_CHECK_INTERVAL_MS
   --log-format text|json      one line per start, stop, reconnect, dead letter (text)  OUTBOX_LOG_FORMAT
   -h, --help                  show this help
   -v, --version               show the version
@@ -106,6 +112,7 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
         "database-url": { type: "string" },
         "amqp-url": { type: "string" },
         schema: { type: "string" },
+        "listen-url": { type: "string" },
         exchange: { type: "string", multiple: true },
         "no-listen": { type: "boolean" },
         "log-format": { type: "string" },
@@ -121,6 +128,7 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
   const relay: Record<string, unknown> = {
     databaseUrl: (v["database-url"] as string | undefined) ?? env.DATABASE_URL,
     amqpUrl: (v["amqp-url"] as string | undefined) ?? env.AMQP_URL,
+    listenUrl: (v["listen-url"] as string | undefined) ?? (env.OUTBOX_LISTEN_URL || undefined),
     queue: false,
   };
   const schema = (v.schema as string | undefined) ?? (env.OUTBOX_SCHEMA || undefined);

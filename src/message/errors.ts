@@ -27,8 +27,35 @@ export class OutboxConfigError extends OutboxError {}
 /** A declared event was written inside a batch `$transaction([...])`, where the outbox cannot take part. */
 export class OutboxBatchTransactionError extends OutboxError {}
 
+/**
+ * Why a whole batch failed, when it did (transports set it; the relay decides on it):
+ * - `channel-closed`: the broker closed the channel (connection alive) because of one message of the batch, such as
+ *   403 (no write permission on its exchange) or 406 (larger than the broker's max_message_size). Retrying the same
+ *   batch fails the same way; the relay publishes its parts to find the culprit.
+ * - `timeout`: not every confirm arrived in time (a slow broker, a large batch, or a silent network).
+ * - `connection-lost`, `closed`, `aborted`: not the messages' fault; the batch is retried as it was.
+ */
+export type BatchFailureReason = "channel-closed" | "timeout" | "connection-lost" | "closed" | "aborted";
+
 /** Publishing to the broker failed (for one message: returned as unroutable, nacked; or for a whole batch). */
-export class OutboxPublishError extends OutboxError {}
+export class OutboxPublishError extends OutboxError {
+  /** Set when the whole batch failed, to say why. */
+  readonly reason: BatchFailureReason | undefined;
+  constructor(message: string, options?: { cause?: unknown; reason?: BatchFailureReason }) {
+    super(message, options);
+    this.reason = options?.reason;
+  }
+}
+
+/** The relay could not start: the database or broker refused or did not answer. The message says which and why. */
+export class OutboxStartError extends OutboxError {
+  /** PostgreSQL's SQLSTATE, or the socket's error code (ECONNREFUSED...), when there is one. */
+  readonly code: string | undefined;
+  constructor(message: string, options?: { cause?: unknown; code?: string | undefined }) {
+    super(message, options);
+    this.code = options?.code;
+  }
+}
 
 /** Turns anything thrown into an Error, keeping the original as `cause` when it was not one. */
 export function coerceError(thrown: unknown): Error {

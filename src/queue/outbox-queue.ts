@@ -61,6 +61,11 @@ export class OutboxQueue {
     return this.#dropped;
   }
 
+  /** Whether a relay is attached (one per queue). */
+  get attached(): boolean {
+    return this.#consumer !== undefined;
+  }
+
   /** Ids waiting for a batch. */
   get pending(): number {
     return this.#ids.length;

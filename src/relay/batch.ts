@@ -1,27 +1,42 @@
 // One claim-publish-commit cycle: the heart of the relay, shared by the in-process fast path, LISTEN wake-ups and
 // the sweeper.
 //
-//   BEGIN
+//   BEGIN; SET LOCAL timeouts (per transaction, so that poolers accept them)
 //   claim = DELETE ... RETURNING (rows locked with SKIP LOCKED: another relay never gets them)
-//   publish every row on the confirm channel and wait for every confirm (bounded by publishTimeoutMs)
-//     whole batch failed (connection lost, timeout, stop deadline) -> ROLLBACK: every row is back, unchanged
-//     some messages refused (unroutable, nacked) -> in the same transaction put them back with one more attempt and
-//       a later available_at, or move them to the dead letters after the last attempt
+//   publish the rows on the confirm channel, in parts of at most batchMaxBytes (one part when they fit; a row that
+//   failed before alone), each part waiting for every confirm (bounded by publishTimeoutMs); then per part:
+//     confirmed or refused per message (unroutable, nacked) -> its outcome
+//     failed as a whole, not the messages' fault (connection lost, transport closed, stop deadline)
+//       -> ROLLBACK: every row is back, unchanged, no attempt counted
+//     failed as a whole because of one message (the broker closed the channel: 403 on an exchange the user may not
+//     write to, 406 above max_message_size) -> isolate the culprit, in this transaction: publish each half of the
+//       part alone on the channel (publish-lock.ts: the culprit may have been another batch's), and each half of a
+//       half that fails, recursively; a single message that fails alone gets the failure as its outcome
+//     timed out -> a part of one message (with the broker connected): that message's outcome; a larger part: ROLLBACK,
+//       and the relay halves its batch limit (isolating inside this transaction could hold it for many timeouts)
+//   refused messages: put back with one more attempt and a later available_at, or moved to the dead letters after
+//     the last attempt, in the same transaction
 //   COMMIT
+//   then the events (published, retry-scheduled, dead-lettered): listeners hear only what is committed
 //
-// A crash anywhere before COMMIT leaves the rows in place, so they are published again later: at-least-once, with
-// duplicates only after a crash. COMMIT failing after the confirms has the same effect.
+// So no message can fail its batch forever: every whole-batch failure a message can cause ends, within one batch
+// (channel closed) or within log2(batchSize) batches (timeouts), with that message's attempt counted and the others
+// published. A crash anywhere before COMMIT leaves the rows in place, so they are published again later:
+// at-least-once. Messages of a part that failed as a whole may have reached the broker: publishing them again is
+// the duplicate at-least-once allows.
 import type pg from "pg";
 import type { ResolvedRelayOptions } from "../config/relay-options.js";
-import { coerceError } from "../message/errors.js";
+import { coerceError, OutboxPublishError } from "../message/errors.js";
 import { byClaimOrder, type ClaimedRow } from "../sql/claim-messages.js";
 import { deadLetterMessagesSql } from "../sql/dead-letter-messages.js";
 import { outboxNames } from "../sql/names.js";
 import { requeueMessagesSql } from "../sql/requeue-messages.js";
 import { COMMIT_SQL, ROLLBACK_SQL } from "../sql/transaction.js";
-import type { OutboundMessage, Transport } from "../transport/transport.js";
+import { withLocalTimeouts } from "../sql/transaction-timeouts.js";
+import type { OutboundMessage, PublishOutcome, Transport } from "../transport/transport.js";
 import { backoffDelay } from "./backoff.js";
 import type { ClaimPath, RelayEvent } from "./events.js";
+import type { PublishLock } from "./publish-lock.js";
 
 export interface Claim {
   path: ClaimPath;
@@ -29,6 +44,36 @@ export interface Claim {
   sql: string;
   /** Told the rows as soon as they are claimed (the drain loops keep their place in claim order with it). */
   onClaimed?: (rows: readonly ClaimedRow[]) => void;
+}
+
+/** What the cycle needs from its relay. */
+export interface BatchContext {
+  pool: pg.Pool;
+  transport: Transport;
+  options: ResolvedRelayOptions;
+  emit: (event: RelayEvent) => void;
+  /** Aborts the publish (stop() past its deadline). */
+  signal: AbortSignal;
+  /** Whether the broker is connected and not blocked: a timeout then is the batch's own. */
+  brokerReady: () => boolean;
+  /** Shared by the relay's batches: parts published to find a culprit go alone (see publish-lock.ts). */
+  lock: PublishLock;
+}
+
+/** How a cycle ended when it did not throw. */
+export interface BatchResult {
+  claimed: number;
+  /** Parts that failed as a whole because of one message and were isolated. */
+  isolations: number;
+}
+
+/** A whole batch timed out and rolled back: the relay lowers its batch limit. */
+export class BatchTimeoutError extends OutboxPublishError {
+  readonly claimed: number;
+  constructor(error: Error, claimed: number) {
+    super(error.message, { cause: error, reason: "timeout" });
+    this.claimed = claimed;
+  }
 }
 
 function toOutbound(row: ClaimedRow): OutboundMessage {
@@ -44,31 +89,102 @@ function toOutbound(row: ClaimedRow): OutboundMessage {
   };
 }
 
-/** Runs one cycle; resolves with the number of rows claimed. Rejects when the whole batch failed (rolled back). */
-export async function runBatch(
-  pool: pg.Pool,
-  transport: Transport,
-  options: ResolvedRelayOptions,
-  claim: Claim,
-  emit: (event: RelayEvent) => void,
-  signal: AbortSignal,
-): Promise<number> {
+function sizeOf(message: OutboundMessage): number {
+  return message.body.length + (message.headers ? JSON.stringify(message.headers).length : 0);
+}
+
+/** Consecutive parts of at most `maxBytes` each (a larger message alone), in order. */
+export function partsByBytes<T>(items: T[], size: (item: T) => number, maxBytes: number): T[][] {
+  const parts: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const n = size(item);
+    if (current.length > 0 && bytes + n > maxBytes) {
+      parts.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += n;
+  }
+  if (current.length > 0) parts.push(current);
+  return parts;
+}
+
+function reasonOf(error: unknown): OutboxPublishError["reason"] {
+  return error instanceof OutboxPublishError ? error.reason : undefined;
+}
+
+/** Runs one cycle. Rejects when the whole batch failed (rolled back); see the top of this module. */
+export async function runBatch(context: BatchContext, claim: Claim): Promise<BatchResult> {
+  const { pool, transport, options, signal } = context;
+  await context.lock.whenShared();
   const client = await pool.connect(); // its 'error' events are absorbed by the pool's owner (relay.ts)
   let broken: Error | undefined;
   let rows: ClaimedRow[] = [];
+  let isolations = 0;
+
+  const publish = (part: OutboundMessage[]) => transport.publish(part, { timeoutMs: options.publishTimeoutMs, signal });
+  /** Publishes a part; `alone`: with no other batch on the channel (when looking for a culprit). */
+  const publishIsolating = async (part: OutboundMessage[], alone: boolean): Promise<PublishOutcome[]> => {
+    try {
+      return await (alone ? context.lock.exclusive(() => publish(part)) : context.lock.shared(() => publish(part)));
+    } catch (error) {
+      const reason = reasonOf(error);
+      // A lone message published alone that closes the channel is the culprit; a lone message that times out while the
+      // broker is connected has had its chance too.
+      const single = part.length === 1;
+      if (single && ((alone && reason === "channel-closed") || (reason === "timeout" && context.brokerReady()))) {
+        return [{ ok: false, error: coerceError(error) }];
+      }
+      if (reason !== "channel-closed") throw error;
+      isolations++;
+      // Alone on the channel from here on (another batch's culprit may have closed it): a lone message again, a larger
+      // part in halves (bisecting at once rather than publishing the part again first, which would duplicate its
+      // messages before the culprit once more).
+      if (single) return publishIsolating(part, true);
+      const half = Math.ceil(part.length / 2);
+      const first = await publishIsolating(part.slice(0, half), true);
+      return [...first, ...(await publishIsolating(part.slice(half), true))];
+    }
+  };
+
   try {
-    // Two statements, one round trip: pg answers with one result per statement.
-    const [, claimed] = (await client.query(claim.sql)) as unknown as [unknown, pg.QueryResult<ClaimedRow>];
-    rows = claimed.rows;
+    // BEGIN, the timeouts and the claim: one round trip, one result per statement; the claim's is the last.
+    const results = (await client.query(
+      withLocalTimeouts(claim.sql, options.publishTimeoutMs + 5_000),
+    )) as unknown as pg.QueryResult<ClaimedRow>[];
+    rows = results[results.length - 1]!.rows;
     claim.onClaimed?.(rows);
     if (rows.length === 0) {
       await client.query(COMMIT_SQL);
-      return 0;
+      return { claimed: 0, isolations: 0 };
     }
     rows.sort(byClaimOrder);
-    const outcomes = await transport.publish(rows.map(toOutbound), { timeoutMs: options.publishTimeoutMs, signal });
+    const messages = rows.map(toOutbound);
+    const outcomes = new Array<PublishOutcome>(rows.length);
+    // Rows that failed before (attempts > 0) go one by one: a culprit found once would otherwise fail, and be looked
+    // for again in, every batch it is retried in. The rest in parts bounded in bytes.
+    const fresh: number[] = [];
+    const parts: number[][] = [];
+    rows.forEach((row, i) => {
+      if (row.attempts > 0) parts.push([i]);
+      else fresh.push(i);
+    });
+    parts.push(...partsByBytes(fresh, (i) => sizeOf(messages[i]!), options.batchMaxBytes));
+    for (const part of parts) {
+      const partOutcomes = await publishIsolating(
+        part.map((i) => messages[i]!),
+        false,
+      );
+      part.forEach((i, j) => {
+        outcomes[i] = partOutcomes[j]!;
+      });
+    }
     const retry: object[] = [];
     const dead: object[] = [];
+    const events: RelayEvent[] = [];
     outcomes.forEach((outcome, i) => {
       if (outcome.ok) return;
       const row = rows[i]!;
@@ -77,29 +193,32 @@ export async function runBatch(
       const record = { ...row, attempts, last_error: error.message };
       if (attempts >= options.maxAttempts) {
         dead.push(record);
-        emit({ type: "dead-lettered", messageId: row.message_id, attempts, error });
+        events.push({ type: "dead-lettered", messageId: row.message_id, attempts, error });
       } else {
         const delayMs = backoffDelay(attempts, options.retryBaseDelayMs, options.retryMaxDelayMs);
         retry.push({ ...record, delay_ms: delayMs });
-        emit({ type: "retry-scheduled", messageId: row.message_id, attempts, delayMs, error });
+        events.push({ type: "retry-scheduled", messageId: row.message_id, attempts, delayMs, error });
       }
     });
     const names = outboxNames(options.schema);
     if (retry.length > 0) await client.query(requeueMessagesSql(names), [JSON.stringify(retry)]);
     if (dead.length > 0) await client.query(deadLetterMessagesSql(names), [JSON.stringify(dead)]);
     await client.query(COMMIT_SQL);
+    // Committed: from here on nothing may throw (a throw would make the caller treat the batch as failed).
     const published = rows.length - retry.length - dead.length;
-    if (published > 0) emit({ type: "published", path: claim.path, count: published });
-    return rows.length;
+    if (published > 0) events.unshift({ type: "published", path: claim.path, count: published });
+    for (const event of events) context.emit(event);
+    return { claimed: rows.length, isolations };
   } catch (error) {
     // Publish failed as a whole, or a query failed (connection lost, timeout): every claimed row comes back.
     const failure = coerceError(error);
-    if (rows.length > 0) emit({ type: "batch-failed", path: claim.path, count: rows.length, error: failure });
+    if (rows.length > 0) context.emit({ type: "batch-failed", path: claim.path, count: rows.length, error: failure });
     try {
       await client.query(ROLLBACK_SQL);
     } catch {
       broken = failure; // the connection is gone: the pool must not hand it out again
     }
+    if (reasonOf(failure) === "timeout" && rows.length > 1) throw new BatchTimeoutError(failure, rows.length);
     throw failure;
   } finally {
     client.release(broken);

@@ -1,7 +1,9 @@
 // The relay: publisher (fast path) + sweeper (fallback) over one pool, one transport and one LISTEN connection.
 //
 // States: idle -> starting -> running -> stopping -> stopped. start() and stop() are idempotent and race-safe: each
-// keeps its promise, and stop() during start() waits for the start to settle first.
+// keeps its promise. start() runs its steps in order (queue free, database pool and table, broker, LISTEN, then the
+// paths below); a step that fails, or stop() called during any step, closes what the earlier steps opened and
+// start() rejects: a failed start leaves nothing running. Once running, every failure is retried and logged.
 //
 // Paths that claim batches (all run the cycle in batch.ts):
 //   queue   ids the extension handed over after COMMIT in this process: claimed by id, at once.
@@ -10,8 +12,13 @@
 //   sweep   every sweepIntervalMs, due rows older than sweepMinAgeMs, until such a claim comes back short.
 // While claims come back full, the drain loops (and, apart, the sweeper) claim after the last row they took instead of
 // from the start (claim-position.ts): rows just deleted and not yet vacuumed are not walked again.
-// While the broker is disconnected or blocked no path claims anything: rows stay where they are, and the broker's
-// return wakes the drain loops.
+// While the broker is disconnected or blocked (including blocked from the start) no path claims anything: rows stay
+// where they are, and the broker's return wakes the drain loops.
+//
+// Batch limit: claims take at most `limit` rows, `batchSize` at first. A batch that times out as a whole halves it
+// (the broker is slower than the batch needs); it doubles back at most every LIMIT_RECOVERY_MS without a timeout.
+// So a slow but healthy broker costs at most one timed-out batch (published again: duplicates) per drain loop and
+// LIMIT_RECOVERY_MS once the limit has adapted, instead of one every publishTimeoutMs.
 import type pg from "pg";
 import {
   type RelayConnections,
@@ -19,20 +26,25 @@ import {
   type ResolvedRelayOptions,
   resolveRelayOptions,
 } from "../config/relay-options.js";
-import { coerceError, OutboxConfigError, OutboxError } from "../message/errors.js";
+import { OutboxConfigError, OutboxError, OutboxStartError } from "../message/errors.js";
 import { checkTableSql, UNDEFINED_TABLE } from "../sql/check-table.js";
 import { beginClaimByIds, beginClaimNext, beginClaimSweep } from "../sql/claim-messages.js";
 import { type OutboxNames, outboxNames } from "../sql/names.js";
 import type { Transport, TransportEvent } from "../transport/transport.js";
 import { backoffDelay, sleep } from "./backoff.js";
-import { type Claim, runBatch } from "./batch.js";
+import { BatchTimeoutError, type Claim, runBatch } from "./batch.js";
 import { ClaimPosition } from "./claim-position.js";
 import { openPool, type RelayPool } from "./connections.js";
-import { type RelayEvent, type RelayEventListener, safeEmit } from "./events.js";
+import { type ClaimPath, type RelayEvent, type RelayEventListener, safeEmit } from "./events.js";
 import { OutboxListener } from "./listener.js";
+import { describePgError } from "./pg-errors.js";
+import { PublishLock } from "./publish-lock.js";
 
 /** How long stop() waits, past its deadline, for what it aborted and for connections to close. */
 const STOP_GRACE_MS = 5_000;
+
+/** How long a failed start() waits for what it opened to close. */
+const CLEANUP_WAIT_MS = 1_000;
 
 /** Resolves when the promise settles or after `ms`, whichever comes first. */
 async function withDeadline(promise: Promise<unknown>, ms: number): Promise<void> {
@@ -46,7 +58,14 @@ export interface RelayStats {
   deadLettered: number;
   retried: number;
   failedBatches: number;
+  /** Batches that failed as a whole because of one message, and were published in parts to find it. */
+  isolatedBatches: number;
+  /** The current most rows per claim (batchSize, or less after timeouts). */
+  batchLimit: number;
 }
+
+/** How long the batch limit stays lowered after a timeout before it may double again. */
+const LIMIT_RECOVERY_MS = 30_000;
 
 export class Relay {
   /** The settings in effect, defaults applied; connection strings shown without their password. */
@@ -58,7 +77,7 @@ export class Relay {
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #listeners = new Set<RelayEventListener>();
-  #stats: RelayStats = { published: 0, deadLettered: 0, retried: 0, failedBatches: 0 };
+  #stats: RelayStats;
   #pool: pg.Pool | undefined;
   #relayPool: RelayPool | undefined;
   #transport: Transport | undefined;
@@ -69,7 +88,8 @@ export class Relay {
   #abort = new AbortController();
   /** Ends waits (backoff, sweep interval, broker gate) as soon as stop() begins. */
   #halt = new AbortController();
-  #brokerReady = false;
+  /** What the transport's events said last: unknown until the first one. */
+  #broker: "unknown" | "ready" | "down" | "blocked" = "unknown";
   #brokerWaiters: Array<() => void> = [];
   #wakeSeq = 0;
   #drainLoops = new Set<Promise<void>>();
@@ -77,12 +97,26 @@ export class Relay {
   #drainPosition = new ClaimPosition();
   #sweepPosition = new ClaimPosition();
   #sweeper: Promise<void> | undefined;
+  #limit: number;
+  #limitChangedAt = 0;
+  /** No claims before this (ms since the epoch): see #lowerLimit. */
+  #cooldownUntil = 0;
+  readonly #publishLock = new PublishLock();
 
   constructor(options: RelayOptions) {
     const resolved = resolveRelayOptions(options);
     this.options = resolved.options;
     this.#connections = resolved.connections;
     this.#names = outboxNames(resolved.options.schema);
+    this.#limit = this.options.batchSize;
+    this.#stats = {
+      published: 0,
+      deadLettered: 0,
+      retried: 0,
+      failedBatches: 0,
+      isolatedBatches: 0,
+      batchLimit: this.#limit,
+    };
   }
 
   get state() {
@@ -90,7 +124,7 @@ export class Relay {
   }
 
   stats(): RelayStats {
-    return { ...this.#stats };
+    return { ...this.#stats, batchLimit: this.#limit };
   }
 
   /** Subscribes to relay events; returns the unsubscribe function. A listener that throws is ignored. */
@@ -99,7 +133,12 @@ export class Relay {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Connects to the database and the broker and starts publishing. Resolves once the broker is connected. */
+  /**
+   * Connects to the database and the broker and starts publishing. Resolves once the broker is connected. Rejects,
+   * with everything it opened closed again, when a step fails: the database refuses or does not answer
+   * (OutboxStartError, or OutboxConfigError for a wrong password, role or database), the table is missing, the queue
+   * has a relay already, the broker refuses (OutboxConfigError), or stop() was called meanwhile.
+   */
   start(): Promise<void> {
     this.#starting ??= this.#start();
     return this.#starting;
@@ -107,7 +146,7 @@ export class Relay {
 
   /**
    * Stops claiming, lets the batches in flight finish (or, past `stopTimeoutMs`, aborts them: they roll back),
-   * closes every connection, and resolves. Idempotent.
+   * closes every connection, and resolves. Idempotent; during start() it makes start() give up.
    */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
@@ -124,59 +163,97 @@ export class Relay {
     }
   }
 
+  #checkHalted(step: string): void {
+    if (this.#halt.signal.aborted) throw new OutboxError(`The relay was stopped while it was starting (${step}).`);
+  }
+
+  /**
+   * One step of start(): rejects as soon as stop() is called, without waiting for the step (a database that does
+   * not answer holds a connection attempt for connectionTimeoutMillis); what the step opened is closed by start().
+   */
+  async #step<T>(step: string, work: Promise<T>): Promise<T> {
+    work.catch(() => {}); // abandoned when halted: its failure is expected
+    let onHalt!: () => void;
+    const halted = new Promise<never>((_, reject) => {
+      onHalt = () => reject(new OutboxError(`The relay was stopped while it was starting (${step}).`));
+      if (this.#halt.signal.aborted) onHalt();
+      else this.#halt.signal.addEventListener("abort", onHalt, { once: true });
+    });
+    halted.catch(() => {});
+    try {
+      return await Promise.race([work, halted]);
+    } finally {
+      this.#halt.signal.removeEventListener("abort", onHalt);
+    }
+  }
+
   async #start(): Promise<void> {
     const o = this.options;
     this.#state = "starting";
-    this.#relayPool = openPool(this.#connections.database, {
-      max: o.concurrency + (o.queue?.concurrency ?? 0) + 1,
-      keepAlive: true,
-      application_name: "prisma-outbox relay",
-      // Row locks are never held by a hung relay for long: PostgreSQL ends a transaction left idle longer than
-      // the publish timeout (plus slack), and any statement running longer than that.
-      idle_in_transaction_session_timeout: o.publishTimeoutMs + 5_000,
-      statement_timeout: o.publishTimeoutMs + 5_000,
-      // And a network that swallows packets cannot hang a cycle either: these fail on the client's side.
-      connectionTimeoutMillis: 10_000,
-      query_timeout: o.publishTimeoutMs + 10_000,
-    });
-    this.#pool = this.#relayPool.pool;
     try {
-      await this.#checkTable();
-    } catch (error) {
-      await this.#closeResources();
-      this.#state = "stopped";
-      throw error;
-    }
-    if (o.transport) this.#transport = o.transport;
-    else {
-      const { AmqpTransport } = await import("../transport/amqp.js");
-      this.#transport = new AmqpTransport({ url: this.#connections.amqpUrl!, exchanges: o.exchanges });
-    }
-    this.#stopTransportEvents = this.#transport.onEvent((event) => this.#onTransportEvent(event));
-    try {
-      await this.#transport.start();
-      if (this.#halt.signal.aborted) throw new OutboxError("The relay was stopped while it was starting.");
-    } catch (error) {
-      await this.#closeResources();
-      this.#state = "stopped";
-      throw error;
-    }
-    this.#brokerReady = true;
-    this.#state = "running";
-    if (o.listen) {
-      this.#listener = new OutboxListener(this.#connections.database, this.#names, {
-        onNotify: () => this.wake(),
-        onReconnecting: (attempt, delayMs, error) => {
-          o.logger.warn("LISTEN connection lost; reconnecting", { attempt, delayMs, error: error.message });
-          this.#emit({ type: "listen-reconnecting", attempt, delayMs, error });
-        },
+      // Checked before anything is opened; attached only once running.
+      if (o.queue?.attached) {
+        throw new OutboxConfigError(
+          "This outbox queue already has a relay attached: start one relay per queue (pass `queue: false` for a relay that only drains the table, or give each relay its own OutboxQueue).",
+        );
+      }
+      this.#relayPool = openPool(this.#connections.database, {
+        max: o.concurrency + (o.queue?.concurrency ?? 0) + 1,
+        keepAlive: true,
+        application_name: "prisma-outbox relay",
+        // No statement_timeout / idle_in_transaction_session_timeout here: poolers refuse them as startup
+        // parameters. Each claim sets them for its transaction (src/sql/transaction-timeouts.ts). A network that
+        // swallows packets cannot hang a cycle either: these fail on the client's side.
+        connectionTimeoutMillis: 10_000,
+        query_timeout: o.publishTimeoutMs + 10_000,
       });
-      await this.#listener.start();
+      this.#pool = this.#relayPool.pool;
+      await this.#step("connecting to the database", this.#checkDatabase());
+      if (o.transport) this.#transport = o.transport;
+      else {
+        const { AmqpTransport } = await import("../transport/amqp.js");
+        this.#checkHalted("loading the transport");
+        this.#transport = new AmqpTransport({ url: this.#connections.amqpUrl!, exchanges: o.exchanges });
+      }
+      this.#stopTransportEvents = this.#transport.onEvent((event) => this.#onTransportEvent(event));
+      await this.#step("connecting to the broker", this.#transport.start());
+      // A transport that says nothing about its state is taken as ready once started.
+      if (this.#broker === "unknown") this.#broker = "ready";
+      if (o.listen) {
+        this.#listener = new OutboxListener(
+          { source: this.#connections.listen, names: this.#names, checkIntervalMs: o.listenCheckIntervalMs },
+          {
+            onNotify: () => this.wake(),
+            onReconnecting: (attempt, delayMs, error) => {
+              const { message, code, permanent } = describePgError(error);
+              // Lost again and again (a wrong listenUrl, a pooler): the fast path is gone, say so as an error.
+              o.logger[permanent || attempt >= 3 ? "error" : "warn"]("LISTEN connection lost; reconnecting", {
+                attempt,
+                delayMs,
+                error: message,
+                ...(code ? { code } : {}),
+              });
+              this.#emit({ type: "listen-reconnecting", attempt, delayMs, error });
+            },
+          },
+        );
+        await this.#step("LISTEN", this.#listener.start());
+      }
+      this.#detachQueue = o.queue?.attach(
+        (ids) => this.#runQueued(ids),
+        () => {},
+      );
+    } catch (error) {
+      const { message, code } = describePgError(error);
+      if (this.#halt.signal.aborted) o.logger.info("relay stopped while starting", { error: message });
+      else o.logger.error("relay could not start", { error: message, ...(code ? { code } : {}) });
+      // A connection attempt still under way (a database or broker that does not answer) is closed by its own
+      // timeout when it ends: start() does not wait for that.
+      await withDeadline(this.#closeResources(), CLEANUP_WAIT_MS);
+      this.#state = "stopped";
+      throw error;
     }
-    this.#detachQueue = o.queue?.attach(
-      (ids) => this.#runQueued(ids),
-      () => {},
-    );
+    this.#state = "running";
     this.#sweeper = this.#sweep();
     this.wake(); // what was written while no relay ran
     o.logger.info("relay started", { batchSize: o.batchSize, concurrency: o.concurrency, listen: o.listen });
@@ -184,11 +261,11 @@ export class Relay {
   }
 
   /**
-   * Fails start() with a message that says what to do when the outbox table is missing, and opens the pool's
-   * connections now, so that the first messages do not pay for connection set-up. A database that does not answer
-   * is not an error here: the relay retries it like any other outage.
+   * Fails start() with a message that says what to do when the database refuses, does not answer, or lacks the
+   * outbox table; and opens the pool's connections now, so that the first messages do not pay for connection
+   * set-up. Once running, the same failures are retried (and logged).
    */
-  async #checkTable(): Promise<void> {
+  async #checkDatabase(): Promise<void> {
     const pool = this.#pool!;
     // The app's pool gets asked for one client only: it may allow fewer than `concurrency`, and holding them all here
     // would wait forever for a client that nobody releases.
@@ -196,9 +273,23 @@ export class Relay {
     const clients = await Promise.allSettled(Array.from({ length: warm }, () => pool.connect()));
     try {
       const first = clients.find((c) => c.status === "fulfilled");
-      if (!first) return;
+      if (!first) {
+        const reason = (clients[0] as PromiseRejectedResult).reason;
+        const { message, code, permanent } = describePgError(reason);
+        const where = this.options.database;
+        if (permanent) {
+          throw new OutboxConfigError(
+            `The database (${where}) refused the relay: ${message}; check the user, password and database name of \`databaseUrl\` (or \`database\`).`,
+            { cause: reason },
+          );
+        }
+        throw new OutboxStartError(`Could not connect to the database (${where}): ${message}.`, {
+          cause: reason,
+          code,
+        });
+      }
       await first.value.query(checkTableSql(this.#names)).catch((error: { code?: string }) => {
-        if (error.code !== UNDEFINED_TABLE) return;
+        if (error.code !== UNDEFINED_TABLE) throw error;
         const { schema } = this.#names;
         throw new OutboxConfigError(
           `The table outbox_message does not exist in schema "${schema}" of the database (${this.options.database}): ` +
@@ -213,9 +304,12 @@ export class Relay {
 
   async #stop(): Promise<void> {
     if (this.#state === "starting") {
-      // start() may be waiting for an unreachable broker: closing the transport makes it give up.
+      // start() may be waiting for an unreachable broker: closing the transport makes it give up; every other step
+      // checks the halt signal when it ends.
       this.#halt.abort();
-      await this.#transport?.close();
+      this.#releaseBrokerWaiters();
+      // Not waited for beyond a moment: a connection attempt under way ends (and is closed) at its own timeout.
+      await withDeadline(this.#transport?.close() ?? Promise.resolve(), CLEANUP_WAIT_MS);
     }
     await this.#starting?.catch(() => {});
     if (this.#state === "stopped" || this.#state === "idle") {
@@ -235,23 +329,29 @@ export class Relay {
     // A hung client keeps pool.end() waiting until its query_timeout: stop() does not wait for that.
     await withDeadline(this.#closeResources(), Math.max(hardDeadline - Date.now(), 500));
     this.#state = "stopped";
-    this.options.logger.info("relay stopped", { ...this.#stats });
+    this.options.logger.info("relay stopped", { ...this.stats() });
     this.#emit({ type: "stopped" });
   }
 
   async #closeResources(): Promise<void> {
     this.#stopTransportEvents?.();
-    await Promise.allSettled([this.#transport?.close(), this.#relayPool?.close()]);
+    await Promise.allSettled([
+      this.#detachQueue?.(),
+      this.#listener?.close(),
+      this.#transport?.close(),
+      this.#relayPool?.close(),
+    ]);
   }
 
   #emit(event: RelayEvent): void {
+    const log = this.options.logger;
     switch (event.type) {
       case "published":
         this.#stats.published += event.count;
         break;
       case "dead-lettered":
         this.#stats.deadLettered++;
-        this.options.logger.warn("message dead-lettered", {
+        log.warn("message dead-lettered", {
           messageId: event.messageId,
           attempts: event.attempts,
           error: event.error.message,
@@ -272,23 +372,19 @@ export class Relay {
     switch (event.type) {
       case "connected":
         if (this.#state === "running") log.info("broker reconnected");
-        this.#brokerReady = true;
-        this.#releaseBrokerWaiters();
-        this.wake(); // publish what piled up while the broker was away
+        this.#setBroker("ready");
         break;
       case "unblocked":
         log.info("broker unblocked");
-        this.#brokerReady = true;
-        this.#releaseBrokerWaiters();
-        this.wake();
+        this.#setBroker("ready");
         break;
       case "disconnected":
         log.warn("broker connection lost", { error: event.error?.message });
-        this.#brokerReady = false;
+        this.#setBroker("down");
         break;
       case "blocked":
         log.warn("broker blocked publishing (resource alarm)", { reason: event.reason });
-        this.#brokerReady = false;
+        this.#setBroker("blocked");
         break;
       case "reconnecting":
         log.warn("reconnecting to the broker", {
@@ -301,6 +397,17 @@ export class Relay {
     this.#emit({ type: "transport", event });
   }
 
+  #setBroker(state: "ready" | "down" | "blocked"): void {
+    this.#broker = state;
+    if (state !== "ready") return;
+    this.#releaseBrokerWaiters();
+    this.wake(); // publish what piled up while the broker was away
+  }
+
+  #brokerReady(): boolean {
+    return this.#broker === "ready";
+  }
+
   #releaseBrokerWaiters(): void {
     const waiters = this.#brokerWaiters;
     this.#brokerWaiters = [];
@@ -309,18 +416,88 @@ export class Relay {
 
   /** Resolves when the broker can take messages (or the relay stops). */
   #brokerGate(): Promise<void> | undefined {
-    if (this.#brokerReady || this.#halt.signal.aborted) return undefined;
+    if (this.#brokerReady() || this.#halt.signal.aborted) return undefined;
     return new Promise((resolve) => this.#brokerWaiters.push(resolve));
   }
 
-  #batch(claim: Claim): Promise<number> {
-    return runBatch(this.#pool!, this.#transport!, this.options, claim, (e) => this.#emit(e), this.#abort.signal);
+  /** Runs one cycle; adapts the batch limit and logs what failed. */
+  async #batch(claim: Claim): Promise<number> {
+    const context = {
+      pool: this.#pool!,
+      transport: this.#transport!,
+      options: this.options,
+      emit: (e: RelayEvent) => this.#emit(e),
+      signal: this.#abort.signal,
+      brokerReady: () => this.#brokerReady(),
+      lock: this.#publishLock,
+    };
+    try {
+      const startedAt = Date.now();
+      const { claimed, isolations } = await runBatch(context, claim).catch((error: unknown) => {
+        // A batch claimed before the last lowering failed under the old limit: it says nothing new.
+        if (error instanceof BatchTimeoutError && startedAt >= this.#limitChangedAt) this.#lowerLimit(error.claimed);
+        throw error;
+      });
+      if (isolations > 0) {
+        this.#stats.isolatedBatches++;
+        this.options.logger.warn("a batch failed as a whole because of one message: published in parts to find it", {
+          path: claim.path,
+          claimed,
+          parts: isolations,
+        });
+      }
+      if (claimed > 0) this.#maybeRaiseLimit();
+      return claimed;
+    } catch (error) {
+      this.#logBatchFailure(claim.path, error);
+      throw error;
+    }
+  }
+
+  #lowerLimit(claimed: number): void {
+    const limit = Math.max(1, Math.min(this.#limit, Math.floor(claimed / 2)));
+    if (limit === this.#limit) return;
+    this.#limit = limit;
+    this.#limitChangedAt = Date.now();
+    // What the timed-out batches sent is still on its way to the broker: give it one timeout to get there before
+    // the next claims, or they would queue behind it and time out too.
+    this.#cooldownUntil = Date.now() + this.options.publishTimeoutMs;
+    this.options.logger.warn("publish timed out: batch limit lowered", {
+      batchLimit: limit,
+      publishTimeoutMs: this.options.publishTimeoutMs,
+    });
+  }
+
+  #maybeRaiseLimit(): void {
+    if (this.#limit >= this.options.batchSize || Date.now() - this.#limitChangedAt < LIMIT_RECOVERY_MS) return;
+    this.#limit = Math.min(this.options.batchSize, this.#limit * 2);
+    this.#limitChangedAt = Date.now();
+    this.options.logger.info("batch limit raised", { batchLimit: this.#limit });
+  }
+
+  /** Waits out the pause after a timeout lowered the batch limit. */
+  async #cooldown(): Promise<void> {
+    const ms = this.#cooldownUntil - Date.now();
+    if (ms > 0) await sleep(ms, this.#halt.signal);
+  }
+
+  #logBatchFailure(path: ClaimPath, error: unknown): void {
+    if (this.#halt.signal.aborted) return; // stopping: aborted batches are expected
+    const { message, code, permanent } = describePgError(error);
+    this.options.logger[permanent ? "error" : "warn"]("batch failed; retrying", {
+      path,
+      error: message,
+      ...(code ? { code } : {}),
+    });
   }
 
   async #runQueued(ids: string[]): Promise<void> {
     // With the broker away, leave the ids: its return wakes the drain loops, which take the rows.
-    if (!this.#brokerReady || this.#halt.signal.aborted) return;
-    await this.#batch({ path: "queue", sql: beginClaimByIds(this.#names, ids) }).catch(() => {});
+    for (let start = 0; start < ids.length; start += this.#limit) {
+      if (!this.#brokerReady() || this.#halt.signal.aborted) return;
+      const part = ids.slice(start, start + this.#limit);
+      await this.#batch({ path: "queue", sql: beginClaimByIds(this.#names, part) }).catch(() => {});
+    }
   }
 
   /** One drain loop: claims the oldest due rows until a claim comes back short and no wake-up came meanwhile. */
@@ -328,24 +505,25 @@ export class Relay {
     let failures = 0;
     while (!this.#halt.signal.aborted) {
       await this.#brokerGate();
+      await this.#cooldown();
       if (this.#halt.signal.aborted) return;
       const seq = this.#wakeSeq;
       const position = this.#drainPosition;
       const after = position.next();
-      const batchSize = this.options.batchSize;
+      const limit = this.#limit;
       try {
         const n = await this.#batch({
           path: "listen",
-          sql: beginClaimNext(this.#names, batchSize, after),
-          onClaimed: (rows) => position.claimed(rows, rows.length === batchSize),
+          sql: beginClaimNext(this.#names, limit, after),
+          onClaimed: (rows) => position.claimed(rows, rows.length === limit),
         });
         failures = 0;
         // A short claim after a position resets it: the loop looks once more from the start before it ends.
-        if (n < batchSize && after === undefined && seq === this.#wakeSeq) return;
+        if (n < limit && after === undefined && seq === this.#wakeSeq) return;
       } catch {
         position.reset();
         failures++;
-        await sleep(backoffDelay(failures, 100, 5_000), this.#halt.signal);
+        await sleep(Math.max(backoffDelay(failures, 100, 5_000), this.#cooldownUntil - Date.now()), this.#halt.signal);
       }
     }
   }
@@ -359,22 +537,23 @@ export class Relay {
         this.#halt.signal,
       );
       await this.#brokerGate();
+      await this.#cooldown();
       try {
         const position = this.#sweepPosition;
         while (!this.#halt.signal.aborted) {
           const after = position.next();
+          const limit = this.#limit;
           const n = await this.#batch({
             path: "sweep",
-            sql: beginClaimSweep(this.#names, o.batchSize, o.sweepMinAgeMs, after),
-            onClaimed: (rows) => position.claimed(rows, rows.length === o.batchSize),
+            sql: beginClaimSweep(this.#names, limit, o.sweepMinAgeMs, after),
+            onClaimed: (rows) => position.claimed(rows, rows.length === limit),
           });
-          if (n < o.batchSize && after === undefined) break;
+          if (n < limit && after === undefined) break;
         }
         failures = 0;
-      } catch (error) {
+      } catch {
         this.#sweepPosition.reset();
-        failures++;
-        o.logger.warn("sweep failed; retrying", { error: coerceError(error).message, failures });
+        failures++; // logged by #batch
       }
     }
   }

@@ -49,7 +49,7 @@ export class AmqpTransport implements Transport {
 
   close(): Promise<void> {
     this.#closing ??= this.#connection.close(() => {
-      const error = new OutboxPublishError("transport closed");
+      const error = new OutboxPublishError("transport closed", { reason: "closed" });
       for (const batch of this.#batches) batch.abort(error);
     });
     return this.#closing;

@@ -6,15 +6,20 @@ import type { OutboundMessage, PublishOptions, PublishOutcome, Transport, Transp
 export interface MemoryTransportOptions {
   /** Delay before a batch is confirmed, to let tests see batches in flight. @defaultValue 0 */
   confirmLatencyMs?: number | undefined;
+  /** More delay per message of the batch, as a broker slow on bytes behaves. @defaultValue 0 */
+  perMessageLatencyMs?: number | undefined;
 }
 
 export class MemoryTransport implements Transport {
   /** Every message the broker accepted and routed, in order. */
   readonly published: OutboundMessage[] = [];
   readonly #latencyMs: number;
+  readonly #perMessageMs: number;
   /** exchange => routing keys (`*` for any); undefined until route() is first called: everything routes. */
   #routes: Map<string, Set<string>> | undefined;
   #failures: { count: number; error: Error } | undefined;
+  #poison: ((message: OutboundMessage) => boolean) | undefined;
+  #blocked: string | undefined;
   #connected = true;
   #closed = false;
   readonly #inFlight = new Set<(error: Error) => void>();
@@ -22,6 +27,7 @@ export class MemoryTransport implements Transport {
 
   constructor(options: MemoryTransportOptions = {}) {
     this.#latencyMs = options.confirmLatencyMs ?? 0;
+    this.#perMessageMs = options.perMessageLatencyMs ?? 0;
   }
 
   /**
@@ -41,11 +47,21 @@ export class MemoryTransport implements Transport {
     this.#failures = { count, error };
   }
 
+  /**
+   * From now on, a batch holding a message for which `isPoison` is true rejects as a whole, the way RabbitMQ closes
+   * the channel for one message (403 on an exchange the user may not write to, 406 above max_message_size); the
+   * messages of that batch before the poison one are published (they reached the broker before it closed the channel).
+   */
+  closeChannelOn(isPoison: ((message: OutboundMessage) => boolean) | undefined): void {
+    this.#poison = isPoison;
+  }
+
   /** Batches in flight and new ones reject until reconnect(). */
   disconnect(error: Error = new Error("connection lost")): void {
     this.#connected = false;
     const lost = new OutboxPublishError(`connection lost before every confirm arrived: ${error.message}`, {
       cause: error,
+      reason: "connection-lost",
     });
     for (const fail of this.#inFlight) fail(lost);
     this.#emit({ type: "disconnected", error });
@@ -58,21 +74,33 @@ export class MemoryTransport implements Transport {
 
   /** A resource alarm: the relay must stop publishing until unblock(). */
   block(reason = "low on memory"): void {
+    this.#blocked = reason;
     this.#emit({ type: "blocked", reason });
   }
 
   unblock(): void {
+    this.#blocked = undefined;
     this.#emit({ type: "unblocked" });
   }
 
+  /** Connects at once; a broker blocked beforehand (block()) says so right after, as RabbitMQ does. */
   async start(): Promise<void> {
     this.#emit({ type: "connected" });
+    if (this.#blocked !== undefined) this.#emit({ type: "blocked", reason: this.#blocked });
   }
 
   async publish(messages: OutboundMessage[], { timeoutMs, signal }: PublishOptions): Promise<PublishOutcome[]> {
-    if (this.#closed) throw new OutboxPublishError("transport closed");
-    if (!this.#connected) throw new OutboxPublishError("not connected");
-    await this.#confirmDelay(timeoutMs, signal);
+    if (this.#closed) throw new OutboxPublishError("transport closed", { reason: "closed" });
+    if (!this.#connected) throw new OutboxPublishError("not connected", { reason: "connection-lost" });
+    await this.#confirmDelay(this.#latencyMs + this.#perMessageMs * messages.length, timeoutMs, signal);
+    const poison = this.#poison ? messages.findIndex(this.#poison) : -1;
+    if (poison >= 0) {
+      this.published.push(...messages.slice(0, poison));
+      throw new OutboxPublishError(
+        `channel lost before every confirm arrived: ACCESS_REFUSED (403) for message ${messages[poison]!.messageId}`,
+        { reason: "channel-closed" },
+      );
+    }
     return messages.map((message) => {
       if (this.#failures && this.#failures.count > 0) {
         this.#failures.count--;
@@ -92,7 +120,7 @@ export class MemoryTransport implements Transport {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const fail of this.#inFlight) fail(new OutboxPublishError("transport closed"));
+    for (const fail of this.#inFlight) fail(new OutboxPublishError("transport closed", { reason: "closed" }));
   }
 
   onEvent(listener: (event: TransportEvent) => void): () => void {
@@ -101,7 +129,7 @@ export class MemoryTransport implements Transport {
   }
 
   /** Waits for the confirm latency; rejects on disconnect, close, timeout or abort, as the real transport does. */
-  #confirmDelay(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+  #confirmDelay(latencyMs: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const finish = (error?: Error) => {
@@ -111,14 +139,18 @@ export class MemoryTransport implements Transport {
         if (error) reject(error);
         else resolve();
       };
-      const onAbort = () => finish(new OutboxPublishError("publish aborted", { cause: signal?.reason }));
+      const onAbort = () =>
+        finish(new OutboxPublishError("publish aborted", { cause: signal?.reason, reason: "aborted" }));
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#inFlight.add(finish);
       timer =
-        this.#latencyMs >= timeoutMs
-          ? setTimeout(() => finish(new OutboxPublishError(`publish timed out after ${timeoutMs} ms`)), timeoutMs)
-          : setTimeout(() => finish(), this.#latencyMs);
+        latencyMs >= timeoutMs
+          ? setTimeout(
+              () => finish(new OutboxPublishError(`publish timed out after ${timeoutMs} ms`, { reason: "timeout" })),
+              timeoutMs,
+            )
+          : setTimeout(() => finish(), latencyMs);
     });
   }
 

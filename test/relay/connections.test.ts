@@ -125,11 +125,20 @@ describe("the relay's database", () => {
     // proves the setting was used (a URL would have connected in plain text).
     const sslConfig = { ...configOf(url), ssl: { rejectUnauthorized: false } };
     const seen: string[] = [];
-    const listener = new OutboxListener({ kind: "config", config: sslConfig }, outboxNames(), {
-      onNotify: () => seen.push("notified"),
-      onReconnecting: (_attempt, _delayMs, error) => seen.push(error.message),
-    });
-    await listener.start();
+    const listener = new OutboxListener(
+      { source: { kind: "config", config: sslConfig }, names: outboxNames(), checkIntervalMs: 5_000 },
+      {
+        onNotify: () => seen.push("notified"),
+        onReconnecting: (_attempt, _delayMs, error) => seen.push(error.message),
+      },
+    );
+    // The first LISTEN failing fails start() (a wrong listenUrl is said at start, not retried in silence).
+    seen.push(
+      await listener.start().then(
+        () => "started",
+        (e: Error) => e.message,
+      ),
+    );
     await listener.close();
     expect(seen[0]).toMatch(/does not support SSL/);
     expect(seen).not.toContain("notified");

@@ -14,6 +14,11 @@ export interface TcpProxy {
   restore(): void;
   /** Stops forwarding in both directions without closing anything: current and new connections hang. */
   blackhole(): void;
+  /**
+   * Current connections hang for good (as when a NAT or firewall forgets them: no packet, no reset, ever), while new
+   * ones are forwarded. restore() does not revive them.
+   */
+  strand(): void;
   /** How many client connections are open now (forwarded or held). */
   readonly connections: number;
   /** Closes the listener and every connection. */
@@ -37,6 +42,7 @@ interface Pair {
 export async function startTcpProxy({ targetHost, targetPort }: TcpProxyOptions): Promise<TcpProxy> {
   let mode: Mode = "forward";
   const pairs = new Set<Pair>();
+  const stranded = new Set<Pair>();
 
   const drop = (pair: Pair) => {
     pairs.delete(pair);
@@ -111,12 +117,20 @@ export async function startTcpProxy({ targetHost, targetPort }: TcpProxyOptions)
       mode = "blackhole";
       for (const pair of pairs) hold(pair);
     },
+    strand() {
+      mode = "forward";
+      for (const pair of [...pairs]) {
+        hold(pair);
+        pairs.delete(pair); // forgotten: restore() and close() leave it hanging until its client gives up
+        stranded.add(pair);
+      }
+    },
     get connections() {
       return pairs.size;
     },
     async close() {
       mode = "cut";
-      for (const pair of [...pairs]) drop(pair);
+      for (const pair of [...pairs, ...stranded]) drop(pair);
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

@@ -12,7 +12,9 @@ describe("outboxNames", () => {
       notifyChannel: "prisma_outbox",
     });
     expect(outboxNames("outbox_x").notifyChannel).toBe("prisma_outbox.outbox_x");
-    expect(listenSql(outboxNames("outbox_x"))).toBe('LISTEN "prisma_outbox.outbox_x"');
+    expect(listenSql(outboxNames("outbox_x"), "prisma_outbox_check_1_a")).toBe(
+      'LISTEN "prisma_outbox.outbox_x"; LISTEN "prisma_outbox_check_1_a"',
+    );
   });
 
   it.each([['We"ird; DROP TABLE x; --'], ["Outbox"], ["a".repeat(63)], ["é-ü"]])(

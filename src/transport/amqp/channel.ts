@@ -15,7 +15,8 @@
 //   in flight is aborted as lost (not as nacked): some of its messages may have reached the broker. The connection
 //   (connection.ts) then opens a new lane, unless the whole connection is going.
 // - Other channel errors a publish can cause (403: no write permission; 406: message too large) are not checked
-//   beforehand: they close the lane and reject the whole batch, every time it is retried.
+//   beforehand: they close the lane and reject the whole batch with reason `channel-closed`; the relay then finds
+//   the culprit (src/relay/batch.ts).
 import type { ChannelModel, ConfirmChannel, Message, MessageFields } from "amqplib";
 import { OutboxPublishError } from "../../message/errors.js";
 import type { OutboundMessage, PublishOutcome } from "../transport.js";
@@ -87,7 +88,7 @@ export async function openLane(conn: ChannelModel, hooks: LaneHooks): Promise<La
     const cause = lane.error ?? hooks.connectionError();
     const error = new OutboxPublishError(
       `${lane.error ? "channel" : "connection"} lost before every confirm arrived${cause ? `: ${cause.message}` : ""}`,
-      { cause },
+      { cause, reason: lane.error ? "channel-closed" : "connection-lost" },
     );
     for (const batch of lane.batches) batch.abort(error);
     lane.batches.clear();

@@ -35,7 +35,12 @@ export class Batch implements InFlight {
     private readonly registry: Set<Batch>,
   ) {
     this.timer = setTimeout(
-      () => this.abort(new OutboxPublishError(`publish timed out after ${timeoutMs} ms before every confirm arrived`)),
+      () =>
+        this.abort(
+          new OutboxPublishError(`publish timed out after ${timeoutMs} ms before every confirm arrived`, {
+            reason: "timeout",
+          }),
+        ),
       timeoutMs,
     );
     registry.add(this);
@@ -59,7 +64,7 @@ export class Batch implements InFlight {
   }
 
   private readonly onExternalAbort = () => {
-    this.abort(new OutboxPublishError("publish aborted", { cause: this.external?.reason }));
+    this.abort(new OutboxPublishError("publish aborted", { cause: this.external?.reason, reason: "aborted" }));
   };
 }
 
@@ -72,7 +77,7 @@ export async function publishBatch(
   { timeoutMs, signal }: PublishOptions,
 ): Promise<PublishOutcome[]> {
   expectNumber("timeoutMs", timeoutMs, { min: 1, max: MAX_TIMER_MS });
-  if (connection.isClosed()) throw new OutboxPublishError("transport closed");
+  if (connection.isClosed()) throw new OutboxPublishError("transport closed", { reason: "closed" });
   if (messages.length === 0) return [];
   const batch = new Batch(timeoutMs, signal, batches);
   try {
@@ -156,7 +161,11 @@ function send(
           if (lane.closed) return;
           if (error.name === "IllegalOperationError") {
             // The connection is closing: its close event is coming.
-            batch.abort(new OutboxPublishError(`connection lost before every confirm arrived: ${error.message}`));
+            batch.abort(
+              new OutboxPublishError(`connection lost before every confirm arrived: ${error.message}`, {
+                reason: "connection-lost",
+              }),
+            );
             return;
           }
           // Not sent at all (e.g. headers too large to encode): only this message failed.

@@ -1,0 +1,36 @@
+// What a database error means for the relay: its code for the logs, and whether waiting can fix it.
+//
+// PostgreSQL errors carry a SQLSTATE (`code`, e.g. 28P01); socket errors carry a Node code (ECONNREFUSED). Both go
+// into every log line, so that "the relay cannot publish" comes with the reason an operator can act on.
+
+/** SQLSTATE classes and codes that retrying does not fix: someone has to change a password, a grant, a table. */
+const NEEDS_A_PERSON: Array<string | RegExp> = [
+  /^28/, // invalid authorization: wrong password, no such role, pg_hba.conf refuses
+  "3D000", // the database does not exist
+  /^42/, // syntax, permission (42501), undefined table (42P01) or column
+  "0A000", // feature not supported (e.g. a pooler refusing something)
+];
+
+/**
+ * Poolers refuse a login with their own codes: PgBouncer answers a wrong password or an unknown user with 08P01
+ * (protocol violation), which would otherwise look like a network failure worth retrying.
+ */
+const REFUSED_LOGIN = /password authentication failed|no such user|SASL authentication failed/i;
+
+export interface DescribedError {
+  /** The error's message with its code, e.g. `password authentication failed for user "x" (28P01)`. */
+  message: string;
+  code: string | undefined;
+  /** True when retrying cannot help: log it as an error, fail start() on it. */
+  permanent: boolean;
+}
+
+export function describePgError(error: unknown): DescribedError {
+  const e = error as { message?: unknown; code?: unknown } | undefined;
+  const code = typeof e?.code === "string" ? e.code : undefined;
+  const text = typeof e?.message === "string" && e.message !== "" ? e.message : String(error);
+  const permanent =
+    (code !== undefined && NEEDS_A_PERSON.some((p) => (typeof p === "string" ? p === code : p.test(code)))) ||
+    REFUSED_LOGIN.test(text);
+  return { message: code && !text.includes(code) ? `${text} (${code})` : text, code, permanent };
+}
