@@ -160,7 +160,7 @@ describe("start() fails fast, says why, and leaves nothing running", () => {
     const r = relay({ listenUrl: closed, transport: new MemoryTransport() });
     const error = await r.start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OutboxStartError);
-    expect(String(error)).toMatch(/could not LISTEN on `listenUrl`.*ECONNREFUSED/);
+    expect(String(error)).toMatch(/could not LISTEN \(on `listenUrl`.*ECONNREFUSED/);
     await expectNothingLeft(r);
   });
 });
