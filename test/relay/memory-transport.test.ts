@@ -51,7 +51,8 @@ it("pauses while the broker is blocked (resource alarm) and resumes when unblock
 
 it("a nacked message is retried with backoff while the rest of its batch commits", async () => {
   const transport = new MemoryTransport();
-  const r = relay(transport, { retryBaseDelayMs: 50, retryMaxDelayMs: 50 });
+  // One claim at a time: two drain loops may split the rows (SKIP LOCKED), and the other batch may publish first.
+  const r = relay(transport, { retryBaseDelayMs: 50, retryMaxDelayMs: 50, concurrency: 1 });
   const retries: string[] = [];
   r.onEvent((e) => e.type === "retry-scheduled" && retries.push(e.messageId));
   transport.failNext(1);
