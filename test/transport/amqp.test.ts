@@ -434,7 +434,7 @@ describe("AmqpTransport against RabbitMQ", () => {
     proxy.blackhole();
     const startedAt = Date.now();
     await expect(transport.publish([message(exchange, "k")], { timeoutMs: 300 })).rejects.toThrow(
-      new OutboxPublishError("publish timed out after 300 ms before every confirm arrived"),
+      new OutboxPublishError("publish timed out after 300 ms before every confirm arrived", { reason: "timeout" }),
     );
     expect(Date.now() - startedAt).toBeLessThan(2_000);
     // The late confirms of the timed-out batch arrive now and are ignored.
@@ -479,7 +479,7 @@ describe("AmqpTransport against RabbitMQ", () => {
 
     const closing = transport.close();
     expect(transport.close()).toBe(closing);
-    expect(await pending).toEqual(new OutboxPublishError("transport closed"));
+    expect(await pending).toEqual(new OutboxPublishError("transport closed", { reason: "closed" }));
     await closing;
     expect(transport.state).toBe("closed");
     await expect(transport.publish([message(exchange, "k")], { timeoutMs: 1_000 })).rejects.toThrow("transport closed");
