@@ -16,9 +16,10 @@
 // where they are, and the broker's return wakes the drain loops.
 //
 // Batch limit: claims take at most `limit` rows, `batchSize` at first. A batch that times out as a whole halves it
-// (the broker is slower than the batch needs); it doubles back at most every LIMIT_RECOVERY_MS without a timeout.
+// (the broker is slower than the batch needs); it doubles back after 30 s without a timeout (batch-limit.ts).
 // So a slow but healthy broker costs at most one timed-out batch (published again: duplicates) per drain loop and
-// LIMIT_RECOVERY_MS once the limit has adapted, instead of one every publishTimeoutMs.
+// 30 s once the limit has adapted, instead of one every publishTimeoutMs.
+
 import type pg from "pg";
 import {
   type RelayConnections,
@@ -33,6 +34,7 @@ import { type OutboxNames, outboxNames } from "../sql/names.js";
 import type { Transport, TransportEvent } from "../transport/transport.js";
 import { backoffDelay, sleep } from "./backoff.js";
 import { BatchTimeoutError, type Claim, runBatch } from "./batch.js";
+import { BatchLimit } from "./batch-limit.js";
 import { ClaimPosition } from "./claim-position.js";
 import { openPool, type RelayPool } from "./connections.js";
 import { type ClaimPath, type RelayEvent, type RelayEventListener, safeEmit } from "./events.js";
@@ -65,8 +67,6 @@ export interface RelayStats {
 }
 
 /** How long the batch limit stays lowered after a timeout before it may double again. */
-const LIMIT_RECOVERY_MS = 30_000;
-
 export class Relay {
   /** The settings in effect, defaults applied; connection strings shown without their password. */
   readonly options: ResolvedRelayOptions;
@@ -97,10 +97,7 @@ export class Relay {
   #drainPosition = new ClaimPosition();
   #sweepPosition = new ClaimPosition();
   #sweeper: Promise<void> | undefined;
-  #limit: number;
-  #limitChangedAt = 0;
-  /** No claims before this (ms since the epoch): see #lowerLimit. */
-  #cooldownUntil = 0;
+  readonly #limit: BatchLimit;
   readonly #publishLock = new PublishLock();
 
   constructor(options: RelayOptions) {
@@ -108,14 +105,14 @@ export class Relay {
     this.options = resolved.options;
     this.#connections = resolved.connections;
     this.#names = outboxNames(resolved.options.schema);
-    this.#limit = this.options.batchSize;
+    this.#limit = new BatchLimit(this.options.batchSize, this.options.publishTimeoutMs, this.options.logger);
     this.#stats = {
       published: 0,
       deadLettered: 0,
       retried: 0,
       failedBatches: 0,
       isolatedBatches: 0,
-      batchLimit: this.#limit,
+      batchLimit: this.#limit.value,
     };
   }
 
@@ -124,7 +121,7 @@ export class Relay {
   }
 
   stats(): RelayStats {
-    return { ...this.#stats, batchLimit: this.#limit };
+    return { ...this.#stats, batchLimit: this.#limit.value };
   }
 
   /** Subscribes to relay events; returns the unsubscribe function. A listener that throws is ignored. */
@@ -435,7 +432,7 @@ export class Relay {
       const startedAt = Date.now();
       const { claimed, isolations } = await runBatch(context, claim).catch((error: unknown) => {
         // A batch claimed before the last lowering failed under the old limit: it says nothing new.
-        if (error instanceof BatchTimeoutError && startedAt >= this.#limitChangedAt) this.#lowerLimit(error.claimed);
+        if (error instanceof BatchTimeoutError) this.#limit.timedOut(error.claimed, startedAt);
         throw error;
       });
       if (isolations > 0) {
@@ -446,7 +443,7 @@ export class Relay {
           parts: isolations,
         });
       }
-      if (claimed > 0) this.#maybeRaiseLimit();
+      if (claimed > 0) this.#limit.succeeded();
       return claimed;
     } catch (error) {
       this.#logBatchFailure(claim.path, error);
@@ -454,30 +451,9 @@ export class Relay {
     }
   }
 
-  #lowerLimit(claimed: number): void {
-    const limit = Math.max(1, Math.min(this.#limit, Math.floor(claimed / 2)));
-    if (limit === this.#limit) return;
-    this.#limit = limit;
-    this.#limitChangedAt = Date.now();
-    // What the timed-out batches sent is still on its way to the broker: give it one timeout to get there before
-    // the next claims, or they would queue behind it and time out too.
-    this.#cooldownUntil = Date.now() + this.options.publishTimeoutMs;
-    this.options.logger.warn("publish timed out: batch limit lowered", {
-      batchLimit: limit,
-      publishTimeoutMs: this.options.publishTimeoutMs,
-    });
-  }
-
-  #maybeRaiseLimit(): void {
-    if (this.#limit >= this.options.batchSize || Date.now() - this.#limitChangedAt < LIMIT_RECOVERY_MS) return;
-    this.#limit = Math.min(this.options.batchSize, this.#limit * 2);
-    this.#limitChangedAt = Date.now();
-    this.options.logger.info("batch limit raised", { batchLimit: this.#limit });
-  }
-
   /** Waits out the pause after a timeout lowered the batch limit. */
   async #cooldown(): Promise<void> {
-    const ms = this.#cooldownUntil - Date.now();
+    const ms = this.#limit.cooldownMs;
     if (ms > 0) await sleep(ms, this.#halt.signal);
   }
 
@@ -493,9 +469,9 @@ export class Relay {
 
   async #runQueued(ids: string[]): Promise<void> {
     // With the broker away, leave the ids: its return wakes the drain loops, which take the rows.
-    for (let start = 0; start < ids.length; start += this.#limit) {
+    for (let start = 0; start < ids.length; start += this.#limit.value) {
       if (!this.#brokerReady() || this.#halt.signal.aborted) return;
-      const part = ids.slice(start, start + this.#limit);
+      const part = ids.slice(start, start + this.#limit.value);
       await this.#batch({ path: "queue", sql: beginClaimByIds(this.#names, part) }).catch(() => {});
     }
   }
@@ -510,7 +486,7 @@ export class Relay {
       const seq = this.#wakeSeq;
       const position = this.#drainPosition;
       const after = position.next();
-      const limit = this.#limit;
+      const limit = this.#limit.value;
       try {
         const n = await this.#batch({
           path: "listen",
@@ -523,7 +499,7 @@ export class Relay {
       } catch {
         position.reset();
         failures++;
-        await sleep(Math.max(backoffDelay(failures, 100, 5_000), this.#cooldownUntil - Date.now()), this.#halt.signal);
+        await sleep(Math.max(backoffDelay(failures, 100, 5_000), this.#limit.cooldownMs), this.#halt.signal);
       }
     }
   }
@@ -542,7 +518,7 @@ export class Relay {
         const position = this.#sweepPosition;
         while (!this.#halt.signal.aborted) {
           const after = position.next();
-          const limit = this.#limit;
+          const limit = this.#limit.value;
           const n = await this.#batch({
             path: "sweep",
             sql: beginClaimSweep(this.#names, limit, o.sweepMinAgeMs, after),
