@@ -18,6 +18,7 @@ import { backoffDelay, sleep } from "../relay/backoff.js";
 import { CLAIM_DUE_INBOX_SQL, CLAIM_INBOX_BY_IDS_SQL, type ClaimedInboxRow } from "../sql/claim-inbox-messages.js";
 import { COMPLETE_INBOX_MESSAGE_SQL } from "../sql/complete-inbox-message.js";
 import { FAIL_INBOX_MESSAGE_SQL } from "../sql/fail-inbox-message.js";
+import { withConsumerSpan } from "../telemetry/tracing.js";
 import type { InboxEvent } from "./events.js";
 import type { HandlerRegistry } from "./registry.js";
 import type { InboxMessage } from "./types.js";
@@ -52,6 +53,9 @@ export class Processor {
   #wake: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #loop: Promise<void> | undefined;
+  /** For health(): when the last claim reached the database, and the error of the last one that did not. */
+  lastClaimAt: number | undefined;
+  claimError: string | undefined;
 
   constructor(
     pool: pg.Pool,
@@ -110,8 +114,11 @@ export class Processor {
       if (free > 0) {
         try {
           claimed = await this.#claim(free);
+          this.lastClaimAt = Date.now();
+          this.claimError = undefined;
         } catch (thrown) {
           const error = coerceError(thrown);
+          this.claimError = error.message;
           this.#options.logger.warn(`claiming inbox rows failed; retrying: ${error.message}`, {
             code: (thrown as { code?: string }).code,
           });
@@ -202,15 +209,18 @@ export class Processor {
       handlerTimeoutMs,
     );
     try {
-      await this.#prisma.$transaction(
-        async (tx) => {
-          await untilAborted(handler.handle(message, tx, { signal: controller.signal }), controller.signal);
-          const count = await (
-            tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }
-          ).$executeRawUnsafe(COMPLETE_INBOX_MESSAGE_SQL, row.id, row.attempts);
-          if (count !== 1) throw new LeaseLostError(`inbox row ${row.id} was taken over by another processor`);
-        },
-        { timeout: handlerTimeoutMs + 5_000 },
+      // In a CONSUMER span whose parent is the writer's trace context, stored with the message (telemetry/tracing.ts).
+      await withConsumerSpan({ ...message, headers: row.headers }, () =>
+        this.#prisma.$transaction(
+          async (tx) => {
+            await untilAborted(handler.handle(message, tx, { signal: controller.signal }), controller.signal);
+            const count = await (
+              tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }
+            ).$executeRawUnsafe(COMPLETE_INBOX_MESSAGE_SQL, row.id, row.attempts);
+            if (count !== 1) throw new LeaseLostError(`inbox row ${row.id} was taken over by another processor`);
+          },
+          { timeout: handlerTimeoutMs + 5_000 },
+        ),
       );
       this.#emit({
         type: "handled",
