@@ -6,7 +6,7 @@ export type { EventContext, EventOperation, EventSpec, EventsConfig, OutboxOptio
 export type { RelayLogger, RelayOptions } from "./config/relay-options.js";
 export { outbox } from "./extension/outbox.js";
 export type { InboxEvent, InboxEventListener } from "./inbox/events.js";
-export { Inbox, type InboxConnection, inbox } from "./inbox/inbox.js";
+export { Inbox, type InboxConnection, type InboxHealth, inbox } from "./inbox/inbox.js";
 export { InboxHandlerTimeoutError } from "./inbox/processor.js";
 export type { HandleFunction, HandlerContext, HandlerSpec, InboxMessage, TransactionClientOf } from "./inbox/types.js";
 export type { BatchFailureReason } from "./message/errors.js";
@@ -23,7 +23,8 @@ export type { HeaderValue, OutboxMessageInput } from "./message/message.js";
 export { uuidv7 } from "./message/uuid.js";
 export { defaultOutboxQueue, OutboxQueue, type OutboxQueueOptions } from "./queue/outbox-queue.js";
 export type { ClaimPath, RelayEvent, RelayEventListener } from "./relay/events.js";
-export { createRelay, Relay, type RelayStats, startRelay } from "./relay/relay.js";
+export { createRelay, Relay, type RelayHealth, type RelayStats, startRelay } from "./relay/relay.js";
+export type { BacklogSnapshot } from "./telemetry/metrics.js";
 export { AmqpTransport, type AmqpTransportOptions, redactUrl } from "./transport/amqp.js";
 export type { QueueSpec } from "./transport/amqp-consumer.js";
 export { MemoryTransport, type MemoryTransportOptions } from "./transport/memory.js";
