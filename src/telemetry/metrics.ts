@@ -134,21 +134,21 @@ export class RelayMetrics {
     durationMs: number,
   ): void {
     const now = Date.now();
-    const counts = new Map<string, [number, number, number]>();
+    // Per exchange: the counts, and one attributes object shared by its lag records.
+    const byExchange = new Map<string, { a: Attributes; published: number; retried: number; dead: number }>();
     for (const m of messages) {
-      let c = counts.get(m.exchange);
-      if (!c) {
-        c = [0, 0, 0];
-        counts.set(m.exchange, c);
+      let e = byExchange.get(m.exchange);
+      if (!e) {
+        e = { a: { "messaging.destination.name": m.exchange }, published: 0, retried: 0, dead: 0 };
+        byExchange.set(m.exchange, e);
       }
       if (m.outcome === "published") {
-        c[0]++;
-        this.#lag.record(Math.max(0, now - m.createdAt) / 1000, { "messaging.destination.name": m.exchange });
-      } else if (m.outcome === "retry") c[1]++;
-      else c[2]++;
+        e.published++;
+        this.#lag.record(Math.max(0, now - m.createdAt) / 1000, e.a);
+      } else if (m.outcome === "retry") e.retried++;
+      else e.dead++;
     }
-    for (const [exchange, [published, retried, dead]] of counts) {
-      const a = { "messaging.destination.name": exchange };
+    for (const { a, published, retried, dead } of byExchange.values()) {
       if (published > 0) this.#published.add(published, a);
       if (retried > 0) this.#retried.add(retried, a);
       if (dead > 0) this.#dead.add(dead, a);
