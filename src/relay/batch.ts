@@ -133,6 +133,7 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
   /** One PRODUCER span per publish, linked to the context each message was written in (telemetry/tracing.ts). */
   const publish = async (part: OutboundMessage[]) => {
     const span = startPublishSpan(part);
+    if (span === undefined) return transport.publish(part, { timeoutMs: options.publishTimeoutMs, signal });
     try {
       const outcomes = await transport.publish(part, { timeoutMs: options.publishTimeoutMs, signal });
       const refused = outcomes.find((o) => !o.ok);

@@ -9,8 +9,8 @@
 //                                     what the handler enqueues, since it runs inside that span)
 //
 // No cost without an SDK: the write side checks for a valid active span before any work (no SDK means no context
-// manager, so there never is one); spans on the relay and inbox side come from the API's no-op tracer, one small
-// object per batch or handling, and links are built only for a span that records.
+// manager, so there never is one); the relay and inbox side check that a tracer provider is registered before making
+// any span (bench:telemetry measures both), and links are built only for a span that records.
 //
 // Propagation goes through the globally registered propagator (W3C trace context in every SDK's default set up), so
 // that baggage or another format the app chose travels too. A registered tracer without a propagator still gets W3C
@@ -21,6 +21,7 @@ import {
   context,
   isSpanContextValid,
   type Link,
+  ProxyTracerProvider,
   propagation,
   ROOT_CONTEXT,
   type Span,
@@ -39,6 +40,15 @@ const TRACESTATE = "tracestate";
 const MAX_LINKS = 128;
 
 const tracer = () => trace.getTracer(TRACER_NAME);
+
+/** The API's no-op provider, which the global proxy delegates to until an SDK registers one. */
+const NoopTracerProvider = new ProxyTracerProvider().getDelegate().constructor;
+
+/** Whether an SDK registered a tracer provider: without one every span would be a no-op, so none is made. */
+function tracing(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider && provider.getDelegate() instanceof NoopTracerProvider);
+}
 
 /**
  * The headers that carry the active trace context, or undefined when there is none (no SDK registered, or no span
@@ -104,8 +114,10 @@ const BASE_ATTRIBUTES = { "messaging.system": "rabbitmq" } as const;
 /**
  * Starts the PRODUCER span of one publish of `messages`, linked to the context each was written in. Named
  * "publish <exchange>" (or "publish" when the part goes to several exchanges), per the messaging conventions.
+ * Undefined when no tracer provider is registered.
  */
-export function startPublishSpan(messages: readonly TracedMessage[]): Span {
+export function startPublishSpan(messages: readonly TracedMessage[]): Span | undefined {
+  if (!tracing()) return undefined;
   const first = messages[0];
   const oneExchange = first !== undefined && messages.every((m) => m.exchange === first.exchange);
   const attributes: Attributes = {
@@ -137,7 +149,8 @@ export function startPublishSpan(messages: readonly TracedMessage[]): Span {
 }
 
 /** Ends a span, as failed when `error` is given. */
-export function endSpan(span: Span, error?: unknown): void {
+export function endSpan(span: Span | undefined, error?: unknown): void {
+  if (span === undefined) return;
   if (error !== undefined) {
     const e = error instanceof Error ? error : new Error(String(error));
     span.recordException(e);
@@ -162,6 +175,7 @@ export interface ConsumedMessage {
  * in (a new trace when it carries none). The span ends when `work` settles, as failed when it throws.
  */
 export async function withConsumerSpan<T>(message: ConsumedMessage, work: () => Promise<T>): Promise<T> {
+  if (!tracing()) return work();
   const parent = extractContext(message.headers) ?? ROOT_CONTEXT;
   const span = tracer().startSpan(
     `process ${message.exchange}`,
