@@ -8,7 +8,8 @@
 // broker does the same work in each. Env: MESSAGES (100000), RATE (500), LATENCY_SECONDS (10).
 // BENCH_OTEL=1: an OpenTelemetry SDK registered in this process and in the worker process (bench/otel.ts), prefilled
 // rows carrying a traceparent (so every publish span gets its links), and every write in an active span. Compare its
-// ratios with a run without it for the cost of tracing and metrics.
+// ratios with a run without it for the cost of tracing and metrics. To split that cost: BENCH_HEADERS=1 (rows with a
+// traceparent, no SDK) and BENCH_OTEL=context (only the SDK's context manager), see bench/otel.ts.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
@@ -19,7 +20,7 @@ import pg from "pg";
 import { createRelay, OutboxQueue, outbox } from "../src/index.js";
 import { uniqueName } from "../test/support/consumer.js";
 import { newPrismaClient } from "../test/support/prisma.js";
-import { inSpan, OTEL, OTEL_LINE } from "./otel.js";
+import { inSpan, OTEL, OTEL_LINE, TRACE_HEADERS } from "./otel.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
 
 const MESSAGES = Number(process.env.MESSAGES ?? 100_000);
@@ -132,7 +133,7 @@ async function prefill(): Promise<void> {
        CASE WHEN $4 THEN jsonb_build_object('traceparent',
          '00-' || md5(random()::text) || '-' || left(md5(random()::text), 16) || '-01') END
      FROM generate_series(1, $3)`,
-    [exchange, BODY, MESSAGES, OTEL],
+    [exchange, BODY, MESSAGES, TRACE_HEADERS],
   );
   await pool.query("VACUUM ANALYZE outbox_message");
 }
@@ -212,7 +213,7 @@ async function latencyInApp(): Promise<number[]> {
 
 async function latencyWorker(notify: true | "in-transaction"): Promise<number[]> {
   await pool.query("TRUNCATE outbox_message");
-  const preload = OTEL ? ["--import", "./bench/otel.ts"] : [];
+  const preload = OTEL || process.env.BENCH_OTEL === "context" ? ["--import", "./bench/otel.ts"] : [];
   const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", ...preload, "src/cli/main.ts", "worker"], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: db.url, AMQP_URL: db.amqpUrl },
