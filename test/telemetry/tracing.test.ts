@@ -3,6 +3,7 @@
 // publishes, a `prisma-outbox inbox` process handles; each child registers an SDK with an in-memory exporter
 // (fixtures/otel-child.ts) and writes its spans to a file at exit.
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import amqp from "amqplib";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
-import { outbox } from "../../src/index.js";
+import { inbox, outbox } from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
 import { disableTelemetry, registerTracing, type SpanRecord } from "../support/otel.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
@@ -97,6 +98,62 @@ describe("with an SDK registered", () => {
       });
       expect((await outboxRows())[0]!.headers).toEqual({ traceparent: `00-${sc.traceId}-${sc.spanId}-01` });
     } finally {
+      disableTelemetry();
+    }
+  });
+});
+
+describe("inbox, in this process", () => {
+  it("a delivery from any publisher with a traceparent: each attempt is a CONSUMER span under it, a failed one marked", async () => {
+    const { spans } = registerTracing();
+    const exchange = uniqueName("trace.in.x");
+    const queue = uniqueName("trace.in.q");
+    const connection = await amqp.connect(amqpUrl);
+    const channel = await connection.createConfirmChannel();
+    const prisma = newPrismaClient(url);
+    let attempts = 0;
+    const box = inbox<Record<string, unknown>, typeof prisma>({
+      prisma,
+      queue: { name: queue, bindings: [{ exchange, routingKey: "#" }] },
+      exchanges: [{ name: exchange, type: "topic", durable: false }],
+      handlers: {
+        flaky: {
+          pattern: "#",
+          handle: async () => {
+            attempts++;
+            if (attempts === 1) throw new TypeError("first attempt fails");
+          },
+        },
+      },
+      sweepIntervalMs: 50,
+      retryBaseDelayMs: 10,
+      retryMaxDelayMs: 10,
+      logger: { info() {}, warn() {}, error() {} },
+    });
+    try {
+      await box.start({ databaseUrl: url, amqpUrl });
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+      const parent = "00f067aa0ba902b7";
+      channel.publish(exchange, "thing.done", Buffer.from("{}"), {
+        messageId: randomUUID(),
+        headers: { traceparent: `00-${traceId}-${parent}-01`, tracestate: "vendor=1" },
+      });
+      await channel.waitForConfirms();
+      await expect.poll(() => spans().filter((x) => x.kind === SpanKind.CONSUMER).length, { timeout: 15_000 }).toBe(2);
+      const [failed, handled] = spans().filter((x) => x.kind === SpanKind.CONSUMER);
+      for (const span of [failed!, handled!]) {
+        expect(span).toMatchObject({ traceId, parentSpanId: parent, name: `process ${exchange}` });
+      }
+      expect(failed).toMatchObject({ status: SpanStatusCode.ERROR, attributes: { "error.type": "TypeError" } });
+      expect(failed!.attributes["prisma_outbox.inbox.attempt"]).toBe(1);
+      expect(handled!.status).not.toBe(SpanStatusCode.ERROR);
+      expect(handled!.attributes["prisma_outbox.inbox.attempt"]).toBe(2);
+    } finally {
+      await box.stop();
+      await channel.deleteQueue(queue).catch(() => {});
+      await channel.deleteExchange(exchange).catch(() => {});
+      await connection.close();
+      await prisma.$disconnect();
       disableTelemetry();
     }
   });
