@@ -1,13 +1,14 @@
 // Metrics and health of the relay and the inbox, read through an SDK MeterProvider registered in this process, as an
 // app would; and their Prometheus text, as the CLI's /metrics serves it.
 import { randomUUID } from "node:crypto";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import type { DataPoint, Histogram, MetricData, ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import amqp from "amqplib";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { toPrometheus } from "../../src/cli/prometheus.js";
 import { createRelay, type Inbox, inbox, MemoryTransport, outbox, type Relay } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { disableTelemetry, registerMetrics } from "../support/otel.js";
+import { disableTelemetry, registerMetrics, registerTracing, type SpanRecord } from "../support/otel.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -17,9 +18,11 @@ const base = newPrismaClient(url);
 const quiet = { info() {}, warn() {}, error() {} };
 const stops: Array<() => Promise<unknown>> = [];
 let collect: () => Promise<ResourceMetrics>;
+let spans: () => SpanRecord[];
 
 beforeAll(() => {
   ({ collect } = registerMetrics());
+  ({ spans } = registerTracing()); // the relay's publish spans, checked beside its counters
 });
 beforeEach(async () => {
   await pool.query('TRUNCATE outbox_message, outbox_dead_letter, inbox_message, "Effect" RESTART IDENTITY CASCADE');
@@ -86,6 +89,13 @@ describe("relay metrics and health", () => {
         timeout: 15_000,
       })
       .toBe(1);
+
+    // A PRODUCER span per publish; the unroutable message's retry went alone, and its span says it failed.
+    const [poison] = (await pool.query("SELECT message_id::text FROM outbox_dead_letter")).rows;
+    const publishes = spans().filter((x) => x.kind === SpanKind.PRODUCER);
+    expect(publishes.length).toBeGreaterThan(0);
+    const alone = publishes.find((x) => x.attributes["messaging.message.id"] === poison.message_id);
+    expect(alone).toMatchObject({ name: `publish ${exchange}`, status: SpanStatusCode.ERROR });
 
     const all = await collect();
     const on = { "messaging.destination.name": exchange };
