@@ -242,6 +242,29 @@ describe("the handler", () => {
     expect((await reqs.cancel(id))?.status).toBe("failed");
   });
 
+  it("fails when every attempt started and none finished (crashes inside the work), through the dead hook", async () => {
+    // No relay: the request's message stays in the outbox. Its inbox row is written as a worker that crashed in the
+    // work on each of its 3 attempts would have left it (attempts counted when claimed, never completed).
+    const { id } = await reqs.submit("report", {});
+    await pool.query(
+      `INSERT INTO inbox_message (message_id, handler, exchange, routing_key, payload, attempts)
+       VALUES ($1, 'report', $2, 'request.report', $3, 3)`,
+      [id, exchange, JSON.stringify({ requestId: id, type: "report" })],
+    );
+    let runs = 0;
+    await worker(
+      async () => {
+        runs++;
+      },
+      { maxAttempts: 3 },
+    );
+    const done = await finished(id);
+    expect(runs).toBe(0);
+    expect(done).toMatchObject({ status: "failed", error: { title: "The request failed", attempts: 4 } });
+    expect(done!.error!.detail).toContain("3 attempts started and none finished");
+    expect((await pool.query("SELECT status FROM inbox_message")).rows).toEqual([{ status: "dead" }]);
+  });
+
   it("a request cancelled while pending never starts its work", async () => {
     const { id } = await reqs.submit("report", {});
     expect((await reqs.cancel(id))?.status).toBe("cancelled");
