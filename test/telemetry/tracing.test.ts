@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import amqp from "amqplib";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
-import { inbox, outbox } from "../../src/index.js";
+import { inbox, outbox, requests } from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
 import { disableTelemetry, registerTracing, type SpanRecord } from "../support/otel.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
@@ -31,7 +31,9 @@ const outboxRows = async () =>
 
 afterEach(async () => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
-  await pool.query('TRUNCATE outbox_message, inbox_message, "Effect", "Order" RESTART IDENTITY CASCADE');
+  await pool.query(
+    'TRUNCATE outbox_message, inbox_message, outbox_request, "Effect", "Order" RESTART IDENTITY CASCADE',
+  );
 });
 afterAll(async () => {
   disableTelemetry();
@@ -82,6 +84,22 @@ describe("with an SDK registered", () => {
       expect(rows[0]!.headers).toEqual({ traceparent: expected, tenant: "t1" });
       expect(rows[5]!.headers).toEqual({ traceparent: "mine" });
       expect(rows[6]!.headers).toBeNull();
+    } finally {
+      disableTelemetry();
+    }
+  });
+
+  it("a request submitted in a span carries its context (submit writes through $enqueue)", async () => {
+    const { tracer } = registerTracing();
+    try {
+      const prisma = base.$extends(outbox<typeof base>({ exchange: "x", queue: false }));
+      const reqs = requests<typeof prisma>({ prisma, exchange: "x", logger: { info() {}, warn() {}, error() {} } });
+      const sc = await tracer.startActiveSpan("POST /reports", async (span) => {
+        await reqs.submit("report", { month: "2026-11" });
+        span.end();
+        return span.spanContext();
+      });
+      expect((await outboxRows())[0]!.headers).toEqual({ traceparent: `00-${sc.traceId}-${sc.spanId}-01` });
     } finally {
       disableTelemetry();
     }
