@@ -34,7 +34,8 @@ Filters (all given must match; a repeated or comma-separated list matches any of
   --since TIME          failed (outbox) / received (inbox) at or after TIME, ISO 8601 (2026-11-24T03:00Z);
   --until TIME          ... before TIME. A time without an offset is UTC
   --id ID               a row id (as list shows it) or a message id; repeatable or comma-separated
-  --handler NAME        inbox handler name; repeatable or comma-separated (with --inbox only)
+  --handler NAME        inbox handler name; repeatable or comma-separated (with --inbox only);
+                        --handler '' selects invalid deliveries (no message id, not JSON, no handler)
   --all                 retry or purge every dead letter (required when no filter is given)
 
 Options (flag / environment):
@@ -147,10 +148,12 @@ export function parseTime(flag: string, text: string): string {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Repeated flags and comma-separated values, as one list without blanks. */
-function list(flag: string, value: string | string[] | boolean | undefined): string[] | undefined {
+function list(flag: string, value: string | string[] | boolean | undefined, allowEmpty = false): string[] | undefined {
   if (value === undefined) return undefined;
   const items = (value as string[]).flatMap((v) => v.split(",")).map((v) => v.trim());
-  if (items.some((v) => v === "")) throw new OutboxConfigError(`Expected ${flag} to be a non-empty value or list.`);
+  if (!allowEmpty && items.some((v) => v === "")) {
+    throw new OutboxConfigError(`Expected ${flag} to be a non-empty value or list.`);
+  }
   return items;
 }
 
@@ -229,7 +232,8 @@ export function parseDeadLettersConfig(argv: string[], env: NodeJS.ProcessEnv): 
     since: values.since === undefined ? undefined : parseTime("--since", values.since as string),
     until: values.until === undefined ? undefined : parseTime("--until", values.until as string),
     ids,
-    handlers: list("--handler", values.handler),
+    // --handler '' selects the invalid deliveries (stored dead with handler '').
+    handlers: list("--handler", values.handler, true),
   };
   if (filter.since !== undefined && filter.until !== undefined && filter.since >= filter.until) {
     throw new OutboxConfigError(`Expected --since (${filter.since}) to be before --until (${filter.until}).`);

@@ -207,7 +207,9 @@ describe("prisma-outbox status", () => {
     refused.password = "s3cret-pw";
     const r = await runCli(["status"], { DATABASE_URL: refused.toString() });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^prisma-outbox status: could not query the database at .*nobody_here:\*\*\*@.*\(28000\)\n$/);
+    expect(r.stderr).toMatch(
+      /^prisma-outbox status: could not query the database at .*nobody_here:\*\*\*@.*\(28000\)\n$/,
+    );
     for (const out of [notPostgres, r]) expect(out.stdout + out.stderr).not.toContain("s3cret-pw");
 
     const unknownCommand = await runCli(["stats"]);
