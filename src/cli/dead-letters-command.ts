@@ -43,7 +43,7 @@ async function run(config: DeadLettersConfig, write: (text: string) => void): Pr
       return;
     }
     const change = config.action === "retry" ? retryDeadLetters : purgeDeadLetters;
-    const result = await change(pool, target, config.filter, { dryRun: config.dryRun });
+    const result = await change(pool, target, config.filter, { dryRun: config.dryRun, all: config.all });
     if (config.json) {
       return write(`${JSON.stringify({ action: config.action, source: config.source, ...result }, null, 2)}\n`);
     }

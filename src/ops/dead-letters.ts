@@ -3,7 +3,7 @@
 import type pg from "pg";
 import { OutboxConfigError } from "../message/errors.js";
 import { UNDEFINED_TABLE } from "../sql/check-table.js";
-import { type DeadLetterFilter, deadLetterFilterSql } from "../sql/dead-letter-filter.js";
+import { type DeadLetterFilter, deadLetterFilterSql, hasFilter } from "../sql/dead-letter-filter.js";
 import {
   countDeadLettersSql,
   countRetryableSql,
@@ -115,9 +115,12 @@ async function onTable<T>(target: DeadLetterTarget, work: () => Promise<T>): Pro
 const filterOf = (target: DeadLetterTarget, filter: DeadLetterFilter) =>
   deadLetterFilterSql(filter, target.source === "inbox" ? "received_at" : "failed_at");
 
-function checkFilter(target: DeadLetterTarget, filter: DeadLetterFilter): void {
+function checkFilter(target: DeadLetterTarget, filter: DeadLetterFilter, change?: ChangeOptions): void {
   if (target.source === "outbox" && filter.handlers?.length) {
     throw new OutboxConfigError("The handler filter applies to the inbox's dead rows only (--inbox).");
+  }
+  if (change && !change.all && !hasFilter(filter)) {
+    throw new OutboxConfigError("Expected a filter, or `all: true` to change every dead letter.");
   }
 }
 
@@ -144,6 +147,8 @@ export async function listDeadLetters(
 }
 
 export interface ChangeOptions {
+  /** Required to retry or purge every dead letter when the filter selects nothing in particular. */
+  all?: boolean | undefined;
   /** Count and show what would change, change nothing. */
   dryRun?: boolean | undefined;
   /** With dryRun: how many of the rows to return. @defaultValue 20 */
@@ -161,7 +166,7 @@ export async function retryDeadLetters(
   filter: DeadLetterFilter,
   options: ChangeOptions = {},
 ): Promise<DeadLetterChange> {
-  checkFilter(target, filter);
+  checkFilter(target, filter, options);
   const f = filterOf(target, filter);
   const preview = options.preview ?? 20;
   return onTable(target, async () => {
@@ -206,7 +211,7 @@ export async function purgeDeadLetters(
   filter: DeadLetterFilter,
   options: ChangeOptions = {},
 ): Promise<DeadLetterChange> {
-  checkFilter(target, filter);
+  checkFilter(target, filter, options);
   const f = filterOf(target, filter);
   const preview = options.preview ?? 20;
   return onTable(target, async () => {

@@ -4,7 +4,17 @@
 import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
 import { afterAll, beforeEach, describe, expect, inject, it } from "vitest";
-import { createRelay, type Inbox, inbox, outbox } from "../../src/index.js";
+import {
+  createRelay,
+  type Inbox,
+  inbox,
+  listDeadLetters,
+  OutboxConfigError,
+  outbox,
+  outboxStatus,
+  purgeDeadLetters,
+  retryDeadLetters,
+} from "../../src/index.js";
 import { runCli } from "../support/cli.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { createTestDatabase } from "../support/database.js";
@@ -212,6 +222,24 @@ describe("prisma-outbox dead-letters (outbox)", () => {
       await consumer?.close();
       await relay.stop();
     }
+  });
+
+  it("the same as a library: list, retry and purge on the app's pool, with the `all` guard", async () => {
+    const target = { source: "outbox" as const };
+    await expect(retryDeadLetters(pool, target, {})).rejects.toThrow(OutboxConfigError);
+    await expect(purgeDeadLetters(pool, target, {})).rejects.toThrow("Expected a filter, or `all: true`");
+    await expect(listDeadLetters(pool, target, { handlers: ["h"] })).rejects.toThrow(OutboxConfigError);
+    expect(await listDeadLetters(pool, target, { exchanges: ["shop"] }, 1)).toMatchObject({
+      total: 2,
+      rows: [{ id: "2", messageId: messageIds[1] }],
+    });
+    expect(await retryDeadLetters(pool, target, { ids: ["1"] })).toEqual({ count: 1, dryRun: false });
+    expect(await purgeDeadLetters(pool, target, {}, { all: true, dryRun: true })).toMatchObject({
+      count: 3,
+      dryRun: true,
+    });
+    expect(await purgeDeadLetters(pool, target, {}, { all: true })).toEqual({ count: 3, dryRun: false });
+    expect(await outboxStatus(pool)).toMatchObject({ outbox: { due: 1, deadLetters: { total: 0 } } });
   });
 
   it("bad input: exit 2 with one line, never the password", async () => {
