@@ -7,14 +7,15 @@ import { describeFailure, openOpsPool } from "./ops-database.js";
 import { table } from "./table.js";
 
 /** 350 ms, 4.2 s, 3 min 20 s, 2 h 5 min. */
-export function formatAge(ms: number | null): string {
-  if (ms === null) return "-";
+export function formatAge(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(1)} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${Math.floor(s % 60)} s`;
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
+
+const oldest = (ms: number | null) => (ms === null ? "nothing due" : `oldest due for ${formatAge(ms)}`);
 
 function indent(text: string, by = "    "): string {
   return text
@@ -31,7 +32,7 @@ export function formatStatus(status: OutboxStatus): string {
   } else {
     out.push(`outbox (schema ${status.schema})`);
     out.push(
-      `  backlog: ${outbox.due} due, ${outbox.deferred} deferred; oldest due for ${formatAge(outbox.oldestDueAgeMs)}`,
+      `  backlog: ${outbox.due} due, ${outbox.deferred} deferred; ${oldest(outbox.oldestDueAgeMs)}`,
     );
     out.push(`  dead letters: ${outbox.deadLetters.total}`);
     if (outbox.deadLetters.total > 0) {
@@ -57,7 +58,7 @@ export function formatStatus(status: OutboxStatus): string {
     out.push("inbox");
     out.push(
       `  backlog: ${inbox.due} due, ${inbox.deferred} leased or backing off (${inbox.retrying} retrying); ` +
-        `oldest due for ${formatAge(inbox.oldestDueAgeMs)}; ${inbox.processed} processed (kept for dedupe)`,
+        `${oldest(inbox.oldestDueAgeMs)}; ${inbox.processed} processed (kept for dedupe)`,
     );
     out.push(`  dead: ${inbox.dead.total}`);
     if (inbox.dead.total > 0) {
