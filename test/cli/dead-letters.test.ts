@@ -3,6 +3,7 @@
 // retry's NOTIFY), and a retried dead inbox row handled by a running inbox.
 import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
+import pg from "pg";
 import { afterAll, beforeEach, describe, expect, inject, it } from "vitest";
 import {
   createRelay,
@@ -17,7 +18,7 @@ import {
 } from "../../src/index.js";
 import { runCli } from "../support/cli.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { createTestDatabase } from "../support/database.js";
+import { createTestDatabase, migrateIntoSchema } from "../support/database.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -221,6 +222,34 @@ describe("prisma-outbox dead-letters (outbox)", () => {
     } finally {
       await consumer?.close();
       await relay.stop();
+    }
+  });
+
+  it("--schema: retries into that schema's outbox and notifies that schema's channel", async () => {
+    const schema = "ops_dl";
+    await migrateIntoSchema(url, schema);
+    const messageId = randomUUID();
+    await pool.query(
+      `INSERT INTO ops_dl.outbox_dead_letter (id, message_id, exchange, routing_key, payload, attempts, created_at)
+       VALUES (7, $1, 'elsewhere', 'k', '[1]', 10, now())`,
+      [messageId],
+    );
+    const listener = new pg.Client({ connectionString: url });
+    await listener.connect();
+    try {
+      const heard: string[] = [];
+      listener.on("notification", (n) => heard.push(n.channel));
+      await listener.query('LISTEN "prisma_outbox.ops_dl"');
+      await listener.query("LISTEN prisma_outbox");
+      const r = await runCli(["dead-letters", "retry", "--schema", schema, "--exchange", "elsewhere"], env);
+      expect(r.stdout).toBe("retried 1 dead letter (moved back into the outbox of schema ops_dl)\n");
+      const moved = await pool.query("SELECT message_id, attempts FROM ops_dl.outbox_message");
+      expect(moved.rows).toEqual([{ message_id: messageId, attempts: 0 }]);
+      expect((await pool.query("SELECT count(*)::int AS n FROM ops_dl.outbox_dead_letter")).rows[0].n).toBe(0);
+      await expect.poll(() => heard).toEqual(["prisma_outbox.ops_dl"]);
+      expect(await deadCount()).toBe(4); // public's dead letters untouched
+    } finally {
+      await listener.end();
     }
   });
 
