@@ -31,9 +31,7 @@ export function formatStatus(status: OutboxStatus): string {
     out.push(`outbox (schema ${status.schema}): no outbox tables in this schema (migrate, or pass --schema)`);
   } else {
     out.push(`outbox (schema ${status.schema})`);
-    out.push(
-      `  backlog: ${outbox.due} due, ${outbox.deferred} deferred; ${oldest(outbox.oldestDueAgeMs)}`,
-    );
+    out.push(`  backlog: ${outbox.due} due, ${outbox.deferred} deferred; ${oldest(outbox.oldestDueAgeMs)}`);
     out.push(`  dead letters: ${outbox.deadLetters.total}`);
     if (outbox.deadLetters.total > 0) {
       const byExchange = outbox.deadLetters.byExchange.map((r) => [r.exchange, r.count, r.lastFailedAt]);
