@@ -13,6 +13,10 @@ export function openOpsPool(databaseUrl: string): pg.Pool {
     max: 2,
     application_name: CLI_APPLICATION_NAME,
     connectionTimeoutMillis: 10_000,
+    // Client-side, so that it also works through a pooler that refuses statement_timeout at start-up: a command
+    // stuck behind a lock fails and says so instead of hanging. A session timed out is closed, and with it the
+    // transaction it had open rolls back.
+    query_timeout: 120_000,
   });
   pool.on("error", () => {}); // an idle session lost: the next query fails, and says why
   return pool;

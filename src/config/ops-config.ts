@@ -31,8 +31,9 @@ Filters (all given must match; a repeated or comma-separated list matches any of
   --exchange NAME       exact exchange name; repeatable
   --routing-key KEY     exact routing key, or a pattern where * matches any characters (order.*, *.eu)
   --error TEXT          the last error contains TEXT (case-insensitive)
-  --since TIME          failed (outbox) / received (inbox) at or after TIME, ISO 8601 (2026-11-24T03:00Z);
-  --until TIME          ... before TIME. A time without an offset is UTC
+  --since TIME          failed (outbox) / received (inbox) at or after TIME
+  --until TIME          failed (outbox) / received (inbox) before TIME
+                        TIME is ISO 8601 (2026-11-24, 2026-11-24T03:00Z); without an offset, UTC
   --id ID               a row id (as list shows it) or a message id; repeatable or comma-separated
   --handler NAME        inbox handler name; repeatable or comma-separated (with --inbox only);
                         --handler '' selects invalid deliveries (no message id, not JSON, no handler)
@@ -137,7 +138,9 @@ export function parseTime(flag: string, text: string): string {
   const hasTime = match !== null && /[T ]/i.test(text.trim());
   const normalised = match && hasTime && match[1] === undefined ? `${text.trim().replace(" ", "T")}Z` : text.trim();
   const ms = match ? Date.parse(normalised.replace(" ", "T")) : Number.NaN;
-  if (Number.isNaN(ms)) {
+  // Date.parse rolls 2026-02-30 over to March 2: the day must exist in its month.
+  const [year, month, day] = text.trim().slice(0, 10).split("-").map(Number) as [number, number, number];
+  if (Number.isNaN(ms) || new Date(Date.UTC(year, month - 1, day)).getUTCDate() !== day) {
     throw new OutboxConfigError(
       `Expected ${flag} to be an ISO 8601 time such as 2026-11-24 or 2026-11-24T03:00:00Z, got "${text}".`,
     );
