@@ -1,6 +1,7 @@
 // List, retry and purge dead letters, as library calls behind `prisma-outbox dead-letters`: the outbox's dead letters
 // (outbox_dead_letter, in the outbox's schema) or the inbox's dead rows (inbox_message, status 'dead').
 import type pg from "pg";
+import { integerOption, schemaOption } from "../config/validate.js";
 import { OutboxConfigError } from "../message/errors.js";
 import { UNDEFINED_TABLE } from "../sql/check-table.js";
 import { type DeadLetterFilter, deadLetterFilterSql, hasFilter } from "../sql/dead-letter-filter.js";
@@ -107,7 +108,7 @@ async function onTable<T>(target: DeadLetterTarget, work: () => Promise<T>): Pro
     const what =
       target.source === "inbox"
         ? `The table ${INBOX_TABLE} does not exist: add prisma/inbox.prisma of the package to your schema and migrate.`
-        : `The outbox tables do not exist in schema "${target.schema ?? DEFAULT_SCHEMA}": migrate, or pass the schema that holds them (--schema).`;
+        : `The outbox tables do not exist in schema "${target.schema ?? DEFAULT_SCHEMA}": migrate, or pass the schema that holds them (`schema`, or --schema).`;
     throw new OutboxConfigError(what, { cause: error });
   }
 }
@@ -119,6 +120,7 @@ function checkFilter(target: DeadLetterTarget, filter: DeadLetterFilter, change?
   if (target.source === "outbox" && filter.handlers?.length) {
     throw new OutboxConfigError("The handler filter applies to the inbox's dead rows only (--inbox).");
   }
+  schemaOption("schema", target.schema);
   if (change && !change.all && !hasFilter(filter)) {
     throw new OutboxConfigError("Expected a filter, or `all: true` to change every dead letter.");
   }
@@ -132,6 +134,7 @@ export async function listDeadLetters(
   limit = 50,
 ): Promise<DeadLetterList> {
   checkFilter(target, filter);
+  integerOption("limit", limit, 50, 1);
   const f = filterOf(target, filter);
   return onTable(target, async () => {
     if (target.source === "inbox") {
@@ -139,7 +142,7 @@ export async function listDeadLetters(
       const rows = (await pool.query<InboxDeadRow>(listInboxDeadSql(f), [...f.params, limit])).rows;
       return { total, rows: rows.map(shownInbox) };
     }
-    const names = outboxNames(target.schema);
+    const names = outboxNames(target.schema ?? DEFAULT_SCHEMA);
     const total = (await pool.query(countDeadLettersSql(names, f), f.params)).rows[0].count as number;
     const rows = (await pool.query<DeadLetterRow>(listDeadLettersSql(names, f), [...f.params, limit])).rows;
     return { total, rows: rows.map(shownOutbox) };
@@ -168,7 +171,7 @@ export async function retryDeadLetters(
 ): Promise<DeadLetterChange> {
   checkFilter(target, filter, options);
   const f = filterOf(target, filter);
-  const preview = options.preview ?? 20;
+  const preview = integerOption("preview", options.preview, 20, 1);
   return onTable(target, async () => {
     if (target.source === "inbox") {
       if (options.dryRun) {
@@ -179,7 +182,7 @@ export async function retryDeadLetters(
       const count = (await pool.query(retryInboxDeadSql(f), f.params)).rows[0].count as number;
       return { count, dryRun: false };
     }
-    const names = outboxNames(target.schema);
+    const names = outboxNames(target.schema ?? DEFAULT_SCHEMA);
     if (options.dryRun) {
       const count = (await pool.query(countRetryableSql(names, f), f.params)).rows[0].count as number;
       const rows = (await pool.query<DeadLetterRow>(listRetryableSql(names, f), [...f.params, preview])).rows;
@@ -213,7 +216,7 @@ export async function purgeDeadLetters(
 ): Promise<DeadLetterChange> {
   checkFilter(target, filter, options);
   const f = filterOf(target, filter);
-  const preview = options.preview ?? 20;
+  const preview = integerOption("preview", options.preview, 20, 1);
   return onTable(target, async () => {
     if (target.source === "inbox") {
       if (options.dryRun) {
@@ -223,7 +226,7 @@ export async function purgeDeadLetters(
       }
       return { count: (await pool.query(purgeInboxDeadSql(f), f.params)).rows[0].count as number, dryRun: false };
     }
-    const names = outboxNames(target.schema);
+    const names = outboxNames(target.schema ?? DEFAULT_SCHEMA);
     if (options.dryRun) {
       const { total, rows } = await listDeadLetters(pool, target, filter, preview);
       return { count: total, dryRun: true, rows };

@@ -1,6 +1,7 @@
 // The facts behind `prisma-outbox status`, as a library call: `outboxStatus(pool)` for an app that wants to show them
 // (an admin page, a probe). Read-only; a table that does not exist is reported as absent, not thrown.
 import type pg from "pg";
+import { integerOption, schemaOption } from "../config/validate.js";
 import { UNDEFINED_TABLE } from "../sql/check-table.js";
 import { DEFAULT_SCHEMA, outboxNames } from "../sql/names.js";
 import {
@@ -95,8 +96,8 @@ function age(ms: number | null): number | null {
 
 /** Backlog, dead letters, connected workers, for the outbox (in `schema`) and the inbox. */
 export async function outboxStatus(pool: pg.Pool, options: StatusOptions = {}): Promise<OutboxStatus> {
-  const schema = options.schema ?? DEFAULT_SCHEMA;
-  const top = options.top ?? 5;
+  const schema = schemaOption("schema", options.schema, DEFAULT_SCHEMA);
+  const top = integerOption("top", options.top, 5, 1);
   const names = outboxNames(schema);
   const outbox = await orAbsent(async () => {
     const backlog = (await pool.query(outboxBacklogSql(names))).rows[0];
