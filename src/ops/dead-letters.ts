@@ -108,7 +108,7 @@ async function onTable<T>(target: DeadLetterTarget, work: () => Promise<T>): Pro
     const what =
       target.source === "inbox"
         ? `The table ${INBOX_TABLE} does not exist: add prisma/inbox.prisma of the package to your schema and migrate.`
-        : `The outbox tables do not exist in schema "${target.schema ?? DEFAULT_SCHEMA}": migrate, or pass the schema that holds them (`schema`, or --schema).`;
+        : `The outbox tables do not exist in schema "${target.schema ?? DEFAULT_SCHEMA}": migrate, or pass the schema that holds them (the schema option, or --schema).`;
     throw new OutboxConfigError(what, { cause: error });
   }
 }
