@@ -29,6 +29,18 @@ export {
 } from "./message/errors.js";
 export type { HeaderValue, OutboxMessageInput } from "./message/message.js";
 export { uuidv7 } from "./message/uuid.js";
+export {
+  type ChangeOptions,
+  type DeadLetterChange,
+  type DeadLetterFilter,
+  type DeadLetterList,
+  type DeadLetterTarget,
+  type ListedDeadLetter,
+  listDeadLetters,
+  purgeDeadLetters,
+  retryDeadLetters,
+} from "./ops/dead-letters.js";
+export { type OutboxStatus, outboxStatus, type StatusOptions } from "./ops/status.js";
 export { defaultOutboxQueue, OutboxQueue, type OutboxQueueOptions } from "./queue/outbox-queue.js";
 export type { ClaimPath, RelayEvent, RelayEventListener } from "./relay/events.js";
 export { createRelay, Relay, type RelayHealth, type RelayStats, startRelay } from "./relay/relay.js";
