@@ -20,8 +20,10 @@ export interface InboxOptions<TMessages, TClient, TTx> {
   /** Handlers by name. The name is part of the deduplication key: keep it stable. */
   handlers: Record<string, HandlerSpec<TMessages, TTx>>;
   /**
-   * Unacknowledged deliveries the broker sends at once; also the largest receive batch (one INSERT, one ack).
-   * @defaultValue 200
+   * Unacknowledged deliveries the broker sends at once; also the largest receive batch (one INSERT, one ack). It
+   * must cover what arrives during one INSERT round trip plus the ack's way back, or the broker waits on the inbox:
+   * 200 capped receiving at about a third of what the broker and the database each allow (bench:inbox (b)).
+   * @defaultValue 1000
    */
   prefetch?: number;
   /** Handler transactions in flight at once (each holds a connection of your Prisma client). @defaultValue 4 */
@@ -178,7 +180,7 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
   return {
     queue: { name: queue.name, arguments: args, bindings },
     exchanges,
-    prefetch: integerOption("prefetch", options.prefetch, 200, 1),
+    prefetch: integerOption("prefetch", options.prefetch, 1_000, 1),
     concurrency: integerOption("concurrency", options.concurrency, 4, 1),
     maxAttempts: integerOption("maxAttempts", options.maxAttempts, 10, 1),
     retryBaseDelayMs,

@@ -32,7 +32,7 @@ describe("inbox() options", () => {
   it("defaults", () => {
     const o = resolveInboxOptions(valid as never);
     expect(o).toMatchObject({
-      prefetch: 200,
+      prefetch: 1_000,
       concurrency: 4,
       maxAttempts: 10,
       handlerTimeoutMs: 30_000,
