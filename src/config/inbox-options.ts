@@ -39,6 +39,14 @@ export interface InboxOptions<TMessages, TClient, TTx> {
    * @defaultValue 30_000
    */
   handlerTimeoutMs?: number;
+  /**
+   * A claim leases its row for `handlerTimeoutMs` + this margin (room for the transaction to start and commit). A
+   * process that dies holding rows delays them by up to the whole lease: a smaller margin brings them back sooner.
+   * Keep it well above your database's worst transaction start + commit time (a lease that runs out under a running
+   * handler makes its commit fail the lease guard and roll back: never a double effect, but a wasted attempt).
+   * @defaultValue 15_000
+   */
+  leaseMarginMs?: number;
   /** How often the sweeper claims due rows (retries, and what a crash left behind). @defaultValue 1_000 */
   sweepIntervalMs?: number;
   /**
@@ -72,6 +80,7 @@ export interface ResolvedInboxOptions {
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
   handlerTimeoutMs: number;
+  leaseMarginMs: number;
   sweepIntervalMs: number;
   retentionMs: number;
   purgeIntervalMs: number;
@@ -186,6 +195,7 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
     retryBaseDelayMs,
     retryMaxDelayMs,
     handlerTimeoutMs: durationOption("handlerTimeoutMs", options.handlerTimeoutMs, 30_000, 10),
+    leaseMarginMs: durationOption("leaseMarginMs", options.leaseMarginMs, 15_000, 1_000),
     sweepIntervalMs: durationOption("sweepIntervalMs", options.sweepIntervalMs, 1_000, 10),
     retentionMs: integerOption("retentionMs", options.retentionMs, 7 * 24 * 3_600_000, 0),
     purgeIntervalMs: durationOption("purgeIntervalMs", options.purgeIntervalMs, 60_000, 10),

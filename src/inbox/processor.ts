@@ -46,7 +46,8 @@ const RECORD_ATTEMPTS = 3;
 /** Ids handed over but not claimed yet are kept up to this many; beyond, the sweeper finds them. */
 const MAX_HANDED_IDS = 10_000;
 
-/** A claimed row waits in the claim-ahead buffer at most this long; then it is released (its lease keeps its margin). */
+/** A claimed row waits in the claim-ahead buffer at most this long (and at most a third of the lease margin); then it
+ * is released, so that a started row always has most of its lease margin left. */
 const MAX_BUFFERED_MS = 5_000;
 
 export class Processor {
@@ -81,7 +82,7 @@ export class Processor {
 
   /** The lease of a claim: the handler's time, plus room for the transaction to start and commit. */
   get leaseMs(): number {
-    return this.#options.handlerTimeoutMs + 15_000;
+    return this.#options.handlerTimeoutMs + this.#options.leaseMarginMs;
   }
 
   start(): void {
@@ -150,7 +151,7 @@ export class Processor {
     // Oldest first: the head is the one that waited longest.
     while (this.#ready.length > 0) {
       const next = this.#ready[0]!;
-      if (now - next.claimedAt > MAX_BUFFERED_MS) {
+      if (now - next.claimedAt > Math.min(MAX_BUFFERED_MS, this.#options.leaseMarginMs / 3)) {
         stale.push(next.row);
         this.#ready.shift();
         continue;
@@ -287,7 +288,7 @@ export class Processor {
     const text = `${error.name}: ${error.message}`.slice(0, 8_000);
     const params = [row.id, row.attempts, delayMs, text, dead];
     // Retried a few times: a handler that failed because the database connection was lost often meets the same loss
-    // here, and an outcome left unrecorded keeps the row leased (handlerTimeoutMs + 15 s) before its next attempt.
+    // here, and an outcome left unrecorded keeps the row leased (handlerTimeoutMs + leaseMarginMs) before its next attempt.
     // Repeating is harmless: the guard on attempts makes a second run match nothing or write the same values.
     let result: pg.QueryResult;
     for (let attempt = 1; ; attempt++) {

@@ -368,6 +368,31 @@ describe("start and stop", () => {
     expect((await inboxRows())[0]?.status).toBe("processed");
   });
 
+  it("a claim leases its row for handlerTimeoutMs + leaseMarginMs", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const { box } = await setUp({
+      handlerTimeoutMs: 1_000,
+      leaseMarginMs: 2_000,
+      handlers: { held: { on: "order.created", handle: () => gate } },
+    });
+    await pool.query(
+      `INSERT INTO inbox_message (message_id, handler, exchange, routing_key, payload) VALUES ($1, 'held', 'x', 'order.created', '{"n":1}')`,
+      [randomUUID()],
+    );
+    await box.start({ databaseUrl, amqpUrl });
+    await until(async () => (await inboxRows())[0]?.attempts === 1);
+    // Claimed just now with a 3 s lease (the default margin would give 16 s).
+    const { rows } = await pool.query<{ left: number }>(
+      "SELECT extract(epoch FROM available_at - now())::float8 AS left FROM inbox_message",
+    );
+    expect(rows[0]!.left).toBeGreaterThan(1.5);
+    expect(rows[0]!.left).toBeLessThanOrEqual(3);
+    release();
+  });
+
   it("stop() gives back rows claimed ahead but not started: their attempt taken back, due at once", async () => {
     // concurrency 1: one row in its handler (held until stop), the next ones claimed ahead into the buffer.
     let release!: () => void;
