@@ -6,6 +6,10 @@
 //       NOTIFY, the default, and by a NOTIFY in every transaction, as first shipped)
 // Every case publishes to the same exchange, bound to one queue that a consumer in this process drains, so that the
 // broker does the same work in each. Env: MESSAGES (100000), RATE (500), LATENCY_SECONDS (10).
+// BENCH_OTEL=1: an OpenTelemetry SDK registered in this process and in the worker process (bench/otel.ts), prefilled
+// rows carrying a traceparent (so every publish span gets its links), and every write in an active span. Compare its
+// ratios with a run without it for the cost of tracing and metrics. To split that cost: BENCH_HEADERS=1 (rows with a
+// traceparent, no SDK) and BENCH_OTEL=context (only the SDK's context manager), see bench/otel.ts.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
@@ -16,6 +20,7 @@ import pg from "pg";
 import { createRelay, OutboxQueue, outbox } from "../src/index.js";
 import { uniqueName } from "../test/support/consumer.js";
 import { newPrismaClient } from "../test/support/prisma.js";
+import { inSpan, OTEL, OTEL_LINE, TRACE_HEADERS } from "./otel.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
 
 const MESSAGES = Number(process.env.MESSAGES ?? 100_000);
@@ -121,10 +126,14 @@ async function rawAmqplib(): Promise<number> {
 
 async function prefill(): Promise<void> {
   await pool.query("TRUNCATE outbox_message");
+  // With BENCH_OTEL=1 each row carries the trace context of the request that wrote it, as a traced app's rows do.
   await pool.query(
-    `INSERT INTO outbox_message (message_id, exchange, routing_key, payload)
-     SELECT gen_random_uuid(), $1, 'bench', $2::json FROM generate_series(1, $3)`,
-    [exchange, BODY, MESSAGES],
+    `INSERT INTO outbox_message (message_id, exchange, routing_key, payload, headers)
+     SELECT gen_random_uuid(), $1, 'bench', $2::json,
+       CASE WHEN $4 THEN jsonb_build_object('traceparent',
+         '00-' || md5(random()::text) || '-' || left(md5(random()::text), 16) || '-01') END
+     FROM generate_series(1, $3)`,
+    [exchange, BODY, MESSAGES, TRACE_HEADERS],
   );
   await pool.query("VACUUM ANALYZE outbox_message");
 }
@@ -194,7 +203,7 @@ async function latencyInApp(): Promise<number[]> {
   const relay = createRelay({ databaseUrl: db.url, amqpUrl: db.amqpUrl, queue, listen: false });
   await relay.start();
   const samples = await steadyLatency(async (i) => {
-    const [id] = await prisma.$enqueue({ routingKey: "latency", payload: { i } });
+    const [id] = await inSpan(() => prisma.$enqueue({ routingKey: "latency", payload: { i } }));
     return id!;
   });
   await relay.stop();
@@ -204,7 +213,8 @@ async function latencyInApp(): Promise<number[]> {
 
 async function latencyWorker(notify: true | "in-transaction"): Promise<number[]> {
   await pool.query("TRUNCATE outbox_message");
-  const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "worker"], {
+  const preload = OTEL || process.env.BENCH_OTEL === "context" ? ["--import", "./bench/otel.ts"] : [];
+  const worker: ChildProcess = spawn(process.execPath, ["--import", "tsx", ...preload, "src/cli/main.ts", "worker"], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: db.url, AMQP_URL: db.amqpUrl },
     stdio: ["ignore", "pipe", "inherit"],
@@ -220,7 +230,7 @@ async function latencyWorker(notify: true | "in-transaction"): Promise<number[]>
   const base = newPrismaClient(db.url);
   const prisma = base.$extends(outbox({ exchange, queue: false, notify }));
   const samples = await steadyLatency(async (i) => {
-    const [id] = await prisma.$enqueue({ routingKey: "latency", payload: { i } });
+    const [id] = await inSpan(() => prisma.$enqueue({ routingKey: "latency", payload: { i } }));
     return id!;
   });
   worker.kill("SIGTERM");
@@ -243,6 +253,7 @@ const inWorker = summarize(await latencyWorker(true));
 log("(c) latency, relay in a worker process, NOTIFY in every transaction ...");
 const inWorkerInTx = summarize(await latencyWorker("in-transaction"));
 
+console.log(`\n${OTEL_LINE}`);
 console.log(`\nThroughput (${MESSAGES} messages, ${BODY.length}-byte JSON, run ${randomBytes(2).toString("hex")})`);
 printTable([
   { case: "(a) raw amqplib, confirms per 1,000", "msg/s": Math.round(raw), "ratio to (a)": 1 },

@@ -9,6 +9,8 @@
 // (notify: false: the cost of the NOTIFY is the ratio to this one); a connection
 // LISTENs meanwhile, as a relay would. tx/s and p99 per case, and their ratios to the plain write. SWEEP_SECONDS
 // (default 4) per case and level, in two interleaved halves; WRITERS (default 1,8,32,64).
+// BENCH_OTEL=1 runs every case with an OpenTelemetry SDK registered and inside an active span (bench/otel.ts): compare
+// its ratios with a run without it for the cost of tracing and metrics.
 import { performance } from "node:perf_hooks";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
@@ -19,6 +21,7 @@ import { insertMessagesParams, insertMessagesSql } from "../src/sql/insert-messa
 import { outboxNames } from "../src/sql/names.js";
 import { notifySql } from "../src/sql/notify.js";
 import { newPrismaClient, PrismaClient } from "../test/support/prisma.js";
+import { inSpan, OTEL_LINE } from "./otel.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 10);
@@ -50,7 +53,7 @@ function casesOn(client: typeof base): Record<string, () => Promise<unknown>> {
     outbox<typeof base>({ exchange: "bench", queue, events: { Order: { create: true } } }),
   );
   const withEnqueue = client.$extends(outbox({ exchange: "bench", queue }));
-  return {
+  const cases: Record<string, () => Promise<unknown>> = {
     "plain create in $transaction": () => client.$transaction((tx) => tx.order.create({ data: data() })),
     "create + declared event": () => withEvent.$transaction((tx) => tx.order.create({ data: data() })),
     // The caller narrows the result: the event's record still has every field (the write's own query is widened).
@@ -65,6 +68,8 @@ function casesOn(client: typeof base): Record<string, () => Promise<unknown>> {
       }),
     "$enqueue(100) on its own": () => withEnqueue.$enqueue(hundred),
   };
+  // With BENCH_OTEL=1 each transaction runs in a span of its own, as a traced request's would (the plain one too).
+  return Object.fromEntries(Object.entries(cases).map(([name, run]) => [name, () => inSpan(run)]));
 }
 const cases = casesOn(base);
 
@@ -93,6 +98,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 
 const plain = summarize(samples["plain create in $transaction"]!);
+console.log(OTEL_LINE);
 printTable(
   Object.entries(samples).map(([name, s]) => {
     const x = summarize(s);
@@ -117,22 +123,22 @@ let notifications = 0;
 listener.on("notification", () => notifications++);
 await listener.query("LISTEN prisma_outbox");
 const sweepCases: Record<string, () => Promise<unknown>> = {
-  plain: () => wide.$transaction((tx) => tx.order.create({ data: data() })),
+  plain: () => inSpan(() => wide.$transaction((tx) => tx.order.create({ data: data() }))),
   "outbox, no NOTIFY": (() => {
     const c = wide.$extends(
       outbox<typeof base>({ exchange: "bench", queue, notify: false, events: { Order: { create: true } } }),
     );
-    return () => c.order.create({ data: data() });
+    return () => inSpan(() => c.order.create({ data: data() }));
   })(),
   "NOTIFY in every tx": (() => {
     const c = wide.$extends(
       outbox<typeof base>({ exchange: "bench", queue, notify: "in-transaction", events: { Order: { create: true } } }),
     );
-    return () => c.order.create({ data: data() });
+    return () => inSpan(() => c.order.create({ data: data() }));
   })(),
   "after-commit wake-up": (() => {
     const c = wide.$extends(outbox<typeof base>({ exchange: "bench", queue, events: { Order: { create: true } } }));
-    return () => c.order.create({ data: data() });
+    return () => inSpan(() => c.order.create({ data: data() }));
   })(),
 };
 

@@ -7,7 +7,7 @@ export type { RelayLogger, RelayOptions } from "./config/relay-options.js";
 export type { RequestsOptions } from "./config/request-options.js";
 export { outbox } from "./extension/outbox.js";
 export type { InboxEvent, InboxEventListener } from "./inbox/events.js";
-export { Inbox, type InboxConnection, inbox } from "./inbox/inbox.js";
+export { Inbox, type InboxConnection, type InboxHealth, inbox } from "./inbox/inbox.js";
 export { InboxHandlerTimeoutError } from "./inbox/processor.js";
 export type {
   DeadFunction,
@@ -43,11 +43,12 @@ export {
 export { type OutboxStatus, outboxStatus, type StatusOptions } from "./ops/status.js";
 export { defaultOutboxQueue, OutboxQueue, type OutboxQueueOptions } from "./queue/outbox-queue.js";
 export type { ClaimPath, RelayEvent, RelayEventListener } from "./relay/events.js";
-export { createRelay, Relay, type RelayStats, startRelay } from "./relay/relay.js";
+export { createRelay, Relay, type RelayHealth, type RelayStats, startRelay } from "./relay/relay.js";
 export { RequestCancelledError, RequestIdempotencyError, RequestInputError } from "./request-reply/errors.js";
 export type { RequestContext, RequestMessage, RequestWork } from "./request-reply/handler.js";
 export { Requests, requests, type SubmitOptions, type Submitted } from "./request-reply/requests.js";
 export type { ProblemDetails, RequestState, RequestStatus } from "./request-reply/status.js";
+export type { BacklogSnapshot } from "./telemetry/metrics.js";
 export { AmqpTransport, type AmqpTransportOptions, redactUrl } from "./transport/amqp.js";
 export type { QueueSpec } from "./transport/amqp-consumer.js";
 export { MemoryTransport, type MemoryTransportOptions } from "./transport/memory.js";

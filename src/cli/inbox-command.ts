@@ -6,6 +6,7 @@ import { INBOX_WORKER_HELP, parseInboxWorkerConfig } from "../config/inbox-worke
 import { type Inbox, isInbox } from "../inbox/inbox.js";
 import { OutboxConfigError } from "../message/errors.js";
 import { createLogger } from "./logger.js";
+import { type MetricsServer, startMetricsServer } from "./metrics-server.js";
 
 /** The inbox a loaded module exports: the named export, else `default`, else `inbox`, else its only Inbox. */
 function findInbox(module: Record<string, unknown>, exportName: string | undefined, specifier: string): Inbox {
@@ -55,6 +56,27 @@ export async function runInbox(argv: string[], env: NodeJS.ProcessEnv): Promise<
     }
   });
 
+  // Before start(): the inbox takes its meter when it starts.
+  let endpoints: MetricsServer | undefined;
+  if (config.metricsPort !== undefined) {
+    try {
+      endpoints = await startMetricsServer({ port: config.metricsPort, health: () => box.health(), logger });
+    } catch (error) {
+      logger.error(`cannot serve --metrics-port ${config.metricsPort}: ${(error as Error).message}`);
+      return 2;
+    }
+  }
+  const code = await run(box, config, logger);
+  await endpoints?.close();
+  return code;
+}
+
+/** Runs the inbox until a signal stops it; the exit code. */
+async function run(
+  box: Inbox,
+  config: ReturnType<typeof parseInboxWorkerConfig>,
+  logger: ReturnType<typeof createLogger>,
+): Promise<number> {
   let signals = 0;
   const stopped = new Promise<number>((done) => {
     const onSignal = (signal: NodeJS.Signals) => {

@@ -7,6 +7,7 @@ import { createRelay } from "../relay/relay.js";
 import { runDeadLetters } from "./dead-letters-command.js";
 import { runInbox } from "./inbox-command.js";
 import { createLogger } from "./logger.js";
+import { type MetricsServer, startMetricsServer } from "./metrics-server.js";
 import { runStatus } from "./status-command.js";
 
 const USAGE = `Usage: prisma-outbox <command>
@@ -64,6 +65,23 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
 
+  // Before start(): the relay takes its meter when it starts.
+  let endpoints: MetricsServer | undefined;
+  if (config.metricsPort !== undefined) {
+    try {
+      endpoints = await startMetricsServer({ port: config.metricsPort, health: () => relay.health(), logger });
+    } catch (error) {
+      logger.error(`cannot serve --metrics-port ${config.metricsPort}: ${(error as Error).message}`);
+      return 2;
+    }
+  }
+  const code = await run(relay, logger);
+  await endpoints?.close();
+  return code;
+}
+
+/** Runs the relay until a signal stops it; the exit code. */
+async function run(relay: ReturnType<typeof createRelay>, logger: ReturnType<typeof createLogger>): Promise<number> {
   let signals = 0;
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {

@@ -1,6 +1,7 @@
 // Options of `prisma-outbox inbox`: flags and environment, parsed and validated in one place.
 import { parseArgs } from "node:util";
 import { OutboxConfigError } from "../message/errors.js";
+import { parseMetricsPort } from "./worker-config.js";
 
 export interface InboxWorkerConfig {
   help: boolean;
@@ -11,6 +12,8 @@ export interface InboxWorkerConfig {
   databaseUrl: string;
   amqpUrl: string;
   logFormat: "text" | "json";
+  /** Port of /metrics, /healthz and /readyz; undefined: none. */
+  metricsPort: number | undefined;
 }
 
 export const INBOX_WORKER_HELP = `Usage: prisma-outbox inbox --handlers <module> [options]
@@ -24,6 +27,7 @@ Options (flag / environment):
   --database-url <url>       PostgreSQL URL of the database with the inbox table                 / DATABASE_URL
   --amqp-url <url>           RabbitMQ URL                                                        / AMQP_URL
   --log-format text|json     log lines for people or for log shippers (default text)             / OUTBOX_LOG_FORMAT
+  --metrics-port <n>         serve /metrics (Prometheus), /healthz and /readyz on this port      / OUTBOX_METRICS_PORT
   -h, --help                 this help
 
 Run it as the process itself (node_modules/.bin/prisma-outbox inbox ..., or exec in a container's command) so that
@@ -43,6 +47,7 @@ export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): 
         "database-url": { type: "string" },
         "amqp-url": { type: "string" },
         "log-format": { type: "string" },
+        "metrics-port": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -70,5 +75,6 @@ export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): 
     databaseUrl: databaseUrl ?? "",
     amqpUrl: amqpUrl ?? "",
     logFormat,
+    metricsPort: parseMetricsPort(values["metrics-port"] as string | undefined, env),
   };
 }

@@ -8,6 +8,8 @@ import { EXCHANGE_TYPES, expectExchangeName } from "./validate.js";
 export interface WorkerConfig {
   relay: Omit<RelayOptions, "logger">;
   logFormat: "text" | "json";
+  /** Port of /metrics, /healthz and /readyz; undefined: none. */
+  metricsPort: number | undefined;
   help: boolean;
   version: boolean;
 }
@@ -56,6 +58,8 @@ Options (each also read from the environment variable named after it):
   --no-listen                 do not LISTEN for NOTIFY; poll only           OUTBOX_LISTEN=false
   --listen-check-interval-ms N  LISTEN proves it hears itself this often (5000)  OUTBOX_LISTEN_CHECK_INTERVAL_MS
   --log-format text|json      one line per start, stop, reconnect, dead letter (text)  OUTBOX_LOG_FORMAT
+  --metrics-port N            serve /metrics (Prometheus), /healthz and     OUTBOX_METRICS_PORT
+                              /readyz on this port (none by default)
   -h, --help                  show this help
   -v, --version               show the version
 `;
@@ -96,6 +100,21 @@ export function parseExchanges(value: string, source: string): ExchangeSpec[] {
     });
 }
 
+/**
+ * The port of the metrics and health endpoints, from `--metrics-port` or OUTBOX_METRICS_PORT; undefined when neither is
+ * set. 0 lets the system choose (the port is logged).
+ */
+export function parseMetricsPort(flag: string | undefined, env: NodeJS.ProcessEnv): number | undefined {
+  const source = flag !== undefined ? "--metrics-port" : "OUTBOX_METRICS_PORT";
+  const value = flag ?? (env.OUTBOX_METRICS_PORT || undefined);
+  if (value === undefined) return undefined;
+  const port = /^\d{1,5}$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!(port >= 0 && port <= 65_535)) {
+    throw new OutboxConfigError(`Expected ${source} to be a port number from 0 to 65535, got "${value}".`);
+  }
+  return port;
+}
+
 function parseInteger(value: string, source: string): number {
   if (!/^\d+$/.test(value.trim())) throw new OutboxConfigError(`Expected ${source} to be an integer, got "${value}".`);
   return Number(value);
@@ -116,6 +135,7 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
         exchange: { type: "string", multiple: true },
         "no-listen": { type: "boolean" },
         "log-format": { type: "string" },
+        "metrics-port": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
         ...Object.fromEntries(Object.keys(INTEGER_SETTINGS).map((k) => [k, { type: "string" as const }])),
@@ -157,5 +177,6 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
   if (logFormat !== "text" && logFormat !== "json") {
     throw new OutboxConfigError(`Expected --log-format / OUTBOX_LOG_FORMAT to be text or json, got "${logFormat}".`);
   }
-  return { relay: relay as unknown as WorkerConfig["relay"], logFormat, help, version };
+  const metricsPort = parseMetricsPort(v["metrics-port"] as string | undefined, env);
+  return { relay: relay as unknown as WorkerConfig["relay"], logFormat, metricsPort, help, version };
 }

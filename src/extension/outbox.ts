@@ -23,6 +23,7 @@ import { type NormalizedMessage, normalizeMessage, type OutboxMessageInput } fro
 import { insertMessagesParams, insertMessagesSql } from "../sql/insert-messages.js";
 import { outboxNames } from "../sql/names.js";
 import { notifySql } from "../sql/notify.js";
+import { traceHeaders } from "../telemetry/tracing.js";
 import { batchRefusal, enqueuePromise } from "./enqueue-promise.js";
 import { checkEventModels, type ModelShape, modelShapes } from "./model-shapes.js";
 import { Notifier } from "./notifier.js";
@@ -46,6 +47,15 @@ type QueryHookParams = {
   query: (args: unknown, internalParams?: unknown) => Promise<unknown>;
 };
 
+/** The message with the trace headers added; anything malformed is left as is, for normalizeMessage to refuse. */
+function withTrace(message: OutboxMessageInput, trace: Record<string, string>): OutboxMessageInput {
+  if (typeof message !== "object" || message === null) return message;
+  const headers: unknown = message.headers;
+  if (headers === undefined || headers === null) return { ...message, headers: trace };
+  if (typeof headers !== "object" || Array.isArray(headers)) return message;
+  return { ...message, headers: { ...trace, ...message.headers } };
+}
+
 export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) {
   const config = resolveOutboxOptions(options);
   const tracker = new CommitTracker();
@@ -61,8 +71,15 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
   const insertSql = (observed: boolean) =>
     config.notify === "in-transaction" || (config.notify === true && !observed) ? insertNotifying : insertPlain;
   const observed = (txId: string | undefined) => txId === undefined || tracker.has(txId);
-  const normalize = (messages: readonly OutboxMessageInput[]): NormalizedMessage[] =>
-    messages.map((m) => normalizeMessage(m, config, config));
+  /**
+   * Validates the messages. `trace`: the headers of the writer's trace context (telemetry/tracing.ts), stored with
+   * each message unless it sets them itself; undefined (no SDK, no active span) leaves the messages as given.
+   */
+  const normalize = (
+    messages: readonly OutboxMessageInput[],
+    trace: Record<string, string> | undefined,
+  ): NormalizedMessage[] =>
+    messages.map((m) => normalizeMessage(trace === undefined ? m : withTrace(m, trace), config, config));
 
   /** One INSERT of all the messages, with the given client (which decides the transaction). */
   async function insert(client: RawClient, commitObserved: boolean, messages: NormalizedMessage[]): Promise<string[]> {
@@ -122,6 +139,7 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
         records.flatMap((record) =>
           builder.build(builder.defaultPayload ? jsonSafeRecord(record, shape) : record, context),
         ),
+        traceHeaders(),
       );
       const ids = await insert(
         internals.itxClient(transaction),
@@ -140,8 +158,9 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
        */
       $enqueue(messages: OutboxMessageInput | readonly OutboxMessageInput[]): Promise<string[]> {
         const ctx = Prisma.getExtensionContext(this) as unknown as RawClient;
+        const trace = traceHeaders(); // the caller's context, taken before the write starts on a later microtask
         return enqueuePromise(async () => {
-          const list = normalize(Array.isArray(messages) ? messages : [messages as OutboxMessageInput]);
+          const list = normalize(Array.isArray(messages) ? messages : [messages as OutboxMessageInput], trace);
           const txId = transactionIdOf(ctx);
           afterWrite(txId, await insert(ctx, observed(txId), list));
           return list.map((m) => m.messageId);

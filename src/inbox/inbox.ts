@@ -17,8 +17,11 @@ import {
 import type { RelayLogger } from "../config/relay-options.js";
 import { expectUrl } from "../config/validate.js";
 import { coerceError, OutboxConfigError } from "../message/errors.js";
+import { BacklogProbe } from "../relay/backlog-probe.js";
+import { type BacklogRow, INBOX_BACKLOG_SQL } from "../sql/backlog.js";
 import { CHECK_INBOX_TABLE_SQL, UNDEFINED_TABLE } from "../sql/check-table.js";
 import { INBOX_TABLE } from "../sql/names.js";
+import { type BacklogSnapshot, InboxMetrics } from "../telemetry/metrics.js";
 import { AmqpConsumer } from "../transport/amqp-consumer.js";
 import { type InboxEvent, type InboxEventListener, safeEmitInbox } from "./events.js";
 import { type PrismaLike, Processor } from "./processor.js";
@@ -35,6 +38,23 @@ export interface InboxConnection {
   amqpUrl: string;
   /** Replaces the definition's logger for this run (the CLI passes its own). */
   logger?: RelayLogger;
+}
+
+/** What `inbox.health()` reports (and the CLI's /readyz serves). */
+export interface InboxHealth {
+  /** Running, database and broker connected, and claiming: the last claim is recent, or nothing is due. */
+  ok: boolean;
+  state: "idle" | "starting" | "running" | "stopping" | "stopped";
+  /** Whether the processor's last claim reached the database; its error when it did not. */
+  database: { connected: boolean; error?: string };
+  /** Whether the consumer's connection is up, as its last event said. */
+  broker: { connected: boolean };
+  /** When the processor's last claim (of due rows or handed-over ids, even an empty one) ended well. */
+  lastBatchAt: Date | undefined;
+  /** Pending rows of the inbox table, all queues (cached for a few seconds); undefined when it could not be read. */
+  backlog: BacklogSnapshot | undefined;
+  /** Why `ok` is false, in words. */
+  problems: string[];
 }
 
 const INBOX_BRAND = Symbol.for("prisma-outbox.inbox");
@@ -55,6 +75,10 @@ export class Inbox {
   #parts:
     | { pool: pg.Pool; consumer: AmqpConsumer; receiver: Receiver; processor: Processor; retention: Retention }
     | undefined;
+  #state: InboxHealth["state"] = "idle";
+  #brokerConnected = false;
+  #probe: BacklogProbe | undefined;
+  #metrics: InboxMetrics | undefined;
 
   constructor(options: InboxOptions<any, any, any>) {
     this.#options = resolveInboxOptions(options);
@@ -85,12 +109,77 @@ export class Inbox {
     return this.#stopping;
   }
 
-  #emit = (event: InboxEvent) => safeEmitInbox(this.#listeners, event);
+  /**
+   * Whether the inbox is doing its job, from what it already knows plus the backlog (one query at most every few
+   * seconds, shared with the metrics gauges). For an app's health endpoint; the CLI serves it as /readyz.
+   */
+  async health(): Promise<InboxHealth> {
+    const parts = this.#parts;
+    const running = this.#state === "running" && parts !== undefined;
+    const backlog = running ? await this.#probe?.read() : undefined;
+    const problems: string[] = [];
+    if (!running) problems.push(`the inbox is ${this.#state}`);
+    const claimError = parts?.processor.claimError;
+    const lastClaimAt = parts?.processor.lastClaimAt;
+    if (claimError !== undefined) problems.push(`database: ${claimError}`);
+    if (!this.#brokerConnected) problems.push("broker: not connected");
+    // Claims run at least every sweepIntervalMs unless every slot is busy with a handler (at most handlerTimeoutMs).
+    const staleAfterMs = this.#options.sweepIntervalMs + this.#options.handlerTimeoutMs + 10_000;
+    const recent = lastClaimAt !== undefined && Date.now() - lastClaimAt <= staleAfterMs;
+    if (running && !recent && backlog?.due !== 0) {
+      problems.push(
+        lastClaimAt === undefined
+          ? "no claim has run yet"
+          : `no claim for ${Date.now() - lastClaimAt} ms with rows due`,
+      );
+    }
+    return {
+      ok: problems.length === 0,
+      state: this.#state,
+      database: claimError === undefined ? { connected: running } : { connected: false, error: claimError },
+      broker: { connected: this.#brokerConnected },
+      lastBatchAt: lastClaimAt === undefined ? undefined : new Date(lastClaimAt),
+      backlog,
+      problems,
+    };
+  }
+
+  #emit = (event: InboxEvent) => {
+    this.#measure(event);
+    safeEmitInbox(this.#listeners, event);
+  };
+
+  /** Metrics and the broker's state, from the inbox's own events. */
+  #measure(event: InboxEvent): void {
+    const m = this.#metrics;
+    switch (event.type) {
+      case "transport":
+        if (event.event.type === "connected") this.#brokerConnected = true;
+        else if (event.event.type === "disconnected") this.#brokerConnected = false;
+        break;
+      case "received":
+        m?.received(event.stored, event.duplicates);
+        break;
+      case "invalid":
+        if (event.outcome === "dead") m?.dead("");
+        break;
+      case "handled":
+        m?.handled(event.handler, event.durationMs);
+        break;
+      case "retry-scheduled":
+        m?.failed(event.handler);
+        break;
+      case "dead":
+        m?.dead(event.handler);
+        break;
+    }
+  }
 
   async #start(connection: InboxConnection): Promise<void> {
     const { databaseUrl, amqpUrl } = checkConnection(connection);
     if (connection.logger) this.#options = { ...this.#options, logger: connection.logger };
     const { default: pgModule } = await import("pg");
+    this.#state = "starting";
     const pool = new pgModule.Pool({
       connectionString: databaseUrl,
       max: 4,
@@ -104,6 +193,10 @@ export class Inbox {
     let retention: Retention | undefined;
     try {
       await checkTable(pool);
+      const probe = new BacklogProbe(async () => (await pool.query<BacklogRow>(INBOX_BACKLOG_SQL)).rows[0]!);
+      this.#probe = probe;
+      // Taken here, not at construction: an app registers its MeterProvider before start() (telemetry/metrics.ts).
+      this.#metrics = new InboxMetrics(this.#options.queue.name, () => probe.read());
       processor = new Processor(pool, this.#prisma, this.#registry, this.#options, this.#emit);
       const receiver = new Receiver({
         pool,
@@ -134,10 +227,14 @@ export class Inbox {
       processor.start();
       retention.start();
       await consumer.start();
+      this.#brokerConnected = true;
       this.#parts = { pool, consumer, receiver, processor, retention };
+      this.#state = "running";
       logger.info(`inbox started on queue ${this.#options.queue.name}`);
       this.#emit({ type: "started" });
     } catch (error) {
+      this.#state = "stopped";
+      this.#metrics?.close();
       await processor?.stop(0);
       await retention?.stop();
       await consumer?.close();
@@ -150,6 +247,8 @@ export class Inbox {
     await this.#starting?.catch(() => {});
     const parts = this.#parts;
     if (!parts) return;
+    this.#state = "stopping";
+    this.#metrics?.close();
     const { stopTimeoutMs } = this.#options;
     const deadline = Date.now() + stopTimeoutMs;
     await parts.consumer.pause();
@@ -161,6 +260,7 @@ export class Inbox {
     await parts.retention.stop();
     await parts.consumer.close();
     await parts.pool.end().catch(() => {});
+    this.#state = "stopped";
     this.#options.logger.info("inbox stopped");
     this.#emit({ type: "stopped" });
   }

@@ -25,6 +25,7 @@ import { CLAIM_DUE_INBOX_SQL, CLAIM_INBOX_BY_IDS_SQL, type ClaimedInboxRow } fro
 import { COMPLETE_INBOX_MESSAGE_SQL } from "../sql/complete-inbox-message.js";
 import { FAIL_INBOX_MESSAGE_SQL } from "../sql/fail-inbox-message.js";
 import { RELEASE_INBOX_MESSAGES_SQL } from "../sql/release-inbox-messages.js";
+import { withConsumerSpan } from "../telemetry/tracing.js";
 import type { InboxEvent } from "./events.js";
 import type { HandlerRegistry } from "./registry.js";
 import type { InboxMessage } from "./types.js";
@@ -65,6 +66,9 @@ export class Processor {
   #wake: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #loop: Promise<void> | undefined;
+  /** For health(): when the last claim reached the database, and the error of the last one that did not. */
+  lastClaimAt: number | undefined;
+  claimError: string | undefined;
 
   constructor(
     pool: pg.Pool,
@@ -125,8 +129,11 @@ export class Processor {
       if (this.#ready.length < Math.ceil(concurrency / 2)) {
         try {
           claimed = await this.#claim(2 * concurrency - this.#inFlight.size - this.#ready.length);
+          this.lastClaimAt = Date.now();
+          this.claimError = undefined;
         } catch (thrown) {
           const error = coerceError(thrown);
+          this.claimError = error.message;
           this.#options.logger.warn(`claiming inbox rows failed; retrying: ${error.message}`, {
             code: (thrown as { code?: string }).code,
           });
@@ -259,15 +266,18 @@ export class Processor {
       handlerTimeoutMs,
     );
     try {
-      await this.#prisma.$transaction(
-        async (tx) => {
-          await untilAborted(handler.handle(message, tx, { signal: controller.signal }), controller.signal);
-          const count = await (
-            tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }
-          ).$executeRawUnsafe(COMPLETE_INBOX_MESSAGE_SQL, row.id, row.attempts);
-          if (count !== 1) throw new LeaseLostError(`inbox row ${row.id} was taken over by another processor`);
-        },
-        { timeout: handlerTimeoutMs + 5_000 },
+      // In a CONSUMER span whose parent is the writer's trace context, stored with the message (telemetry/tracing.ts).
+      await withConsumerSpan({ ...message, headers: row.headers }, () =>
+        this.#prisma.$transaction(
+          async (tx) => {
+            await untilAborted(handler.handle(message, tx, { signal: controller.signal }), controller.signal);
+            const count = await (
+              tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }
+            ).$executeRawUnsafe(COMPLETE_INBOX_MESSAGE_SQL, row.id, row.attempts);
+            if (count !== 1) throw new LeaseLostError(`inbox row ${row.id} was taken over by another processor`);
+          },
+          { timeout: handlerTimeoutMs + 5_000 },
+        ),
       );
       this.#emit({
         type: "handled",

@@ -33,6 +33,8 @@ import { outboxNames } from "../sql/names.js";
 import { requeueMessagesSql } from "../sql/requeue-messages.js";
 import { COMMIT_SQL, ROLLBACK_SQL } from "../sql/transaction.js";
 import { withLocalTimeouts } from "../sql/transaction-timeouts.js";
+import type { RelayMetrics } from "../telemetry/metrics.js";
+import { endSpan, startPublishSpan } from "../telemetry/tracing.js";
 import type { OutboundMessage, PublishOutcome, Transport } from "../transport/transport.js";
 import { backoffDelay } from "./backoff.js";
 import type { ClaimPath, RelayEvent } from "./events.js";
@@ -58,6 +60,8 @@ export interface BatchContext {
   brokerReady: () => boolean;
   /** Shared by the relay's batches: parts published to find a culprit go alone (see publish-lock.ts). */
   lock: PublishLock;
+  /** The relay's instruments (no-ops without a MeterProvider). */
+  metrics: RelayMetrics;
 }
 
 /** How a cycle ended when it did not throw. */
@@ -124,8 +128,22 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
   let broken: Error | undefined;
   let rows: ClaimedRow[] = [];
   let isolations = 0;
+  const startedAt = performance.now();
 
-  const publish = (part: OutboundMessage[]) => transport.publish(part, { timeoutMs: options.publishTimeoutMs, signal });
+  /** One PRODUCER span per publish, linked to the context each message was written in (telemetry/tracing.ts). */
+  const publish = async (part: OutboundMessage[]) => {
+    const span = startPublishSpan(part);
+    if (span === undefined) return transport.publish(part, { timeoutMs: options.publishTimeoutMs, signal });
+    try {
+      const outcomes = await transport.publish(part, { timeoutMs: options.publishTimeoutMs, signal });
+      const refused = outcomes.find((o) => !o.ok);
+      endSpan(span, refused?.ok === false ? refused.error : undefined);
+      return outcomes;
+    } catch (error) {
+      endSpan(span, error);
+      throw error;
+    }
+  };
   /** Publishes a part; `alone`: with no other batch on the channel (when looking for a culprit). */
   const publishIsolating = async (part: OutboundMessage[], alone: boolean): Promise<PublishOutcome[]> => {
     try {
@@ -206,13 +224,27 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
     await client.query(COMMIT_SQL);
     // Committed: from here on nothing may throw (a throw would make the caller treat the batch as failed).
     const published = rows.length - retry.length - dead.length;
+    if (context.metrics.enabled) {
+      context.metrics.committed(
+        claim.path,
+        rows.map((row, i) => ({
+          exchange: row.exchange,
+          createdAt: row.created_at,
+          outcome: outcomes[i]!.ok ? "published" : row.attempts + 1 >= options.maxAttempts ? "dead" : "retry",
+        })),
+        performance.now() - startedAt,
+      );
+    }
     if (published > 0) events.unshift({ type: "published", path: claim.path, count: published });
     for (const event of events) context.emit(event);
     return { claimed: rows.length, isolations };
   } catch (error) {
     // Publish failed as a whole, or a query failed (connection lost, timeout): every claimed row comes back.
     const failure = coerceError(error);
-    if (rows.length > 0) context.emit({ type: "batch-failed", path: claim.path, count: rows.length, error: failure });
+    if (rows.length > 0) {
+      context.metrics.failed(claim.path, reasonOf(failure) ?? failure.name);
+      context.emit({ type: "batch-failed", path: claim.path, count: rows.length, error: failure });
+    }
     try {
       await client.query(ROLLBACK_SQL);
     } catch {

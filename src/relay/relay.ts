@@ -27,11 +27,14 @@ import {
   type ResolvedRelayOptions,
   resolveRelayOptions,
 } from "../config/relay-options.js";
-import { OutboxConfigError, OutboxError, OutboxStartError } from "../message/errors.js";
+import { OutboxConfigError, OutboxError, OutboxPublishError, OutboxStartError } from "../message/errors.js";
+import { type BacklogRow, outboxBacklogSql } from "../sql/backlog.js";
 import { checkTableSql, UNDEFINED_TABLE } from "../sql/check-table.js";
 import { beginClaimByIds, beginClaimNext, beginClaimSweep } from "../sql/claim-messages.js";
 import { type OutboxNames, outboxNames } from "../sql/names.js";
+import { type BacklogSnapshot, RelayMetrics } from "../telemetry/metrics.js";
 import type { Transport, TransportEvent } from "../transport/transport.js";
+import { BacklogProbe } from "./backlog-probe.js";
 import { backoffDelay, sleep } from "./backoff.js";
 import { BatchTimeoutError, type Claim, runBatch } from "./batch.js";
 import { BatchLimit } from "./batch-limit.js";
@@ -66,7 +69,23 @@ export interface RelayStats {
   batchLimit: number;
 }
 
-/** How long the batch limit stays lowered after a timeout before it may double again. */
+/** What `relay.health()` reports (and the CLI's /readyz serves). */
+export interface RelayHealth {
+  /** Running, database and broker connected, and claiming: the last cycle is recent, or nothing is due. */
+  ok: boolean;
+  state: Relay["state"];
+  /** Whether the last claim (or, before any, start()'s check) reached the database; its error when it did not. */
+  database: { connected: boolean; error?: string };
+  /** What the broker connection said last; `blocked`: connected, but refusing publishes (a resource alarm). */
+  broker: { connected: boolean; state: "unknown" | "ready" | "down" | "blocked" };
+  /** When the last claim-publish-commit cycle ended well (an empty claim counts: the sweeper claims every interval). */
+  lastBatchAt: Date | undefined;
+  /** The outbox's backlog (cached for a few seconds); undefined when it could not be read. */
+  backlog: BacklogSnapshot | undefined;
+  /** Why `ok` is false, in words. */
+  problems: string[];
+}
+
 export class Relay {
   /** The settings in effect, defaults applied; connection strings shown without their password. */
   readonly options: ResolvedRelayOptions;
@@ -99,6 +118,11 @@ export class Relay {
   #sweeper: Promise<void> | undefined;
   readonly #limit: BatchLimit;
   readonly #publishLock = new PublishLock();
+  #metrics: RelayMetrics | undefined;
+  #probe: BacklogProbe | undefined;
+  /** Set by each cycle: whether its queries reached the database, and when the last one ended well. */
+  #database: { connected: boolean; error?: string } = { connected: false };
+  #lastCycleAt: number | undefined;
 
   constructor(options: RelayOptions) {
     const resolved = resolveRelayOptions(options);
@@ -122,6 +146,38 @@ export class Relay {
 
   stats(): RelayStats {
     return { ...this.#stats, batchLimit: this.#limit.value };
+  }
+
+  /**
+   * Whether the relay is doing its job, from what it already knows plus the backlog (one query at most every few
+   * seconds, shared with the metrics gauges). For an app's health endpoint; the CLI serves it as /readyz.
+   */
+  async health(): Promise<RelayHealth> {
+    const backlog = this.#state === "running" ? await this.#probe?.read() : undefined;
+    const problems: string[] = [];
+    if (this.#state !== "running") problems.push(`the relay is ${this.#state}`);
+    if (!this.#database.connected) problems.push(`database: ${this.#database.error ?? "not connected"}`);
+    if (this.#broker !== "ready") problems.push(`broker: ${this.#broker === "blocked" ? "blocked" : "not connected"}`);
+    // A cycle runs at least every sweepIntervalMs; one may take a publish timeout, and a timeout pauses claims for
+    // another.
+    const staleAfterMs = this.options.sweepIntervalMs + 2 * this.options.publishTimeoutMs + 10_000;
+    const recent = this.#lastCycleAt !== undefined && Date.now() - this.#lastCycleAt <= staleAfterMs;
+    if (this.#state === "running" && !recent && backlog?.due !== 0) {
+      problems.push(
+        this.#lastCycleAt === undefined
+          ? "no batch has run yet"
+          : `no batch for ${Date.now() - this.#lastCycleAt} ms with messages due`,
+      );
+    }
+    return {
+      ok: problems.length === 0,
+      state: this.#state,
+      database: { ...this.#database },
+      broker: { connected: this.#broker === "ready" || this.#broker === "blocked", state: this.#broker },
+      lastBatchAt: this.#lastCycleAt === undefined ? undefined : new Date(this.#lastCycleAt),
+      backlog,
+      problems,
+    };
   }
 
   /** Subscribes to relay events; returns the unsubscribe function. A listener that throws is ignored. */
@@ -206,6 +262,12 @@ export class Relay {
       });
       this.#pool = this.#relayPool.pool;
       await this.#step("connecting to the database", this.#checkDatabase());
+      this.#database = { connected: true };
+      const pool = this.#pool;
+      const backlogSql = outboxBacklogSql(this.#names);
+      this.#probe = new BacklogProbe(async () => (await pool.query<BacklogRow>(backlogSql)).rows[0]!);
+      // Taken here, not at construction: an app registers its MeterProvider before start() (telemetry/metrics.ts).
+      this.#metrics = new RelayMetrics(() => this.#probe!.read());
       if (o.transport) this.#transport = o.transport;
       else {
         const { AmqpTransport } = await import("../transport/amqp.js");
@@ -332,6 +394,7 @@ export class Relay {
 
   async #closeResources(): Promise<void> {
     this.#stopTransportEvents?.();
+    this.#metrics?.close();
     await Promise.allSettled([
       this.#detachQueue?.(),
       this.#listener?.close(),
@@ -427,6 +490,7 @@ export class Relay {
       signal: this.#abort.signal,
       brokerReady: () => this.#brokerReady(),
       lock: this.#publishLock,
+      metrics: this.#metrics!,
     };
     try {
       const startedAt = Date.now();
@@ -444,8 +508,14 @@ export class Relay {
         });
       }
       if (claimed > 0) this.#limit.succeeded();
+      this.#database = { connected: true };
+      this.#lastCycleAt = Date.now();
       return claimed;
     } catch (error) {
+      // A publish that failed says nothing about the database; anything else (connect, claim, COMMIT) does.
+      if (!(error instanceof OutboxPublishError)) {
+        this.#database = { connected: false, error: describePgError(error).message };
+      }
       this.#logBatchFailure(claim.path, error);
       throw error;
     }

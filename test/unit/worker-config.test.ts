@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { parseInboxWorkerConfig } from "../../src/config/inbox-worker-config.js";
 import { parseWorkerConfig } from "../../src/config/worker-config.js";
 import { OutboxConfigError } from "../../src/index.js";
 
@@ -83,5 +84,23 @@ describe("worker configuration", () => {
 
   it("--help needs no URLs", () => {
     expect(parseWorkerConfig(["--help"], {}).help).toBe(true);
+  });
+
+  it("--metrics-port, else OUTBOX_METRICS_PORT, else none; for the worker and the inbox", () => {
+    expect(parseWorkerConfig([], env).metricsPort).toBeUndefined();
+    expect(parseWorkerConfig([], { ...env, OUTBOX_METRICS_PORT: "" }).metricsPort).toBeUndefined();
+    expect(parseWorkerConfig([], { ...env, OUTBOX_METRICS_PORT: "9464" }).metricsPort).toBe(9464);
+    expect(parseWorkerConfig(["--metrics-port", "0"], { ...env, OUTBOX_METRICS_PORT: "9464" }).metricsPort).toBe(0);
+    const inboxEnv = { ...env, OUTBOX_INBOX_HANDLERS: "./h.js", OUTBOX_METRICS_PORT: "9100" };
+    expect(parseInboxWorkerConfig([], inboxEnv).metricsPort).toBe(9100);
+    expect(parseInboxWorkerConfig(["--metrics-port", "9200"], inboxEnv).metricsPort).toBe(9200);
+    for (const bad of ["-1", "65536", "http", "80.5"]) {
+      expect(() => parseWorkerConfig([`--metrics-port=${bad}`], env)).toThrow(
+        `Expected --metrics-port to be a port number from 0 to 65535, got "${bad}".`,
+      );
+    }
+    expect(() => parseInboxWorkerConfig([], { ...inboxEnv, OUTBOX_METRICS_PORT: "x" })).toThrow(
+      'Expected OUTBOX_METRICS_PORT to be a port number from 0 to 65535, got "x".',
+    );
   });
 });
