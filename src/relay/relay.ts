@@ -430,7 +430,7 @@ export class Relay {
     };
     try {
       const startedAt = Date.now();
-      const { claimed, isolations } = await runBatch(context, claim).catch((error: unknown) => {
+      const { claimed, isolations, keysMoved } = await runBatch(context, claim).catch((error: unknown) => {
         // A batch claimed before the last lowering failed under the old limit: it says nothing new.
         if (error instanceof BatchTimeoutError) this.#limit.timedOut(error.claimed, startedAt);
         throw error;
@@ -444,6 +444,9 @@ export class Relay {
         });
       }
       if (claimed > 0) this.#limit.succeeded();
+      // A key's next row became claimable (the one before it left the table): the drain loops take it now, rather
+      // than at the next wake-up or sweep (a claim skips a key's later rows while an earlier one is in flight).
+      if (keysMoved) this.wake();
       return claimed;
     } catch (error) {
       this.#logBatchFailure(claim.path, error);
@@ -472,7 +475,10 @@ export class Relay {
     for (let start = 0; start < ids.length; start += this.#limit.value) {
       if (!this.#brokerReady() || this.#halt.signal.aborted) return;
       const part = ids.slice(start, start + this.#limit.value);
-      await this.#batch({ path: "queue", sql: beginClaimByIds(this.#names, part) }).catch(() => {});
+      await this.#batch({
+        path: "queue",
+        sql: beginClaimByIds(this.#names, part, this.options.keyAfterDeadLetter),
+      }).catch(() => {});
     }
   }
 
@@ -490,7 +496,7 @@ export class Relay {
       try {
         const n = await this.#batch({
           path: "listen",
-          sql: beginClaimNext(this.#names, limit, after),
+          sql: beginClaimNext(this.#names, limit, after, this.options.keyAfterDeadLetter),
           onClaimed: (rows) => position.claimed(rows, rows.length === limit),
         });
         failures = 0;
@@ -521,7 +527,7 @@ export class Relay {
           const limit = this.#limit.value;
           const n = await this.#batch({
             path: "sweep",
-            sql: beginClaimSweep(this.#names, limit, o.sweepMinAgeMs, after),
+            sql: beginClaimSweep(this.#names, limit, o.sweepMinAgeMs, after, o.keyAfterDeadLetter),
             onClaimed: (rows) => position.claimed(rows, rows.length === limit),
           });
           if (n < limit && after === undefined) break;
