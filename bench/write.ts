@@ -9,7 +9,8 @@
 // (notify: false: the cost of the NOTIFY is the ratio to this one); a connection
 // LISTENs meanwhile, as a relay would. tx/s and p99 per case, and their ratios to the plain write. SWEEP_SECONDS
 // (default 4) per case and level, in two interleaved halves; WRITERS (default 1,8,32,64).
-// Last, ordering keys: KEYED_WRITERS (32) writers through pg, without a key, with distinct keys and with one hot key.
+// Last, ordering keys: KEYED_WRITERS (32, at most the largest of WRITERS) writers through pg, one connection each,
+// without a key, with distinct keys and with one hot key, KEYED_SECONDS (default SWEEP_SECONDS) per case.
 import { performance } from "node:perf_hooks";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
@@ -199,6 +200,7 @@ for (const line of ratios) console.log(line);
 // with a NOTIFY in every transaction at 32 writers and 11,542 without).
 await wide.$disconnect(); // its connections, before the next 64 open
 const rawPool = new pg.Pool({ connectionString: db.url, max: Math.max(...WRITERS) + 2 });
+rawPool.on("error", () => {}); // the database is dropped at the end
 const rawMessage = () =>
   insertMessagesParams([
     normalizeMessage(
@@ -274,7 +276,7 @@ for (const line of rawRatios) console.log(line);
 // Ordering keys: KEYED_WRITERS writers (32) through pg, each transaction an order insert and one message, without a
 // key, with a key of the writer's own (distinct keys: the key locks never meet), and with one key for all (a hot
 // key: every writer waits for the one before it to commit). p50 and tx/s, as ratios to the unkeyed write.
-const KEYED_WRITERS = Number(process.env.KEYED_WRITERS ?? 32);
+const KEYED_WRITERS = Math.min(Number(process.env.KEYED_WRITERS ?? 32), Math.max(...WRITERS));
 const keyedMessage = (key: string | undefined) =>
   normalizeMessage(
     { exchange: "bench", routingKey: "order.created", payload: { n }, ...(key === undefined ? {} : { key }) },
@@ -302,29 +304,35 @@ const keyedCases: Record<string, (c: pg.PoolClient, writer: number) => Promise<v
     await c.query("COMMIT");
   },
 };
+const KEYED_SECONDS = Number(process.env.KEYED_SECONDS ?? SWEEP_SECONDS);
+/** Each writer on its own connection, transactions back to back, for `ms`. */
+async function keyedRun(tx: (c: pg.PoolClient, writer: number) => Promise<void>, ms: number): Promise<number[]> {
+  const latencies: number[] = [];
+  const end = performance.now() + ms;
+  await Promise.all(
+    Array.from({ length: KEYED_WRITERS }, async (_, w) => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        await tx(rawClients[w]!, w);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  return latencies;
+}
 const keyedLat: Record<string, number[]> = Object.fromEntries(Object.keys(keyedCases).map((k) => [k, []]));
-for (let half = 0; half < 4; half++) {
+for (let quarter = 0; quarter < 4; quarter++) {
   for (const [name, tx] of Object.entries(keyedCases)) {
-    let i = 0;
-    keyedLat[name]!.push(
-      ...(await saturate(
-        () => {
-          const w = i++ % KEYED_WRITERS;
-          return tx(rawClients[w]!, w);
-        },
-        KEYED_WRITERS,
-        (SWEEP_SECONDS * 1000) / 4,
-      )),
-    );
+    keyedLat[name]!.push(...(await keyedRun(tx, (KEYED_SECONDS * 1000) / 4)));
   }
 }
 const keyedRows = Object.entries(keyedLat).map(([name, samples]) => {
   const x = summarize(samples);
-  return { case: name, "tx/s": Math.round(samples.length / SWEEP_SECONDS), p50: x.p50, p99: x.p99 };
+  return { case: name, "tx/s": Math.round(samples.length / KEYED_SECONDS), p50: x.p50, p99: x.p99 };
 });
 const unkeyed = keyedRows[0]!;
 console.log(
-  `\nOrdering keys: ${KEYED_WRITERS} writers through pg, ${SWEEP_SECONDS} s per case (order insert + 1 message)`,
+  `\nOrdering keys: ${KEYED_WRITERS} writers through pg, ${KEYED_SECONDS} s per case (order insert + 1 message)`,
 );
 printTable(
   keyedRows.map((r) => ({
