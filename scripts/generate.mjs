@@ -1,5 +1,5 @@
-// Generates the Prisma client of the tests, benchmarks and example, after copying the shipped outbox model into
-// their schema folders the way a user would. `prisma generate` never runs the schema engine, but the CLI insists the
+// Generates the Prisma client of the tests, benchmarks and example, after copying the shipped models (outbox, inbox,
+// request) into their schema folders the way a user would. `prisma generate` never runs the schema engine, but the CLI insists the
 // engine binary exists; where it cannot be downloaded, any existing file satisfies the check.
 import { execFileSync } from "node:child_process";
 import { copyFileSync } from "node:fs";
@@ -7,6 +7,7 @@ import { copyFileSync } from "node:fs";
 for (const dir of ["test/prisma/schema", "examples/prisma/schema"]) {
   copyFileSync("prisma/outbox.prisma", `${dir}/outbox.prisma`);
   copyFileSync("prisma/inbox.prisma", `${dir}/inbox.prisma`);
+  copyFileSync("prisma/request.prisma", `${dir}/request.prisma`);
 }
 const env = {
   ...process.env,

@@ -4,14 +4,19 @@ import { readFileSync } from "node:fs";
 import { parseWorkerConfig, WORKER_HELP } from "../config/worker-config.js";
 import { OutboxConfigError } from "../message/errors.js";
 import { createRelay } from "../relay/relay.js";
+import { runDeadLetters } from "./dead-letters-command.js";
 import { runInbox } from "./inbox-command.js";
 import { createLogger } from "./logger.js";
+import { runStatus } from "./status-command.js";
 
 const USAGE = `Usage: prisma-outbox <command>
 
 Commands:
   worker    run the outbox relay (prisma-outbox worker --help)
   inbox     run an inbox defined in your module (prisma-outbox inbox --help)
+  status    backlog, dead letters and connected workers of the outbox and inbox (prisma-outbox status --help)
+  dead-letters list|retry|purge
+            the outbox's dead letters, or the inbox's dead rows with --inbox (prisma-outbox dead-letters --help)
 `;
 
 function version(): string {
@@ -26,6 +31,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === "inbox") return runInbox(rest, process.env);
+  if (command === "status") return runStatus(rest, process.env);
+  if (command === "dead-letters") return runDeadLetters(rest, process.env);
   if (command !== "worker") {
     const asked = command === undefined || command === "-h" || command === "--help";
     (asked ? process.stdout : process.stderr).write(asked ? USAGE : `Unknown command "${command}".\n\n${USAGE}`);

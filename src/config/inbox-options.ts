@@ -118,6 +118,8 @@ export interface ResolvedHandler {
   patterns: string[];
   types: string[];
   handle: (...args: any[]) => Promise<unknown>;
+  /** Runs in the transaction that marks a message dead for this handler (request-reply records `failed` there). */
+  dead: ((...args: any[]) => Promise<unknown>) | undefined;
 }
 
 export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
@@ -127,9 +129,14 @@ export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
   const resolved: ResolvedHandler[] = [];
   for (const [name, spec] of Object.entries(handlers as Record<string, unknown>)) {
     shortString(name, "handler name");
-    const s = spec as { on?: unknown; pattern?: unknown; type?: unknown; handle?: unknown } | null;
+    const s = spec as { on?: unknown; pattern?: unknown; type?: unknown; handle?: unknown; dead?: unknown } | null;
     if (typeof s !== "object" || s === null || typeof s.handle !== "function") {
       throw new OutboxConfigError(`Expected \`handlers.${name}\` to be { on | pattern | type, handle(message, tx) }.`);
+    }
+    if (s.dead !== undefined && typeof s.dead !== "function") {
+      throw new OutboxConfigError(
+        `Expected \`handlers.${name}.dead\` to be a function (message, tx, error), or absent.`,
+      );
     }
     const on = s.on === undefined ? [] : strings(s.on, `handlers.${name}.on`);
     const patterns = s.pattern === undefined ? [] : strings(s.pattern, `handlers.${name}.pattern`);
@@ -139,7 +146,14 @@ export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
         `\`handlers.${name}\` matches nothing: give \`on\` (a routing key), \`pattern\` (e.g. "order.*") or \`type\`.`,
       );
     }
-    resolved.push({ name, on, patterns, types, handle: s.handle as ResolvedHandler["handle"] });
+    resolved.push({
+      name,
+      on,
+      patterns,
+      types,
+      handle: s.handle as ResolvedHandler["handle"],
+      dead: s.dead as ResolvedHandler["dead"],
+    });
   }
   if (resolved.length === 0) throw new OutboxConfigError("Expected at least one handler in `handlers`.");
   return resolved;

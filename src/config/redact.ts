@@ -5,6 +5,9 @@
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
+    // `user:secret@host/db` (the scheme forgotten) parses as scheme `user:` with the secret in its path: a URL
+    // without a host but with an `@` is treated as not a URL.
+    if (parsed.host === "" && url.includes("@")) throw new TypeError("no host");
     if (parsed.password) parsed.password = "***";
     return parsed.toString();
   } catch {

@@ -180,16 +180,6 @@ export class Processor {
     const { maxAttempts, handlerTimeoutMs, logger } = this.#options;
     const messageId = row.message_id ?? "";
     const handler = this.#registry.byName(row.handler);
-    if (row.attempts > maxAttempts) {
-      // Every allowed attempt started and none finished: the processor died or timed out inside the handler each time.
-      const error = new Error(
-        `${maxAttempts} attempts started and none finished (a crash or timeout inside the handler?)`,
-      );
-      return this.#fail(row, error, true);
-    }
-    if (!handler) {
-      return this.#fail(row, new Error(`no handler named "${row.handler}" is registered in this inbox`), false);
-    }
     const message: InboxMessage = {
       id: row.id,
       messageId,
@@ -204,6 +194,21 @@ export class Processor {
       receivedAt: row.received_at,
       key: row.ordering_key ?? undefined,
     };
+    if (row.attempts > maxAttempts) {
+      // Every allowed attempt started and none finished: the processor died or timed out inside the handler each time.
+      const error = new Error(
+        `${maxAttempts} attempts started and none finished (a crash or timeout inside the handler?)`,
+      );
+      return this.#fail(row, message, error, true);
+    }
+    if (!handler) {
+      return this.#fail(
+        row,
+        message,
+        new Error(`no handler named "${row.handler}" is registered in this inbox`),
+        false,
+      );
+    }
     const started = performance.now();
     const timer = setTimeout(
       () => controller.abort(new InboxHandlerTimeoutError(`handler "${row.handler}" ran past ${handlerTimeoutMs} ms`)),
@@ -232,31 +237,34 @@ export class Processor {
         logger.warn(thrown.message);
         return;
       }
-      await this.#fail(row, coerceError(thrown), row.attempts >= maxAttempts);
+      await this.#fail(row, message, coerceError(thrown), row.attempts >= maxAttempts);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  async #fail(row: ClaimedInboxRow, error: Error, dead: boolean): Promise<void> {
+  async #fail(row: ClaimedInboxRow, message: InboxMessage, error: Error, dead: boolean): Promise<void> {
     const { retryBaseDelayMs, retryMaxDelayMs, logger } = this.#options;
+    const onDead = dead ? this.#registry.byName(row.handler)?.dead : undefined;
     const delayMs = dead ? 0 : backoffDelay(row.attempts, retryBaseDelayMs, retryMaxDelayMs);
     const text = `${error.name}: ${error.message}`.slice(0, 8_000);
     const params = [row.id, row.attempts, delayMs, text, dead];
     // Retried a few times: a handler that failed because the database connection was lost often meets the same loss
     // here, and an outcome left unrecorded keeps the row leased (handlerTimeoutMs + 15 s) before its next attempt.
     // Repeating is harmless: the guard on attempts makes a second run match nothing or write the same values.
-    let result: pg.QueryResult;
+    let recorded: number;
     for (let attempt = 1; ; attempt++) {
       try {
-        result = await this.#pool.query(FAIL_INBOX_MESSAGE_SQL, params);
+        recorded = onDead
+          ? await this.#recordDead(params, (tx) => onDead(message, tx, error))
+          : ((await this.#pool.query(FAIL_INBOX_MESSAGE_SQL, params)).rowCount ?? 0);
         break;
       } catch (thrown) {
         if (attempt >= RECORD_ATTEMPTS) throw thrown;
         await sleep(backoffDelay(attempt, 50, 500));
       }
     }
-    if (result.rowCount === 0) return; // taken over meanwhile
+    if (recorded === 0) return; // taken over meanwhile
     const messageId = row.message_id ?? "";
     if (dead) {
       logger.error(
@@ -269,6 +277,22 @@ export class Processor {
       );
       this.#emit({ type: "retry-scheduled", messageId, handler: row.handler, attempt: row.attempts, delayMs, error });
     }
+  }
+
+  /**
+   * The dead transition of a handler with a `dead` hook: the mark and the hook's writes in one transaction of the
+   * user's client (request-reply's `failed` status commits with it, or neither does). Resolves with the rows marked.
+   */
+  async #recordDead(params: unknown[], hook: (tx: unknown) => Promise<unknown>): Promise<number> {
+    let count = 0;
+    await this.#prisma.$transaction(async (tx) => {
+      count = await (tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }).$executeRawUnsafe(
+        FAIL_INBOX_MESSAGE_SQL,
+        ...params,
+      );
+      if (count === 1) await hook(tx);
+    });
+    return count;
   }
 }
 

@@ -39,6 +39,13 @@ export type HandleFunction<TPayload, TTx> = (
 ) => Promise<unknown>;
 
 /**
+ * Called once a message is dead for a handler (its last attempt failed, or every attempt started and none finished),
+ * inside the transaction of your Prisma client that marks the row dead: what it writes commits with that mark, or,
+ * if it throws, neither does and the row stays due for the dead transition again. `error` is the last attempt's.
+ */
+export type DeadFunction<TPayload, TTx> = (message: InboxMessage<TPayload>, tx: TTx, error: Error) => Promise<unknown>;
+
+/**
  * Which deliveries a handler takes: `on` (an exact routing key: the payload is typed from your message map),
  * `pattern` (AMQP topic patterns: `*` one word, `#` any number) and/or `type` (the AMQP type property). A delivery
  * matching several handlers is stored once per handler, and each handles it, fails and retries on its own.
@@ -50,6 +57,7 @@ export type HandlerSpec<TMessages, TTx> =
         pattern?: never;
         type?: never;
         handle: HandleFunction<TMessages[K], TTx>;
+        dead?: DeadFunction<TMessages[K], TTx>;
       };
     }[keyof TMessages & string]
   | {
@@ -57,6 +65,7 @@ export type HandlerSpec<TMessages, TTx> =
       pattern?: string | string[];
       type?: string | string[];
       handle: HandleFunction<unknown, TTx>;
+      dead?: DeadFunction<unknown, TTx>;
     };
 
 /** The transaction client of a Prisma client (what `$transaction(async (tx) => ...)` passes). */

@@ -69,3 +69,9 @@ export function outboxNames(schema: string = DEFAULT_SCHEMA): OutboxNames {
  * found through the session's search_path (`public` by default).
  */
 export const INBOX_TABLE = "inbox_message";
+
+/**
+ * The request status table of request-reply (prisma/request.prisma). Unqualified like the inbox's: found through the
+ * session's search_path (`public` by default).
+ */
+export const REQUEST_TABLE = "outbox_request";

@@ -78,7 +78,13 @@ describe("the example's migrations", async () => {
 
   it("build the tables of the example's schema, column for column", async () => {
     const models = await exampleModels();
-    expect(Object.keys(models)).toEqual(["billing.prisma", "inbox.prisma", "outbox.prisma", "schema.prisma"]);
+    expect(Object.keys(models)).toEqual([
+      "billing.prisma",
+      "inbox.prisma",
+      "outbox.prisma",
+      "request.prisma",
+      "schema.prisma",
+    ]);
     await reset(migrated);
     expect(await engine.applyMigrations(exampleMigrations)).toEqual(await directories(exampleMigrations));
     await reset(generated);

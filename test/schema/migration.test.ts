@@ -15,7 +15,7 @@ const migrationNames = (await readdir(migrationsDir, { withFileTypes: true }))
   .filter((d) => d.isDirectory())
   .map((d) => d.name)
   .sort();
-/** The migrations of the outbox model (prisma/outbox.prisma); the inbox's has a test of its own. */
+/** The migrations of the outbox model (prisma/outbox.prisma); the inbox's and the requests' have tests of their own. */
 const OUTBOX_MIGRATIONS = [
   "20261123000000_prisma_outbox",
   "20261124130000_prisma_outbox_queue_tuning",
@@ -68,24 +68,25 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 }
 
 /**
- * Columns (type, nullability, default), indexes, constraints and table storage parameters of the public schema, as
- * comparable text.
+ * Columns (type, nullability, default), indexes, constraints and table storage parameters of the outbox tables of the
+ * public schema, as comparable text (outbox_request is prisma/request.prisma's, checked in request-migration.test.ts).
  */
 function catalog(url: string): Promise<string[]> {
   return withClient(url, async (c) => {
     const columns = await c.query(`
       SELECT table_name || '.' || column_name || ' ' || data_type || coalesce('(' || character_maximum_length || ')', '')
              || coalesce(' p' || datetime_precision, '') || ' ' || is_nullable || ' ' || coalesce(column_default, '-') AS d
-      FROM information_schema.columns WHERE table_schema = 'public' AND table_name LIKE 'outbox%'`);
+      FROM information_schema.columns WHERE table_schema = 'public' AND table_name LIKE 'outbox%' AND table_name <> 'outbox_request'`);
     const indexes = await c.query(
-      "SELECT indexdef AS d FROM pg_indexes WHERE schemaname = 'public' AND tablename LIKE 'outbox%'",
+      "SELECT indexdef AS d FROM pg_indexes WHERE schemaname = 'public' AND tablename LIKE 'outbox%' AND tablename <> 'outbox_request'",
     );
     const constraints = await c.query(`
       SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) AS d
-      FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text LIKE 'outbox%'`);
+      FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text LIKE 'outbox%'
+        AND conrelid::regclass::text <> 'outbox_request'`);
     const storage = await c.query(`
       SELECT relname || ' reloptions ' || coalesce(array_to_string(reloptions, ','), '-') AS d
-      FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'outbox%'`);
+      FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'outbox%' AND relname NOT LIKE 'outbox_request%'`);
     return [...columns.rows, ...indexes.rows, ...constraints.rows, ...storage.rows].map((r) => r.d as string).sort();
   });
 }
@@ -144,6 +145,7 @@ describe("shipped model and migrations", async () => {
       "20261123000000_prisma_outbox",
       "20261124120000_prisma_outbox_inbox",
       "20261124130000_prisma_outbox_queue_tuning",
+      "20261124140000_prisma_outbox_request_status",
       "20261124150000_prisma_outbox_ordering",
     ]);
     const fromModel = await engine.sqlFromEmpty({ "outbox.prisma": model });

@@ -1,0 +1,54 @@
+// The database session of the operator commands (status, dead-letters): a small pool of their own, named so that
+// they are not counted among the relays and inboxes, and one place that turns a failure into a one-line message,
+// never with a password in it, and an exit code.
+import pg from "pg";
+import { redactUrl } from "../config/redact.js";
+import { coerceError, OutboxConfigError } from "../message/errors.js";
+
+export const CLI_APPLICATION_NAME = "prisma-outbox cli";
+
+export function openOpsPool(databaseUrl: string): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: 2,
+    application_name: CLI_APPLICATION_NAME,
+    connectionTimeoutMillis: 10_000,
+    // Client-side, so that it also works through a pooler that refuses statement_timeout at start-up: a command
+    // stuck behind a lock fails and says so instead of hanging. A session timed out is closed, and with it the
+    // transaction it had open rolls back.
+    query_timeout: 120_000,
+  });
+  pool.on("error", () => {}); // an idle session lost: the next query fails, and says why
+  return pool;
+}
+
+/** SQLSTATEs that mean the settings are wrong (credentials, database name), not that the server is down. */
+const CONFIG_CODES = new Set(["28P01", "28000", "3D000", "3F000"]);
+
+/** Removes the URL's password from `text`, in case a driver echoed it. */
+function scrub(text: string, databaseUrl: string): string {
+  let out = text.replaceAll(databaseUrl, redactUrl(databaseUrl));
+  try {
+    const { password } = new URL(databaseUrl);
+    if (password) {
+      out = out.replaceAll(password, "***");
+      const decoded = decodeURIComponent(password);
+      if (decoded !== password) out = out.replaceAll(decoded, "***");
+    }
+  } catch {}
+  return out;
+}
+
+/** One line, no stack trace, and the exit code: 2 for what the user must fix, 1 for the server's failure. */
+export function describeFailure(error: unknown, databaseUrl: string): { message: string; exitCode: number } {
+  const e = coerceError(error);
+  const code = (error as { code?: string }).code;
+  // A refused connection to a name with several addresses is an AggregateError with an empty message.
+  const inner = (error as { errors?: unknown[] }).errors?.[0];
+  let message = e.message.split("\n")[0] || (inner instanceof Error ? inner.message : "") || e.name;
+  if (!(error instanceof OutboxConfigError)) {
+    message = `could not query the database at ${redactUrl(databaseUrl)}: ${message}${code ? ` (${code})` : ""}`;
+  }
+  const exitCode = error instanceof OutboxConfigError || (code !== undefined && CONFIG_CODES.has(code)) ? 2 : 1;
+  return { message: scrub(message, databaseUrl), exitCode };
+}
