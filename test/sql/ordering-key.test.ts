@@ -76,22 +76,24 @@ describe("keyed insert: per key, ids in commit order", () => {
     try {
       const [a1] = await insert(t1, [message("t1 first", "order-1")]);
       const pid2 = await pidOf(t2);
-      const { order, track } = settleOrder();
       // t2 writes the same key and commits at once: without the lock it would draw its id now (above a1), commit
       // first, and its message would be published after t1's later message a2 although it committed before it.
-      const t2Done = track(
-        "t2",
-        insert(t2, [message("t2", "order-1")]).then(async (ids) => {
-          await t2.query("COMMIT");
-          return ids;
-        }),
-      );
+      const t2Done = insert(t2, [message("t2", "order-1")]).then(async (ids) => {
+        // What t2 sees as soon as its insert returns: t1's rows, committed (read committed, a new snapshot).
+        const seen = await t2.query("SELECT count(*)::int AS n FROM outbox_message WHERE ordering_key = 'order-1'");
+        await t2.query("COMMIT");
+        return { ids, seenBefore: seen.rows[0].n - 1 };
+      });
       await expect.poll(() => waitsForKeyLock(pid2)).toBe(true);
       // t1 writes the key again, in a second statement, while t2 waits: t2 must not have drawn its id yet.
       const [a2] = await insert(t1, [message("t1 second", "order-1")]);
-      await track("t1", t1.query("COMMIT"));
-      const [b] = await t2Done;
-      expect(order).toEqual(["t1", "t2"]);
+      await t1.query("COMMIT");
+      const {
+        ids: [b],
+        seenBefore,
+      } = await t2Done;
+      // t2's insert returned only after t1 had committed both of its rows: t1 commits first, and t2 after.
+      expect(seenBefore).toBe(2);
       expect(BigInt(a1!)).toBeLessThan(BigInt(a2!));
       expect(BigInt(a2!)).toBeLessThan(BigInt(b!)); // the id order is the commit order
       const stored = await pool.query(
