@@ -3,6 +3,9 @@
 // and after a dead letter the key stops (default) or continues.
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { createRelay, OutboxConfigError, OutboxQueue, outbox, type Relay } from "../../src/index.js";
+import { deadLetterFilterSql } from "../../src/sql/dead-letter-filter.js";
+import { retryDeadLettersSql } from "../../src/sql/dead-letters.js";
+import { outboxNames } from "../../src/sql/names.js";
 import { type Arrival, startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
@@ -240,6 +243,35 @@ describe("relay: ordering keys", () => {
         created_at, ordering_key)
       SELECT id, message_id, exchange, routing_key, payload, headers, type, correlation_id, created_at, ordering_key
       FROM back`);
+    await c.waitForDistinct(2, 10_000);
+    expect(c.arrivals.map((a) => a.messageId)).toEqual([first, second]);
+  });
+
+  it("dead-letters retry (the CLI's SQL) puts a keyed dead letter back with its id and key: published first", async () => {
+    const c = await consumer("#");
+    const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
+    const [first, second] = await prisma.$enqueue([
+      { routingKey: "r.1", payload: 1, key: "retried" },
+      { routingKey: "r.2", payload: 2, key: "retried" },
+    ]);
+    await pool.query(
+      `WITH moved AS (DELETE FROM outbox_message WHERE message_id = $1 RETURNING *)
+      INSERT INTO outbox_dead_letter (id, message_id, exchange, routing_key, payload, headers, type, correlation_id,
+        attempts, last_error, created_at, ordering_key)
+      SELECT id, message_id, exchange, routing_key, payload, headers, type, correlation_id, 3, 'x', created_at, ordering_key
+      FROM moved`,
+      [first],
+    );
+    const filter = deadLetterFilterSql({}, "failed_at");
+    const { rows } = await pool.query(retryDeadLettersSql(outboxNames(), filter), filter.params);
+    expect(rows[0]).toEqual({ moved: 1, queued: 1 });
+    const back = await pool.query("SELECT message_id::text AS id, ordering_key FROM outbox_message ORDER BY outbox_message.id");
+    expect(back.rows).toEqual([
+      { id: first, ordering_key: "retried" },
+      { id: second, ordering_key: "retried" },
+    ]);
+    const r = relay({ sweepMinAgeMs: 0 });
+    await r.start();
     await c.waitForDistinct(2, 10_000);
     expect(c.arrivals.map((a) => a.messageId)).toEqual([first, second]);
   });
