@@ -265,7 +265,9 @@ describe("relay: ordering keys", () => {
     const filter = deadLetterFilterSql({}, "failed_at");
     const { rows } = await pool.query(retryDeadLettersSql(outboxNames(), filter), filter.params);
     expect(rows[0]).toEqual({ moved: 1, queued: 1 });
-    const back = await pool.query("SELECT message_id::text AS id, ordering_key FROM outbox_message ORDER BY outbox_message.id");
+    const back = await pool.query(
+      "SELECT message_id::text AS id, ordering_key FROM outbox_message ORDER BY outbox_message.id",
+    );
     expect(back.rows).toEqual([
       { id: first, ordering_key: "retried" },
       { id: second, ordering_key: "retried" },
