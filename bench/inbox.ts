@@ -16,7 +16,8 @@
 //       writing app's process: outbox COMMIT to handler COMMIT (the "handled" event, emitted after it), and from the
 //       write's start (its time is also in the payload) to handler COMMIT. Wall-clock times, comparable across
 //       processes on one machine.
-// Env: MESSAGES (100000), PREFETCH (200), HANDLED (5000), CONCURRENCY (4), ROUNDS (2), RATE (500),
+// (a) and (b) use the same prefetch, the inbox's default (1000) unless PREFETCH is set.
+// Env: MESSAGES (100000), PREFETCH (1000), HANDLED (5000), CONCURRENCY (4), ROUNDS (2), RATE (500),
 // LATENCY_SECONDS (10), CASES (abcde: the letters of the cases to run), DUMP (print (e)'s latencies in order).
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -32,7 +33,7 @@ import { newPrismaClient } from "../test/support/prisma.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
 
 const MESSAGES = Number(process.env.MESSAGES ?? 100_000);
-const PREFETCH = Number(process.env.PREFETCH ?? 200);
+const PREFETCH = Number(process.env.PREFETCH ?? 1_000);
 const HANDLED = Number(process.env.HANDLED ?? 5_000);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 4);
 const ROUNDS = Number(process.env.ROUNDS ?? 2);

@@ -21,8 +21,10 @@ export interface InboxOptions<TMessages, TClient, TTx> {
   /** Handlers by name. The name is part of the deduplication key: keep it stable. */
   handlers: Record<string, HandlerSpec<TMessages, TTx>>;
   /**
-   * Unacknowledged deliveries the broker sends at once; also the largest receive batch (one INSERT, one ack).
-   * @defaultValue 200
+   * Unacknowledged deliveries the broker sends at once; also the largest receive batch (one INSERT, one ack). It
+   * must cover what arrives during one INSERT round trip plus the ack's way back, or the broker waits on the inbox:
+   * 200 capped receiving at about a third of what the broker and the database each allow (bench:inbox (b)).
+   * @defaultValue 1000
    */
   prefetch?: number;
   /** Handler transactions in flight at once (each holds a connection of your Prisma client). @defaultValue 4 */
@@ -38,6 +40,14 @@ export interface InboxOptions<TMessages, TClient, TTx> {
    * @defaultValue 30_000
    */
   handlerTimeoutMs?: number;
+  /**
+   * A claim leases its row for `handlerTimeoutMs` + this margin (room for the transaction to start and commit). A
+   * process that dies holding rows delays them by up to the whole lease: a smaller margin brings them back sooner.
+   * Keep it well above your database's worst transaction start + commit time (a lease that runs out under a running
+   * handler makes its commit fail the lease guard and roll back: never a double effect, but a wasted attempt).
+   * @defaultValue 15_000
+   */
+  leaseMarginMs?: number;
   /** How often the sweeper claims due rows (retries, and what a crash left behind). @defaultValue 1_000 */
   sweepIntervalMs?: number;
   /**
@@ -78,6 +88,7 @@ export interface ResolvedInboxOptions {
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
   handlerTimeoutMs: number;
+  leaseMarginMs: number;
   sweepIntervalMs: number;
   retentionMs: number;
   purgeIntervalMs: number;
@@ -207,12 +218,13 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
   return {
     queue: { name: queue.name, arguments: args, bindings },
     exchanges,
-    prefetch: integerOption("prefetch", options.prefetch, 200, 1),
+    prefetch: integerOption("prefetch", options.prefetch, 1_000, 1),
     concurrency: integerOption("concurrency", options.concurrency, 4, 1),
     maxAttempts: integerOption("maxAttempts", options.maxAttempts, 10, 1),
     retryBaseDelayMs,
     retryMaxDelayMs,
     handlerTimeoutMs: durationOption("handlerTimeoutMs", options.handlerTimeoutMs, 30_000, 10),
+    leaseMarginMs: durationOption("leaseMarginMs", options.leaseMarginMs, 15_000, 1_000),
     sweepIntervalMs: durationOption("sweepIntervalMs", options.sweepIntervalMs, 1_000, 10),
     retentionMs: integerOption("retentionMs", options.retentionMs, 7 * 24 * 3_600_000, 0),
     purgeIntervalMs: durationOption("purgeIntervalMs", options.purgeIntervalMs, 60_000, 10),

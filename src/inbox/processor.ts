@@ -3,11 +3,17 @@
 // (message, handler), although deliveries and claims may repeat.
 //
 // State machine:
-//   running: loop { free slots? claim (ids handed over by the receiver first, else due rows when the sweeper's timer
-//            fired or the last claim came back full) -> start one handler transaction per row; nothing to do -> wait
-//            for a hand-off, a finished handler or the timer }
-//   running --stop()--> stopping: no more claims; handlers in flight finish, or past the deadline their signals abort
-//            (their transactions roll back, the rows come back when their lease runs out) --> stopped
+//   running: loop { start claimed rows while slots are free; the claim-ahead buffer low (fewer than half of
+//            `concurrency` rows)? claim up to 2 x concurrency rows in flight + buffered (ids handed over by the
+//            receiver first, else due rows when the sweeper's timer fired or the last claim came back full) -> start
+//            what fits, buffer the rest; nothing to do -> wait for a hand-off, a finished handler or the timer }
+//   running --stop()--> stopping: no more claims; buffered rows released (their attempt taken back, due at once);
+//            handlers in flight finish, or past the deadline their signals abort (their transactions roll back, the
+//            rows come back when their lease runs out) --> stopped
+// Claim-ahead: claiming one row per freed slot put a claim round trip (~1-2 ms) between every two handler
+// transactions of a slot; claiming several rows in one statement while the slots are still busy keeps the slots fed
+// (bench:inbox (c)). A buffered row is leased from its claim, so it must not wait long: rows buffered longer than
+// MAX_BUFFERED_MS are released rather than started with a shortened lease.
 // One attempt of a row: claim (attempts + 1, lease) -> handler + complete, in one transaction -> COMMIT; or, when the
 // handler throws or times out: ROLLBACK, then attempts stay counted, the error is stored, and the row is due again
 // after a backoff, or dead after `maxAttempts`.
@@ -18,6 +24,7 @@ import { backoffDelay, sleep } from "../relay/backoff.js";
 import { type ClaimedInboxRow, claimDueInboxSql, claimInboxByIdsSql } from "../sql/claim-inbox-messages.js";
 import { COMPLETE_INBOX_MESSAGE_SQL } from "../sql/complete-inbox-message.js";
 import { FAIL_INBOX_MESSAGE_SQL } from "../sql/fail-inbox-message.js";
+import { RELEASE_INBOX_MESSAGES_SQL } from "../sql/release-inbox-messages.js";
 import type { InboxEvent } from "./events.js";
 import type { HandlerRegistry } from "./registry.js";
 import type { InboxMessage } from "./types.js";
@@ -39,6 +46,10 @@ const RECORD_ATTEMPTS = 3;
 /** Ids handed over but not claimed yet are kept up to this many; beyond, the sweeper finds them. */
 const MAX_HANDED_IDS = 10_000;
 
+/** A claimed row waits in the claim-ahead buffer at most this long (and at most a third of the lease margin); then it
+ * is released, so that a started row always has most of its lease margin left. */
+const MAX_BUFFERED_MS = 5_000;
+
 export class Processor {
   readonly #pool: pg.Pool;
   readonly #prisma: PrismaLike;
@@ -49,6 +60,8 @@ export class Processor {
   readonly #claimByIdsSql: string;
   readonly #handed: string[] = [];
   readonly #inFlight = new Map<string, AbortController>();
+  /** Claimed, not started yet (claim-ahead), oldest first. */
+  #ready: Array<{ row: ClaimedInboxRow; claimedAt: number }> = [];
   #sweepDue = true; // drain what is there at start
   #stopping = false;
   #wake: (() => void) | undefined;
@@ -73,7 +86,7 @@ export class Processor {
 
   /** The lease of a claim: the handler's time, plus room for the transaction to start and commit. */
   get leaseMs(): number {
-    return this.#options.handlerTimeoutMs + 15_000;
+    return this.#options.handlerTimeoutMs + this.#options.leaseMarginMs;
   }
 
   start(): void {
@@ -98,6 +111,7 @@ export class Processor {
     clearInterval(this.#timer);
     this.#wake?.();
     await this.#loop;
+    await this.#release(this.#ready.splice(0).map((r) => r.row));
     const deadline = Date.now() + deadlineMs;
     while (this.#inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     for (const controller of this.#inFlight.values()) {
@@ -108,12 +122,13 @@ export class Processor {
   }
 
   async #run(): Promise<void> {
+    const { concurrency } = this.#options;
     while (!this.#stopping) {
-      const free = this.#options.concurrency - this.#inFlight.size;
+      this.#startReady();
       let claimed: ClaimedInboxRow[] = [];
-      if (free > 0) {
+      if (this.#ready.length < Math.ceil(concurrency / 2)) {
         try {
-          claimed = await this.#claim(free);
+          claimed = await this.#claim(2 * concurrency - this.#inFlight.size - this.#ready.length);
         } catch (thrown) {
           const error = coerceError(thrown);
           this.#options.logger.warn(`claiming inbox rows failed; retrying: ${error.message}`, {
@@ -122,10 +137,47 @@ export class Processor {
           await this.#sleep(Math.min(this.#options.sweepIntervalMs, 1_000));
           continue;
         }
-        for (const row of claimed) this.#startHandling(row);
+        const claimedAt = performance.now();
+        for (const row of claimed) this.#ready.push({ row, claimedAt });
+        if (this.#stopping) break; // stop() releases them
+        this.#startReady();
       }
       const more = claimed.length > 0 || this.#handed.length > 0 || this.#sweepDue;
-      if (!more || this.#inFlight.size >= this.#options.concurrency) await this.#sleep();
+      const full = this.#ready.length >= Math.ceil(concurrency / 2);
+      if (!more || full) await this.#sleep();
+    }
+  }
+
+  /** Starts buffered rows while slots are free; releases those that waited too long for one. */
+  #startReady(): void {
+    const stale: ClaimedInboxRow[] = [];
+    const now = performance.now();
+    // Oldest first: the head is the one that waited longest.
+    while (this.#ready.length > 0) {
+      const next = this.#ready[0]!;
+      if (now - next.claimedAt > Math.min(MAX_BUFFERED_MS, this.#options.leaseMarginMs / 3)) {
+        stale.push(next.row);
+        this.#ready.shift();
+        continue;
+      }
+      if (this.#inFlight.size >= this.#options.concurrency) break;
+      this.#ready.shift();
+      this.#startHandling(next.row);
+    }
+    if (stale.length > 0) void this.#release(stale);
+  }
+
+  /** Gives claimed, never started rows back (attempt taken back, due at once); on failure their lease runs out. */
+  async #release(rows: ClaimedInboxRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      await this.#pool.query(RELEASE_INBOX_MESSAGES_SQL, [rows.map((r) => r.id), rows.map((r) => r.attempts)]);
+    } catch (thrown) {
+      this.#options.logger.warn(
+        `releasing ${rows.length} claimed inbox rows failed; they are due again when their lease runs out: ${
+          coerceError(thrown).message
+        }`,
+      );
     }
   }
 
@@ -250,7 +302,7 @@ export class Processor {
     const text = `${error.name}: ${error.message}`.slice(0, 8_000);
     const params = [row.id, row.attempts, delayMs, text, dead];
     // Retried a few times: a handler that failed because the database connection was lost often meets the same loss
-    // here, and an outcome left unrecorded keeps the row leased (handlerTimeoutMs + 15 s) before its next attempt.
+    // here, and an outcome left unrecorded keeps the row leased (handlerTimeoutMs + leaseMarginMs) before its next attempt.
     // Repeating is harmless: the guard on attempts makes a second run match nothing or write the same values.
     let recorded: number;
     for (let attempt = 1; ; attempt++) {

@@ -367,4 +367,75 @@ describe("start and stop", () => {
     expect(finished).toBe(1);
     expect((await inboxRows())[0]?.status).toBe("processed");
   });
+
+  it("a claim leases its row for handlerTimeoutMs + leaseMarginMs", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const { box } = await setUp({
+      handlerTimeoutMs: 1_000,
+      leaseMarginMs: 2_000,
+      handlers: { held: { on: "order.created", handle: () => gate } },
+    });
+    await pool.query(
+      `INSERT INTO inbox_message (message_id, handler, exchange, routing_key, payload) VALUES ($1, 'held', 'x', 'order.created', '{"n":1}')`,
+      [randomUUID()],
+    );
+    await box.start({ databaseUrl, amqpUrl });
+    await until(async () => (await inboxRows())[0]?.attempts === 1);
+    // Claimed just now with a 3 s lease (the default margin would give 16 s).
+    const { rows } = await pool.query<{ left: number }>(
+      "SELECT extract(epoch FROM available_at - now())::float8 AS left FROM inbox_message",
+    );
+    expect(rows[0]!.left).toBeGreaterThan(1.5);
+    expect(rows[0]!.left).toBeLessThanOrEqual(3);
+    release();
+  });
+
+  it("stop() gives back rows claimed ahead but not started: their attempt taken back, due at once", async () => {
+    // concurrency 1: one row in its handler (held until stop), the next ones claimed ahead into the buffer.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const started: string[] = [];
+    const { box } = await setUp({
+      concurrency: 1,
+      handlers: {
+        held: {
+          on: "order.created",
+          handle: async (m, tx) => {
+            started.push(m.messageId);
+            await gate;
+            await tx.effect.create({ data: { messageId: m.messageId, handler: "held" } });
+          },
+        },
+      },
+    });
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    for (const id of ids) {
+      await pool.query(
+        `INSERT INTO inbox_message (message_id, handler, exchange, routing_key, payload) VALUES ($1, 'held', 'x', 'order.created', '{"n":1}')`,
+        [id],
+      );
+    }
+    await box.start({ databaseUrl, amqpUrl });
+    // The first row runs; the second is claimed ahead (attempts 1, leased) while the handler holds the only slot.
+    await until(async () => (await inboxRows()).filter((r) => r.attempts === 1).length === 2);
+    const stopped = box.stop();
+    release();
+    await stopped;
+    expect(started).toHaveLength(1);
+    const rows = (
+      await pool.query<{ message_id: string; status: string; attempts: number; due: boolean }>(
+        "SELECT message_id, status, attempts, available_at <= now() AS due FROM inbox_message ORDER BY id",
+      )
+    ).rows;
+    expect(rows.find((r) => r.message_id === started[0])?.status).toBe("processed");
+    const others = rows.filter((r) => r.message_id !== started[0]);
+    expect(others).toHaveLength(2);
+    expect(others.every((r) => r.status === "pending" && r.attempts === 0 && r.due)).toBe(true);
+    expect((await effects()).map((e) => e.messageId)).toEqual([started[0]]);
+  });
 });

@@ -18,6 +18,8 @@ describe("inbox() options", () => {
     [{ ...valid, handlers: { h: { on: "a" } } }, /`handlers.h` to be \{ on \| pattern \| type, handle/],
     [{ ...valid, prefetch: 0 }, /`prefetch` to be an integer >= 1, got 0/],
     [{ ...valid, handlerTimeoutMs: 1.5 }, /`handlerTimeoutMs` to be an integer/],
+    [{ ...valid, leaseMarginMs: 500 }, /`leaseMarginMs` to be an integer from 1000 .*, got 500/],
+    [{ ...valid, leaseMarginMs: "15s" }, /`leaseMarginMs` to be an integer/],
     [{ ...valid, invalidMessages: "drop" }, /`invalidMessages` to be "dead" or "reject", got "drop"/],
     [{ ...valid, exchanges: [{ name: "x", type: "fan" }] }, /each of `exchanges`/],
     [
@@ -32,10 +34,11 @@ describe("inbox() options", () => {
   it("defaults", () => {
     const o = resolveInboxOptions(valid as never);
     expect(o).toMatchObject({
-      prefetch: 200,
+      prefetch: 1_000,
       concurrency: 4,
       maxAttempts: 10,
       handlerTimeoutMs: 30_000,
+      leaseMarginMs: 15_000,
       retentionMs: 604_800_000,
       invalidMessages: "dead",
     });
