@@ -1,6 +1,9 @@
 // npm run bench:relay — relay throughput and fast-path latency, against a baseline measured in the same run.
 //   (a) raw amqplib: publish MESSAGES messages (512-byte JSON) on a confirm channel in batches of 1,000
 //   (b) the relay draining MESSAGES prefilled rows, with 1 relay and with 2 relays
+//   (b') the same drain with ordering keys: every row keyed, over 1,000 keys and over 10 keys, as ratios to the
+//       unkeyed drain of the same run (one message of a key in flight at a time: the 10-key case is bounded by
+//       10 messages per batch; it drains KEYED_10_MESSAGES rows, 20,000 by default)
 //   (c) commit-to-consumer latency at a steady RATE messages/s for LATENCY_SECONDS, with the relay in the app's
 //       process (in-process queue) and in a separate worker process (LISTEN; woken by the writer's after-commit
 //       NOTIFY, the default, and by a NOTIFY in every transaction, as first shipped)
@@ -124,29 +127,31 @@ async function rawAmqplib(): Promise<number> {
   return MESSAGES / ((t1 - t0) / 1000);
 }
 
-async function prefill(): Promise<void> {
+/** `keys`: rows keyed round-robin over that many ordering keys (0: no keys). */
+async function prefill(messages: number, keys: number): Promise<void> {
   await pool.query("TRUNCATE outbox_message");
   // With BENCH_OTEL=1 each row carries the trace context of the request that wrote it, as a traced app's rows do.
   await pool.query(
-    `INSERT INTO outbox_message (message_id, exchange, routing_key, payload, headers)
+    `INSERT INTO outbox_message (message_id, exchange, routing_key, payload, headers, ordering_key)
      SELECT gen_random_uuid(), $1, 'bench', $2::json,
-       CASE WHEN $4 THEN jsonb_build_object('traceparent',
-         '00-' || md5(random()::text) || '-' || left(md5(random()::text), 16) || '-01') END
-     FROM generate_series(1, $3)`,
-    [exchange, BODY, MESSAGES, TRACE_HEADERS],
+       CASE WHEN $5 THEN jsonb_build_object('traceparent',
+         '00-' || md5(random()::text) || '-' || left(md5(random()::text), 16) || '-01') END,
+       CASE WHEN $4::int > 0 THEN 'key-' || (g % $4::int) END
+     FROM generate_series(1, $3) g`,
+    [exchange, BODY, messages, keys, TRACE_HEADERS],
   );
   await pool.query("VACUUM ANALYZE outbox_message");
 }
 
-async function relayDrain(relays: number): Promise<number> {
-  await prefill();
+async function relayDrain(relays: number, keys = 0, messages = MESSAGES): Promise<number> {
+  await prefill(messages, keys);
   resetConsumer();
   const rs = Array.from({ length: relays }, () =>
     createRelay({ databaseUrl: db.url, amqpUrl: db.amqpUrl, queue: false, listen: false, batchSize: 1_000 }),
   );
   const t0 = performance.now();
   await Promise.all(rs.map((r) => r.start()));
-  await arrived(MESSAGES);
+  await consumer.waitForDistinct(messages, 600_000);
   // Done means committed: the outbox is empty.
   while (Number((await pool.query("SELECT count(*) FROM outbox_message")).rows[0].count) > 0) {
     await new Promise((r) => setTimeout(r, 5));
@@ -154,7 +159,7 @@ async function relayDrain(relays: number): Promise<number> {
   const t1 = performance.now();
   await Promise.all(rs.map((r) => r.stop()));
   if (consumer.duplicates > 0) log(`warning: ${consumer.duplicates} duplicates`);
-  return MESSAGES / ((t1 - t0) / 1000);
+  return messages / ((t1 - t0) / 1000);
 }
 
 /** Writes RATE messages/s, one per transaction, for LATENCY_SECONDS; returns commit-to-consumer latencies (ms). */
@@ -246,6 +251,11 @@ log("(b) relay x1 ...");
 const one = await relayDrain(1);
 log("(b) relay x2 ...");
 const two = await relayDrain(2);
+log("(b') relay x2, keyed, 1,000 keys ...");
+const keyed1000 = await relayDrain(2, 1_000);
+const KEYED_10_MESSAGES = Number(process.env.KEYED_10_MESSAGES ?? 20_000);
+log(`(b') relay x2, keyed, 10 keys (${KEYED_10_MESSAGES} messages) ...`);
+const keyed10 = await relayDrain(2, 10, KEYED_10_MESSAGES);
 log("(c) latency, relay in the app ...");
 const inApp = summarize(await latencyInApp());
 log("(c) latency, relay in a worker process ...");
@@ -259,6 +269,19 @@ printTable([
   { case: "(a) raw amqplib, confirms per 1,000", "msg/s": Math.round(raw), "ratio to (a)": 1 },
   { case: "(b) relay x1, draining the backlog", "msg/s": Math.round(one), "ratio to (a)": one / raw },
   { case: "(b) relay x2, draining the backlog", "msg/s": Math.round(two), "ratio to (a)": two / raw },
+]);
+console.log("\nOrdering keys: the same drain (relay x2) with every row keyed");
+printTable([
+  {
+    case: "(b') relay x2, 1,000 keys",
+    "msg/s": Math.round(keyed1000),
+    "ratio to (b) relay x2, no keys": keyed1000 / two,
+  },
+  {
+    case: `(b') relay x2, 10 keys (${KEYED_10_MESSAGES} messages)`,
+    "msg/s": Math.round(keyed10),
+    "ratio to (b) relay x2, no keys": keyed10 / two,
+  },
 ]);
 console.log(`\nCommit-to-consumer latency at ${RATE} msg/s for ${LATENCY_SECONDS} s (ms)`);
 printTable(

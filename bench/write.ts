@@ -11,13 +11,15 @@
 // (default 4) per case and level, in two interleaved halves; WRITERS (default 1,8,32,64).
 // BENCH_OTEL=1 runs every case with an OpenTelemetry SDK registered and inside an active span (bench/otel.ts): compare
 // its ratios with a run without it for the cost of tracing and metrics.
+// Last, ordering keys: KEYED_WRITERS (32, at most the largest of WRITERS) writers through pg, one connection each,
+// without a key, with distinct keys and with one hot key, KEYED_SECONDS (default SWEEP_SECONDS) per case.
 import { performance } from "node:perf_hooks";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { Notifier } from "../src/extension/notifier.js";
 import { OutboxQueue, outbox } from "../src/index.js";
 import { normalizeMessage } from "../src/message/message.js";
-import { insertMessagesParams, insertMessagesSql } from "../src/sql/insert-messages.js";
+import { insertKeyedMessagesParams, insertMessagesParams, insertMessagesSql } from "../src/sql/insert-messages.js";
 import { outboxNames } from "../src/sql/names.js";
 import { notifySql } from "../src/sql/notify.js";
 import { newPrismaClient, PrismaClient } from "../test/support/prisma.js";
@@ -204,6 +206,7 @@ for (const line of ratios) console.log(line);
 // with a NOTIFY in every transaction at 32 writers and 11,542 without).
 await wide.$disconnect(); // its connections, before the next 64 open
 const rawPool = new pg.Pool({ connectionString: db.url, max: Math.max(...WRITERS) + 2 });
+rawPool.on("error", () => {}); // the database is dropped at the end
 const rawMessage = () =>
   insertMessagesParams([
     normalizeMessage(
@@ -275,6 +278,80 @@ for (const writers of WRITERS) {
 console.log(`\nThe same statements through pg, one connection per writer, ${SWEEP_SECONDS} s per case and level`);
 printTable(rawSweep);
 for (const line of rawRatios) console.log(line);
+
+// Ordering keys: KEYED_WRITERS writers (32) through pg, each transaction an order insert and one message, without a
+// key, with a key of the writer's own (distinct keys: the key locks never meet), and with one key for all (a hot
+// key: every writer waits for the one before it to commit). p50 and tx/s, as ratios to the unkeyed write.
+const KEYED_WRITERS = Math.min(Number(process.env.KEYED_WRITERS ?? 32), Math.max(...WRITERS));
+const keyedMessage = (key: string | undefined) =>
+  normalizeMessage(
+    { exchange: "bench", routingKey: "order.created", payload: { n }, ...(key === undefined ? {} : { key }) },
+    {},
+    { maxPayloadBytes: 1_048_576 },
+  );
+const INSERT_KEYED_SQL = insertMessagesSql(names, false, true);
+const keyedCases: Record<string, (c: pg.PoolClient, writer: number) => Promise<void>> = {
+  "no key": async (c) => {
+    await c.query("BEGIN");
+    await orderInsert(c);
+    await c.query(INSERT_MESSAGES_SQL, insertMessagesParams([keyedMessage(undefined)]));
+    await c.query("COMMIT");
+  },
+  "distinct keys (one per writer)": async (c, writer) => {
+    await c.query("BEGIN");
+    await orderInsert(c);
+    await c.query(INSERT_KEYED_SQL, insertKeyedMessagesParams([keyedMessage(`writer-${writer}`)]));
+    await c.query("COMMIT");
+  },
+  "one hot key": async (c) => {
+    await c.query("BEGIN");
+    await orderInsert(c);
+    await c.query(INSERT_KEYED_SQL, insertKeyedMessagesParams([keyedMessage("hot")]));
+    await c.query("COMMIT");
+  },
+};
+const KEYED_SECONDS = Number(process.env.KEYED_SECONDS ?? SWEEP_SECONDS);
+/** Each writer on its own connection, transactions back to back, for `ms`. */
+async function keyedRun(tx: (c: pg.PoolClient, writer: number) => Promise<void>, ms: number): Promise<number[]> {
+  const latencies: number[] = [];
+  const end = performance.now() + ms;
+  await Promise.all(
+    Array.from({ length: KEYED_WRITERS }, async (_, w) => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        await tx(rawClients[w]!, w);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  return latencies;
+}
+const keyedLat: Record<string, number[]> = Object.fromEntries(Object.keys(keyedCases).map((k) => [k, []]));
+for (let quarter = 0; quarter < 4; quarter++) {
+  for (const [name, tx] of Object.entries(keyedCases)) {
+    keyedLat[name]!.push(...(await keyedRun(tx, (KEYED_SECONDS * 1000) / 4)));
+  }
+}
+const keyedRows = Object.entries(keyedLat).map(([name, samples]) => {
+  const x = summarize(samples);
+  return { case: name, "tx/s": Math.round(samples.length / KEYED_SECONDS), p50: x.p50, p99: x.p99 };
+});
+const unkeyed = keyedRows[0]!;
+console.log(
+  `\nOrdering keys: ${KEYED_WRITERS} writers through pg, ${KEYED_SECONDS} s per case (order insert + 1 message)`,
+);
+printTable(
+  keyedRows.map((r) => ({
+    ...r,
+    "p50 ratio to no key": r.p50 / unkeyed.p50,
+    "tx/s ratio": r["tx/s"] / unkeyed["tx/s"],
+  })),
+);
+for (const r of keyedRows.slice(1)) {
+  console.log(
+    `ratio at ${KEYED_WRITERS} writers, ${r.case} to no key: p50 ${(r.p50 / unkeyed.p50).toFixed(3)}, tx/s ${(r["tx/s"] / unkeyed["tx/s"]).toFixed(3)}`,
+  );
+}
 for (const c of rawClients) c.release();
 await new Promise((r) => setTimeout(r, 20));
 await rawPool.end();

@@ -2,6 +2,7 @@
 
 import type { HandlerSpec } from "../inbox/types.js";
 import { OutboxConfigError } from "../message/errors.js";
+import type { KeyAfterDead } from "../sql/claim-inbox-messages.js";
 import type { QueueSpec } from "../transport/amqp-consumer.js";
 import type { ExchangeSpec } from "../transport/transport.js";
 import type { RelayLogger } from "./relay-options.js";
@@ -65,6 +66,13 @@ export interface InboxOptions<TMessages, TClient, TTx> {
    * @defaultValue "dead"
    */
   invalidMessages?: InvalidMessagePolicy;
+  /**
+   * What the later messages of an ordering key (header x-ordering-key) do for a handler once one of them is dead for
+   * it: `"stop"`: they wait while it is dead (retry it, or delete it, and the key goes on); `"continue"`: they are
+   * handled, with a gap. Every inbox on the same table must be given the same. README, "Order".
+   * @defaultValue "stop"
+   */
+  keyAfterDead?: KeyAfterDead;
   /** How long `stop()` lets handlers finish before aborting them (they roll back). @defaultValue 10_000 */
   stopTimeoutMs?: number;
   /** @defaultValue warnings and errors on stderr */
@@ -86,6 +94,7 @@ export interface ResolvedInboxOptions {
   purgeIntervalMs: number;
   purgeBatchSize: number;
   invalidMessages: InvalidMessagePolicy;
+  keyAfterDead: KeyAfterDead;
   stopTimeoutMs: number;
   logger: RelayLogger;
 }
@@ -193,6 +202,12 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
       `Expected \`invalidMessages\` to be "dead" or "reject", got ${JSON.stringify(invalidMessages)}.`,
     );
   }
+  const keyAfterDead = options.keyAfterDead ?? "stop";
+  if (keyAfterDead !== "stop" && keyAfterDead !== "continue") {
+    throw new OutboxConfigError(
+      `Expected \`keyAfterDead\` to be "stop" or "continue", got ${JSON.stringify(keyAfterDead)}.`,
+    );
+  }
   const retryBaseDelayMs = durationOption("retryBaseDelayMs", options.retryBaseDelayMs, 1_000, 0);
   const retryMaxDelayMs = durationOption("retryMaxDelayMs", options.retryMaxDelayMs, 300_000, 0);
   if (retryMaxDelayMs < retryBaseDelayMs) {
@@ -215,6 +230,7 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
     purgeIntervalMs: durationOption("purgeIntervalMs", options.purgeIntervalMs, 60_000, 10),
     purgeBatchSize: integerOption("purgeBatchSize", options.purgeBatchSize, 1_000, 1),
     invalidMessages,
+    keyAfterDead,
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     logger: options.logger ?? stderrLogger,
   };

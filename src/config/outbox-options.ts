@@ -44,13 +44,25 @@ export interface EventContext {
  * - `true`: one message with routing key `<model>.<created|updated|upserted|deleted>` (e.g. `order.created`) and
  *   the written record as payload;
  * - a string: the same with this routing key;
+ * - `{ routingKey?, key }`: the same as `true` (or as the routing key given), with an ordering key (README, "Order"):
+ *   the name of a field of the record (e.g. `"id"`), or a function of the record; its value (a string, number or
+ *   BigInt, written as a string) is the message's `key`, and null/undefined means none;
  * - a function of the record: the message(s) to write, or null/undefined/[] for none. Called once per record
- *   (`createManyAndReturn` and `updateManyAndReturn` call it for each).
+ *   (`createManyAndReturn` and `updateManyAndReturn` call it for each). Its messages may carry a `key`.
  */
 export type EventSpec<TRecord = unknown> =
   | true
   | string
+  | KeyedEventSpec<TRecord>
   | ((record: TRecord, context: EventContext) => OutboxMessageInput | OutboxMessageInput[] | null | undefined);
+
+/** A default event (record as payload) with an ordering key. */
+export interface KeyedEventSpec<TRecord = unknown> {
+  /** @defaultValue `<model>.<created|updated|upserted|deleted>` */
+  routingKey?: string;
+  /** The field of the record whose value is the key, or a function of the record that returns it. */
+  key: (unknown extends TRecord ? string : keyof TRecord & string) | ((record: TRecord) => unknown);
+}
 
 type AnyFn = (...args: any[]) => any;
 /**
@@ -149,7 +161,8 @@ export interface OutboxOptions<TClient = unknown> {
 export interface EventBuilder {
   /** True for `true` and routing-key specs: the payload is the JSON-safe copy of the record. */
   defaultPayload: boolean;
-  build: (record: unknown, context: EventContext) => OutboxMessageInput[];
+  /** `record`: the payload's record (JSON-safe for default payloads); `raw`: the record as Prisma returned it. */
+  build: (record: unknown, context: EventContext, raw?: unknown) => OutboxMessageInput[];
 }
 
 export interface ResolvedOutboxOptions {
@@ -168,10 +181,32 @@ function lowerFirst(s: string): string {
   return s.charAt(0).toLowerCase() + s.slice(1);
 }
 
+/** The ordering key of a keyed event, as a string (null/undefined: none; anything else is refused by the message). */
+function keyValue(value: unknown): unknown {
+  return typeof value === "number" || typeof value === "bigint" ? String(value) : (value ?? undefined);
+}
+
 function builderFor(model: string, operation: EventOperation, spec: EventSpec): EventBuilder {
   if (spec === true || typeof spec === "string") {
     const routingKey = spec === true ? `${lowerFirst(model)}.${PAST_TENSE[operation]}` : spec;
     return { defaultPayload: true, build: (record) => [{ routingKey, payload: record }] };
+  }
+  if (typeof spec === "object") {
+    const routingKey = spec.routingKey ?? `${lowerFirst(model)}.${PAST_TENSE[operation]}`;
+    const { key } = spec;
+    return {
+      defaultPayload: true,
+      // The payload is the JSON-safe copy; the key is read from the record as Prisma returned it.
+      build: (record, _context, raw = record) => [
+        {
+          routingKey,
+          payload: record,
+          key: keyValue(
+            typeof key === "function" ? key(raw) : (raw as Record<string, unknown>)[key as string],
+          ) as string,
+        },
+      ],
+    };
   }
   return {
     defaultPayload: false,
@@ -181,6 +216,15 @@ function builderFor(model: string, operation: EventOperation, spec: EventSpec): 
       return Array.isArray(out) ? out : [out];
     },
   };
+}
+
+function keyedSpecOk(spec: unknown): boolean {
+  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) return false;
+  const { routingKey, key, ...rest } = spec as { routingKey?: unknown; key?: unknown };
+  if (Object.keys(rest).length > 0) return false;
+  if (routingKey !== undefined && (typeof routingKey !== "string" || routingKey.length === 0)) return false;
+  if (routingKey !== undefined && Buffer.byteLength(routingKey as string) > 255) return false;
+  return (typeof key === "string" && key.length > 0) || typeof key === "function";
 }
 
 const ISOLATION_LEVELS = ["ReadUncommitted", "ReadCommitted", "RepeatableRead", "Serializable"];
@@ -271,16 +315,20 @@ export function resolveOutboxOptions(options: OutboxOptions<any> = {}): Resolved
       const okSpec =
         spec === true ||
         (typeof spec === "string" && spec.length > 0 && Buffer.byteLength(spec) <= 255) ||
-        typeof spec === "function";
+        typeof spec === "function" ||
+        keyedSpecOk(spec);
       if (!okSpec) {
         throw new OutboxConfigError(
-          `Expected \`events.${model}.${operation}\` to be true, a routing key (1 to 255 bytes) or a function, got ${JSON.stringify(spec)}.`,
+          `Expected \`events.${model}.${operation}\` to be true, a routing key (1 to 255 bytes), { routingKey?, key } (key: a field name or a function of the record) or a function, got ${JSON.stringify(spec)}.`,
         );
       }
       byOperation.set(operation, builderFor(model, operation as EventOperation, spec as EventSpec));
     }
     if (byOperation.size > 0) {
-      if (exchange === undefined && [...Object.values(operations)].some((s) => s === true || typeof s === "string")) {
+      if (
+        exchange === undefined &&
+        [...Object.values(operations)].some((s) => s === true || typeof s === "string" || keyedSpecOk(s))
+      ) {
         throw new OutboxConfigError(
           `\`events.${model}\` declares events without an exchange: set the \`exchange\` option of outbox(), or use a function that returns messages with an \`exchange\`.`,
         );

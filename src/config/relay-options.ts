@@ -2,6 +2,7 @@
 import type pg from "pg";
 import { OutboxConfigError } from "../message/errors.js";
 import { defaultOutboxQueue, type OutboxQueue } from "../queue/outbox-queue.js";
+import type { KeyAfterDeadLetter } from "../sql/claim-messages.js";
 import type { ExchangeSpec, Transport } from "../transport/transport.js";
 import { type DatabaseSource, resolveDatabase } from "./database-options.js";
 import { redactUrl } from "./redact.js";
@@ -117,6 +118,15 @@ export interface RelayOptions {
   /** @defaultValue 300_000 (5 minutes) */
   retryMaxDelayMs?: number;
   /**
+   * What the later messages of an ordering key do once one of its messages was dead-lettered (README, "Order"):
+   * - `"stop"`: they wait, while a dead letter of the key with a lower id is in outbox_dead_letter. An operator
+   *   moves it back to the outbox (it is then published first, with its id) or deletes it; the key then goes on.
+   * - `"continue"`: they are published; the key's order has a gap where the dead letter was.
+   * Every relay of one outbox must be given the same.
+   * @defaultValue "stop"
+   */
+  keyAfterDeadLetter?: KeyAfterDeadLetter;
+  /**
    * How long `stop()` lets the batches in flight finish before it aborts them (they roll back). `stop()` resolves at
    * most 5 s later even when a connection hangs (a broker or database that stopped answering).
    * @defaultValue 10_000
@@ -157,6 +167,7 @@ export interface ResolvedRelayOptions {
   maxAttempts: number;
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
+  keyAfterDeadLetter: KeyAfterDeadLetter;
   stopTimeoutMs: number;
   logger: RelayLogger;
 }
@@ -208,6 +219,16 @@ function loggerOption(logger: unknown): RelayLogger {
     throw new OutboxConfigError("Expected `logger` to be { info, warn, error } (functions), or false for none.");
   }
   return guarded(logger as RelayLogger);
+}
+
+function keyAfterDeadLetterOption(value: unknown): KeyAfterDeadLetter {
+  if (value === undefined) return "stop";
+  if (value !== "stop" && value !== "continue") {
+    throw new OutboxConfigError(
+      `Expected \`keyAfterDeadLetter\` to be "stop" or "continue", got ${JSON.stringify(value)}.`,
+    );
+  }
+  return value;
 }
 
 export function resolveRelayOptions(options: RelayOptions): {
@@ -266,6 +287,7 @@ export function resolveRelayOptions(options: RelayOptions): {
     maxAttempts: integerOption("maxAttempts", options.maxAttempts, 10, 1),
     retryBaseDelayMs,
     retryMaxDelayMs,
+    keyAfterDeadLetter: keyAfterDeadLetterOption(options.keyAfterDeadLetter),
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     logger: loggerOption(options.logger),
   };

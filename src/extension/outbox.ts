@@ -20,7 +20,7 @@ import {
   resolveOutboxOptions,
 } from "../config/outbox-options.js";
 import { type NormalizedMessage, normalizeMessage, type OutboxMessageInput } from "../message/message.js";
-import { insertMessagesParams, insertMessagesSql } from "../sql/insert-messages.js";
+import { hasKeys, insertKeyedMessagesParams, insertMessagesParams, insertMessagesSql } from "../sql/insert-messages.js";
 import { outboxNames } from "../sql/names.js";
 import { notifySql } from "../sql/notify.js";
 import { traceHeaders } from "../telemetry/tracing.js";
@@ -62,14 +62,22 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
   const names = outboxNames(config.schema);
   const insertPlain = insertMessagesSql(names, false);
   const insertNotifying = insertMessagesSql(names, true);
+  const insertKeyedPlain = insertMessagesSql(names, false, true);
+  const insertKeyedNotifying = insertMessagesSql(names, true, true);
   /**
    * The insert for a write whose commit the extension will see (`observed`: outside any transaction, in a
    * transaction opened through its $transaction, or in one it opened itself) or not. The NOTIFY rides in the
    * transaction with notify: "in-transaction", and also with notify: true when the commit cannot be observed: only a
    * notification inside the transaction can announce it then.
    */
-  const insertSql = (observed: boolean) =>
-    config.notify === "in-transaction" || (config.notify === true && !observed) ? insertNotifying : insertPlain;
+  const insertSql = (observed: boolean, keyed: boolean) =>
+    config.notify === "in-transaction" || (config.notify === true && !observed)
+      ? keyed
+        ? insertKeyedNotifying
+        : insertNotifying
+      : keyed
+        ? insertKeyedPlain
+        : insertPlain;
   const observed = (txId: string | undefined) => txId === undefined || tracker.has(txId);
   /**
    * Validates the messages. `trace`: the headers of the writer's trace context (telemetry/tracing.ts), stored with
@@ -84,9 +92,11 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
   /** One INSERT of all the messages, with the given client (which decides the transaction). */
   async function insert(client: RawClient, commitObserved: boolean, messages: NormalizedMessage[]): Promise<string[]> {
     if (messages.length === 0) return [];
+    // Messages without a key keep the plain statement; any key takes the keyed one (its locks: insert-messages.ts).
+    const keyed = hasKeys(messages);
     const rows = await client.$queryRawUnsafe<Array<{ id: string }>>(
-      insertSql(commitObserved),
-      ...insertMessagesParams(messages),
+      insertSql(commitObserved, keyed),
+      ...(keyed ? insertKeyedMessagesParams(messages) : insertMessagesParams(messages)),
     );
     return rows.map((r) => r.id);
   }
@@ -137,7 +147,7 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
       const context: EventContext = { model, operation: operation as EventOperation, args };
       const messages = normalize(
         records.flatMap((record) =>
-          builder.build(builder.defaultPayload ? jsonSafeRecord(record, shape) : record, context),
+          builder.build(builder.defaultPayload ? jsonSafeRecord(record, shape) : record, context, record),
         ),
         traceHeaders(),
       );

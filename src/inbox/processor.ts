@@ -21,7 +21,7 @@ import type pg from "pg";
 import type { ResolvedInboxOptions } from "../config/inbox-options.js";
 import { coerceError, OutboxError } from "../message/errors.js";
 import { backoffDelay, sleep } from "../relay/backoff.js";
-import { CLAIM_DUE_INBOX_SQL, CLAIM_INBOX_BY_IDS_SQL, type ClaimedInboxRow } from "../sql/claim-inbox-messages.js";
+import { type ClaimedInboxRow, claimDueInboxSql, claimInboxByIdsSql } from "../sql/claim-inbox-messages.js";
 import { COMPLETE_INBOX_MESSAGE_SQL } from "../sql/complete-inbox-message.js";
 import { FAIL_INBOX_MESSAGE_SQL } from "../sql/fail-inbox-message.js";
 import { RELEASE_INBOX_MESSAGES_SQL } from "../sql/release-inbox-messages.js";
@@ -57,6 +57,8 @@ export class Processor {
   readonly #registry: HandlerRegistry;
   readonly #options: ResolvedInboxOptions;
   readonly #emit: (event: InboxEvent) => void;
+  readonly #claimDueSql: string;
+  readonly #claimByIdsSql: string;
   readonly #handed: string[] = [];
   readonly #inFlight = new Map<string, AbortController>();
   /** Claimed, not started yet (claim-ahead), oldest first. */
@@ -82,6 +84,8 @@ export class Processor {
     this.#registry = registry;
     this.#options = options;
     this.#emit = emit;
+    this.#claimDueSql = claimDueInboxSql(options.keyAfterDead);
+    this.#claimByIdsSql = claimInboxByIdsSql(options.keyAfterDead);
   }
 
   /** The lease of a claim: the handler's time, plus room for the transaction to start and commit. */
@@ -187,11 +191,11 @@ export class Processor {
   async #claim(limit: number): Promise<ClaimedInboxRow[]> {
     if (this.#handed.length > 0) {
       const ids = this.#handed.splice(0, limit);
-      const { rows } = await this.#pool.query<ClaimedInboxRow>(CLAIM_INBOX_BY_IDS_SQL, [this.leaseMs, ids]);
+      const { rows } = await this.#pool.query<ClaimedInboxRow>(this.#claimByIdsSql, [this.leaseMs, ids]);
       return rows;
     }
     if (!this.#sweepDue) return [];
-    const { rows } = await this.#pool.query<ClaimedInboxRow>(CLAIM_DUE_INBOX_SQL, [this.leaseMs, limit]);
+    const { rows } = await this.#pool.query<ClaimedInboxRow>(this.#claimDueSql, [this.leaseMs, limit]);
     // A full claim means there may be more: keep claiming as slots free up, without waiting for the timer.
     this.#sweepDue = rows.length === limit;
     return rows;
@@ -224,6 +228,9 @@ export class Processor {
       })
       .finally(() => {
         this.#inFlight.delete(row.id);
+        // The key's next row may be claimable now (a claim skips it while this one is pending): look at once, not at
+        // the sweeper's next tick (its id was handed over, and dropped, while this one was in flight).
+        if (row.ordering_key !== null) this.#sweepDue = true;
         this.#wake?.();
       });
   }
@@ -244,6 +251,7 @@ export class Processor {
       correlationId: row.correlation_id ?? undefined,
       attempt: row.attempts,
       receivedAt: row.received_at,
+      key: row.ordering_key ?? undefined,
     };
     if (row.attempts > maxAttempts) {
       // Every allowed attempt started and none finished: the processor died or timed out inside the handler each time.

@@ -59,6 +59,13 @@ function isJson(text: string): boolean {
   }
 }
 
+/** The ordering key a delivery carries (header x-ordering-key, set by the outbox's relay), or null. */
+function orderingKey(headers: Record<string, unknown> | undefined): string | null {
+  const key = headers?.["x-ordering-key"];
+  const text = Buffer.isBuffer(key) ? key.toString("utf8") : key;
+  return typeof text === "string" && text.length > 0 && Buffer.byteLength(text) <= 255 ? text : null;
+}
+
 function headersText(headers: Record<string, unknown> | undefined): string | null {
   if (!headers || Object.keys(headers).length === 0) return null;
   try {
@@ -77,6 +84,8 @@ export class Receiver {
   #scheduled = false;
   /** The last batch's ack step: true once it acked, false if it gave up (aborted), so the next must not ack. */
   #acked: Promise<boolean> = Promise.resolve(true);
+  /** Settles once the last batch's INSERT has ended (stored, or given up). */
+  #inserted: Promise<void> = Promise.resolve();
   readonly #abort = new AbortController();
 
   constructor(deps: ReceiverDeps) {
@@ -116,7 +125,10 @@ export class Receiver {
   #startFlush(batch: Delivery[]): void {
     this.#flushes++;
     const previous = this.#acked;
-    const step = this.#flush(batch, previous).catch((thrown) => {
+    const previousInserted = this.#inserted;
+    let inserted!: () => void;
+    this.#inserted = new Promise((resolve) => (inserted = resolve));
+    const step = this.#flush(batch, previous, previousInserted, inserted).catch((thrown) => {
       // #flush handles the database's failures itself; reaching here is a bug. Nothing of the batch was acked.
       this.#deps.logger.error(
         `receiving ${batch.length} deliveries failed (not acked): ${coerceError(thrown).message}`,
@@ -125,13 +137,23 @@ export class Receiver {
     });
     this.#acked = step;
     void step.finally(() => {
+      inserted();
       this.#flushes--;
       this.#schedule();
     });
   }
 
-  /** Stores the batch, then acks it once the batch before it acked. True when acked. */
-  async #flush(batch: Delivery[], previous: Promise<boolean>): Promise<boolean> {
+  /**
+   * Stores the batch, then acks it once the batch before it acked. True when acked. A batch with ordering keys is
+   * stored only after the batch before it: its rows' ids then follow delivery order, which is the order the
+   * processors handle a key in (two INSERTs in flight could otherwise commit, and draw ids, in either order).
+   */
+  async #flush(
+    batch: Delivery[],
+    previous: Promise<boolean>,
+    previousInserted: Promise<void>,
+    inserted: () => void,
+  ): Promise<boolean> {
     const { registry, invalidMessages, logger, emit } = this.#deps;
     const rows: InboxRowInput[] = [];
     const rejected: Delivery[] = [];
@@ -149,6 +171,7 @@ export class Receiver {
         headers: headersText(d.headers),
         type: d.type ?? null,
         correlationId: d.correlationId ?? null,
+        key: orderingKey(d.headers),
       };
       if (reason === undefined) {
         for (const h of handlers) rows.push({ ...common, handler: h.name, status: "pending", lastError: null });
@@ -167,21 +190,30 @@ export class Receiver {
       else rows.push({ ...common, handler: "", status: "dead", lastError: reason });
     }
 
-    const inserted = rows.length === 0 ? [] : await this.#insert(rows);
+    if (rows.some((r) => r.key !== null)) {
+      await previousInserted;
+      // The batch before may have given up unstored (to be redelivered): storing this one now would put it first.
+      if (this.#abort.signal.aborted) {
+        inserted();
+        return false;
+      }
+    }
+    const stored = rows.length === 0 ? [] : await this.#insert(rows);
+    inserted();
     // Acking after a batch that gave up would ack its deliveries too (`multiple`): after abort, nothing is acked,
     // and the broker redelivers (what was stored comes back as duplicates, dropped).
-    if (!(await previous) || inserted === undefined) return false;
+    if (!(await previous) || stored === undefined) return false;
     for (const d of rejected) this.#deps.reject(d);
     // One ack per channel generation: the last delivery of the batch acks it and every earlier one (`multiple`).
     const lastOfGeneration = new Map<number, Delivery>();
     for (const d of batch) if (!rejected.includes(d)) lastOfGeneration.set(d.tag.generation, d);
     for (const d of lastOfGeneration.values()) this.#deps.ack(d, true);
-    const pending = inserted.filter((r) => r.status === "pending").map((r) => r.id);
+    const pending = stored.filter((r) => r.status === "pending").map((r) => r.id);
     emit({
       type: "received",
       deliveries: batch.length,
-      stored: inserted.length,
-      duplicates: rows.length - inserted.length,
+      stored: stored.length,
+      duplicates: rows.length - stored.length,
     });
     if (pending.length > 0) this.#deps.handoff(pending);
     return true;

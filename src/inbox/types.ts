@@ -18,6 +18,8 @@ export interface InboxMessage<TPayload = unknown> {
   /** This attempt's number, from 1. */
   attempt: number;
   receivedAt: Date;
+  /** The ordering key (AMQP header x-ordering-key): messages of one key are handled one at a time, in order. */
+  key: string | undefined;
 }
 
 /** What a handler gets besides the message and the transaction. */

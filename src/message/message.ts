@@ -23,6 +23,12 @@ export interface OutboxMessageInput {
   correlationId?: string;
   /** Do not publish before this time. */
   availableAt?: Date;
+  /**
+   * Ordering key (1 to 255 bytes), e.g. the aggregate id: messages of one key are published, and handled by the inbox,
+   * one at a time in the order their transactions committed (see the README, "Order"). Sent as the AMQP header
+   * `x-ordering-key`. Default: none (no order with other messages, and nothing waits for it).
+   */
+  key?: string;
 }
 
 /** A validated message, ready for the INSERT. */
@@ -37,6 +43,8 @@ export interface NormalizedMessage {
   type: string | null;
   correlationId: string | null;
   availableAt: Date | null;
+  /** The ordering key, or null. */
+  key: string | null;
 }
 
 export interface MessageLimits {
@@ -186,5 +194,6 @@ export function normalizeMessage(
     type: shortString(input.type, "type", false),
     correlationId: shortString(input.correlationId, "correlationId", false),
     availableAt,
+    key: shortString(input.key, "key", false),
   };
 }

@@ -69,6 +69,8 @@ export interface BatchResult {
   claimed: number;
   /** Parts that failed as a whole because of one message and were isolated. */
   isolations: number;
+  /** Keyed rows left the table (published or dead-lettered): the next rows of their keys may be claimed now. */
+  keysMoved: boolean;
 }
 
 /** A whole batch timed out and rolled back: the relay lowers its batch limit. */
@@ -80,13 +82,21 @@ export class BatchTimeoutError extends OutboxPublishError {
   }
 }
 
+/** The AMQP header that carries a message's ordering key to consumers (the inbox stores it). */
+export const ORDERING_KEY_HEADER = "x-ordering-key";
+
+function headersOf(row: ClaimedRow): OutboundMessage["headers"] {
+  if (row.ordering_key === null) return row.headers ?? undefined;
+  return { ...row.headers, [ORDERING_KEY_HEADER]: row.ordering_key };
+}
+
 function toOutbound(row: ClaimedRow): OutboundMessage {
   return {
     messageId: row.message_id,
     exchange: row.exchange,
     routingKey: row.routing_key,
     body: Buffer.from(row.payload),
-    headers: row.headers ?? undefined,
+    headers: headersOf(row),
     type: row.type ?? undefined,
     correlationId: row.correlation_id ?? undefined,
     createdAt: row.created_at,
@@ -177,7 +187,7 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
     claim.onClaimed?.(rows);
     if (rows.length === 0) {
       await client.query(COMMIT_SQL);
-      return { claimed: 0, isolations: 0 };
+      return { claimed: 0, isolations: 0, keysMoved: false };
     }
     rows.sort(byClaimOrder);
     const messages = rows.map(toOutbound);
@@ -203,7 +213,9 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
     const retry: object[] = [];
     const dead: object[] = [];
     const events: RelayEvent[] = [];
+    let keysMoved = false;
     outcomes.forEach((outcome, i) => {
+      if (outcome.ok || options.maxAttempts <= rows[i]!.attempts + 1) keysMoved ||= rows[i]!.ordering_key !== null;
       if (outcome.ok) return;
       const row = rows[i]!;
       const attempts = row.attempts + 1;
@@ -237,7 +249,7 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
     }
     if (published > 0) events.unshift({ type: "published", path: claim.path, count: published });
     for (const event of events) context.emit(event);
-    return { claimed: rows.length, isolations };
+    return { claimed: rows.length, isolations, keysMoved };
   } catch (error) {
     // Publish failed as a whole, or a query failed (connection lost, timeout): every claimed row comes back.
     const failure = coerceError(error);

@@ -48,6 +48,9 @@ import { PublishLock } from "./publish-lock.js";
 /** How long stop() waits, past its deadline, for what it aborted and for connections to close. */
 const STOP_GRACE_MS = 5_000;
 
+/** How long a drain loop claims no more rows than its last keyed claim got (see #drain). */
+const KEYED_WINDOW_MS = 250;
+
 /** How long a failed start() waits for what it opened to close. */
 const CLEANUP_WAIT_MS = 1_000;
 
@@ -111,6 +114,8 @@ export class Relay {
   #broker: "unknown" | "ready" | "down" | "blocked" = "unknown";
   #brokerWaiters: Array<() => void> = [];
   #wakeSeq = 0;
+  /** Bumped when the queue path or the sweeper published keyed rows (see #keyedWake). */
+  #keyedSeq = 0;
   #drainLoops = new Set<Promise<void>>();
   /** Where the drain loops' and the sweeper's next claims start (see claim-position.ts). */
   #drainPosition = new ClaimPosition();
@@ -210,10 +215,24 @@ export class Relay {
   wake(): void {
     if (this.#state !== "running") return;
     this.#wakeSeq++;
-    while (this.#drainLoops.size < this.options.concurrency) {
-      const loop: Promise<void> = this.#drain().finally(() => this.#drainLoops.delete(loop));
-      this.#drainLoops.add(loop);
-    }
+    while (this.#drainLoops.size < this.options.concurrency) this.#startDrainLoop();
+  }
+
+  /**
+   * After the in-process queue or the sweeper published keyed rows: the keys' next rows may be claimed now. A drain
+   * loop takes them: one starts if none runs, and the running ones go on past their next short claim. (A drain loop
+   * that published keyed rows goes on by itself. Waking every loop would make them race for the same few rows: the
+   * losers find them taken and walk every blocked row for nothing.)
+   */
+  #keyedWake(): void {
+    if (this.#state !== "running") return;
+    this.#keyedSeq++;
+    if (this.#drainLoops.size === 0) this.#startDrainLoop();
+  }
+
+  #startDrainLoop(): void {
+    const loop: Promise<void> = this.#drain().finally(() => this.#drainLoops.delete(loop));
+    this.#drainLoops.add(loop);
   }
 
   #checkHalted(step: string): void {
@@ -481,7 +500,7 @@ export class Relay {
   }
 
   /** Runs one cycle; adapts the batch limit and logs what failed. */
-  async #batch(claim: Claim): Promise<number> {
+  async #batch(claim: Claim): Promise<{ claimed: number; keysMoved: boolean }> {
     const context = {
       pool: this.#pool!,
       transport: this.#transport!,
@@ -494,7 +513,7 @@ export class Relay {
     };
     try {
       const startedAt = Date.now();
-      const { claimed, isolations } = await runBatch(context, claim).catch((error: unknown) => {
+      const { claimed, isolations, keysMoved } = await runBatch(context, claim).catch((error: unknown) => {
         // A batch claimed before the last lowering failed under the old limit: it says nothing new.
         if (error instanceof BatchTimeoutError) this.#limit.timedOut(error.claimed, startedAt);
         throw error;
@@ -510,7 +529,10 @@ export class Relay {
       if (claimed > 0) this.#limit.succeeded();
       this.#database = { connected: true };
       this.#lastCycleAt = Date.now();
-      return claimed;
+      // A key's next row became claimable (the one before it left the table): a drain loop takes it now, rather than
+      // at the next wake-up or sweep (a claim skips a key's later rows while an earlier one is in flight).
+      if (keysMoved && claim.path !== "listen") this.#keyedWake();
+      return { claimed, keysMoved };
     } catch (error) {
       // A publish that failed says nothing about the database; anything else (connect, claim, COMMIT) does.
       if (!(error instanceof OutboxPublishError)) {
@@ -542,30 +564,48 @@ export class Relay {
     for (let start = 0; start < ids.length; start += this.#limit.value) {
       if (!this.#brokerReady() || this.#halt.signal.aborted) return;
       const part = ids.slice(start, start + this.#limit.value);
-      await this.#batch({ path: "queue", sql: beginClaimByIds(this.#names, part) }).catch(() => {});
+      await this.#batch({
+        path: "queue",
+        sql: beginClaimByIds(this.#names, part, this.options.keyAfterDeadLetter),
+      }).catch(() => {});
     }
   }
 
-  /** One drain loop: claims the oldest due rows until a claim comes back short and no wake-up came meanwhile. */
+  /**
+   * One drain loop: claims the oldest due rows until a claim comes back short and no wake-up came meanwhile.
+   *
+   * Keyed backlogs: a claim stops walking the index once it has `limit` claimable rows, and only the first row of
+   * each key is claimable, so with few keys and deep backlogs a claim of `limit` walks every blocked row (one index
+   * probe each) and comes back with one row per key. After such a claim (short, with keyed rows published) the loop
+   * claims only as many rows as it got, for KEYED_WINDOW_MS: those claims stop at the keys' first rows, near the
+   * start of the index. Then one claim of the full limit looks again for more (other keys, rows without keys).
+   */
   async #drain(): Promise<void> {
     let failures = 0;
+    let keyed: { limit: number; until: number } | undefined;
     while (!this.#halt.signal.aborted) {
       await this.#brokerGate();
       await this.#cooldown();
       if (this.#halt.signal.aborted) return;
       const seq = this.#wakeSeq;
+      const keyedSeq = this.#keyedSeq;
       const position = this.#drainPosition;
       const after = position.next();
-      const limit = this.#limit.value;
+      if (keyed && Date.now() >= keyed.until) keyed = undefined;
+      const limit = Math.min(this.#limit.value, keyed?.limit ?? Number.POSITIVE_INFINITY);
       try {
-        const n = await this.#batch({
+        const { claimed: n, keysMoved } = await this.#batch({
           path: "listen",
-          sql: beginClaimNext(this.#names, limit, after),
+          sql: beginClaimNext(this.#names, limit, after, this.options.keyAfterDeadLetter),
           onClaimed: (rows) => position.claimed(rows, rows.length === limit),
         });
         failures = 0;
-        // A short claim after a position resets it: the loop looks once more from the start before it ends.
-        if (n < limit && after === undefined && seq === this.#wakeSeq) return;
+        if (!keysMoved) keyed = undefined;
+        else if (n < limit) keyed = { limit: Math.max(n, 1), until: keyed?.until ?? Date.now() + KEYED_WINDOW_MS };
+        // A short claim after a position resets it: the loop looks once more from the start before it ends. Keyed rows
+        // it published (or the other paths did) let the keys' next rows be claimed: it goes on for those.
+        const woken = seq !== this.#wakeSeq || keyedSeq !== this.#keyedSeq || keysMoved;
+        if (n < limit && after === undefined && !woken) return;
       } catch {
         position.reset();
         failures++;
@@ -589,9 +629,9 @@ export class Relay {
         while (!this.#halt.signal.aborted) {
           const after = position.next();
           const limit = this.#limit.value;
-          const n = await this.#batch({
+          const { claimed: n } = await this.#batch({
             path: "sweep",
-            sql: beginClaimSweep(this.#names, limit, o.sweepMinAgeMs, after),
+            sql: beginClaimSweep(this.#names, limit, o.sweepMinAgeMs, after, o.keyAfterDeadLetter),
             onClaimed: (rows) => position.claimed(rows, rows.length === limit),
           });
           if (n < limit && after === undefined) break;

@@ -11,28 +11,57 @@ import { INBOX_TABLE } from "./names.js";
 // - FOR UPDATE SKIP LOCKED in the subquery: concurrent claims never wait for each other or take the same row.
 // - The (status, available_at, id) index serves `status = 'pending' AND available_at <= now() ORDER BY available_at,
 //   id`: due rows come first in the index, so deferred rows (backoff, leases) and processed rows are never read.
+// - Ordering keys: a row with a key is claimable only when no row of the same key and handler with a lower id is still
+//   pending (due, backing off after a failure, or leased by a processor in any process) or, with keyAfterDead
+//   "stop", dead. The receiver stores a queue's deliveries in the order it got them (receiver.ts), so per key and
+//   handler, rows are handled one at a time in the order received; a failing row holds back its key (for its handler
+//   only) until it succeeds or is dead. The (ordering_key, handler, status, id) index answers the probe; rows without
+//   a key pass at the first test of the OR.
 const RETURNING = `RETURNING m.id::text AS id, m.message_id, m.handler, m.exchange, m.routing_key, m.payload, m.headers,
-  m.type, m.correlation_id, m.attempts, m.received_at`;
+  m.type, m.correlation_id, m.attempts, m.received_at, m.ordering_key`;
+
+/** What a key's later rows do once one of its rows is dead. */
+export type KeyAfterDead = "stop" | "continue";
+
+function keyHeadOnly(afterDead: KeyAfterDead): string {
+  const t = INBOX_TABLE;
+  const statuses = afterDead === "stop" ? "('pending', 'dead')" : "('pending')";
+  return `AND (${t}.ordering_key IS NULL OR NOT EXISTS (
+    SELECT 1 FROM ${t} e WHERE e.ordering_key = ${t}.ordering_key AND e.handler = ${t}.handler
+    AND e.status IN ${statuses} AND e.id < ${t}.id))`;
+}
 
 /** Claims the oldest due rows. $1: lease ms, $2: limit. */
-export const CLAIM_DUE_INBOX_SQL = `
+export function claimDueInboxSql(afterDead: KeyAfterDead = "stop"): string {
+  return `
 UPDATE ${INBOX_TABLE} m SET attempts = m.attempts + 1, available_at = now() + make_interval(secs => $1::float8 / 1000)
 FROM (
   SELECT id FROM ${INBOX_TABLE} WHERE status = 'pending' AND available_at <= now()
+  ${keyHeadOnly(afterDead)}
   ORDER BY available_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
 ) c
 WHERE m.id = c.id
 ${RETURNING}`;
+}
 
 /** Claims the given rows (the receiver's in-process hand-off) where still pending and due. $1: lease ms, $2: ids. */
-export const CLAIM_INBOX_BY_IDS_SQL = `
+export function claimInboxByIdsSql(afterDead: KeyAfterDead = "stop"): string {
+  return `
 UPDATE ${INBOX_TABLE} m SET attempts = m.attempts + 1, available_at = now() + make_interval(secs => $1::float8 / 1000)
 FROM (
   SELECT id FROM ${INBOX_TABLE} WHERE id = ANY($2::bigint[]) AND status = 'pending' AND available_at <= now()
+  ${keyHeadOnly(afterDead)}
   ORDER BY id FOR UPDATE SKIP LOCKED
 ) c
 WHERE m.id = c.id
 ${RETURNING}`;
+}
+
+/** Claims the oldest due rows (keys stop after a dead row). $1: lease ms, $2: limit. */
+export const CLAIM_DUE_INBOX_SQL = claimDueInboxSql("stop");
+
+/** Claims the given rows (keys stop after a dead row). $1: lease ms, $2: ids. */
+export const CLAIM_INBOX_BY_IDS_SQL = claimInboxByIdsSql("stop");
 
 /** A claimed row. */
 export interface ClaimedInboxRow {
@@ -47,4 +76,5 @@ export interface ClaimedInboxRow {
   correlation_id: string | null;
   attempts: number;
   received_at: Date;
+  ordering_key: string | null;
 }

@@ -25,9 +25,32 @@ import type { OutboxNames } from "./names.js";
 //   simple protocol takes no bind parameters, so the values are written into the text by the functions below, which
 //   accept only what cannot inject anything: integers and ids made of digits. The table name is the schema-qualified,
 //   quoted one of names.ts.
+// - Ordering keys (keyHeadOnly): a row with a key is claimable only when no row of its key with a lower id is left in
+//   the table (and, with keyAfterDeadLetter "stop", none in the dead letters). Per key, ids follow commit order (the
+//   insert's key locks, insert-messages.ts), and a row leaves the table only in the transaction that publishes it,
+//   after the broker's confirm: a row in flight in any relay is still there for every other claim (its DELETE is not
+//   committed), and a refused row is put back with its id in the same transaction. So at most one row of a key is in
+//   flight across all relays, and the next is claimed only once the one before it is confirmed (or dead-lettered).
+//   Rows without a key pass at the first test of the OR: unkeyed claims keep their plan and cost. A keyed row costs
+//   one probe of the (ordering_key, id) index.
 const RETURNING = `RETURNING id::text AS id, message_id::text AS message_id, exchange, routing_key, payload::text AS payload,
   headers, type, correlation_id, attempts, (extract(epoch FROM created_at) * 1000)::float8 AS created_at,
-  (extract(epoch FROM available_at) * 1000)::float8 AS available_at`;
+  (extract(epoch FROM available_at) * 1000)::float8 AS available_at, ordering_key`;
+
+/** What a key's later rows do after one of its rows was dead-lettered. */
+export type KeyAfterDeadLetter = "stop" | "continue";
+
+/** The condition that keeps a keyed row until it is the first of its key (see above). */
+export function keyHeadOnly(names: OutboxNames, afterDeadLetter: KeyAfterDeadLetter): string {
+  const t = names.outboxTable;
+  const deadLetters =
+    afterDeadLetter === "stop"
+      ? `
+    AND NOT EXISTS (SELECT 1 FROM ${names.deadLetterTable} d WHERE d.ordering_key = ${t}.ordering_key AND d.id < ${t}.id)`
+      : "";
+  return `AND (${t}.ordering_key IS NULL OR (
+    NOT EXISTS (SELECT 1 FROM ${t} e WHERE e.ordering_key = ${t}.ordering_key AND e.id < ${t}.id)${deadLetters}))`;
+}
 
 /** Where a claim in claim order starts: after this row (available_at in epoch milliseconds, id). */
 export interface ClaimKey {
@@ -52,17 +75,24 @@ function afterKey(key: ClaimKey | undefined): string {
 }
 
 /** Claims the given ids (the in-process fast path) where still present and due. */
-export function claimByIds(names: OutboxNames, ids: readonly string[]): string {
+export function claimByIds(names: OutboxNames, ids: readonly string[], keys: KeyAfterDeadLetter = "stop"): string {
   return `DELETE FROM ${names.outboxTable} WHERE id IN (
   SELECT id FROM ${names.outboxTable} WHERE id = ANY('{${ids.map(outboxId).join(",")}}'::bigint[]) AND available_at <= now()
+  ${keyHeadOnly(names, keys)}
   ORDER BY id FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
 }
 
 /** Claims the oldest due rows (NOTIFY wake-ups and backlog drains), after `after` when given. */
-export function claimNext(names: OutboxNames, limit: number, after?: ClaimKey): string {
+export function claimNext(
+  names: OutboxNames,
+  limit: number,
+  after?: ClaimKey,
+  keys: KeyAfterDeadLetter = "stop",
+): string {
   return `DELETE FROM ${names.outboxTable} WHERE id IN (
   SELECT id FROM ${names.outboxTable} WHERE available_at <= now() ${afterKey(after)}
+  ${keyHeadOnly(names, keys)}
   ORDER BY available_at, id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
 }
@@ -73,27 +103,40 @@ export function claimNext(names: OutboxNames, limit: number, after?: ClaimKey): 
  * whose backoff ended. Fresh rows are the last due ones in claim order, so the walk reaches them only when there is
  * nothing older left.
  */
-export function claimSweep(names: OutboxNames, limit: number, minAgeMs: number, after?: ClaimKey): string {
+export function claimSweep(
+  names: OutboxNames,
+  limit: number,
+  minAgeMs: number,
+  after?: ClaimKey,
+  keys: KeyAfterDeadLetter = "stop",
+): string {
   return `DELETE FROM ${names.outboxTable} WHERE id IN (
   SELECT id FROM ${names.outboxTable}
   WHERE available_at <= now() AND created_at <= now() - interval '${integer(minAgeMs)} milliseconds' ${afterKey(after)}
+  ${keyHeadOnly(names, keys)}
   ORDER BY available_at, id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
 }
 
 /** BEGIN, then claimByIds. */
-export function beginClaimByIds(names: OutboxNames, ids: readonly string[]): string {
-  return `BEGIN;\n${claimByIds(names, ids)}`;
+export function beginClaimByIds(names: OutboxNames, ids: readonly string[], keys?: KeyAfterDeadLetter): string {
+  return `BEGIN;\n${claimByIds(names, ids, keys)}`;
 }
 
 /** BEGIN, then claimNext. */
-export function beginClaimNext(names: OutboxNames, limit: number, after?: ClaimKey): string {
-  return `BEGIN;\n${claimNext(names, limit, after)}`;
+export function beginClaimNext(names: OutboxNames, limit: number, after?: ClaimKey, keys?: KeyAfterDeadLetter): string {
+  return `BEGIN;\n${claimNext(names, limit, after, keys)}`;
 }
 
 /** BEGIN, then claimSweep. */
-export function beginClaimSweep(names: OutboxNames, limit: number, minAgeMs: number, after?: ClaimKey): string {
-  return `BEGIN;\n${claimSweep(names, limit, minAgeMs, after)}`;
+export function beginClaimSweep(
+  names: OutboxNames,
+  limit: number,
+  minAgeMs: number,
+  after?: ClaimKey,
+  keys?: KeyAfterDeadLetter,
+): string {
+  return `BEGIN;\n${claimSweep(names, limit, minAgeMs, after, keys)}`;
 }
 
 /** A claimed row, as RETURNING gives it. */
@@ -110,6 +153,7 @@ export interface ClaimedRow {
   created_at: number;
   /** Epoch milliseconds. */
   available_at: number;
+  ordering_key: string | null;
 }
 
 /** Compares ids (bigint as text: shorter is smaller). */

@@ -43,22 +43,33 @@ ORDER BY failed_at DESC, id DESC LIMIT $${filter.params.length + 1}::int`;
  * (available_at, id) and may resume after its last key during a backlog; a fresh id sorts after the rows queued
  * before it instead of among them. ON CONFLICT DO NOTHING covers a writer that queued the same message id between the
  * NOT EXISTS check and the insert: the message is queued once either way. Returns the number moved.
+ * A dead letter with an ordering key goes back with its key and its own id instead: the head of its key again, it is
+ * published before the key's later messages, which its dead letter was holding back (keyAfterDeadLetter "stop").
  */
 export function retryDeadLettersSql(names: OutboxNames, filter: FilterSql): string {
   return `
 WITH moved AS (
   DELETE FROM ${names.deadLetterTable} d WHERE ${retryable(names, filter)}
-  RETURNING d.message_id, d.exchange, d.routing_key, d.payload, d.headers, d.type, d.correlation_id, d.last_error,
-            d.created_at
+  RETURNING d.id, d.message_id, d.exchange, d.routing_key, d.payload, d.headers, d.type, d.correlation_id,
+            d.last_error, d.created_at, d.ordering_key
 ), queued AS (
   INSERT INTO ${names.outboxTable} (message_id, exchange, routing_key, payload, headers, type, correlation_id, attempts,
                                     available_at, last_error, created_at)
   SELECT message_id, exchange, routing_key, payload, headers, type, correlation_id, 0, now(), last_error, created_at
-  FROM moved
+  FROM moved WHERE ordering_key IS NULL
+  ON CONFLICT (message_id) DO NOTHING
+  RETURNING 1
+), queued_keyed AS (
+  INSERT INTO ${names.outboxTable} (id, message_id, exchange, routing_key, payload, headers, type, correlation_id,
+                                    attempts, available_at, last_error, created_at, ordering_key)
+  SELECT id, message_id, exchange, routing_key, payload, headers, type, correlation_id, 0, now(), last_error,
+         created_at, ordering_key
+  FROM moved WHERE ordering_key IS NOT NULL
   ON CONFLICT (message_id) DO NOTHING
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM moved)::int AS moved, (SELECT count(*) FROM queued)::int AS queued`;
+SELECT (SELECT count(*) FROM moved)::int AS moved,
+       ((SELECT count(*) FROM queued) + (SELECT count(*) FROM queued_keyed))::int AS queued`;
 }
 
 /** Deletes the selected dead letters for good. Returns the number deleted. */

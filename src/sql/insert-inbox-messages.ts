@@ -16,6 +16,8 @@ export interface InboxRowInput {
   correlationId: string | null;
   status: "pending" | "dead";
   lastError: string | null;
+  /** The ordering key (AMQP header x-ordering-key), or null. */
+  key: string | null;
 }
 
 /**
@@ -23,18 +25,18 @@ export interface InboxRowInput {
  * - ON CONFLICT (message_id, handler) DO NOTHING is the deduplication: a redelivered or re-published message finds
  *   its rows and adds nothing, so it is acknowledged and dropped. DO NOTHING (unlike DO UPDATE) also accepts the same
  *   key twice within the statement (a duplicate inside one batch). Rows without a message id (NULL) never conflict.
- * - unnest() over one array per column: the same statement text and 11 parameters for any batch size.
+ * - unnest() over one array per column: the same statement text and 12 parameters for any batch size.
  * - RETURNING gives the ids of the rows actually inserted and pending, for the in-process hand-off to the processor.
  */
 export const INSERT_INBOX_MESSAGES_SQL = `
 INSERT INTO ${INBOX_TABLE} (message_id, handler, exchange, routing_key, payload, body, headers, type, correlation_id,
-                            status, last_error)
+                            status, last_error, ordering_key)
 SELECT message_id, handler, exchange, routing_key, payload::json, body, headers::jsonb, type, correlation_id, status,
-       last_error
+       last_error, ordering_key
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::text[],
-            $9::text[], $10::text[], $11::text[])
+            $9::text[], $10::text[], $11::text[], $12::text[])
   WITH ORDINALITY AS t(message_id, handler, exchange, routing_key, payload, body, headers, type, correlation_id, status,
-                       last_error, n)
+                       last_error, ordering_key, n)
 ORDER BY n
 ON CONFLICT (message_id, handler) DO NOTHING
 RETURNING id::text AS id, status`;
@@ -52,5 +54,6 @@ export function insertInboxParams(rows: readonly InboxRowInput[]): unknown[] {
     rows.map((r) => r.correlationId),
     rows.map((r) => r.status),
     rows.map((r) => r.lastError),
+    rows.map((r) => r.key),
   ];
 }

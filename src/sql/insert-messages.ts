@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { NormalizedMessage } from "../message/message.js";
 import type { OutboxNames } from "./names.js";
 
@@ -22,7 +23,11 @@ import type { OutboxNames } from "./names.js";
  * COMMIT and a later statement. The price: PostgreSQL serialises the commits of all notifying transactions on one
  * lock, so concurrent writers queue behind each other (see bench:write).
  */
-export function insertMessagesSql(names: OutboxNames, notify: boolean): string {
+export function insertMessagesSql(names: OutboxNames, notify: boolean, keyed = false): string {
+  return keyed ? keyedInsertSql(names, notify) : plainInsertSql(names, notify);
+}
+
+function plainInsertSql(names: OutboxNames, notify: boolean): string {
   return `
 WITH input AS (
   SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -34,15 +39,67 @@ WITH input AS (
          coalesce(available_at, date_trunc('milliseconds', clock_timestamp()))
   FROM input ORDER BY n
   RETURNING id
-)${
-    notify
-      ? `, notified AS (
+)${notifyTail(names, notify)}`;
+}
+
+function notifyTail(names: OutboxNames, notify: boolean): string {
+  return notify
+    ? `, notified AS (
   SELECT pg_notify('${names.notifyChannel}', '')
 )
 SELECT inserted.id::text AS id FROM inserted, notified`
-      : `
-SELECT id::text AS id FROM inserted`
-  }`;
+    : `
+SELECT id::text AS id FROM inserted`;
+}
+
+/**
+ * The insert of messages of which at least one has an ordering key (messages without one keep the plain statement
+ * above, unchanged). Per key, ids must follow commit order: the relay publishes a key's messages in id order, and two
+ * transactions writing the same key could otherwise draw their ids in one order and commit in the other. So, in the
+ * same statement (no extra round trip), before any id is drawn:
+ * - pg_advisory_xact_lock on each distinct key of the statement, held until COMMIT or ROLLBACK: a second writer of
+ *   the key waits here until the first one ends, and only then draws its ids, which are therefore above the first
+ *   one's. Writers of other keys take other locks and do not wait (a hash collision of two keys only serialises them).
+ * - The locks are taken in the order of their lock ids, so two writers of several keys each in one statement cannot
+ *   deadlock (several statements with keys in different orders can, like row locks: PostgreSQL then aborts one).
+ * - Lock before nextval: the locks are an uncorrelated scalar subquery in WHERE, which PostgreSQL runs once as a
+ *   one-time filter before the first row leaves the scan; the ids (the column default, nextval) are computed above
+ *   the sort of the rows, so after every lock (test/sql/ordering-key.test.ts checks it with a second writer).
+ * - The lock id is hashtextextended(key, seed), seeded per schema: the 64-bit advisory lock space is shared with the
+ *   application's own advisory locks, which only a collision could make wait.
+ */
+function keyedInsertSql(names: OutboxNames, notify: boolean): string {
+  return `
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::timestamptz[], $9::text[])
+    WITH ORDINALITY AS t(message_id, exchange, routing_key, payload, headers, type, correlation_id, available_at,
+                         ordering_key, n)
+), inserted AS (
+  INSERT INTO ${names.outboxTable} (message_id, exchange, routing_key, payload, headers, type, correlation_id, available_at,
+                                    ordering_key)
+  SELECT message_id, exchange, routing_key, payload::json, headers::jsonb, type, correlation_id,
+         coalesce(available_at, date_trunc('milliseconds', clock_timestamp())), ordering_key
+  FROM input
+  WHERE (SELECT count(locked) FROM (
+           SELECT pg_advisory_xact_lock(lock_id) AS locked FROM (
+             SELECT DISTINCT hashtextextended(ordering_key, ${lockSeed(names)}) AS lock_id FROM input
+             WHERE ordering_key IS NOT NULL ORDER BY lock_id OFFSET 0
+           ) sorted
+         ) locks) >= 0
+  ORDER BY n
+  RETURNING id
+)${notifyTail(names, notify)}`;
+}
+
+/** The seed of the key locks of one schema: an integer of 48 bits, so it is written into the text safely. */
+export function lockSeed(names: OutboxNames): number {
+  return createHash("sha256").update(`prisma-outbox:${names.schema}`).digest().readUIntBE(0, 6);
+}
+
+/** True when some message has an ordering key (then the keyed statement and its parameters are used). */
+export function hasKeys(messages: readonly NormalizedMessage[]): boolean {
+  return messages.some((m) => m.key !== null);
 }
 
 /** The parameters of insertMessagesSql(), one array per column. */
@@ -57,4 +114,9 @@ export function insertMessagesParams(messages: readonly NormalizedMessage[]): un
     messages.map((m) => m.correlationId),
     messages.map((m) => m.availableAt?.toISOString() ?? null),
   ];
+}
+
+/** The parameters of the keyed insert: those of insertMessagesParams() and the keys. */
+export function insertKeyedMessagesParams(messages: readonly NormalizedMessage[]): unknown[] {
+  return [...insertMessagesParams(messages), messages.map((m) => m.key)];
 }

@@ -75,3 +75,22 @@ export async function batch(): Promise<unknown> {
 outbox({ transactionOptions: { timeout: 10_000, maxWait: 5_000, isolationLevel: "Serializable" } });
 // @ts-expect-error isolation levels are Prisma's names
 outbox({ transactionOptions: { isolationLevel: "SERIALIZABLE" } });
+
+// Ordering keys: `key` on messages; in declared events a field of the record or a function of it.
+outbox<typeof base>({
+  exchange: "x",
+  events: {
+    Order: {
+      create: { key: "number" },
+      update: { routingKey: "order.changed", key: (order) => order.number },
+      delete: (order) => ({ routingKey: "order.deleted", payload: order.id.toString(), key: order.number }),
+    },
+  },
+});
+// @ts-expect-error `nope` is not a field of Order
+outbox<typeof base>({ exchange: "x", events: { Order: { create: { key: "nope" } } } });
+export async function keyed(): Promise<string[]> {
+  // @ts-expect-error a key is a string
+  await prisma.$enqueue({ routingKey: "k", payload: 1, key: 42 });
+  return prisma.$enqueue({ routingKey: "k", payload: 1, key: "order-1" });
+}
