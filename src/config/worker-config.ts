@@ -57,6 +57,9 @@ Options (each also read from the environment variable named after it):
                               stop, then roll back; exit within 5 s more (10000)
   --no-listen                 do not LISTEN for NOTIFY; poll only           OUTBOX_LISTEN=false
   --listen-check-interval-ms N  LISTEN proves it hears itself this often (5000)  OUTBOX_LISTEN_CHECK_INTERVAL_MS
+  --key-after-dead-letter stop|continue                                     OUTBOX_KEY_AFTER_DEAD_LETTER
+                              a dead letter of an ordering key holds back its
+                              later messages (stop) or not (continue) (stop)
   --log-format text|json      one line per start, stop, reconnect, dead letter (text)  OUTBOX_LOG_FORMAT
   --metrics-port N            serve /metrics (Prometheus), /healthz and     OUTBOX_METRICS_PORT
                               /readyz on this port (none by default)
@@ -135,6 +138,7 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
         exchange: { type: "string", multiple: true },
         "no-listen": { type: "boolean" },
         "log-format": { type: "string" },
+        "key-after-dead-letter": { type: "string" },
         "metrics-port": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
@@ -173,6 +177,18 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
     throw new OutboxConfigError(`Expected OUTBOX_LISTEN to be true or false, got "${env.OUTBOX_LISTEN}".`);
   }
   relay.listen = !(v["no-listen"] || listenEnv === "false" || listenEnv === "0");
+  const keyAfterDeadLetter = (
+    (v["key-after-dead-letter"] as string | undefined) ??
+    (env.OUTBOX_KEY_AFTER_DEAD_LETTER || undefined)
+  )?.toLowerCase();
+  if (keyAfterDeadLetter !== undefined) {
+    if (keyAfterDeadLetter !== "stop" && keyAfterDeadLetter !== "continue") {
+      throw new OutboxConfigError(
+        `Expected --key-after-dead-letter / OUTBOX_KEY_AFTER_DEAD_LETTER to be stop or continue, got "${keyAfterDeadLetter}".`,
+      );
+    }
+    relay.keyAfterDeadLetter = keyAfterDeadLetter;
+  }
   const logFormat = ((v["log-format"] as string | undefined) ?? env.OUTBOX_LOG_FORMAT ?? "text").toLowerCase();
   if (logFormat !== "text" && logFormat !== "json") {
     throw new OutboxConfigError(`Expected --log-format / OUTBOX_LOG_FORMAT to be text or json, got "${logFormat}".`);

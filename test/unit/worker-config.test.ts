@@ -34,6 +34,14 @@ describe("worker configuration", () => {
     expect(parseWorkerConfig([], { ...env, OUTBOX_LISTEN: "false" }).relay.listen).toBe(false);
   });
 
+  it("sets what a dead letter does to its ordering key with --key-after-dead-letter or OUTBOX_KEY_AFTER_DEAD_LETTER", () => {
+    expect(parseWorkerConfig([], env).relay.keyAfterDeadLetter).toBeUndefined();
+    expect(parseWorkerConfig(["--key-after-dead-letter", "continue"], env).relay.keyAfterDeadLetter).toBe("continue");
+    expect(parseWorkerConfig([], { ...env, OUTBOX_KEY_AFTER_DEAD_LETTER: "stop" }).relay.keyAfterDeadLetter).toBe(
+      "stop",
+    );
+  });
+
   it.each([
     [[], {}, /Set DATABASE_URL or --database-url/],
     [[], { DATABASE_URL: "postgresql://x" }, /Set AMQP_URL or --amqp-url/],
@@ -43,6 +51,7 @@ describe("worker configuration", () => {
     [["--log-format", "xml"], env, /text or json, got "xml"/],
     [["--frobnicate"], env, /Unknown option '--frobnicate'.*--help/],
     [[], { ...env, OUTBOX_LISTEN: "maybe" }, /OUTBOX_LISTEN to be true or false/],
+    [["--key-after-dead-letter", "skip"], env, /stop or continue, got "skip"/],
   ])("%j with %j is an OutboxConfigError that says what to fix", (argv, e, message) => {
     const parse = () => parseWorkerConfig(argv as string[], e as NodeJS.ProcessEnv);
     expect(parse).toThrow(OutboxConfigError);
