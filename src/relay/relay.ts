@@ -30,7 +30,14 @@ import {
 import { OutboxConfigError, OutboxError, OutboxPublishError, OutboxStartError } from "../message/errors.js";
 import { type BacklogRow, outboxBacklogSql } from "../sql/backlog.js";
 import { checkTableSql, UNDEFINED_TABLE } from "../sql/check-table.js";
-import { beginClaimByIds, beginClaimNext, beginClaimSweep } from "../sql/claim-messages.js";
+import {
+  beginClaimByIds,
+  beginClaimKeyed,
+  beginClaimNext,
+  beginClaimSweep,
+  type ClaimedRow,
+  hasKeyedRowsSql,
+} from "../sql/claim-messages.js";
 import { type OutboxNames, outboxNames } from "../sql/names.js";
 import { type BacklogSnapshot, RelayMetrics } from "../telemetry/metrics.js";
 import type { Transport, TransportEvent } from "../transport/transport.js";
@@ -48,8 +55,8 @@ import { PublishLock } from "./publish-lock.js";
 /** How long stop() waits, past its deadline, for what it aborted and for connections to close. */
 const STOP_GRACE_MS = 5_000;
 
-/** How long a drain loop claims no more rows than its last keyed claim got (see #drain). */
-const KEYED_WINDOW_MS = 250;
+/** After a drain loop of a keyed relay found nothing, how long full claims do not start others (see #drain). */
+const KEYED_IDLE_MS = 250;
 
 /** How long a failed start() waits for what it opened to close. */
 const CLEANUP_WAIT_MS = 1_000;
@@ -116,6 +123,14 @@ export class Relay {
   #wakeSeq = 0;
   /** Bumped when the queue path or the sweeper published keyed rows (see #keyedWake). */
   #keyedSeq = 0;
+  /**
+   * Whether the outbox holds keyed rows: the drain loops and the sweeper then claim with claimKeyed, whose walks are
+   * bounded (claim-messages.ts). Probed at start and by every sweep, set by any claim that returns a keyed row. Only a
+   * choice of plan: both statements claim a keyed row only when it is the first of its key.
+   */
+  #keyed = false;
+  /** When a drain loop of this relay last ended on an empty keyed claim. */
+  #keyedIdleAt = 0;
   #drainLoops = new Set<Promise<void>>();
   /** Where the drain loops' and the sweeper's next claims start (see claim-position.ts). */
   #drainPosition = new ClaimPosition();
@@ -375,9 +390,20 @@ export class Relay {
             "(or `prisma migrate deploy`), or set `schema` to the schema that holds it.",
         );
       });
+      this.#keyed = (await first.value.query<{ keyed: boolean }>(hasKeyedRowsSql(this.#names))).rows[0]!.keyed;
     } finally {
       for (const c of clients) if (c.status === "fulfilled") c.value.release();
     }
+  }
+
+  /** A claim returned these rows: a keyed one puts the relay in keyed mode (see #keyed). */
+  #sawRows(rows: readonly ClaimedRow[]): void {
+    if (!this.#keyed && rows.some((row) => row.ordering_key !== null)) this.#keyed = true;
+  }
+
+  /** The most keyed rows a claim of a keyed relay takes: its drain loops split the keys (see claimKeyed). */
+  #keyLimit(limit: number): number {
+    return Math.ceil(limit / this.options.concurrency);
   }
 
   async #stop(): Promise<void> {
@@ -567,6 +593,7 @@ export class Relay {
       await this.#batch({
         path: "queue",
         sql: beginClaimByIds(this.#names, part, this.options.keyAfterDeadLetter),
+        onClaimed: (rows) => this.#sawRows(rows),
       }).catch(() => {});
     }
   }
@@ -574,15 +601,14 @@ export class Relay {
   /**
    * One drain loop: claims the oldest due rows until a claim comes back short and no wake-up came meanwhile.
    *
-   * Keyed backlogs: a claim stops walking the index once it has `limit` claimable rows, and only the first row of
-   * each key is claimable, so with few keys and deep backlogs a claim of `limit` walks every blocked row (one index
-   * probe each) and comes back with one row per key. After such a claim (short, with keyed rows published) the loop
-   * claims only as many rows as it got, for KEYED_WINDOW_MS: those claims stop at the keys' first rows, near the
-   * start of the index. Then one claim of the full limit looks again for more (other keys, rows without keys).
+   * Keyed relays (#keyed) claim with claimKeyed, from the start of the due rows every time (a key's next row is
+   * behind any position), and at most limit / concurrency keyed rows a claim. Such a claim is short whenever the
+   * keys are few, so the loop goes on while claims bring rows and ends on an empty one. A claim that took its full
+   * share of keyed rows may have left more: it starts the relay's other drain loops, which take the other keys (two
+   * batches of different keys in flight at once), unless one of them just found nothing.
    */
   async #drain(): Promise<void> {
     let failures = 0;
-    let keyed: { limit: number; until: number } | undefined;
     while (!this.#halt.signal.aborted) {
       await this.#brokerGate();
       await this.#cooldown();
@@ -590,21 +616,34 @@ export class Relay {
       const seq = this.#wakeSeq;
       const keyedSeq = this.#keyedSeq;
       const position = this.#drainPosition;
-      const after = position.next();
-      if (keyed && Date.now() >= keyed.until) keyed = undefined;
-      const limit = Math.min(this.#limit.value, keyed?.limit ?? Number.POSITIVE_INFINITY);
+      const keyed = this.#keyed;
+      const after = keyed ? undefined : position.next();
+      const limit = this.#limit.value;
+      const keyLimit = this.#keyLimit(limit);
       try {
         const { claimed: n, keysMoved } = await this.#batch({
           path: "listen",
-          sql: beginClaimNext(this.#names, limit, after, this.options.keyAfterDeadLetter),
-          onClaimed: (rows) => position.claimed(rows, rows.length === limit),
+          sql: keyed
+            ? beginClaimKeyed(this.#names, limit, keyLimit, this.options.keyAfterDeadLetter)
+            : beginClaimNext(this.#names, limit, after, this.options.keyAfterDeadLetter),
+          onClaimed: (rows) => {
+            this.#sawRows(rows);
+            if (keyed) position.reset();
+            else position.claimed(rows, rows.length === limit);
+          },
         });
         failures = 0;
-        if (!keysMoved) keyed = undefined;
-        else if (n < limit) keyed = { limit: Math.max(n, 1), until: keyed?.until ?? Date.now() + KEYED_WINDOW_MS };
-        // A short claim after a position resets it: the loop looks once more from the start before it ends. Keyed rows
-        // it published (or the other paths did) let the keys' next rows be claimed: it goes on for those.
+        // Keyed rows it published (or the other paths did) let the keys' next rows be claimed: it goes on for those.
         const woken = seq !== this.#wakeSeq || keyedSeq !== this.#keyedSeq || keysMoved;
+        if (keyed) {
+          if (n === 0 && !woken) {
+            this.#keyedIdleAt = Date.now();
+            return;
+          }
+          if (n >= keyLimit && Date.now() - this.#keyedIdleAt >= KEYED_IDLE_MS) this.#fillDrainLoops();
+          continue;
+        }
+        // A short claim after a position resets it: the loop looks once more from the start before it ends.
         if (n < limit && after === undefined && !woken) return;
       } catch {
         position.reset();
@@ -612,6 +651,12 @@ export class Relay {
         await sleep(Math.max(backoffDelay(failures, 100, 5_000), this.#limit.cooldownMs), this.#halt.signal);
       }
     }
+  }
+
+  /** Starts drain loops up to `concurrency`. */
+  #fillDrainLoops(): void {
+    if (this.#state !== "running") return;
+    while (this.#drainLoops.size < this.options.concurrency) this.#startDrainLoop();
   }
 
   async #sweep(): Promise<void> {
@@ -626,15 +671,26 @@ export class Relay {
       await this.#cooldown();
       try {
         const position = this.#sweepPosition;
+        // Keyed mode follows the table: a sweep that finds no keyed row left puts the relay back on claimNext.
+        this.#keyed = (await this.#pool!.query<{ keyed: boolean }>(hasKeyedRowsSql(this.#names))).rows[0]!.keyed;
         while (!this.#halt.signal.aborted) {
-          const after = position.next();
+          const keyed = this.#keyed;
+          const after = keyed ? undefined : position.next();
           const limit = this.#limit.value;
+          const keyLimit = this.#keyLimit(limit);
           const { claimed: n } = await this.#batch({
             path: "sweep",
-            sql: beginClaimSweep(this.#names, limit, o.sweepMinAgeMs, after, o.keyAfterDeadLetter),
-            onClaimed: (rows) => position.claimed(rows, rows.length === limit),
+            sql: keyed
+              ? beginClaimKeyed(this.#names, limit, keyLimit, o.keyAfterDeadLetter, o.sweepMinAgeMs)
+              : beginClaimSweep(this.#names, limit, o.sweepMinAgeMs, after, o.keyAfterDeadLetter),
+            onClaimed: (rows) => {
+              this.#sawRows(rows);
+              if (keyed) position.reset();
+              else position.claimed(rows, rows.length === limit);
+            },
           });
-          if (n < limit && after === undefined) break;
+          // A keyed claim is short by design (its share of keys): the sweep goes on while it gets a full share.
+          if (keyed ? n < keyLimit : n < limit && after === undefined) break;
         }
         failures = 0;
       } catch {
