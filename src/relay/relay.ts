@@ -12,6 +12,8 @@
 //   sweep   every sweepIntervalMs, due rows older than sweepMinAgeMs, until such a claim comes back short.
 // While claims come back full, the drain loops (and, apart, the sweeper) claim after the last row they took instead of
 // from the start (claim-position.ts): rows just deleted and not yet vacuumed are not walked again.
+// Once the outbox holds keyed rows, the drain loops and the sweeper claim with claimKeyed instead (bounded walks, a
+// share of the keys per claim; see #keyed and claim-messages.ts); the queue path keeps claiming by id.
 // While the broker is disconnected or blocked (including blocked from the start) no path claims anything: rows stay
 // where they are, and the broker's return wakes the drain loops.
 //

@@ -132,7 +132,8 @@ describe("claimKeyed", () => {
        FROM generate_series(1, 100000) g`,
     );
     await pool.query("VACUUM ANALYZE outbox_message");
-    const heads = (await pool.query("SELECT id::text AS id FROM outbox_message ORDER BY id LIMIT 1000")).rows;
+    const heads = (await pool.query("SELECT id::text AS id FROM outbox_message ORDER BY outbox_message.id LIMIT 1000"))
+      .rows;
     const holder = await inFlight(heads.map((r: { id: string }) => r.id));
     try {
       const keyed = await buffersOf(claimKeyed(names, 1_000, 500));
