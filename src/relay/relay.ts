@@ -60,6 +60,9 @@ const STOP_GRACE_MS = 5_000;
 /** After a drain loop of a keyed relay found nothing, how long full claims do not start others (see #drain). */
 const KEYED_IDLE_MS = 250;
 
+/** How long a drain loop of a keyed relay takes no more keyed rows than its last short claim got (see #drain). */
+const KEYED_FEW_MS = 250;
+
 /** How long a failed start() waits for what it opened to close. */
 const CLEANUP_WAIT_MS = 1_000;
 
@@ -403,9 +406,9 @@ export class Relay {
     if (!this.#keyed && rows.some((row) => row.ordering_key !== null)) this.#keyed = true;
   }
 
-  /** The most keyed rows a claim of a keyed relay takes: its drain loops split the keys (see claimKeyed). */
+  /** The most keyed rows a claim of a keyed relay takes (see claimKeyed). */
   #keyLimit(limit: number): number {
-    return Math.ceil(limit / this.options.concurrency);
+    return limit;
   }
 
   async #stop(): Promise<void> {
@@ -604,13 +607,16 @@ export class Relay {
    * One drain loop: claims the oldest due rows until a claim comes back short and no wake-up came meanwhile.
    *
    * Keyed relays (#keyed) claim with claimKeyed, from the start of the due rows every time (a key's next row is
-   * behind any position), and at most limit / concurrency keyed rows a claim. Such a claim is short whenever the
-   * keys are few, so the loop goes on while claims bring rows and ends on an empty one. A claim that took its full
-   * share of keyed rows may have left more: it starts the relay's other drain loops, which take the other keys (two
-   * batches of different keys in flight at once), unless one of them just found nothing.
+   * behind any position). A claim is short whenever the keys are fewer than the limit, so the loop goes on while
+   * claims bring rows and ends on an empty one. After a short claim the loop takes no more keyed rows than it got,
+   * for KEYED_FEW_MS: the window walk then stops at the keys' next rows instead of reading the whole window (with 10
+   * keys, 10 rows instead of 2 x limit); then one claim of the full limit looks for more keys. A full claim may have
+   * left more: it starts the relay's other drain loops (many keys: several batches of different keys in flight),
+   * unless one of them just found nothing.
    */
   async #drain(): Promise<void> {
     let failures = 0;
+    let few: { keyLimit: number; until: number } | undefined;
     while (!this.#halt.signal.aborted) {
       await this.#brokerGate();
       await this.#cooldown();
@@ -621,7 +627,9 @@ export class Relay {
       const keyed = this.#keyed;
       const after = keyed ? undefined : position.next();
       const limit = this.#limit.value;
-      const keyLimit = this.#keyLimit(limit);
+      if (few && Date.now() >= few.until) few = undefined;
+      const keyLimit = Math.min(this.#keyLimit(limit), few?.keyLimit ?? Number.POSITIVE_INFINITY);
+      let keyedClaimed = 0;
       try {
         const { claimed: n, keysMoved } = await this.#batch({
           path: "listen",
@@ -630,6 +638,7 @@ export class Relay {
             : beginClaimNext(this.#names, limit, after, this.options.keyAfterDeadLetter),
           onClaimed: (rows) => {
             this.#sawRows(rows);
+            keyedClaimed = rows.filter((row) => row.ordering_key !== null).length;
             if (keyed) position.reset();
             else position.claimed(rows, rows.length === limit);
           },
@@ -642,7 +651,10 @@ export class Relay {
             this.#keyedIdleAt = Date.now();
             return;
           }
-          if (n >= keyLimit && Date.now() - this.#keyedIdleAt >= KEYED_IDLE_MS) this.#fillDrainLoops();
+          if (keyedClaimed > 0 && keyedClaimed < keyLimit) {
+            few = { keyLimit: keyedClaimed, until: few?.until ?? Date.now() + KEYED_FEW_MS };
+          } else if (keyedClaimed === 0) few = undefined;
+          if (n >= limit && Date.now() - this.#keyedIdleAt >= KEYED_IDLE_MS) this.#fillDrainLoops();
           continue;
         }
         // A short claim after a position resets it: the loop looks once more from the start before it ends.
