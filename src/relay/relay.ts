@@ -35,6 +35,7 @@ import { checkTableSql, UNDEFINED_TABLE } from "../sql/check-table.js";
 import {
   beginClaimByIds,
   beginClaimKeyed,
+  beginClaimKeyHeads,
   beginClaimNext,
   beginClaimSweep,
   type ClaimedRow,
@@ -408,7 +409,7 @@ export class Relay {
 
   /** The most keyed rows a claim of a keyed relay takes (see claimKeyed). */
   #keyLimit(limit: number): number {
-    return limit;
+    return Math.ceil(limit / this.options.concurrency);
   }
 
   async #stop(): Promise<void> {
@@ -617,6 +618,7 @@ export class Relay {
   async #drain(): Promise<void> {
     let failures = 0;
     let few: { keyLimit: number; until: number } | undefined;
+    let lane: { keys: string[]; until: number } | undefined;
     while (!this.#halt.signal.aborted) {
       await this.#brokerGate();
       await this.#cooldown();
@@ -630,15 +632,21 @@ export class Relay {
       if (few && Date.now() >= few.until) few = undefined;
       const keyLimit = Math.min(this.#keyLimit(limit), few?.keyLimit ?? Number.POSITIVE_INFINITY);
       let keyedClaimed = 0;
+      if (lane && (!keyed || Date.now() >= lane.until)) lane = undefined;
+      const laneClaim = lane;
+      let claimedKeys: string[] = [];
       try {
         const { claimed: n, keysMoved } = await this.#batch({
           path: "listen",
-          sql: keyed
-            ? beginClaimKeyed(this.#names, limit, keyLimit, this.options.keyAfterDeadLetter)
-            : beginClaimNext(this.#names, limit, after, this.options.keyAfterDeadLetter),
+          sql: laneClaim
+            ? beginClaimKeyHeads(this.#names, laneClaim.keys.slice(0, limit), this.options.keyAfterDeadLetter)
+            : keyed
+              ? beginClaimKeyed(this.#names, limit, keyLimit, this.options.keyAfterDeadLetter)
+              : beginClaimNext(this.#names, limit, after, this.options.keyAfterDeadLetter),
           onClaimed: (rows) => {
             this.#sawRows(rows);
-            keyedClaimed = rows.filter((row) => row.ordering_key !== null).length;
+            claimedKeys = rows.flatMap((row) => (row.ordering_key === null ? [] : [row.ordering_key]));
+            keyedClaimed = claimedKeys.length;
             if (keyed) position.reset();
             else position.claimed(rows, rows.length === limit);
           },
@@ -646,6 +654,11 @@ export class Relay {
         failures = 0;
         // Keyed rows it published (or the other paths did) let the keys' next rows be claimed: it goes on for those.
         const woken = seq !== this.#wakeSeq || keyedSeq !== this.#keyedSeq || keysMoved;
+        if (laneClaim) {
+          lane = claimedKeys.length > 0 ? { keys: claimedKeys, until: laneClaim.until } : undefined;
+          continue;
+        }
+        if (keyed && claimedKeys.length > 0) lane = { keys: claimedKeys, until: Date.now() + KEYED_FEW_MS };
         if (keyed) {
           if (n === 0 && !woken) {
             this.#keyedIdleAt = Date.now();

@@ -4,7 +4,7 @@
 // 1,000 keys in flight, claimNext reads all 100,000 rows behind them, claimKeyed does not.
 import pg from "pg";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { claimKeyed, claimNext } from "../../src/sql/claim-messages.js";
+import { claimKeyed, claimKeyHeads, claimNext } from "../../src/sql/claim-messages.js";
 import { outboxNames } from "../../src/sql/names.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
@@ -111,6 +111,24 @@ describe("claimKeyed", () => {
     } finally {
       await release(holder);
     }
+  });
+
+  it("claimKeyHeads (a drain loop's next rows of its keys): the first row of each given key, if due and free", async () => {
+    const odd = "o'r\\der\"-ü-$1";
+    const ids = await insert(["a", odd, "a", odd, "c", "d", "d"]);
+    await insert(["e", "e"], "now() + interval '1 hour'");
+    expect((await claim(claimKeyHeads(names, ["a", odd, "d", "e", "missing"]))).map((r) => r.id)).toEqual([
+      ids[0],
+      ids[1],
+      ids[5],
+    ]);
+    const holder = await inFlight([ids[0]!]);
+    try {
+      expect((await claim(claimKeyHeads(names, ["a", odd]))).map((r) => r.key)).toEqual([odd]);
+    } finally {
+      await release(holder, true);
+    }
+    expect((await claim(claimKeyHeads(names, ["a"]))).map((r) => r.id)).toEqual([ids[2]]);
   });
 
   it("the sweep form takes only rows written at least minAgeMs ago", async () => {
