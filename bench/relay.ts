@@ -2,8 +2,10 @@
 //   (a) raw amqplib: publish MESSAGES messages (512-byte JSON) on a confirm channel in batches of 1,000
 //   (b) the relay draining MESSAGES prefilled rows, with 1 relay and with 2 relays
 //   (b') the same drain with ordering keys: every row keyed, over 1,000 keys and over 10 keys, as ratios to the
-//       unkeyed drain of the same run (one message of a key in flight at a time: the 10-key case is bounded by
-//       10 messages per batch; it drains KEYED_10_MESSAGES rows, 20,000 by default)
+//       unkeyed drain of the same run (one message of a key in flight at a time, and a claim takes the first rows
+//       of at most batchSize / concurrency keys, so 1,000 keys go in two batches of different keys in flight at
+//       once; the 10-key case is bounded by 10 messages per batch; it drains KEYED_10_MESSAGES rows, 20,000 by
+//       default)
 //   (c) commit-to-consumer latency at a steady RATE messages/s for LATENCY_SECONDS, with the relay in the app's
 //       process (in-process queue) and in a separate worker process (LISTEN; woken by the writer's after-commit
 //       NOTIFY, the default, and by a NOTIFY in every transaction, as first shipped)

@@ -12,6 +12,8 @@
 //   sweep   every sweepIntervalMs, due rows older than sweepMinAgeMs, until such a claim comes back short.
 // While claims come back full, the drain loops (and, apart, the sweeper) claim after the last row they took instead of
 // from the start (claim-position.ts): rows just deleted and not yet vacuumed are not walked again.
+// Once the outbox holds keyed rows, the drain loops and the sweeper claim with claimKeyed instead (bounded walks, a
+// share of the keys per claim; see #keyed and claim-messages.ts); the queue path keeps claiming by id.
 // While the broker is disconnected or blocked (including blocked from the start) no path claims anything: rows stay
 // where they are, and the broker's return wakes the drain loops.
 //
@@ -30,7 +32,15 @@ import {
 import { OutboxConfigError, OutboxError, OutboxPublishError, OutboxStartError } from "../message/errors.js";
 import { type BacklogRow, outboxBacklogSql } from "../sql/backlog.js";
 import { checkTableSql, UNDEFINED_TABLE } from "../sql/check-table.js";
-import { beginClaimByIds, beginClaimNext, beginClaimSweep } from "../sql/claim-messages.js";
+import {
+  beginClaimByIds,
+  beginClaimKeyed,
+  beginClaimKeyHeads,
+  beginClaimNext,
+  beginClaimSweep,
+  type ClaimedRow,
+  hasKeyedRowsSql,
+} from "../sql/claim-messages.js";
 import { type OutboxNames, outboxNames } from "../sql/names.js";
 import { type BacklogSnapshot, RelayMetrics } from "../telemetry/metrics.js";
 import type { Transport, TransportEvent } from "../transport/transport.js";
@@ -48,8 +58,11 @@ import { PublishLock } from "./publish-lock.js";
 /** How long stop() waits, past its deadline, for what it aborted and for connections to close. */
 const STOP_GRACE_MS = 5_000;
 
-/** How long a drain loop claims no more rows than its last keyed claim got (see #drain). */
-const KEYED_WINDOW_MS = 250;
+/** After a drain loop of a keyed relay found nothing, how long full claims do not start others (see #drain). */
+const KEYED_IDLE_MS = 250;
+
+/** How long a drain loop of a keyed relay takes no more keyed rows than its last short claim got (see #drain). */
+const KEYED_FEW_MS = 250;
 
 /** How long a failed start() waits for what it opened to close. */
 const CLEANUP_WAIT_MS = 1_000;
@@ -116,6 +129,14 @@ export class Relay {
   #wakeSeq = 0;
   /** Bumped when the queue path or the sweeper published keyed rows (see #keyedWake). */
   #keyedSeq = 0;
+  /**
+   * Whether the outbox holds keyed rows: the drain loops and the sweeper then claim with claimKeyed, whose walks are
+   * bounded (claim-messages.ts). Probed at start and by every sweep, set by any claim that returns a keyed row. Only a
+   * choice of plan: both statements claim a keyed row only when it is the first of its key.
+   */
+  #keyed = false;
+  /** When a drain loop of this relay last ended on an empty keyed claim. */
+  #keyedIdleAt = 0;
   #drainLoops = new Set<Promise<void>>();
   /** Where the drain loops' and the sweeper's next claims start (see claim-position.ts). */
   #drainPosition = new ClaimPosition();
@@ -375,9 +396,20 @@ export class Relay {
             "(or `prisma migrate deploy`), or set `schema` to the schema that holds it.",
         );
       });
+      this.#keyed = (await first.value.query<{ keyed: boolean }>(hasKeyedRowsSql(this.#names))).rows[0]!.keyed;
     } finally {
       for (const c of clients) if (c.status === "fulfilled") c.value.release();
     }
+  }
+
+  /** A claim returned these rows: a keyed one puts the relay in keyed mode (see #keyed). */
+  #sawRows(rows: readonly ClaimedRow[]): void {
+    if (!this.#keyed && rows.some((row) => row.ordering_key !== null)) this.#keyed = true;
+  }
+
+  /** The most keyed rows a claim of a keyed relay takes (see claimKeyed). */
+  #keyLimit(limit: number): number {
+    return Math.ceil(limit / this.options.concurrency);
   }
 
   async #stop(): Promise<void> {
@@ -567,6 +599,7 @@ export class Relay {
       await this.#batch({
         path: "queue",
         sql: beginClaimByIds(this.#names, part, this.options.keyAfterDeadLetter),
+        onClaimed: (rows) => this.#sawRows(rows),
       }).catch(() => {});
     }
   }
@@ -574,15 +607,18 @@ export class Relay {
   /**
    * One drain loop: claims the oldest due rows until a claim comes back short and no wake-up came meanwhile.
    *
-   * Keyed backlogs: a claim stops walking the index once it has `limit` claimable rows, and only the first row of
-   * each key is claimable, so with few keys and deep backlogs a claim of `limit` walks every blocked row (one index
-   * probe each) and comes back with one row per key. After such a claim (short, with keyed rows published) the loop
-   * claims only as many rows as it got, for KEYED_WINDOW_MS: those claims stop at the keys' first rows, near the
-   * start of the index. Then one claim of the full limit looks again for more (other keys, rows without keys).
+   * Keyed relays (#keyed) claim with claimKeyed, from the start of the due rows every time (a key's next row is
+   * behind any position). A claim is short whenever the keys are fewer than the limit, so the loop goes on while
+   * claims bring rows and ends on an empty one. After a short claim the loop takes no more keyed rows than it got,
+   * for KEYED_FEW_MS: the window walk then stops at the keys' next rows instead of reading the whole window (with 10
+   * keys, 10 rows instead of 2 x limit); then one claim of the full limit looks for more keys. A full claim may have
+   * left more: it starts the relay's other drain loops (many keys: several batches of different keys in flight),
+   * unless one of them just found nothing.
    */
   async #drain(): Promise<void> {
     let failures = 0;
-    let keyed: { limit: number; until: number } | undefined;
+    let few: { keyLimit: number; until: number } | undefined;
+    let lane: { keys: string[]; until: number } | undefined;
     while (!this.#halt.signal.aborted) {
       await this.#brokerGate();
       await this.#cooldown();
@@ -590,21 +626,51 @@ export class Relay {
       const seq = this.#wakeSeq;
       const keyedSeq = this.#keyedSeq;
       const position = this.#drainPosition;
-      const after = position.next();
-      if (keyed && Date.now() >= keyed.until) keyed = undefined;
-      const limit = Math.min(this.#limit.value, keyed?.limit ?? Number.POSITIVE_INFINITY);
+      const keyed = this.#keyed;
+      const after = keyed ? undefined : position.next();
+      const limit = this.#limit.value;
+      if (few && Date.now() >= few.until) few = undefined;
+      const keyLimit = Math.min(this.#keyLimit(limit), few?.keyLimit ?? Number.POSITIVE_INFINITY);
+      let keyedClaimed = 0;
+      if (lane && (!keyed || Date.now() >= lane.until)) lane = undefined;
+      const laneClaim = lane;
+      let claimedKeys: string[] = [];
       try {
         const { claimed: n, keysMoved } = await this.#batch({
           path: "listen",
-          sql: beginClaimNext(this.#names, limit, after, this.options.keyAfterDeadLetter),
-          onClaimed: (rows) => position.claimed(rows, rows.length === limit),
+          sql: laneClaim
+            ? beginClaimKeyHeads(this.#names, laneClaim.keys.slice(0, limit), this.options.keyAfterDeadLetter)
+            : keyed
+              ? beginClaimKeyed(this.#names, limit, keyLimit, this.options.keyAfterDeadLetter)
+              : beginClaimNext(this.#names, limit, after, this.options.keyAfterDeadLetter),
+          onClaimed: (rows) => {
+            this.#sawRows(rows);
+            claimedKeys = rows.flatMap((row) => (row.ordering_key === null ? [] : [row.ordering_key]));
+            keyedClaimed = claimedKeys.length;
+            if (keyed) position.reset();
+            else position.claimed(rows, rows.length === limit);
+          },
         });
         failures = 0;
-        if (!keysMoved) keyed = undefined;
-        else if (n < limit) keyed = { limit: Math.max(n, 1), until: keyed?.until ?? Date.now() + KEYED_WINDOW_MS };
-        // A short claim after a position resets it: the loop looks once more from the start before it ends. Keyed rows
-        // it published (or the other paths did) let the keys' next rows be claimed: it goes on for those.
+        // Keyed rows it published (or the other paths did) let the keys' next rows be claimed: it goes on for those.
         const woken = seq !== this.#wakeSeq || keyedSeq !== this.#keyedSeq || keysMoved;
+        if (laneClaim) {
+          lane = claimedKeys.length > 0 ? { keys: claimedKeys, until: laneClaim.until } : undefined;
+          continue;
+        }
+        if (keyed && claimedKeys.length > 0) lane = { keys: claimedKeys, until: Date.now() + KEYED_FEW_MS };
+        if (keyed) {
+          if (n === 0 && !woken) {
+            this.#keyedIdleAt = Date.now();
+            return;
+          }
+          if (keyedClaimed > 0 && keyedClaimed < keyLimit) {
+            few = { keyLimit: keyedClaimed, until: few?.until ?? Date.now() + KEYED_FEW_MS };
+          } else if (keyedClaimed === 0) few = undefined;
+          if (n >= limit && Date.now() - this.#keyedIdleAt >= KEYED_IDLE_MS) this.#fillDrainLoops();
+          continue;
+        }
+        // A short claim after a position resets it: the loop looks once more from the start before it ends.
         if (n < limit && after === undefined && !woken) return;
       } catch {
         position.reset();
@@ -612,6 +678,12 @@ export class Relay {
         await sleep(Math.max(backoffDelay(failures, 100, 5_000), this.#limit.cooldownMs), this.#halt.signal);
       }
     }
+  }
+
+  /** Starts drain loops up to `concurrency`. */
+  #fillDrainLoops(): void {
+    if (this.#state !== "running") return;
+    while (this.#drainLoops.size < this.options.concurrency) this.#startDrainLoop();
   }
 
   async #sweep(): Promise<void> {
@@ -626,15 +698,26 @@ export class Relay {
       await this.#cooldown();
       try {
         const position = this.#sweepPosition;
+        // Keyed mode follows the table: a sweep that finds no keyed row left puts the relay back on claimNext.
+        this.#keyed = (await this.#pool!.query<{ keyed: boolean }>(hasKeyedRowsSql(this.#names))).rows[0]!.keyed;
         while (!this.#halt.signal.aborted) {
-          const after = position.next();
+          const keyed = this.#keyed;
+          const after = keyed ? undefined : position.next();
           const limit = this.#limit.value;
+          const keyLimit = this.#keyLimit(limit);
           const { claimed: n } = await this.#batch({
             path: "sweep",
-            sql: beginClaimSweep(this.#names, limit, o.sweepMinAgeMs, after, o.keyAfterDeadLetter),
-            onClaimed: (rows) => position.claimed(rows, rows.length === limit),
+            sql: keyed
+              ? beginClaimKeyed(this.#names, limit, keyLimit, o.keyAfterDeadLetter, o.sweepMinAgeMs)
+              : beginClaimSweep(this.#names, limit, o.sweepMinAgeMs, after, o.keyAfterDeadLetter),
+            onClaimed: (rows) => {
+              this.#sawRows(rows);
+              if (keyed) position.reset();
+              else position.claimed(rows, rows.length === limit);
+            },
           });
-          if (n < limit && after === undefined) break;
+          // A keyed claim is short by design (its share of keys): the sweep goes on while it gets a full share.
+          if (keyed ? n < keyLimit : n < limit && after === undefined) break;
         }
         failures = 0;
       } catch {

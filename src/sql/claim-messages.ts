@@ -118,6 +118,128 @@ export function claimSweep(
 ) ${RETURNING}`;
 }
 
+/** How far a keyed claim walks the due rows in claim order, in batches of its limit (see claimKeyed). */
+export const KEYED_WINDOW_BATCHES = 2;
+
+/** How many keys a keyed claim's key scan visits at most, in batches of its limit (see claimKeyed). */
+export const KEYED_SCAN_BATCHES = 10;
+
+/**
+ * The claim of a relay that has seen keyed rows (drain loops and sweeper; the in-process queue keeps claimByIds).
+ * claimNext's walk in claim order stops only after `limit` claimable rows, and while the first rows of the keys are
+ * in flight every other row of those keys is blocked: with 100,000 rows over 1,000 keys, each claim made while one
+ * batch holds the keys' first rows read the whole backlog (one index probe a row, 650 ms), and the sweeper and every
+ * idle drain loop made such claims. This statement bounds every part of it:
+ * - `keyed_window`: the walk in claim order, as claimNext's, over keyed rows, stopped by an index bound at the
+ *   KEYED_WINDOW_BATCHES x limit first due rows (an InitPlan reads that many index entries, no probe). Where keys
+ *   interleave (each key's next row near the front) it finds the next first rows at once, oldest first.
+ * - `keyed_scan`, only when the window found fewer than `keyLimit`: the first row of each key, by a loose index scan
+ *   of (ordering_key, id) (a recursive CTE: one index probe a key, up to KEYED_SCAN_BATCHES x limit keys), due and
+ *   not behind a dead letter, oldest first. It finds the first rows of deep keys, wherever they are in the backlog.
+ *   A key's first visible row is its first row: a row in flight in another relay is still visible (its DELETE is not
+ *   committed) and locked, so SKIP LOCKED skips it and the key (busy); a row waiting for its backoff is not due, so
+ *   its key waits. Same rule as keyHeadOnly, for the same snapshot.
+ * - at most `keyLimit` keyed rows a claim (the relay passes limit / concurrency): with about one batch of keys, one
+ *   claim would take every key's first row and leave the other drain loops and relays nothing until it commits (one
+ *   lane); with the keys split, two batches of different keys are in flight at once.
+ * - `unkeyed`: rows without a key, from the (ordering_key, id) index (ordering_key IS NULL, in id order), so that a
+ *   backlog of keyed rows is not walked to find them; then the whole is cut at `limit`.
+ * Keys beyond the scan's bound are reached by the window when their rows come to the front of the claim order.
+ */
+export function claimKeyed(
+  names: OutboxNames,
+  limit: number,
+  keyLimit: number,
+  keys: KeyAfterDeadLetter = "stop",
+  minAgeMs?: number,
+): string {
+  const t = names.outboxTable;
+  const n = integer(limit);
+  const k = integer(Math.max(1, Math.min(limit, keyLimit)));
+  const due =
+    minAgeMs === undefined
+      ? "available_at <= now()"
+      : `available_at <= now() AND created_at <= now() - interval '${integer(minAgeMs)} milliseconds'`;
+  const notBehindDeadLetter =
+    keys === "stop"
+      ? `AND NOT EXISTS (SELECT 1 FROM ${names.deadLetterTable} d WHERE d.ordering_key = ${t}.ordering_key AND d.id < ${t}.id)`
+      : "";
+  return `WITH RECURSIVE key_heads AS (
+  (SELECT ordering_key, id FROM ${t} WHERE ordering_key IS NOT NULL ORDER BY ordering_key, id LIMIT 1)
+  UNION ALL
+  SELECT h.ordering_key, h.id FROM key_heads p CROSS JOIN LATERAL (
+    SELECT ordering_key, id FROM ${t} WHERE ordering_key > p.ordering_key ORDER BY ordering_key, id LIMIT 1) h
+), keyed_window AS (
+  SELECT id FROM ${t} WHERE ${due} AND ordering_key IS NOT NULL
+    AND (available_at, id) <= (SELECT w.available_at, w.id FROM (
+      SELECT available_at, id FROM ${t} WHERE ${due} ORDER BY available_at, id LIMIT ${integer(limit * KEYED_WINDOW_BATCHES)}
+    ) w ORDER BY w.available_at DESC, w.id DESC LIMIT 1)
+    ${keyHeadOnly(names, keys)}
+  ORDER BY available_at, id LIMIT ${k} FOR UPDATE SKIP LOCKED
+), keyed_scan AS (
+  SELECT id FROM ${t} WHERE id IN (SELECT id FROM key_heads LIMIT ${integer(limit * KEYED_SCAN_BATCHES)}) AND ${due}
+    ${notBehindDeadLetter} AND id NOT IN (SELECT id FROM keyed_window)
+  ORDER BY available_at, id LIMIT ${k} FOR UPDATE SKIP LOCKED
+), unkeyed AS (
+  SELECT id FROM ${t} WHERE ordering_key IS NULL AND ${due}
+  ORDER BY ordering_key, id LIMIT ${n} FOR UPDATE SKIP LOCKED
+)
+DELETE FROM ${t} WHERE id IN (
+  SELECT id FROM (
+    (SELECT id FROM (SELECT id FROM keyed_window UNION ALL SELECT id FROM keyed_scan) k LIMIT ${k})
+    UNION ALL SELECT id FROM unkeyed
+  ) c LIMIT ${n}
+) ${RETURNING}`;
+}
+
+/**
+ * A drain loop's claim of the next rows of the keys it just published (a lane: the keys stay with the loop that
+ * holds them, see relay.ts): for each key its first visible row, one probe of the (ordering_key, id) index, taken
+ * when due, not behind a dead letter, and not locked. The first visible row is the key's first row, as in claimKeyed:
+ * no walk past other loops' rows in flight or the keys' later rows. The keys travel as hex-encoded JSON, which can
+ * inject nothing into the simple-protocol text.
+ */
+export function claimKeyHeads(
+  names: OutboxNames,
+  keys: readonly string[],
+  afterDeadLetter: KeyAfterDeadLetter = "stop",
+): string {
+  const t = names.outboxTable;
+  const hex = Buffer.from(JSON.stringify(keys), "utf8").toString("hex");
+  const notBehindDeadLetter =
+    afterDeadLetter === "stop"
+      ? `AND NOT EXISTS (SELECT 1 FROM ${names.deadLetterTable} d WHERE d.ordering_key = ${t}.ordering_key AND d.id < ${t}.id)`
+      : "";
+  return `DELETE FROM ${t} WHERE id IN (
+  SELECT id FROM ${t} WHERE id IN (
+    SELECT (SELECT e.id FROM ${t} e WHERE e.ordering_key = k.key ORDER BY e.id LIMIT 1)
+    FROM json_array_elements_text(convert_from(decode('${hex}', 'hex'), 'UTF8')::json) AS k(key)
+  ) AND available_at <= now() ${notBehindDeadLetter}
+  ORDER BY available_at, id LIMIT ${integer(keys.length)} FOR UPDATE SKIP LOCKED
+) ${RETURNING}`;
+}
+
+/** BEGIN, then claimKeyHeads. */
+export function beginClaimKeyHeads(names: OutboxNames, keys: readonly string[], afterDeadLetter?: KeyAfterDeadLetter) {
+  return `BEGIN;\n${claimKeyHeads(names, keys, afterDeadLetter)}`;
+}
+
+/** BEGIN, then claimKeyed. */
+export function beginClaimKeyed(
+  names: OutboxNames,
+  limit: number,
+  keyLimit: number,
+  keys?: KeyAfterDeadLetter,
+  minAgeMs?: number,
+): string {
+  return `BEGIN;\n${claimKeyed(names, limit, keyLimit, keys, minAgeMs)}`;
+}
+
+/** Whether the outbox holds any keyed row (one index probe): the relay then claims with claimKeyed. */
+export function hasKeyedRowsSql(names: OutboxNames): string {
+  return `SELECT EXISTS (SELECT 1 FROM ${names.outboxTable} WHERE ordering_key IS NOT NULL) AS keyed`;
+}
+
 /** BEGIN, then claimByIds. */
 export function beginClaimByIds(names: OutboxNames, ids: readonly string[], keys?: KeyAfterDeadLetter): string {
   return `BEGIN;\n${claimByIds(names, ids, keys)}`;
