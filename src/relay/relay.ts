@@ -48,6 +48,7 @@ import { BacklogProbe } from "./backlog-probe.js";
 import { backoffDelay, sleep } from "./backoff.js";
 import { BatchTimeoutError, type Claim, runBatch } from "./batch.js";
 import { BatchLimit } from "./batch-limit.js";
+import { BrokerGate } from "./broker-gate.js";
 import { ClaimPosition } from "./claim-position.js";
 import { openPool, type RelayPool } from "./connections.js";
 import { type ClaimPath, type RelayEvent, type RelayEventListener, safeEmit } from "./events.js";
@@ -123,9 +124,7 @@ export class Relay {
   #abort = new AbortController();
   /** Ends waits (backoff, sweep interval, broker gate) as soon as stop() begins. */
   #halt = new AbortController();
-  /** What the transport's events said last: unknown until the first one. */
-  #broker: "unknown" | "ready" | "down" | "blocked" = "unknown";
-  #brokerWaiters: Array<() => void> = [];
+  readonly #broker = new BrokerGate(this.#halt.signal, () => this.wake());
   #wakeSeq = 0;
   /** Bumped when the queue path or the sweeper published keyed rows (see #keyedWake). */
   #keyedSeq = 0;
@@ -183,7 +182,8 @@ export class Relay {
     const problems: string[] = [];
     if (this.#state !== "running") problems.push(`the relay is ${this.#state}`);
     if (!this.#database.connected) problems.push(`database: ${this.#database.error ?? "not connected"}`);
-    if (this.#broker !== "ready") problems.push(`broker: ${this.#broker === "blocked" ? "blocked" : "not connected"}`);
+    const broker = this.#broker.state;
+    if (broker !== "ready") problems.push(`broker: ${broker === "blocked" ? "blocked" : "not connected"}`);
     // A cycle runs at least every sweepIntervalMs; one may take a publish timeout, and a timeout pauses claims for
     // another.
     const staleAfterMs = this.options.sweepIntervalMs + 2 * this.options.publishTimeoutMs + 10_000;
@@ -199,7 +199,7 @@ export class Relay {
       ok: problems.length === 0,
       state: this.#state,
       database: { ...this.#database },
-      broker: { connected: this.#broker === "ready" || this.#broker === "blocked", state: this.#broker },
+      broker: { connected: broker === "ready" || broker === "blocked", state: broker },
       lastBatchAt: this.#lastCycleAt === undefined ? undefined : new Date(this.#lastCycleAt),
       backlog,
       problems,
@@ -316,8 +316,7 @@ export class Relay {
       }
       this.#stopTransportEvents = this.#transport.onEvent((event) => this.#onTransportEvent(event));
       await this.#step("connecting to the broker", this.#transport.start());
-      // A transport that says nothing about its state is taken as ready once started.
-      if (this.#broker === "unknown") this.#broker = "ready";
+      this.#broker.started();
       if (o.listen) {
         this.#listener = new OutboxListener(
           { source: this.#connections.listen, names: this.#names, checkIntervalMs: o.listenCheckIntervalMs },
@@ -417,7 +416,7 @@ export class Relay {
       // start() may be waiting for an unreachable broker: closing the transport makes it give up; every other step
       // checks the halt signal when it ends.
       this.#halt.abort();
-      this.#releaseBrokerWaiters();
+      this.#broker.release();
       // Not waited for beyond a moment: a connection attempt under way ends (and is closed) at its own timeout.
       await withDeadline(this.#transport?.close() ?? Promise.resolve(), CLEANUP_WAIT_MS);
     }
@@ -428,7 +427,7 @@ export class Relay {
     }
     this.#state = "stopping";
     this.#halt.abort();
-    this.#releaseBrokerWaiters();
+    this.#broker.release();
     const deadline = setTimeout(() => this.#abort.abort(), this.options.stopTimeoutMs);
     // Past the deadline the batches in flight are aborted and roll back; a connection that hangs even then (a
     // swallowed network) gets a few more seconds before stop() closes everything regardless.
@@ -479,56 +478,8 @@ export class Relay {
   }
 
   #onTransportEvent(event: TransportEvent): void {
-    const log = this.options.logger;
-    switch (event.type) {
-      case "connected":
-        if (this.#state === "running") log.info("broker reconnected");
-        this.#setBroker("ready");
-        break;
-      case "unblocked":
-        log.info("broker unblocked");
-        this.#setBroker("ready");
-        break;
-      case "disconnected":
-        log.warn("broker connection lost", { error: event.error?.message });
-        this.#setBroker("down");
-        break;
-      case "blocked":
-        log.warn("broker blocked publishing (resource alarm)", { reason: event.reason });
-        this.#setBroker("blocked");
-        break;
-      case "reconnecting":
-        log.warn("reconnecting to the broker", {
-          attempt: event.attempt,
-          delayMs: event.delayMs,
-          error: event.error.message,
-        });
-        break;
-    }
+    this.#broker.observe(event, this.options.logger, this.#state === "running");
     this.#emit({ type: "transport", event });
-  }
-
-  #setBroker(state: "ready" | "down" | "blocked"): void {
-    this.#broker = state;
-    if (state !== "ready") return;
-    this.#releaseBrokerWaiters();
-    this.wake(); // publish what piled up while the broker was away
-  }
-
-  #brokerReady(): boolean {
-    return this.#broker === "ready";
-  }
-
-  #releaseBrokerWaiters(): void {
-    const waiters = this.#brokerWaiters;
-    this.#brokerWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  /** Resolves when the broker can take messages (or the relay stops). */
-  #brokerGate(): Promise<void> | undefined {
-    if (this.#brokerReady() || this.#halt.signal.aborted) return undefined;
-    return new Promise((resolve) => this.#brokerWaiters.push(resolve));
   }
 
   /** Runs one cycle; adapts the batch limit and logs what failed. */
@@ -539,7 +490,7 @@ export class Relay {
       options: this.options,
       emit: (e: RelayEvent) => this.#emit(e),
       signal: this.#abort.signal,
-      brokerReady: () => this.#brokerReady(),
+      brokerReady: () => this.#broker.ready(),
       lock: this.#publishLock,
       metrics: this.#metrics!,
     };
@@ -594,7 +545,7 @@ export class Relay {
   async #runQueued(ids: string[]): Promise<void> {
     // With the broker away, leave the ids: its return wakes the drain loops, which take the rows.
     for (let start = 0; start < ids.length; start += this.#limit.value) {
-      if (!this.#brokerReady() || this.#halt.signal.aborted) return;
+      if (!this.#broker.ready() || this.#halt.signal.aborted) return;
       const part = ids.slice(start, start + this.#limit.value);
       await this.#batch({
         path: "queue",
@@ -620,7 +571,7 @@ export class Relay {
     let few: { keyLimit: number; until: number } | undefined;
     let lane: { keys: string[]; until: number } | undefined;
     while (!this.#halt.signal.aborted) {
-      await this.#brokerGate();
+      await this.#broker.wait();
       await this.#cooldown();
       if (this.#halt.signal.aborted) return;
       const seq = this.#wakeSeq;
@@ -694,7 +645,7 @@ export class Relay {
         failures > 0 ? backoffDelay(failures, o.sweepIntervalMs, 30_000) : o.sweepIntervalMs,
         this.#halt.signal,
       );
-      await this.#brokerGate();
+      await this.#broker.wait();
       await this.#cooldown();
       try {
         const position = this.#sweepPosition;
