@@ -136,17 +136,31 @@ export async function listDeadLetters(
   checkFilter(target, filter);
   integerOption("limit", limit, 50, 1);
   const f = filterOf(target, filter);
-  return onTable(target, async () => {
-    if (target.source === "inbox") {
-      const total = (await pool.query(countInboxDeadSql(f), f.params)).rows[0].count as number;
-      const rows = (await pool.query<InboxDeadRow>(listInboxDeadSql(f), [...f.params, limit])).rows;
-      return { total, rows: rows.map(shownInbox) };
-    }
-    const names = outboxNames(target.schema ?? DEFAULT_SCHEMA);
-    const total = (await pool.query(countDeadLettersSql(names, f), f.params)).rows[0].count as number;
-    const rows = (await pool.query<DeadLetterRow>(listDeadLettersSql(names, f), [...f.params, limit])).rows;
-    return { total, rows: rows.map(shownOutbox) };
-  });
+  return onTable(target, () => matching(pool, target, f, limit, false));
+}
+
+/**
+ * How many rows the filter selects and the first `limit` of them: what list shows and what a dry run previews.
+ * `retryable`: only the rows a retry would move (outbox: not already back in the outbox; inbox: not invalid).
+ */
+async function matching(
+  pool: pg.Pool,
+  target: DeadLetterTarget,
+  f: ReturnType<typeof filterOf>,
+  limit: number,
+  retryable: boolean,
+): Promise<DeadLetterList> {
+  if (target.source === "inbox") {
+    const total = (await pool.query(countInboxDeadSql(f, retryable), f.params)).rows[0].count as number;
+    const rows = (await pool.query<InboxDeadRow>(listInboxDeadSql(f, retryable), [...f.params, limit])).rows;
+    return { total, rows: rows.map(shownInbox) };
+  }
+  const names = outboxNames(target.schema ?? DEFAULT_SCHEMA);
+  const count = retryable ? countRetryableSql(names, f) : countDeadLettersSql(names, f);
+  const list = retryable ? listRetryableSql(names, f) : listDeadLettersSql(names, f);
+  const total = (await pool.query(count, f.params)).rows[0].count as number;
+  const rows = (await pool.query<DeadLetterRow>(list, [...f.params, limit])).rows;
+  return { total, rows: rows.map(shownOutbox) };
 }
 
 export interface ChangeOptions {
@@ -173,21 +187,15 @@ export async function retryDeadLetters(
   const f = filterOf(target, filter);
   const preview = integerOption("preview", options.preview, 20, 1);
   return onTable(target, async () => {
+    if (options.dryRun) {
+      const { total, rows } = await matching(pool, target, f, preview, true);
+      return { count: total, dryRun: true, rows };
+    }
     if (target.source === "inbox") {
-      if (options.dryRun) {
-        const count = (await pool.query(countInboxDeadSql(f, true), f.params)).rows[0].count as number;
-        const rows = (await pool.query<InboxDeadRow>(listInboxDeadSql(f, true), [...f.params, preview])).rows;
-        return { count, dryRun: true, rows: rows.map(shownInbox) };
-      }
       const count = (await pool.query(retryInboxDeadSql(f), f.params)).rows[0].count as number;
       return { count, dryRun: false };
     }
     const names = outboxNames(target.schema ?? DEFAULT_SCHEMA);
-    if (options.dryRun) {
-      const count = (await pool.query(countRetryableSql(names, f), f.params)).rows[0].count as number;
-      const rows = (await pool.query<DeadLetterRow>(listRetryableSql(names, f), [...f.params, preview])).rows;
-      return { count, dryRun: true, rows: rows.map(shownOutbox) };
-    }
     const client = await pool.connect();
     let failed = false;
     try {
@@ -218,22 +226,14 @@ export async function purgeDeadLetters(
   const f = filterOf(target, filter);
   const preview = integerOption("preview", options.preview, 20, 1);
   return onTable(target, async () => {
-    if (target.source === "inbox") {
-      if (options.dryRun) {
-        const count = (await pool.query(countInboxDeadSql(f), f.params)).rows[0].count as number;
-        const rows = (await pool.query<InboxDeadRow>(listInboxDeadSql(f), [...f.params, preview])).rows;
-        return { count, dryRun: true, rows: rows.map(shownInbox) };
-      }
-      return { count: (await pool.query(purgeInboxDeadSql(f), f.params)).rows[0].count as number, dryRun: false };
-    }
-    const names = outboxNames(target.schema ?? DEFAULT_SCHEMA);
     if (options.dryRun) {
-      const { total, rows } = await listDeadLetters(pool, target, filter, preview);
+      const { total, rows } = await matching(pool, target, f, preview, false);
       return { count: total, dryRun: true, rows };
     }
-    return {
-      count: (await pool.query(purgeDeadLettersSql(names, f), f.params)).rows[0].count as number,
-      dryRun: false,
-    };
+    const sql =
+      target.source === "inbox"
+        ? purgeInboxDeadSql(f)
+        : purgeDeadLettersSql(outboxNames(target.schema ?? DEFAULT_SCHEMA), f);
+    return { count: (await pool.query(sql, f.params)).rows[0].count as number, dryRun: false };
   });
 }
