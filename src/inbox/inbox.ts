@@ -206,6 +206,9 @@ export class Inbox {
         ack: (d, multiple) => consumer?.ack(d, multiple) ?? false,
         reject: (d) => consumer?.reject(d) ?? false,
         handoff: (ids) => processor?.notify(ids),
+        leaseMs: processor.leaseMs,
+        reserve: (wanted) => processor?.reserve(wanted) ?? 0,
+        adopt: (rows, reserved) => processor?.adopt(rows, reserved),
         logger,
         emit: this.#emit,
       });

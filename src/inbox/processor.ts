@@ -63,6 +63,8 @@ export class Processor {
   readonly #inFlight = new Map<string, AbortController>();
   /** Claimed, not started yet (claim-ahead), oldest first. */
   #ready: Array<{ row: ClaimedInboxRow; claimedAt: number }> = [];
+  /** Room promised to the receiver for rows it is leasing in an INSERT still in flight (reserve()/adopt()). */
+  #reserved = 0;
   #sweepDue = true; // drain what is there at start
   #stopping = false;
   #wake: (() => void) | undefined;
@@ -101,6 +103,37 @@ export class Processor {
     this.#loop = this.#run();
   }
 
+  /**
+   * Room for rows the receiver is about to store: it leases up to this many of them to this processor in its INSERT
+   * (claimed there: no claim round trip between a delivery's COMMIT and its handler), then hands them over with
+   * adopt(). Counted with the rows running and buffered, so a leased row waits for a slot no longer than a claimed
+   * one. None while stopping.
+   */
+  reserve(wanted: number): number {
+    if (this.#stopping || wanted <= 0) return 0;
+    const room = 2 * this.#options.concurrency - this.#inFlight.size - this.#ready.length - this.#reserved;
+    const granted = Math.max(0, Math.min(wanted, room));
+    this.#reserved += granted;
+    return granted;
+  }
+
+  /**
+   * The rows the receiver's INSERT leased (fewer than reserved when some were duplicates, none when it gave up):
+   * buffered as if claimed now. After stop() began they are released instead (stop() released the buffer already).
+   */
+  adopt(rows: ClaimedInboxRow[], reserved: number): void {
+    this.#reserved -= reserved;
+    if (rows.length === 0) return;
+    if (this.#stopping) {
+      void this.#release(rows);
+      return;
+    }
+    const claimedAt = performance.now();
+    for (const row of rows) this.#ready.push({ row, claimedAt });
+    this.#startReady();
+    this.#wake?.();
+  }
+
   /** Rows the receiver just committed: claim them at once. */
   notify(ids: readonly string[]): void {
     if (this.#stopping) return;
@@ -130,9 +163,11 @@ export class Processor {
     while (!this.#stopping) {
       this.#startReady();
       let claimed: ClaimedInboxRow[] = [];
-      if (this.#ready.length < Math.ceil(concurrency / 2)) {
+      // Room left once the rows running, buffered, and being leased by the receiver (reserve()) are counted.
+      const room = 2 * concurrency - this.#inFlight.size - this.#ready.length - this.#reserved;
+      if (this.#ready.length < Math.ceil(concurrency / 2) && room > 0) {
         try {
-          claimed = await this.#claim(2 * concurrency - this.#inFlight.size - this.#ready.length);
+          claimed = await this.#claim(room);
           this.lastClaimAt = Date.now();
           this.claimError = undefined;
         } catch (thrown) {
@@ -150,7 +185,8 @@ export class Processor {
         this.#startReady();
       }
       const more = claimed.length > 0 || this.#handed.length > 0 || this.#sweepDue;
-      const full = this.#ready.length >= Math.ceil(concurrency / 2);
+      // No room: adopt() or a finished handler wakes the loop.
+      const full = this.#ready.length >= Math.ceil(concurrency / 2) || room <= 0;
       if (!more || full) await this.#sleep();
     }
   }

@@ -15,7 +15,13 @@ import type { InvalidMessagePolicy } from "../config/inbox-options.js";
 import type { RelayLogger } from "../config/relay-options.js";
 import { coerceError } from "../message/errors.js";
 import { backoffDelay, sleep } from "../relay/backoff.js";
-import { INSERT_INBOX_MESSAGES_SQL, type InboxRowInput, insertInboxParams } from "../sql/insert-inbox-messages.js";
+import type { ClaimedInboxRow } from "../sql/claim-inbox-messages.js";
+import {
+  INSERT_INBOX_MESSAGES_SQL,
+  type InboxRowInput,
+  type InsertedInboxRow,
+  insertInboxParams,
+} from "../sql/insert-inbox-messages.js";
 import type { Delivery } from "../transport/amqp-consumer.js";
 import type { InboxEvent } from "./events.js";
 import type { HandlerRegistry } from "./registry.js";
@@ -31,8 +37,14 @@ export interface ReceiverDeps {
   batchSize: number;
   ack(delivery: Delivery, multiple: boolean): boolean;
   reject(delivery: Delivery): boolean;
-  /** Ids of new pending rows, after COMMIT. */
+  /** Ids of new pending rows not leased in the INSERT, after COMMIT (the processor claims them). */
   handoff(ids: string[]): void;
+  /** The lease of a row leased in the INSERT (the processor's claim lease). */
+  leaseMs: number;
+  /** How many of the next INSERT's rows the processor can take (Processor.reserve). */
+  reserve(wanted: number): number;
+  /** The rows the INSERT leased, after COMMIT, and the count reserved for it (Processor.adopt). */
+  adopt(rows: ClaimedInboxRow[], reserved: number): void;
   logger: RelayLogger;
   emit(event: InboxEvent): void;
 }
@@ -50,12 +62,13 @@ function invalidReason(delivery: Delivery, handlers: number, json: boolean): str
   return undefined;
 }
 
-function isJson(text: string): boolean {
+const NOT_JSON = Symbol("not JSON");
+
+function parseJson(text: string): unknown {
   try {
-    JSON.parse(text);
-    return true;
+    return JSON.parse(text);
   } catch {
-    return false;
+    return NOT_JSON;
   }
 }
 
@@ -156,10 +169,13 @@ export class Receiver {
   ): Promise<boolean> {
     const { registry, invalidMessages, logger, emit } = this.#deps;
     const rows: InboxRowInput[] = [];
+    /** What a leased row's handler gets (ClaimedInboxRow without id, attempts, received_at), by the row's index. */
+    const leasable = new Map<number, { payload: unknown; headers: string | null }>();
     const rejected: Delivery[] = [];
     for (const d of batch) {
       const text = d.content.toString("utf8");
-      const json = isJson(text);
+      const parsed = parseJson(text);
+      const json = parsed !== NOT_JSON;
       const handlers = registry.match(d.routingKey, d.type);
       const reason = invalidReason(d, handlers.length, json);
       const common = {
@@ -174,7 +190,11 @@ export class Receiver {
         key: orderingKey(d.headers),
       };
       if (reason === undefined) {
-        for (const h of handlers) rows.push({ ...common, handler: h.name, status: "pending", lastError: null });
+        for (const h of handlers) {
+          // Keyed rows are claimed only behind their key's earlier rows (claim-inbox-messages.ts): never leased here.
+          if (common.key === null) leasable.set(rows.length, { payload: parsed, headers: common.headers });
+          rows.push({ ...common, handler: h.name, status: "pending", lastError: null, leased: false });
+        }
         continue;
       }
       const outcome = invalidMessages === "reject" ? "rejected" : "dead";
@@ -187,7 +207,14 @@ export class Receiver {
       );
       emit({ type: "invalid", messageId: d.messageId, routingKey: d.routingKey, reason, outcome });
       if (outcome === "rejected") rejected.push(d);
-      else rows.push({ ...common, handler: "", status: "dead", lastError: reason });
+      else rows.push({ ...common, handler: "", status: "dead", lastError: reason, leased: false });
+    }
+    // The processor's free room goes to the first rows that can take it; the rest are handed over by id after COMMIT.
+    const reserved = this.#deps.reserve(leasable.size);
+    let toLease = reserved;
+    for (const index of leasable.keys()) {
+      if (toLease-- <= 0) break;
+      rows[index]!.leased = true;
     }
 
     if (rows.some((r) => r.key !== null)) {
@@ -200,6 +227,8 @@ export class Receiver {
     }
     const stored = rows.length === 0 ? [] : await this.#insert(rows);
     inserted();
+    // Leased rows are committed and this processor's: handed over at once, whatever becomes of the ack below.
+    this.#deps.adopt(stored === undefined ? [] : leasedRows(rows, leasable, stored), reserved);
     // Acking after a batch that gave up would ack its deliveries too (`multiple`): after abort, nothing is acked,
     // and the broker redelivers (what was stored comes back as duplicates, dropped).
     if (!(await previous) || stored === undefined) return false;
@@ -208,7 +237,7 @@ export class Receiver {
     const lastOfGeneration = new Map<number, Delivery>();
     for (const d of batch) if (!rejected.includes(d)) lastOfGeneration.set(d.tag.generation, d);
     for (const d of lastOfGeneration.values()) this.#deps.ack(d, true);
-    const pending = stored.filter((r) => r.status === "pending").map((r) => r.id);
+    const pending = stored.filter((r) => r.status === "pending" && r.leased_message_id === null).map((r) => r.id);
     emit({
       type: "received",
       deliveries: batch.length,
@@ -220,12 +249,12 @@ export class Receiver {
   }
 
   /** The INSERT, retried with backoff while the database fails; undefined when aborted. */
-  async #insert(rows: InboxRowInput[]): Promise<Array<{ id: string; status: string }> | undefined> {
+  async #insert(rows: InboxRowInput[]): Promise<InsertedInboxRow[] | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await this.#deps.pool.query<{ id: string; status: string }>(
+        const result = await this.#deps.pool.query<InsertedInboxRow>(
           INSERT_INBOX_MESSAGES_SQL,
-          insertInboxParams(rows),
+          insertInboxParams(rows, this.#deps.leaseMs),
         );
         return result.rows;
       } catch (thrown) {
@@ -241,4 +270,39 @@ export class Receiver {
       }
     }
   }
+}
+
+/** The rows the INSERT leased, as the processor's claim returns them (claim-inbox-messages.ts). */
+function leasedRows(
+  rows: readonly InboxRowInput[],
+  leasable: ReadonlyMap<number, { payload: unknown; headers: string | null }>,
+  stored: readonly InsertedInboxRow[],
+): ClaimedInboxRow[] {
+  const leased = stored.filter((r) => r.leased_message_id !== null);
+  if (leased.length === 0) return [];
+  const byKey = new Map<string, number>();
+  for (const index of leasable.keys()) {
+    const row = rows[index]!;
+    if (row.leased) byKey.set(`${row.messageId}\u0000${row.handler}`, index);
+  }
+  return leased.map((r) => {
+    const index = byKey.get(`${r.leased_message_id}\u0000${r.leased_handler}`)!;
+    const row = rows[index]!;
+    const { payload, headers } = leasable.get(index)!;
+    return {
+      id: r.id,
+      message_id: row.messageId,
+      handler: row.handler,
+      exchange: row.exchange,
+      routing_key: row.routingKey,
+      payload,
+      // As PostgreSQL's jsonb gives them back to a claim (headersText() made them JSON-safe).
+      headers: headers === null ? null : (JSON.parse(headers) as Record<string, unknown>),
+      type: row.type,
+      correlation_id: row.correlationId,
+      attempts: 1,
+      received_at: r.leased_received_at!,
+      ordering_key: null,
+    };
+  });
 }

@@ -18,6 +18,8 @@ export interface InboxRowInput {
   lastError: string | null;
   /** The ordering key (AMQP header x-ordering-key), or null. */
   key: string | null;
+  /** Leased at once to this process's processor (claimed in the INSERT: attempts 1, due after the lease). */
+  leased: boolean;
 }
 
 /**
@@ -27,21 +29,38 @@ export interface InboxRowInput {
  *   key twice within the statement (a duplicate inside one batch). Rows without a message id (NULL) never conflict.
  * - unnest() over one array per column: the same statement text and 12 parameters for any batch size.
  * - RETURNING gives the ids of the rows actually inserted and pending, for the in-process hand-off to the processor.
+ * - Leased rows are claimed by the INSERT itself (attempts 1, due only after the lease $13 ms, as the processor's claim
+ *   would set them: claim-inbox-messages.ts), for the processor of this process, which has room for them: it starts
+ *   them without a claim round trip. A duplicate is not inserted, so never leased twice. `leased` comes back for
+ *   those rows only (NULL otherwise), with the message id and handler that say which input row each one is.
  */
 export const INSERT_INBOX_MESSAGES_SQL = `
 INSERT INTO ${INBOX_TABLE} (message_id, handler, exchange, routing_key, payload, body, headers, type, correlation_id,
-                            status, last_error, ordering_key)
+                            status, last_error, ordering_key, attempts, available_at)
 SELECT message_id, handler, exchange, routing_key, payload::json, body, headers::jsonb, type, correlation_id, status,
-       last_error, ordering_key
+       last_error, ordering_key, CASE WHEN leased THEN 1 ELSE 0 END,
+       CASE WHEN leased THEN now() + make_interval(secs => $13::float8 / 1000) ELSE now() END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::text[], $8::text[],
-            $9::text[], $10::text[], $11::text[], $12::text[])
+            $9::text[], $10::text[], $11::text[], $12::text[], $14::bool[])
   WITH ORDINALITY AS t(message_id, handler, exchange, routing_key, payload, body, headers, type, correlation_id, status,
-                       last_error, ordering_key, n)
+                       last_error, ordering_key, leased, n)
 ORDER BY n
 ON CONFLICT (message_id, handler) DO NOTHING
-RETURNING id::text AS id, status`;
+RETURNING id::text AS id, status, CASE WHEN attempts > 0 THEN message_id END AS leased_message_id,
+          CASE WHEN attempts > 0 THEN handler END AS leased_handler,
+          CASE WHEN attempts > 0 THEN received_at END AS leased_received_at`;
 
-export function insertInboxParams(rows: readonly InboxRowInput[]): unknown[] {
+/** A row the INSERT stored; `leased_*` are set for the rows it leased (claimed) to this process's processor. */
+export interface InsertedInboxRow {
+  id: string;
+  status: string;
+  leased_message_id: string | null;
+  leased_handler: string | null;
+  leased_received_at: Date | null;
+}
+
+/** The parameters of INSERT_INBOX_MESSAGES_SQL; `leaseMs` is the lease of the rows marked `leased`. */
+export function insertInboxParams(rows: readonly InboxRowInput[], leaseMs = 0): unknown[] {
   return [
     rows.map((r) => r.messageId),
     rows.map((r) => r.handler),
@@ -55,5 +74,7 @@ export function insertInboxParams(rows: readonly InboxRowInput[]): unknown[] {
     rows.map((r) => r.status),
     rows.map((r) => r.lastError),
     rows.map((r) => r.key),
+    leaseMs,
+    rows.map((r) => r.leased),
   ];
 }
