@@ -10,6 +10,9 @@
 //   running --stop()--> stopping: no more claims; buffered rows released (their attempt taken back, due at once);
 //            handlers in flight finish, or past the deadline their signals abort (their transactions roll back, the
 //            rows come back when their lease runs out) --> stopped
+// Leased by the receiver: rows the receiver's INSERT claimed for this processor (reserve() before it, adopt() after its
+// COMMIT) join the buffer as claimed rows do, without a claim statement; reserve() counts them in the same 2 x
+// `concurrency` room, so a claim and a lease never overfill it.
 // Claim-ahead: claiming one row per freed slot put a claim round trip (~1-2 ms) between every two handler
 // transactions of a slot; claiming several rows in one statement while the slots are still busy keeps the slots fed
 // (bench:inbox (c)). A buffered row is leased from its claim, so it must not wait long: rows buffered longer than
