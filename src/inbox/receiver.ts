@@ -227,8 +227,14 @@ export class Receiver {
     }
     const stored = rows.length === 0 ? [] : await this.#insert(rows);
     inserted();
-    // Leased rows are committed and this processor's: handed over at once, whatever becomes of the ack below.
-    this.#deps.adopt(stored === undefined ? [] : leasedRows(rows, leasable, stored), reserved);
+    // Leased rows are committed and this processor's: handed over at once, whatever becomes of the ack below. The
+    // reservation is given back even if that goes wrong (a bug: the rows then wait for their lease to run out).
+    let leased: ClaimedInboxRow[] = [];
+    try {
+      if (stored !== undefined) leased = leasedRows(rows, leasable, stored);
+    } finally {
+      this.#deps.adopt(leased, reserved);
+    }
     // Acking after a batch that gave up would ack its deliveries too (`multiple`): after abort, nothing is acked,
     // and the broker redelivers (what was stored comes back as duplicates, dropped).
     if (!(await previous) || stored === undefined) return false;
