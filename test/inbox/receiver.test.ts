@@ -1,6 +1,7 @@
-// The receiver's lease hand-off against the real PostgreSQL: the rows the processor has room for are claimed by the
-// receiver's INSERT itself and handed over whole (no claim statement between a delivery's COMMIT and its handler);
-// the rest are handed over by id, as before. Deliveries are built here (the broker plays no part in what is tested).
+// The receiver's INSERT against the real PostgreSQL: every body stored as sent, and the lease hand-off (the rows the
+// processor has room for are claimed by the INSERT itself and handed over whole: no claim statement between a
+// delivery's COMMIT and its handler; the rest are handed over by id). Deliveries are built here (the broker plays no
+// part in what is tested).
 import { randomUUID } from "node:crypto";
 import type { ConsumeMessage } from "amqplib";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
@@ -20,7 +21,7 @@ const quiet = { info() {}, warn() {}, error() {} };
 let tag = 0;
 function delivery(body: unknown, props: Partial<Delivery> = {}): Delivery {
   return {
-    content: Buffer.from(JSON.stringify(body)),
+    content: Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body)),
     messageId: randomUUID(),
     exchange: "x",
     routingKey: "order.created",
@@ -155,5 +156,45 @@ describe("receiver: rows leased in the INSERT", () => {
     await receiver.drain();
     expect(got.adopted.map((r) => r.handler).sort()).toEqual(["audit", "effect"]);
     expect(new Set(got.adopted.map((r) => r.id)).size).toBe(2);
+  });
+
+  it("stores every body as sent, in one batch: JSON of every shape, JSON null, and bodies that are not JSON", async () => {
+    const { receiver, got } = receiverWithRoom(0);
+    const bodies: Buffer[] = [
+      Buffer.from('{"a":[1,2,{"b":"x,y]}"}],"c":"\\u00e9 \\"q\\" \\\\ é 😀"}'),
+      Buffer.from("null"),
+      Buffer.from("not json, [1,2]"),
+      Buffer.from(" [ ] "),
+      Buffer.from('"just a string, with a comma"'),
+      Buffer.from("42"),
+      Buffer.from([0xff, 0xfe, 0x00, 0x01]),
+      Buffer.from("{}"),
+    ];
+    const deliveries = bodies.map((body) => delivery(body));
+    for (const d of deliveries) receiver.push(d);
+    await receiver.drain();
+    const { rows } = await pool.query(
+      "SELECT message_id, status, payload::text AS payload, body FROM inbox_message ORDER BY id",
+    );
+    // One batch, stored whole and in order (bodies that are not JSON are stored dead, not left out).
+    expect(rows.map((r) => r.message_id)).toEqual(deliveries.map((d) => d.messageId));
+    expect(got.handed).toHaveLength(rows.filter((r) => r.status === "pending").length);
+    rows.forEach((r, i) => {
+      const text = bodies[i]!.toString("utf8");
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // Not JSON: kept as bytes, no payload, and dead with the reason (invalidMessages "dead").
+        expect(r.payload).toBeNull();
+        expect(r.body).toEqual(bodies[i]);
+        expect(r.status).toBe("dead");
+        return;
+      }
+      expect(r.status).toBe("pending");
+      expect(r.body).toBeNull();
+      expect(r.payload).not.toBeNull(); // JSON null is a payload (json 'null'), not a missing one
+      expect(JSON.parse(r.payload)).toEqual(parsed);
+    });
   });
 });
