@@ -169,8 +169,8 @@ export class Receiver {
   ): Promise<boolean> {
     const { registry, invalidMessages, logger, emit } = this.#deps;
     const rows: InboxRowInput[] = [];
-    /** What a leased row's handler gets (ClaimedInboxRow without id, attempts, received_at), by the row's index. */
-    const leasable = new Map<number, { payload: unknown; headers: string | null }>();
+    /** Rows that may be leased (pending, no ordering key): their indexes in `rows`, and their parsed payloads. */
+    const leasable: Leasable = { indexes: [], payloads: [] };
     const rejected: Delivery[] = [];
     for (const d of batch) {
       const text = d.content.toString("utf8");
@@ -178,22 +178,15 @@ export class Receiver {
       const json = parsed !== NOT_JSON;
       const handlers = registry.match(d.routingKey, d.type);
       const reason = invalidReason(d, handlers.length, json);
-      const common = {
-        messageId: d.messageId && Buffer.byteLength(d.messageId) <= 255 ? d.messageId : null,
-        exchange: d.exchange,
-        routingKey: d.routingKey,
-        payload: json ? text : null,
-        body: json ? null : d.content,
-        headers: headersText(d.headers),
-        type: d.type ?? null,
-        correlationId: d.correlationId ?? null,
-        key: orderingKey(d.headers),
-      };
       if (reason === undefined) {
         for (const h of handlers) {
+          const row = inboxRow(d, json ? text : null, h.name, "pending", null);
           // Keyed rows are claimed only behind their key's earlier rows (claim-inbox-messages.ts): never leased here.
-          if (common.key === null) leasable.set(rows.length, { payload: parsed, headers: common.headers });
-          rows.push({ ...common, handler: h.name, status: "pending", lastError: null, leased: false });
+          if (row.key === null) {
+            leasable.indexes.push(rows.length);
+            leasable.payloads.push(parsed);
+          }
+          rows.push(row);
         }
         continue;
       }
@@ -207,15 +200,11 @@ export class Receiver {
       );
       emit({ type: "invalid", messageId: d.messageId, routingKey: d.routingKey, reason, outcome });
       if (outcome === "rejected") rejected.push(d);
-      else rows.push({ ...common, handler: "", status: "dead", lastError: reason, leased: false });
+      else rows.push(inboxRow(d, json ? text : null, "", "dead", reason));
     }
     // The processor's free room goes to the first rows that can take it; the rest are handed over by id after COMMIT.
-    const reserved = this.#deps.reserve(leasable.size);
-    let toLease = reserved;
-    for (const index of leasable.keys()) {
-      if (toLease-- <= 0) break;
-      rows[index]!.leased = true;
-    }
+    const reserved = this.#deps.reserve(leasable.indexes.length);
+    for (let i = 0; i < reserved; i++) rows[leasable.indexes[i]!]!.leased = true;
 
     if (rows.some((r) => r.key !== null)) {
       await previousInserted;
@@ -278,23 +267,54 @@ export class Receiver {
   }
 }
 
+interface Leasable {
+  indexes: number[];
+  payloads: unknown[];
+}
+
+/** One row to store, all fields in one order (one object shape for every row). */
+function inboxRow(
+  d: Delivery,
+  payload: string | null,
+  handler: string,
+  status: "pending" | "dead",
+  lastError: string | null,
+): InboxRowInput {
+  return {
+    messageId: d.messageId && Buffer.byteLength(d.messageId) <= 255 ? d.messageId : null,
+    handler,
+    exchange: d.exchange,
+    routingKey: d.routingKey,
+    payload,
+    body: payload === null ? d.content : null,
+    headers: d.headers === undefined ? null : headersText(d.headers),
+    type: d.type ?? null,
+    correlationId: d.correlationId ?? null,
+    status,
+    lastError,
+    key: d.headers === undefined ? null : orderingKey(d.headers),
+    leased: false,
+  };
+}
+
 /** The rows the INSERT leased, as the processor's claim returns them (claim-inbox-messages.ts). */
 function leasedRows(
   rows: readonly InboxRowInput[],
-  leasable: ReadonlyMap<number, { payload: unknown; headers: string | null }>,
+  leasable: Leasable,
   stored: readonly InsertedInboxRow[],
 ): ClaimedInboxRow[] {
   const leased = stored.filter((r) => r.leased_message_id !== null);
   if (leased.length === 0) return [];
   const byKey = new Map<string, number>();
-  for (const index of leasable.keys()) {
+  leasable.indexes.forEach((index, i) => {
     const row = rows[index]!;
-    if (row.leased) byKey.set(`${row.messageId}\u0000${row.handler}`, index);
-  }
+    if (row.leased) byKey.set(`${row.messageId}\u0000${row.handler}`, i);
+  });
   return leased.map((r) => {
-    const index = byKey.get(`${r.leased_message_id}\u0000${r.leased_handler}`)!;
-    const row = rows[index]!;
-    const { payload, headers } = leasable.get(index)!;
+    const i = byKey.get(`${r.leased_message_id}\u0000${r.leased_handler}`)!;
+    const row = rows[leasable.indexes[i]!]!;
+    const payload = leasable.payloads[i];
+    const headers = row.headers;
     return {
       id: r.id,
       message_id: row.messageId,

@@ -68,20 +68,15 @@ export interface InsertedInboxRow {
 
 /** The parameters of INSERT_INBOX_MESSAGES_SQL; `leaseMs` is the lease of the rows marked `leased`. */
 export function insertInboxParams(rows: readonly InboxRowInput[], leaseMs = 0): unknown[] {
-  return [
-    rows.map((r) => r.messageId),
-    rows.map((r) => r.handler),
-    rows.map((r) => r.exchange),
-    rows.map((r) => r.routingKey),
-    `[${rows.map((r) => r.payload ?? "null").join(",")}]`,
-    rows.map((r) => r.body),
-    rows.map((r) => r.headers),
-    rows.map((r) => r.type),
-    rows.map((r) => r.correlationId),
-    rows.map((r) => r.status),
-    rows.map((r) => r.lastError),
-    rows.map((r) => r.key),
-    leaseMs,
-    rows.map((r) => r.leased),
-  ];
+  // One pass filling one array per column, in the statement's parameter order ($5, the payloads, is joined below):
+  // a dozen rows.map() calls cost more per delivery on the receive path.
+  const columns: unknown[][] = Array.from({ length: 12 }, () => new Array(rows.length));
+  const leased = new Array<boolean>(rows.length);
+  rows.forEach((r, i) => {
+    const values = [r.messageId, r.handler, r.exchange, r.routingKey, r.payload ?? "null", r.body, r.headers, r.type];
+    values.push(r.correlationId, r.status, r.lastError, r.key);
+    for (let c = 0; c < 12; c++) columns[c]![i] = values[c];
+    leased[i] = r.leased;
+  });
+  return [...columns.slice(0, 4), `[${columns[4]!.join(",")}]`, ...columns.slice(5), leaseMs, leased];
 }
