@@ -21,7 +21,7 @@ import type pg from "pg";
 import type { ResolvedInboxOptions } from "../config/inbox-options.js";
 import { coerceError, OutboxError } from "../message/errors.js";
 import { backoffDelay, sleep } from "../relay/backoff.js";
-import { type ClaimedInboxRow, claimDueInboxSql, claimInboxByIdsSql } from "../sql/claim-inbox-messages.js";
+import { type ClaimedInboxRow, claimDueInbox, claimInboxByIdsSql } from "../sql/claim-inbox-messages.js";
 import { COMPLETE_INBOX_MESSAGE_SQL } from "../sql/complete-inbox-message.js";
 import { FAIL_INBOX_MESSAGE_SQL } from "../sql/fail-inbox-message.js";
 import { RELEASE_INBOX_MESSAGES_SQL } from "../sql/release-inbox-messages.js";
@@ -57,7 +57,6 @@ export class Processor {
   readonly #registry: HandlerRegistry;
   readonly #options: ResolvedInboxOptions;
   readonly #emit: (event: InboxEvent) => void;
-  readonly #claimDueSql: string;
   readonly #claimByIdsSql: string;
   readonly #handed: string[] = [];
   readonly #inFlight = new Map<string, AbortController>();
@@ -84,7 +83,6 @@ export class Processor {
     this.#registry = registry;
     this.#options = options;
     this.#emit = emit;
-    this.#claimDueSql = claimDueInboxSql(options.keyAfterDead);
     this.#claimByIdsSql = claimInboxByIdsSql(options.keyAfterDead);
   }
 
@@ -195,10 +193,30 @@ export class Processor {
       return rows;
     }
     if (!this.#sweepDue) return [];
-    const { rows } = await this.#pool.query<ClaimedInboxRow>(this.#claimDueSql, [this.leaseMs, limit]);
+    const rows = await this.#claimDue(limit);
     // A full claim means there may be more: keep claiming as slots free up, without waiting for the timer.
     this.#sweepDue = rows.length === limit;
     return rows;
+  }
+
+  /** The due claim: BEGIN, the claim and COMMIT in one round trip (see claimDueInbox); ROLLBACK when it fails. */
+  async #claimDue(limit: number): Promise<ClaimedInboxRow[]> {
+    const client = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      const results = (await client.query(
+        claimDueInbox(this.#options.keyAfterDead, this.leaseMs, limit),
+      )) as unknown as pg.QueryResult<ClaimedInboxRow>[];
+      return results[2]!.rows;
+    } catch (error) {
+      // A failed statement leaves the transaction open and aborted: end it, or drop the connection.
+      await client.query("ROLLBACK").catch((rollbackError: Error) => {
+        broken = rollbackError;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
   }
 
   /** Waits for a hand-off, a finished handler, the sweeper's timer, or stop (or `ms`, when given). */
