@@ -199,24 +199,16 @@ export class Processor {
     return rows;
   }
 
-  /** The due claim: BEGIN, the claim and COMMIT in one round trip (see claimDueInbox); ROLLBACK when it fails. */
+  /**
+   * The due claim: BEGIN, the claim and COMMIT in one round trip (see claimDueInbox). A statement that fails leaves
+   * its transaction open and aborted on the connection: pool.query releases a client with the error, and the pool then
+   * drops it (it never hands out a connection inside a transaction).
+   */
   async #claimDue(limit: number): Promise<ClaimedInboxRow[]> {
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
-    try {
-      const results = (await client.query(
-        claimDueInbox(this.#options.keyAfterDead, this.leaseMs, limit),
-      )) as unknown as pg.QueryResult<ClaimedInboxRow>[];
-      return results[2]!.rows;
-    } catch (error) {
-      // A failed statement leaves the transaction open and aborted: end it, or drop the connection.
-      await client.query("ROLLBACK").catch((rollbackError: Error) => {
-        broken = rollbackError;
-      });
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    const results = (await this.#pool.query(
+      claimDueInbox(this.#options.keyAfterDead, this.leaseMs, limit),
+    )) as unknown as pg.QueryResult<ClaimedInboxRow>[];
+    return results[2]!.rows;
   }
 
   /** Waits for a hand-off, a finished handler, the sweeper's timer, or stop (or `ms`, when given). */
