@@ -289,7 +289,8 @@ const keyedMessage = (key: string | undefined) =>
     {},
     { maxPayloadBytes: 1_048_576 },
   );
-const INSERT_KEYED_SQL = insertMessagesSql(names, false, true);
+// One message with one key a transaction: the statement the extension picks for it (keyShape "one").
+const INSERT_KEYED_SQL = insertMessagesSql(names, false, "one");
 const keyedCases: Record<string, (c: pg.PoolClient, writer: number) => Promise<void>> = {
   "no key": async (c) => {
     await c.query("BEGIN");

@@ -20,7 +20,13 @@ import {
   resolveOutboxOptions,
 } from "../config/outbox-options.js";
 import { type NormalizedMessage, normalizeMessage, type OutboxMessageInput } from "../message/message.js";
-import { hasKeys, insertKeyedMessagesParams, insertMessagesParams, insertMessagesSql } from "../sql/insert-messages.js";
+import {
+  insertKeyedMessagesParams,
+  insertMessagesParams,
+  insertMessagesSql,
+  type KeyShape,
+  keyShape,
+} from "../sql/insert-messages.js";
 import { outboxNames } from "../sql/names.js";
 import { notifySql } from "../sql/notify.js";
 import { traceHeaders } from "../telemetry/tracing.js";
@@ -60,24 +66,21 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
   const config = resolveOutboxOptions(options);
   const tracker = new CommitTracker();
   const names = outboxNames(config.schema);
-  const insertPlain = insertMessagesSql(names, false);
-  const insertNotifying = insertMessagesSql(names, true);
-  const insertKeyedPlain = insertMessagesSql(names, false, true);
-  const insertKeyedNotifying = insertMessagesSql(names, true, true);
+  const statements: Record<KeyShape, { plain: string; notifying: string }> = {
+    none: { plain: insertMessagesSql(names, false, "none"), notifying: insertMessagesSql(names, true, "none") },
+    one: { plain: insertMessagesSql(names, false, "one"), notifying: insertMessagesSql(names, true, "one") },
+    many: { plain: insertMessagesSql(names, false, "many"), notifying: insertMessagesSql(names, true, "many") },
+  };
   /**
    * The insert for a write whose commit the extension will see (`observed`: outside any transaction, in a
    * transaction opened through its $transaction, or in one it opened itself) or not. The NOTIFY rides in the
    * transaction with notify: "in-transaction", and also with notify: true when the commit cannot be observed: only a
    * notification inside the transaction can announce it then.
    */
-  const insertSql = (observed: boolean, keyed: boolean) =>
+  const insertSql = (observed: boolean, keys: KeyShape) =>
     config.notify === "in-transaction" || (config.notify === true && !observed)
-      ? keyed
-        ? insertKeyedNotifying
-        : insertNotifying
-      : keyed
-        ? insertKeyedPlain
-        : insertPlain;
+      ? statements[keys].notifying
+      : statements[keys].plain;
   const observed = (txId: string | undefined) => txId === undefined || tracker.has(txId);
   /**
    * Validates the messages. `trace`: the headers of the writer's trace context (telemetry/tracing.ts), stored with
@@ -92,11 +95,12 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
   /** One INSERT of all the messages, with the given client (which decides the transaction). */
   async function insert(client: RawClient, commitObserved: boolean, messages: NormalizedMessage[]): Promise<string[]> {
     if (messages.length === 0) return [];
-    // Messages without a key keep the plain statement; any key takes the keyed one (its locks: insert-messages.ts).
-    const keyed = hasKeys(messages);
+    // Messages without a key keep the plain statement; keys take a keyed one (its locks: insert-messages.ts), the
+    // cheaper one when there is one distinct key.
+    const keys = keyShape(messages);
     const rows = await client.$queryRawUnsafe<Array<{ id: string }>>(
-      insertSql(commitObserved, keyed),
-      ...(keyed ? insertKeyedMessagesParams(messages) : insertMessagesParams(messages)),
+      insertSql(commitObserved, keys),
+      ...(keys === "none" ? insertMessagesParams(messages) : insertKeyedMessagesParams(messages)),
     );
     return rows.map((r) => r.id);
   }

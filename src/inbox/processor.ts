@@ -24,7 +24,7 @@ import type pg from "pg";
 import type { ResolvedInboxOptions } from "../config/inbox-options.js";
 import { coerceError, OutboxError } from "../message/errors.js";
 import { backoffDelay, sleep } from "../relay/backoff.js";
-import { type ClaimedInboxRow, claimDueInboxSql, claimInboxByIdsSql } from "../sql/claim-inbox-messages.js";
+import { type ClaimedInboxRow, claimDueInbox, claimInboxByIdsSql } from "../sql/claim-inbox-messages.js";
 import { COMPLETE_INBOX_MESSAGE_SQL } from "../sql/complete-inbox-message.js";
 import { FAIL_INBOX_MESSAGE_SQL } from "../sql/fail-inbox-message.js";
 import { RELEASE_INBOX_MESSAGES_SQL } from "../sql/release-inbox-messages.js";
@@ -60,7 +60,6 @@ export class Processor {
   readonly #registry: HandlerRegistry;
   readonly #options: ResolvedInboxOptions;
   readonly #emit: (event: InboxEvent) => void;
-  readonly #claimDueSql: string;
   readonly #claimByIdsSql: string;
   readonly #handed: string[] = [];
   readonly #inFlight = new Map<string, AbortController>();
@@ -89,7 +88,6 @@ export class Processor {
     this.#registry = registry;
     this.#options = options;
     this.#emit = emit;
-    this.#claimDueSql = claimDueInboxSql(options.keyAfterDead);
     this.#claimByIdsSql = claimInboxByIdsSql(options.keyAfterDead);
   }
 
@@ -234,10 +232,22 @@ export class Processor {
       return rows;
     }
     if (!this.#sweepDue) return [];
-    const { rows } = await this.#pool.query<ClaimedInboxRow>(this.#claimDueSql, [this.leaseMs, limit]);
+    const rows = await this.#claimDue(limit);
     // A full claim means there may be more: keep claiming as slots free up, without waiting for the timer.
     this.#sweepDue = rows.length === limit;
     return rows;
+  }
+
+  /**
+   * The due claim: BEGIN, the claim and COMMIT in one round trip (see claimDueInbox). A statement that fails leaves
+   * its transaction open and aborted on the connection: pool.query releases a client with the error, and the pool then
+   * drops it (it never hands out a connection inside a transaction).
+   */
+  async #claimDue(limit: number): Promise<ClaimedInboxRow[]> {
+    const results = (await this.#pool.query(
+      claimDueInbox(this.#options.keyAfterDead, this.leaseMs, limit),
+    )) as unknown as pg.QueryResult<ClaimedInboxRow>[];
+    return results[2]!.rows;
   }
 
   /** Waits for a hand-off, a finished handler, the sweeper's timer, or stop (or `ms`, when given). */

@@ -196,8 +196,10 @@ DELETE FROM ${t} WHERE id IN (
  * A drain loop's claim of the next rows of the keys it just published (a lane: the keys stay with the loop that
  * holds them, see relay.ts): for each key its first visible row, one probe of the (ordering_key, id) index, taken
  * when due, not behind a dead letter, and not locked. The first visible row is the key's first row, as in claimKeyed:
- * no walk past other loops' rows in flight or the keys' later rows. The keys travel as hex-encoded JSON, which can
- * inject nothing into the simple-protocol text.
+ * no walk past other loops' rows in flight or the keys' later rows. The first row of a key is found by a LATERAL
+ * join, once a key: as a scalar subquery in `id IN (...)` PostgreSQL evaluated it twice a key (for the IN's hash and
+ * again for the primary key probe). The keys travel as hex-encoded JSON, which can inject nothing into the
+ * simple-protocol text.
  */
 export function claimKeyHeads(
   names: OutboxNames,
@@ -208,14 +210,14 @@ export function claimKeyHeads(
   const hex = Buffer.from(JSON.stringify(keys), "utf8").toString("hex");
   const notBehindDeadLetter =
     afterDeadLetter === "stop"
-      ? `AND NOT EXISTS (SELECT 1 FROM ${names.deadLetterTable} d WHERE d.ordering_key = ${t}.ordering_key AND d.id < ${t}.id)`
+      ? `AND NOT EXISTS (SELECT 1 FROM ${names.deadLetterTable} d WHERE d.ordering_key = m.ordering_key AND d.id < m.id)`
       : "";
   return `DELETE FROM ${t} WHERE id IN (
-  SELECT id FROM ${t} WHERE id IN (
-    SELECT (SELECT e.id FROM ${t} e WHERE e.ordering_key = k.key ORDER BY e.id LIMIT 1)
-    FROM json_array_elements_text(convert_from(decode('${hex}', 'hex'), 'UTF8')::json) AS k(key)
-  ) AND available_at <= now() ${notBehindDeadLetter}
-  ORDER BY available_at, id LIMIT ${integer(keys.length)} FOR UPDATE SKIP LOCKED
+  SELECT m.id FROM json_array_elements_text(convert_from(decode('${hex}', 'hex'), 'UTF8')::json) AS k(key)
+  CROSS JOIN LATERAL (SELECT e.id FROM ${t} e WHERE e.ordering_key = k.key ORDER BY e.id LIMIT 1) h
+  JOIN ${t} m ON m.id = h.id
+  WHERE m.available_at <= now() ${notBehindDeadLetter}
+  ORDER BY m.available_at, m.id LIMIT ${integer(keys.length)} FOR UPDATE OF m SKIP LOCKED
 ) ${RETURNING}`;
 }
 

@@ -4,7 +4,12 @@
 import type pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { type NormalizedMessage, normalizeMessage } from "../../src/message/message.js";
-import { insertKeyedMessagesParams, insertMessagesParams, insertMessagesSql } from "../../src/sql/insert-messages.js";
+import {
+  insertKeyedMessagesParams,
+  insertMessagesParams,
+  insertMessagesSql,
+  keyShape,
+} from "../../src/sql/insert-messages.js";
 import { outboxNames } from "../../src/sql/names.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
@@ -20,11 +25,12 @@ const message = (payload: unknown, key?: string): NormalizedMessage =>
     { maxPayloadBytes: 1_000 },
   );
 
+/** Inserts with the statement the extension picks: one distinct key and several keys take different ones. */
 async function insert(c: pg.PoolClient, messages: NormalizedMessage[]): Promise<string[]> {
-  const keyed = messages.some((m) => m.key !== null);
+  const keys = keyShape(messages);
   const { rows } = await c.query(
-    insertMessagesSql(names, false, keyed),
-    keyed ? insertKeyedMessagesParams(messages) : insertMessagesParams(messages),
+    insertMessagesSql(names, false, keys),
+    keys === "none" ? insertMessagesParams(messages) : insertKeyedMessagesParams(messages),
   );
   return rows.map((r: { id: string }) => r.id);
 }
