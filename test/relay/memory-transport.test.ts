@@ -66,8 +66,10 @@ it("a nacked message is retried with backoff while the rest of its batch commits
 });
 
 it("stop() past its deadline aborts the batch in flight, which rolls back", async () => {
-  const transport = new MemoryTransport({ confirmLatencyMs: 5_000 });
-  const r = relay(transport, { stopTimeoutMs: 100, publishTimeoutMs: 10_000 });
+  // Confirms that take far longer than the test: the batch is still in flight however late the probe below sees it or
+  // stop() runs (with 5 s, CI on a loaded machine once saw no batch aborted: the test took 6.4 s, the batch had ended).
+  const transport = new MemoryTransport({ confirmLatencyMs: 60_000 });
+  const r = relay(transport, { stopTimeoutMs: 100, publishTimeoutMs: 120_000 });
   const failed: number[] = [];
   r.onEvent((e) => e.type === "batch-failed" && failed.push(e.count));
   await prisma.$enqueue(Array.from({ length: 10 }, (_, i) => ({ routingKey: "k", payload: i })));
