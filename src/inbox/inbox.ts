@@ -188,6 +188,11 @@ export class Inbox {
     });
     const logger = this.#options.logger;
     pool.on("error", (error) => logger.warn(`inbox database connection lost: ${error.message}`));
+    // pg-pool listens for a client's errors only while it is idle: a backend that dies while a statement holds its
+    // client (pg_terminate_backend, a restart) can emit 'error' after the statement failed and the client went back,
+    // and an 'error' without a listener crashes the process (reliability row I4). The statement's own failure is
+    // where the inbox sees and handles it, as the relay does (relay/connections.ts).
+    pool.on("connect", (client) => client.on("error", () => {}));
     let consumer: AmqpConsumer | undefined;
     let processor: Processor | undefined;
     let retention: Retention | undefined;
