@@ -1,5 +1,5 @@
 // `prisma-outbox status`: the backlog, the dead letters and who is connected, as a compact text report or one JSON
-// object (--json, the shape of OutboxStatus in src/ops/status.ts, documented in the README).
+// object (--json, the shape of OutboxStatus in src/ops/status.ts, documented in docs/operating.md#commands).
 import { parseStatusConfig, STATUS_HELP } from "../config/ops-config.js";
 import { OutboxConfigError } from "../message/errors.js";
 import { type OutboxStatus, outboxStatus } from "../ops/status.js";

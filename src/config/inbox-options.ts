@@ -69,7 +69,7 @@ export interface InboxOptions<TMessages, TClient, TTx> {
   /**
    * What the later messages of an ordering key (header x-ordering-key) do for a handler once one of them is dead for
    * it: `"stop"`: they wait while it is dead (retry it, or delete it, and the key goes on); `"continue"`: they are
-   * handled, with a gap. Every inbox on the same table must be given the same. README, "Order".
+   * handled, with a gap. Every inbox on the same table must be given the same. docs/ordering.md.
    * @defaultValue "stop"
    */
   keyAfterDead?: KeyAfterDead;

@@ -15,7 +15,7 @@ Options (flag / environment):
   --database-url URL    PostgreSQL holding the outbox and inbox tables      / DATABASE_URL (required)
   --schema NAME         PostgreSQL schema of the outbox tables (public)     / OUTBOX_SCHEMA
   --top N               exchanges, handlers and errors listed (5)
-  --json                one JSON object (its shape is in the README, "Operating it")
+  --json                one JSON object (its shape: docs/operating.md#commands)
   -h, --help            this help
 `;
 
@@ -45,7 +45,7 @@ Options (flag / environment):
   --schema NAME         PostgreSQL schema of the outbox tables (public)     / OUTBOX_SCHEMA
   --limit N             list: rows shown, newest first (50)
   --dry-run             retry, purge: count and show what would change, change nothing
-  --json                JSON output (its shape is in the README, "Operating it")
+  --json                JSON output (its shape: docs/operating.md#commands)
   -h, --help            this help
 `;
 

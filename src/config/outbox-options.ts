@@ -44,7 +44,7 @@ export interface EventContext {
  * - `true`: one message with routing key `<model>.<created|updated|upserted|deleted>` (e.g. `order.created`) and
  *   the written record as payload;
  * - a string: the same with this routing key;
- * - `{ routingKey?, key }`: the same as `true` (or as the routing key given), with an ordering key (README, "Order"):
+ * - `{ routingKey?, key }`: the same as `true` (or as the routing key given), with an ordering key (docs/ordering.md):
  *   the name of a field of the record (e.g. `"id"`), or a function of the record; its value (a string, number or
  *   BigInt, written as a string) is the message's `key`, and null/undefined means none;
  * - a function of the record: the message(s) to write, or null/undefined/[] for none. Called once per record

@@ -118,7 +118,7 @@ export interface RelayOptions {
   /** @defaultValue 300_000 (5 minutes) */
   retryMaxDelayMs?: number;
   /**
-   * What the later messages of an ordering key do once one of its messages was dead-lettered (README, "Order"):
+   * What the later messages of an ordering key do once one of its messages was dead-lettered (docs/ordering.md):
    * - `"stop"`: they wait, while a dead letter of the key with a lower id is in outbox_dead_letter. An operator
    *   moves it back to the outbox (it is then published first, with its id) or deletes it; the key then goes on.
    * - `"continue"`: they are published; the key's order has a gap where the dead letter was.

@@ -291,7 +291,7 @@ async function checkTable(pool: pg.Pool): Promise<void> {
     const code = (thrown as { code?: string }).code;
     if (code === UNDEFINED_TABLE) {
       throw new OutboxConfigError(
-        `The table ${INBOX_TABLE} does not exist: add prisma/inbox.prisma of the package to your schema and migrate (see the README's Inbox section).`,
+        `The table ${INBOX_TABLE} does not exist: add prisma/inbox.prisma of the package to your schema and migrate (see docs/inbox.md in the package).`,
       );
     }
     throw new OutboxConfigError(

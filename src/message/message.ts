@@ -25,7 +25,7 @@ export interface OutboxMessageInput {
   availableAt?: Date;
   /**
    * Ordering key (1 to 255 bytes), e.g. the aggregate id: messages of one key are published, and handled by the inbox,
-   * one at a time in the order their transactions committed (see the README, "Order"). Sent as the AMQP header
+   * one at a time in the order their transactions committed (see docs/ordering.md). Sent as the AMQP header
    * `x-ordering-key`. Default: none (no order with other messages, and nothing waits for it).
    */
   key?: string;

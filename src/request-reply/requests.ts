@@ -1,7 +1,7 @@
 // `requests()`: asynchronous request-reply over the outbox and the inbox. The web side submits (a status row and the
 // outbox message that starts the work, in one transaction), serves status(id) and cancel(id); the worker side runs
 // each type's work as an inbox handler made by handler(type, work). Both sides make the same requests() with the same
-// options. Framework-free: the HTTP mapping is the app's (README, Request-reply; examples/request-reply/).
+// options. Framework-free: the HTTP mapping is the app's (docs/request-reply.md; examples/request-reply/).
 import { REQUEST_TYPE, type RequestsOptions, resolveRequestsOptions } from "../config/request-options.js";
 import type { HandlerSpec } from "../inbox/types.js";
 import { serializePayload } from "../message/message.js";

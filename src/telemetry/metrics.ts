@@ -1,5 +1,5 @@
 // Metrics of the relay and the inbox, through @opentelemetry/api: the app registers a MeterProvider (and its exporter),
-// or the bundled CLI does for /metrics. Meter "prisma-outbox". The README's "Operating it" section lists them.
+// or the bundled CLI does for /metrics. Meter "prisma-outbox". docs/operating.md#metrics lists them.
 //
 // The meter is taken when a relay or an inbox starts, not when this module loads: the API hands out no-op meters
 // until a MeterProvider is registered, and keeps handing out the same no-op ones afterwards (there is no proxy for

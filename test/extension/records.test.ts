@@ -62,7 +62,7 @@ afterAll(async () => {
 });
 
 describe("the default payload is the record as JSON", () => {
-  it("BigInt, Decimal, Bytes, DateTime, Json, lists, Float and enums, as the README's table says", async () => {
+  it("BigInt, Decimal, Bytes, DateTime, Json, lists, Float and enums, as docs/writing-messages.md's table says", async () => {
     const invoice = await prisma.invoice.create({ data });
     expect(typeof invoice.id).toBe("bigint");
     const [m] = await messages();

@@ -277,7 +277,7 @@ describe("invalid input", () => {
     publish("nobody.listens", { n: 3 }, { messageId: "m-no-handler", type: "Other" });
     await until(async () => (await inboxRows()).length === 3 && (await queueDepth(queue)) === 0);
     // In the order published: the receiver may have two INSERTs in flight, so ids need not follow delivery order
-    // for unkeyed messages (README: Order); each row is found by its message id.
+    // for unkeyed messages (docs/ordering.md); each row is found by its message id.
     const all = await inboxRows();
     const rows = [null, "m-not-json", "m-no-handler"].map((id) => all.find((r) => r.message_id === id));
     expect(rows.map((r) => [r?.message_id, r?.handler, r?.status])).toEqual([

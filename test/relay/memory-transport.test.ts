@@ -32,7 +32,7 @@ function relay(transport: MemoryTransport, options = {}) {
 it("pauses while the broker is blocked (resource alarm) and resumes when unblocked", async () => {
   const transport = new MemoryTransport();
   // One claim at a time (one drain loop, the sweeper idle), so that the order asserted below is the order of one
-  // batch: batches in flight at once may overtake each other (README, Order).
+  // batch: batches in flight at once may overtake each other (docs/ordering.md).
   const r = relay(transport, { concurrency: 1, sweepIntervalMs: 60_000 });
   await r.start();
   transport.block();
