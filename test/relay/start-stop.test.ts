@@ -13,7 +13,7 @@ import {
 } from "../../src/index.js";
 import { MemoryTransport } from "../../src/transport/memory.js";
 import { createTestDatabase } from "../support/database.js";
-import { findPgbouncer, PGBOUNCER_REQUIRED, startPgbouncer } from "../support/pgbouncer.js";
+import { startPgbouncer } from "../support/pgbouncer.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
@@ -84,25 +84,22 @@ describe("start() fails fast, says why, and leaves nothing running", () => {
     expect(r.state).toBe("stopped");
   });
 
-  it.skipIf(!findPgbouncer() && !PGBOUNCER_REQUIRED)(
-    "a wrong password (PgBouncer with md5 auth in front: the test server trusts everyone): OutboxConfigError with the code",
-    async () => {
-      const bouncer = await startPgbouncer(url, { password: "right-password" });
-      try {
-        const wrong = new URL(bouncer.url(url));
-        wrong.password = "wrong-password";
-        const r = relay({ databaseUrl: wrong.toString() });
-        const error = await r.start().catch((e: unknown) => e);
-        expect(error).toBeInstanceOf(OutboxConfigError);
-        // PgBouncer's code for it is 08P01 (PostgreSQL's own is 28P01).
-        expect(String(error)).toMatch(/password authentication failed \((08P01|28P01)\)/);
-        expect(String(error)).not.toContain("wrong-password");
-        expect(r.state).toBe("stopped");
-      } finally {
-        await bouncer.stop();
-      }
-    },
-  );
+  it("a wrong password (PgBouncer with md5 auth in front: the test server trusts everyone): OutboxConfigError with the code", async () => {
+    const bouncer = await startPgbouncer(url, { password: "right-password" });
+    try {
+      const wrong = new URL(bouncer.url(url));
+      wrong.password = "wrong-password";
+      const r = relay({ databaseUrl: wrong.toString() });
+      const error = await r.start().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OutboxConfigError);
+      // PgBouncer's code for it is 08P01 (PostgreSQL's own is 28P01).
+      expect(String(error)).toMatch(/password authentication failed \((08P01|28P01)\)/);
+      expect(String(error)).not.toContain("wrong-password");
+      expect(r.state).toBe("stopped");
+    } finally {
+      await bouncer.stop();
+    }
+  });
 
   it("nothing listening on the database's port: OutboxStartError with ECONNREFUSED, at once", async () => {
     const p = await proxyTo(url);

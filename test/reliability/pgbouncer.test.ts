@@ -10,7 +10,7 @@
 import { expect, it } from "vitest";
 import { outbox } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { findPgbouncer, PGBOUNCER_REQUIRED, type Pgbouncer, startPgbouncer } from "../support/pgbouncer.js";
+import { type Pgbouncer, startPgbouncer } from "../support/pgbouncer.js";
 import { newPrismaClient } from "../support/prisma.js";
 import {
   computeRow,
@@ -27,8 +27,6 @@ import {
 } from "./harness.js";
 
 const { amqpUrl, url, pool, defer } = await useScenario();
-const available = findPgbouncer() !== undefined;
-if (!available && !PGBOUNCER_REQUIRED) console.warn("pgbouncer is not installed: scenario 11 skipped (CI=true fails)");
 const STREAM_MS = size(3_000, 20_000);
 
 async function bouncer(): Promise<Pgbouncer> {
@@ -66,7 +64,7 @@ async function scenario(name: string, b: Pgbouncer, args: string[], env: Record<
   return { worker, result, ms };
 }
 
-it.skipIf(!available && !PGBOUNCER_REQUIRED)(
+it(
   "11a. through PgBouncer (transaction mode), LISTEN on a direct connection: every message delivered at LISTEN speed",
   async () => {
     const b = await bouncer();
@@ -79,7 +77,7 @@ it.skipIf(!available && !PGBOUNCER_REQUIRED)(
   TEST_TIMEOUT,
 );
 
-it.skipIf(!available && !PGBOUNCER_REQUIRED)(
+it(
   "11b. through PgBouncer without LISTEN: the sweeper delivers every message",
   async () => {
     const b = await bouncer();
@@ -91,7 +89,7 @@ it.skipIf(!available && !PGBOUNCER_REQUIRED)(
   TEST_TIMEOUT,
 );
 
-it.skipIf(!available && !PGBOUNCER_REQUIRED)(
+it(
   "11c. LISTEN through PgBouncer by mistake: the LISTEN check says so as an error, and the sweeper delivers",
   async () => {
     const b = await bouncer();

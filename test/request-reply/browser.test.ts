@@ -1,5 +1,5 @@
 // The example's page in a real browser: headless Chromium (Debian's `chromium` package, found with
-// `command -v chromium`; .ci/run installs it) driven by playwright-core. It clicks the button, sees the progress and
+// `command -v chromium`; npm test installs it) driven by playwright-core. It clicks the button, sees the progress and
 // the report succeed, and saves a screenshot of the finished page in the test's temporary directory.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, statSync } from "node:fs";
@@ -21,7 +21,7 @@ function chromiumPath(): string {
   try {
     return execFileSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).trim();
   } catch {
-    throw new Error("chromium is not installed: apt-get install -y chromium (.ci/run does it)");
+    throw new Error("chromium is not installed: apt-get install -y chromium (npm test does it when run as root)");
   }
 }
 

@@ -1,7 +1,7 @@
-// A PgBouncer of its own for a test: Debian's package (`apt-get install pgbouncer`; .ci/run installs it), started on a
-// free port in transaction mode with an otherwise default configuration (no ignore_startup_parameters), in front of
-// the test's PostgreSQL. Where pgbouncer is not installed the tests that need it skip, except in CI (CI=true), where
-// a missing pgbouncer fails them: a guarantee nobody runs is no guarantee.
+// A PgBouncer of its own for a test: Debian's package, started on a free port in transaction mode with an otherwise
+// default configuration (no ignore_startup_parameters), in front of the test's PostgreSQL. `npm test` installs the
+// package first where it can (scripts/test-prerequisites.mjs); where pgbouncer is missing anyway the tests that need
+// it fail with the command to run, never skip: a guarantee nobody runs is no guarantee.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
@@ -19,9 +19,6 @@ export function findPgbouncer(): string | undefined {
     return undefined;
   }
 }
-
-/** True when the tests that need pgbouncer must fail rather than skip without it. */
-export const PGBOUNCER_REQUIRED = process.env.CI === "true" || process.env.CI === "1";
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -47,7 +44,8 @@ export interface Pgbouncer {
  */
 export async function startPgbouncer(databaseUrl: string, options: { password?: string } = {}): Promise<Pgbouncer> {
   const binary = findPgbouncer();
-  if (!binary) throw new Error("pgbouncer is not installed (apt-get install -y pgbouncer)");
+  if (!binary)
+    throw new Error("pgbouncer is not installed: apt-get install -y pgbouncer (npm test does it when run as root)");
   const target = new URL(databaseUrl);
   const user = decodeURIComponent(target.username || "postgres");
   const port = await freePort();
