@@ -2,10 +2,18 @@
 # A fresh app installs the packed package beside a Prisma 7 release with a plain `npm install` (no
 # --legacy-peer-deps), and its first declared event, on a model with BigInt, Decimal and Bytes columns, publishes the
 # documented JSON through the relay and RabbitMQ.
-#   scripts/fresh-app.sh [newest|lowest|7.x.y]   (default newest: the newest 7.x on the registry now)
+#   scripts/fresh-app.sh [newest|lowest|7.x.y] [node major]
+#   (default newest: the newest 7.x on the registry now; the node on PATH, else that Node.js line: scripts/node-line.sh)
+# The install is --engine-strict: a dependency whose `engines` excludes the Node line fails it, as it fails users
+# who set engine-strict, instead of a warning nobody reads.
 # Needs DATABASE_URL (an admin URL where CREATE DATABASE may run) and AMQP_URL, else the local servers.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -n "${2:-}" ]; then
+  # shellcheck source=node-line.sh
+  . "$root/scripts/node-line.sh"
+  use_node_line "$2"
+fi
 read -r client cli adapter < <(node "$root/scripts/prisma-release.mjs" "${1:-newest}")
 admin_url="${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 amqp_url="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}"
@@ -18,12 +26,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "fresh app: @prisma/client@$client prisma@$cli @prisma/adapter-pg@$adapter + the packed prisma-outbox"
+echo "fresh app on Node $(node --version): @prisma/client@$client prisma@$cli @prisma/adapter-pg@$adapter + the packed prisma-outbox"
 (cd "$root" && npm pack --silent --pack-destination "$app" >/dev/null)
 cp "$root/scripts/fresh-app/schema.prisma" "$root/scripts/fresh-app/app.ts" "$app/"
 cd "$app"
 printf '{ "name": "fresh-app", "private": true, "type": "module" }\n' > package.json
-npm install --no-audit --no-fund --loglevel=error ./prisma-outbox-*.tgz "@prisma/client@$client" "prisma@$cli" \
+npm install --engine-strict --no-audit --no-fund --loglevel=error ./prisma-outbox-*.tgz "@prisma/client@$client" "prisma@$cli" \
   "@prisma/adapter-pg@$adapter" pg amqplib >/dev/null
 node -e 'const p=require("./node_modules/prisma-outbox/package.json");console.log("fresh app: peerDependencies",JSON.stringify(p.peerDependencies))'
 
