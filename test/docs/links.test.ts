@@ -70,17 +70,21 @@ function markdownProblems(file: string, text: string): string[] {
   return problems;
 }
 
+const lineOf = (text: string, index: number) => text.slice(0, index).split("\n").length;
+
 /** References to README.md or docs/*.md in code, comments and help texts, and bare README section references. */
 function referenceProblems(where: string, from: string, text: string): string[] {
   const problems: string[] = [];
   for (const m of text.matchAll(/[\w./-]*(?:README\.md|docs\/[\w-]+\.md)(?:#[\w-]+)?/g)) {
     const broken = brokenTarget(from, m[0], "root-or-file");
-    if (broken !== undefined) problems.push(`${where}: ${broken}`);
+    if (broken !== undefined) problems.push(`${where}:${lineOf(text, m.index)}: ${broken}`);
   }
   for (const m of text.matchAll(
     /README(?!\.md)('s)?[^\n]{0,3}"[^"\n]+"|README('s)? [A-Z][\w-]* section|\(README, [^)]*\)/g,
   )) {
-    problems.push(`${where}: "${m[0]}" names no file: point at docs/<page>.md#<anchor> (checked here)`);
+    problems.push(
+      `${where}:${lineOf(text, m.index)}: "${m[0]}" names no file: point at docs/<page>.md#<anchor> (checked here)`,
+    );
   }
   return problems;
 }
