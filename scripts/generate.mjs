@@ -1,10 +1,10 @@
-// Generates the Prisma client of the tests, benchmarks and example, after copying the shipped models (outbox, inbox,
+// Generates the Prisma clients of the tests, benchmarks, example and docs' code blocks, after copying the shipped models (outbox, inbox,
 // request) into their schema folders the way a user would. `prisma generate` never runs the schema engine, but the CLI insists the
 // engine binary exists; where it cannot be downloaded, any existing file satisfies the check.
 import { execFileSync } from "node:child_process";
 import { copyFileSync } from "node:fs";
 
-for (const dir of ["test/prisma/schema", "examples/prisma/schema"]) {
+for (const dir of ["test/prisma/schema", "examples/prisma/schema", "test/docs/prisma/schema"]) {
   copyFileSync("prisma/outbox.prisma", `${dir}/outbox.prisma`);
   copyFileSync("prisma/inbox.prisma", `${dir}/inbox.prisma`);
   copyFileSync("prisma/request.prisma", `${dir}/request.prisma`);
@@ -13,6 +13,6 @@ const env = {
   ...process.env,
   PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? process.execPath,
 };
-for (const config of ["prisma.config.ts", "examples/prisma.config.ts"]) {
+for (const config of ["prisma.config.ts", "examples/prisma.config.ts", "test/docs/prisma.config.ts"]) {
   execFileSync("npx", ["prisma", "generate", "--config", config], { stdio: ["ignore", "ignore", "inherit"], env });
 }
