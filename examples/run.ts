@@ -7,9 +7,10 @@
 //   4. deliver one message a second time, as a relay that crashed between publishing and deleting would, and wait
 //      until billing has dropped it; then stop the three with SIGTERM, and check the invoices: exactly one per order.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -192,34 +193,64 @@ async function checkShippedMigrationsCopied(): Promise<void> {
   }
 }
 
+/**
+ * The native schema engine `prisma migrate deploy` runs, when this machine has one: PRISMA_SCHEMA_ENGINE_BINARY, or
+ * the file Prisma's install step downloads beside @prisma/engines. Where that download was not possible (a machine
+ * that reaches only the npm registry), there is none, and asking `migrate deploy` would only fail on the download.
+ */
+function nativeSchemaEngine(): string | undefined {
+  const configured = process.env.PRISMA_SCHEMA_ENGINE_BINARY;
+  if (configured !== undefined && configured !== "" && existsSync(configured)) return configured;
+  try {
+    const prisma = createRequire(createRequire(import.meta.url).resolve("prisma/package.json"));
+    const dir = dirname(prisma.resolve("@prisma/engines/package.json"));
+    const file = readdirSync(dir).find((name) => name.startsWith("schema-engine-"));
+    return file === undefined ? undefined : join(dir, file);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Applies the migrations as `prisma migrate deploy` does; returns how, for the log. */
 async function migrate(url: string): Promise<string> {
-  const prisma = createRequire(import.meta.url).resolve("prisma/build/index.js");
-  try {
+  const native = nativeSchemaEngine();
+  if (native !== undefined) {
+    const prisma = createRequire(import.meta.url).resolve("prisma/build/index.js");
     await promisify(execFile)(
       process.execPath,
       [prisma, "migrate", "deploy", "--config", "examples/prisma.config.ts"],
       { cwd: root, env: { ...process.env, DATABASE_URL: url }, timeout: 120_000 },
     );
-    return "prisma migrate deploy";
-  } catch (error) {
-    if (interrupted) throw error;
-    // Typically: the native schema engine cannot be downloaded. The same engine, compiled to WebAssembly, can.
-    const output = `${(error as { stderr?: string }).stderr ?? ""}\n${(error as Error).message}`;
-    const line = output.split("\n").find((l) => l.startsWith("Error")) ?? output.trim().split("\n")[0] ?? "";
-    const reason = line.replace(/^Error: /, "");
-    const engine = await openSchemaEngine(url);
-    try {
-      await engine.applyMigrations(migrationsDir);
-    } catch (wasmError) {
-      throw new Error(
-        `prisma migrate deploy failed (${reason}), and so did the WebAssembly schema engine: ${wasmError}`,
-      );
-    } finally {
-      await engine.close();
-    }
-    return `the WebAssembly schema engine (prisma migrate deploy failed: ${reason})`;
+    return `prisma migrate deploy (native schema engine ${native})`;
   }
+  // The same engine compiled to WebAssembly (@prisma/schema-engine-wasm, an npm package), as the tests migrate.
+  const engine = await openSchemaEngine(url);
+  try {
+    await engine.applyMigrations(migrationsDir);
+  } finally {
+    await engine.close();
+  }
+  return (
+    "Prisma's schema engine compiled to WebAssembly, as `prisma migrate deploy` would (this machine has no native " +
+    "engine: Prisma downloads it from its own servers, not from npm)"
+  );
+}
+
+/** How each server was found, in words (test/support/servers.ts tries them in this order). */
+function describeServers(source: { database: string; amqp: string }, databaseUrl: string, amqpUrl: string): string[] {
+  const where = (url: string) => {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port}`;
+  };
+  const how = (what: string, env: string, url: string) => {
+    if (what === env) return `${env} (${where(url)})`;
+    if (what === "testcontainers") return `a container started with testcontainers (a Docker engine answered)`;
+    return `the local server on ${where(url)} (no ${env} set, no Docker engine answered)`;
+  };
+  return [
+    `PostgreSQL: ${how(source.database, "DATABASE_URL", databaseUrl)}`,
+    `RabbitMQ:   ${how(source.amqp, "AMQP_URL", amqpUrl)}`,
+  ];
 }
 
 /**
@@ -269,9 +300,17 @@ async function main(): Promise<void> {
   const servers = await resolveServers();
   let db: pg.Pool | undefined;
   try {
-    log(`PostgreSQL: ${servers.source.database}, RabbitMQ: ${servers.source.amqp}`);
+    for (const line of describeServers(servers.source, servers.databaseUrl, servers.amqpUrl)) log(line);
     const databaseUrl = await recreateDatabase(servers.databaseUrl);
     log(`created database ${DATABASE}; migrated it with ${await migrate(databaseUrl)}`);
+    log("the processes, each with its own prefix:");
+    log(
+      "  [consumer] examples/consumer.ts: a plain amqplib consumer of exchange shop (order.#), printing each message",
+    );
+    log("  [billing]  prisma-outbox inbox --handlers examples/billing-handlers.ts: stores each order.created, then");
+    log("             makes its invoice in the same transaction that marks it processed");
+    log("  [worker]   prisma-outbox worker: the relay, publishing the outbox's rows to RabbitMQ with confirms");
+    log(`  [writer]   examples/write-orders.ts: the app, committing ${orders} orders with their events, then exiting`);
     await deleteBillingQueue(servers.amqpUrl);
     db = new pg.Pool({ connectionString: databaseUrl, max: 2 });
 
