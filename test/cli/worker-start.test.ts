@@ -3,7 +3,7 @@
 //   1: the database did not answer), instead of logging "relay started" and retrying in silence.
 // - Signals reach the worker when it is the process that gets them: the bin itself, or `exec` in a shell (a
 //   container's command). `npx prisma-outbox worker` does not pass SIGTERM on: npm exits and leaves the worker
-//   running, orphaned (see README.md#4-run-the-relay).
+//   running, orphaned (see README.md#3-run-the-relay).
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
