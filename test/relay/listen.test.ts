@@ -74,17 +74,28 @@ it("a LISTEN connection lost without a word (no reset, no FIN) is noticed by its
   await expect.poll(() => transport.published.length, { timeout: 5_000 }).toBe(8);
 });
 
-/** The backend of the listener's LISTEN session, once it is listening (its last statement is the LISTEN). */
+const terminated = new Set<number>();
+
+/**
+ * The backend of the listener's LISTEN session, once it is listening (its last statement is the LISTEN). A backend
+ * this test terminated may still be listed for a moment: it is not the one.
+ */
 async function listeningPid(): Promise<number> {
   for (;;) {
     const r = await pool.query<{ pid: number }>(
       `SELECT pid FROM pg_stat_activity WHERE datname = current_database()
-       AND application_name = 'prisma-outbox listener' AND query LIKE 'LISTEN %'`,
+       AND application_name = 'prisma-outbox listener' AND query LIKE 'LISTEN %' AND NOT pid = ANY($1::int[])`,
+      [[...terminated]],
     );
     if (r.rows.length === 1) return r.rows[0]!.pid;
     if (r.rows.length > 1) throw new Error(`${r.rows.length} LISTEN sessions, expected one`);
     await new Promise((res) => setTimeout(res, 2));
   }
+}
+
+async function terminate(pid: number): Promise<void> {
+  terminated.add(pid);
+  await pool.query("SELECT pg_terminate_backend($1)", [pid]);
 }
 
 function listener(options: Partial<ListenerOptions>, attempts: number[]): OutboxListener {
@@ -114,7 +125,7 @@ it("300 LISTEN reconnects leave no abort listener behind (flat count, no MaxList
     const before = getEventListeners(l.closeSignal, "abort").length;
     for (let i = 1; i <= 300; i++) {
       // The backend is terminated under the listening session, as a pooler or a failover would end it.
-      await pool.query("SELECT pg_terminate_backend($1)", [await listeningPid()]);
+      await terminate(await listeningPid());
       await expect.poll(() => attempts.length, { timeout: 5_000, interval: 2 }).toBe(i);
       expect(getEventListeners(l.closeSignal, "abort").length).toBeLessThanOrEqual(before + 1);
     }
@@ -134,7 +145,7 @@ it("losses count in a row while connections die young, and start again from 1 af
   const l = listener({ stableAfterMs: 1_000 }, attempts);
   await l.start();
   for (let i = 1; i <= 4; i++) {
-    await pool.query("SELECT pg_terminate_backend($1)", [await listeningPid()]);
+    await terminate(await listeningPid());
     await expect.poll(() => attempts.length, { timeout: 5_000, interval: 5 }).toBe(i);
   }
   expect(attempts).toEqual([1, 2, 3, 4]);
@@ -144,7 +155,7 @@ it("losses count in a row while connections die young, and start again from 1 af
   // Lived long enough: it works again, and the next loss is a first one.
   await new Promise((res) => setTimeout(res, 1_100));
   expect(l.status()).toEqual({ listening: true, lostInARow: 0, lastError: undefined });
-  await pool.query("SELECT pg_terminate_backend($1)", [await listeningPid()]);
+  await terminate(await listeningPid());
   await expect.poll(() => attempts.length, { timeout: 5_000, interval: 5 }).toBe(5);
   expect(attempts[4]).toBe(1);
 });
