@@ -140,7 +140,8 @@ export class OutboxListener {
               onLost(
                 new Error(
                   `LISTEN check: a NOTIFY to itself did not come back within ${this.options.checkIntervalMs} ms ` +
-                    "(connection silently lost, or it goes through a transaction-mode pooler: LISTEN needs a direct connection, see listenUrl)",
+                    "(connection silently lost, or it goes through a transaction-mode pooler: LISTEN needs a direct connection, " +
+                    "see listenUrl; worker: --listen-url)",
                 ),
               );
               return;
