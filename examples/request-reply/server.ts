@@ -5,9 +5,14 @@
 //   GET    /reports/{id}         -> 200 the result; 404 while not done; a failed one's problem details
 //   DELETE /reports/{id}         -> cancels: 200 with the status; 409 when already finished
 //   GET    /                     -> the page (index.html)
-// Errors are application/problem+json (RFC 9457). A relay runs in this process, so a submitted request's message is
-// published at once (in-process hand-off after COMMIT); the jobs run in the worker process (worker.ts), or here with
-// WORKER_IN_PROCESS=1.
+// Errors are application/problem+json (RFC 9457). POST bodies must be application/json (415 otherwise): a cross-site
+// HTML form can only send form or text types, so it cannot create jobs. A failed job's error text (it may name hosts,
+// paths, data) goes to this server's log only; clients get a fixed message. A key reused with another body gets a 422
+// that does not name the request holding the key: its id is enough to read or cancel it.
+// Not done here, as a real app must: authentication (see README.md), and idempotency keys scoped per caller (here all
+// callers share one key space; a real app passes e.g. `${userId}:${key}`).
+// A relay runs in this process, so a submitted request's message is published at once (in-process hand-off after
+// COMMIT); the jobs run in the worker process (worker.ts), or here with WORKER_IN_PROCESS=1.
 //   DATABASE_URL=... AMQP_URL=... PORT=3000 node --import tsx examples/request-reply/server.ts
 // BENCH_BASELINE=1 adds POST /baseline: one row inserted in a transaction, 201 (bench/request-reply.ts compares).
 import { readFileSync } from "node:fs";
@@ -67,6 +72,14 @@ function sendProblem(res: ServerResponse, problem: { status: number; title: stri
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
+  const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/json") {
+    throw new HttpProblem(
+      415,
+      "Unsupported Media Type",
+      "The body must be JSON, sent as Content-Type: application/json.",
+    );
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -104,6 +117,22 @@ function reportInput(body: unknown): ReportInput {
   return input;
 }
 
+/** What clients see of a failed report: never the job's error text. */
+const REPORT_FAILED =
+  "The report could not be made. Try again; if it keeps failing, contact support with the report id.";
+/** Reports whose failure this process has logged, so that each poll does not log it again. */
+const failureLogged = new Set<string>();
+
+/** A failed report's problem details, safe for any client; the job's own error goes to this server's log once. */
+function failure(s: RequestStatus) {
+  if (!failureLogged.has(s.id)) {
+    if (failureLogged.size >= 10_000) failureLogged.clear();
+    failureLogged.add(s.id);
+    console.error(`error: report ${s.id} failed after ${s.attempts} attempt(s): ${JSON.stringify(s.error ?? null)}`);
+  }
+  return { type: "about:blank", title: "The request failed", status: 500, detail: REPORT_FAILED, attempts: s.attempts };
+}
+
 /** The status resource's body. */
 function statusBody(s: RequestStatus) {
   return {
@@ -115,7 +144,7 @@ function statusBody(s: RequestStatus) {
     startedAt: s.startedAt,
     updatedAt: s.updatedAt,
     completedAt: s.completedAt,
-    ...(s.error ? { error: s.error } : {}),
+    ...(s.status === "failed" ? { error: failure(s) } : {}),
     links: { self: `/reports/${s.id}/status`, result: `/reports/${s.id}` },
   };
 }
@@ -161,8 +190,14 @@ async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
         },
       );
     } catch (error) {
+      // Neither the holder's id nor the library's message (which names it): the key may be another caller's.
       if (error instanceof RequestIdempotencyError) {
-        throw new HttpProblem(422, "Idempotency-Key reused", error.message, { report: `/reports/${error.requestId}` });
+        console.warn(`warn: Idempotency-Key reused with another body; report ${error.requestId} holds it`);
+        throw new HttpProblem(
+          422,
+          "Idempotency-Key reused",
+          "This Idempotency-Key was used for a request with a different body: use a new key for a new request.",
+        );
       }
       throw error;
     }
@@ -183,8 +218,7 @@ async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (parts.length === 2 && req.method === "GET") {
     const s = await found(id);
     if (s.status === "succeeded") return send(res, 200, s.result);
-    if (s.status === "failed")
-      return sendProblem(res, { status: 500, title: "The report failed", ...s.error, instance: `/reports/${id}` });
+    if (s.status === "failed") return sendProblem(res, { ...failure(s), instance: `/reports/${id}` });
     if (s.status === "cancelled") throw new HttpProblem(410, "The report was cancelled", `Report ${id} has no result.`);
     throw new HttpProblem(404, "The report is not ready", `Report ${id} is ${s.status}: poll its status.`, {
       status_url: `/reports/${id}/status`,

@@ -87,7 +87,11 @@ export async function openListenSession(
   }
   const client = new pg.Client({ ...source.config, ...settings });
   client.on("error", onError);
-  const close = () => client.end().catch(() => {});
+  // The abort listener goes with the session: the signal outlives every reconnect.
+  const close = () => {
+    signal.removeEventListener("abort", close);
+    return client.end().catch(() => {});
+  };
   signal.addEventListener("abort", close, { once: true });
   try {
     await client.connect();

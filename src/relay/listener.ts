@@ -9,6 +9,10 @@
 // sweeper polls anyway. On every (re)connect the relay is woken once, for what was committed while deaf.
 // The first connection is start()'s: when it fails, start() fails (a wrong listenUrl is said at once, not retried in
 // silence); later ones are retried with backoff.
+// Losses are counted in a row, and a connection that lived less than `stableAfterMs` does not end the row: through a
+// transaction-mode pooler every LISTEN connects fine and fails its first check a few seconds later, for ever. Were the
+// count reset by each successful connect, that would read as "lost once" every time, never as the error it is.
+// Every wait in a loop turn removes its abort listener when the turn ends: one reconnect a turn, thousands a day.
 import type pg from "pg";
 import type { DatabaseSource } from "../config/database-options.js";
 import { coerceError, OutboxStartError } from "../message/errors.js";
@@ -26,8 +30,21 @@ const LISTEN_SETTINGS: pg.ClientConfig = {
   application_name: "prisma-outbox listener",
 };
 
+/** From this many losses in a row, LISTEN is failing: a person must look (logged as an error, shown in health). */
+export const LISTEN_FAILING_AFTER = 3;
+
+/**
+ * How long a LISTEN connection must live to count as working again. Longer than a connection through a
+ * transaction-mode pooler survives (it fails its second check: 2 x `checkIntervalMs`), and at least a minute, so that
+ * a connection that keeps being cut soon after it opens is also counted as lost again and again.
+ */
+export function listenStableAfterMs(checkIntervalMs: number): number {
+  return Math.max(60_000, 4 * checkIntervalMs);
+}
+
 export interface ListenerHooks {
   onNotify(): void;
+  /** `attempt`: losses in a row (connections that lived less than `stableAfterMs` do not end a row), from 1. */
   onReconnecting(attempt: number, delayMs: number, error: Error): void;
 }
 
@@ -35,16 +52,48 @@ export interface ListenerOptions {
   source: DatabaseSource;
   names: OutboxNames;
   checkIntervalMs: number;
+  /** Default: listenStableAfterMs(checkIntervalMs). */
+  stableAfterMs?: number;
+  /** The reconnect backoff's first and largest delay. Default: 100 ms, 10 s. */
+  backoff?: { baseMs: number; maxMs: number };
+}
+
+export interface ListenerStatus {
+  /** Whether a LISTEN connection is open now (it may still be one that is about to fail its check). */
+  listening: boolean;
+  /** Losses in a row; 0 once a connection has lived `stableAfterMs`. */
+  lostInARow: number;
+  /** The last loss's error, while `lostInARow` > 0. */
+  lastError: Error | undefined;
 }
 
 export class OutboxListener {
   #closed = new AbortController();
   #running: Promise<void> | undefined;
+  #lostInARow = 0;
+  #lastError: Error | undefined;
+  /** When the open connection's LISTEN succeeded; undefined while there is none. */
+  #listeningSince: number | undefined;
+  readonly #stableAfterMs: number;
 
   constructor(
     private readonly options: ListenerOptions,
     private readonly hooks: ListenerHooks,
-  ) {}
+  ) {
+    this.#stableAfterMs = options.stableAfterMs ?? listenStableAfterMs(options.checkIntervalMs);
+  }
+
+  /** The signal close() aborts: tests read its listener count (it must stay flat across reconnects). */
+  get closeSignal(): AbortSignal {
+    return this.#closed.signal;
+  }
+
+  status(): ListenerStatus {
+    const since = this.#listeningSince;
+    const stable = since !== undefined && Date.now() - since >= this.#stableAfterMs;
+    const lostInARow = stable ? 0 : this.#lostInARow;
+    return { listening: since !== undefined, lostInARow, lastError: lostInARow > 0 ? this.#lastError : undefined };
+  }
 
   /** Starts listening in the background. Resolves once the first LISTEN succeeded; rejects when it failed. */
   start(): Promise<void> {
@@ -57,7 +106,6 @@ export class OutboxListener {
   }
 
   async #run(listening: () => void, failedFirst: (error: Error) => void): Promise<void> {
-    let attempt = 0;
     let first = true;
     while (!this.#closed.signal.aborted) {
       const checkChannel = listenCheckChannel();
@@ -73,6 +121,8 @@ export class OutboxListener {
         this.#closed.signal,
       );
       let settled = false;
+      /** Set when this turn is over: a LISTEN that succeeds after its connection was given up starts nothing. */
+      let over = false;
       opening
         .finally(() => {
           settled = true;
@@ -84,12 +134,14 @@ export class OutboxListener {
             else this.hooks.onNotify();
           });
           await session.client.query(listenSql(this.options.names, checkChannel));
+          if (over) return;
           const check = () => {
             if (!heard) {
               onLost(
                 new Error(
                   `LISTEN check: a NOTIFY to itself did not come back within ${this.options.checkIntervalMs} ms ` +
-                    "(connection silently lost, or it goes through a transaction-mode pooler: LISTEN needs a direct connection, see listenUrl)",
+                    "(connection silently lost, or it goes through a transaction-mode pooler: LISTEN needs a direct connection, " +
+                    "see listenUrl; worker: --listen-url)",
                 ),
               );
               return;
@@ -98,20 +150,24 @@ export class OutboxListener {
             session.client.query(NOTIFY_CHECK_SQL, [checkChannel]).catch((e: unknown) => onLost(coerceError(e)));
             checkTimer = setTimeout(check, this.options.checkIntervalMs);
           };
-          attempt = 0;
           first = false;
+          this.#listeningSince = Date.now();
           listening();
           this.hooks.onNotify();
           checkTimer = setTimeout(check, this.options.checkIntervalMs);
         })
         .catch((e) => onLost(coerceError(e)));
-      const error = await Promise.race([
-        lost,
-        new Promise<undefined>((r) =>
-          this.#closed.signal.addEventListener("abort", () => r(undefined), { once: true }),
-        ),
-      ]);
+      let onClose!: () => void;
+      const closed = new Promise<undefined>((r) => {
+        onClose = () => r(undefined);
+        this.#closed.signal.addEventListener("abort", onClose, { once: true });
+      });
+      const error = await Promise.race([lost, closed]);
+      this.#closed.signal.removeEventListener("abort", onClose);
+      over = true;
       clearTimeout(checkTimer);
+      const livedMs = this.#listeningSince === undefined ? undefined : Date.now() - this.#listeningSince;
+      this.#listeningSince = undefined;
       // A session that opened is ended here. One still opening when close() came is ended whenever it opens, without
       // waiting: the abort gives up a connection attempt, but a borrowed pool may take its time to hand a client over.
       const closing = opening.then(
@@ -130,8 +186,11 @@ export class OutboxListener {
         );
         return;
       }
-      attempt++;
-      const delayMs = backoffDelay(attempt, 100, 10_000);
+      if (livedMs !== undefined && livedMs >= this.#stableAfterMs) this.#lostInARow = 0;
+      const attempt = ++this.#lostInARow;
+      this.#lastError = error;
+      const { baseMs, maxMs } = this.options.backoff ?? { baseMs: 100, maxMs: 10_000 };
+      const delayMs = backoffDelay(attempt, baseMs, maxMs);
       this.hooks.onReconnecting(attempt, delayMs, error);
       await sleep(delayMs, this.#closed.signal);
     }

@@ -52,7 +52,7 @@ import { BrokerGate } from "./broker-gate.js";
 import { ClaimPosition } from "./claim-position.js";
 import { openPool, type RelayPool } from "./connections.js";
 import { type ClaimPath, type RelayEvent, type RelayEventListener, safeEmit } from "./events.js";
-import { OutboxListener } from "./listener.js";
+import { LISTEN_FAILING_AFTER, OutboxListener } from "./listener.js";
 import { describePgError } from "./pg-errors.js";
 import { PublishLock } from "./publish-lock.js";
 
@@ -92,6 +92,12 @@ export interface RelayStats {
   batchLimit: number;
 }
 
+/** What to do when LISTEN keeps being lost: said in the error log and in health(). */
+const LISTEN_FAILING_HINT =
+  "messages are delivered by the sweeper meanwhile (seconds late). If the database URL goes through a " +
+  "transaction-mode pooler (PgBouncer, Supabase, Neon, RDS Proxy), give LISTEN a direct connection: `listenUrl` " +
+  "(worker: --listen-url / OUTBOX_LISTEN_URL), or turn it off: `listen: false` (--no-listen)";
+
 /** What `relay.health()` reports (and the CLI's /readyz serves). */
 export interface RelayHealth {
   /** Running, database and broker connected, and claiming: the last cycle is recent, or nothing is due. */
@@ -105,8 +111,15 @@ export interface RelayHealth {
   lastBatchAt: Date | undefined;
   /** The outbox's backlog (cached for a few seconds); undefined when it could not be read. */
   backlog: BacklogSnapshot | undefined;
+  /**
+   * The LISTEN connection (undefined with `listen: false`). `lostInARow`: losses in a row, a connection that lived
+   * less than a minute (or 4 check intervals) not ending the row; from 3, LISTEN is failing: see `warnings`.
+   */
+  listen: { listening: boolean; lostInARow: number; error?: string } | undefined;
   /** Why `ok` is false, in words. */
   problems: string[];
+  /** What needs a person but does not make `ok` false (messages still flow, later): a failing LISTEN. */
+  warnings: string[];
 }
 
 export class Relay {
@@ -201,6 +214,16 @@ export class Relay {
           : `no batch for ${Date.now() - this.#lastCycleAt} ms with messages due`,
       );
     }
+    const warnings: string[] = [];
+    let listen: RelayHealth["listen"];
+    const ls = this.#listener?.status();
+    if (ls) {
+      const error = ls.lastError ? describePgError(ls.lastError).message : undefined;
+      listen = { listening: ls.listening, lostInARow: ls.lostInARow, ...(error ? { error } : {}) };
+      if (ls.lostInARow >= LISTEN_FAILING_AFTER) {
+        warnings.push(`LISTEN lost ${ls.lostInARow} times in a row (last: ${error}); ${LISTEN_FAILING_HINT}`);
+      }
+    }
     return {
       ok: problems.length === 0,
       state: this.#state,
@@ -208,7 +231,9 @@ export class Relay {
       broker: { connected: broker === "ready" || broker === "blocked", state: broker },
       lastBatchAt: this.#lastCycleAt === undefined ? undefined : new Date(this.#lastCycleAt),
       backlog,
+      listen,
       problems,
+      warnings,
     };
   }
 
@@ -330,12 +355,15 @@ export class Relay {
             onNotify: () => this.wake(),
             onReconnecting: (attempt, delayMs, error) => {
               const { message, code, permanent } = describePgError(error);
-              // Lost again and again (a wrong listenUrl, a pooler): the fast path is gone, say so as an error.
-              o.logger[permanent || attempt >= 3 ? "error" : "warn"]("LISTEN connection lost; reconnecting", {
+              // Lost again and again (a wrong listenUrl, a pooler): the fast path is gone, say so as an error, with
+              // what to do.
+              const failing = attempt >= LISTEN_FAILING_AFTER;
+              o.logger[permanent || failing ? "error" : "warn"]("LISTEN connection lost; reconnecting", {
                 attempt,
                 delayMs,
                 error: message,
                 ...(code ? { code } : {}),
+                ...(failing ? { hint: LISTEN_FAILING_HINT } : {}),
               });
               this.#emit({ type: "listen-reconnecting", attempt, delayMs, error });
             },

@@ -4,14 +4,14 @@
 // refuses). Three ways to wake the worker:
 //   11a. LISTEN on a direct connection (`--listen-url`): latency as without a pooler.
 //   11b. no LISTEN (`--no-listen`): the sweeper carries every message (sweepMinAgeMs falls to 0 without a fast path).
-//   11c. LISTEN through the pooler by mistake: the LISTEN self-check fails and says so as an error, the sweeper
-//        delivers.
+//   11c. LISTEN through the pooler by mistake: the LISTEN self-check fails, the losses count up and say so as an
+//        error naming --listen-url, the sweeper delivers.
 // Every message delivered, none lost; the row carries the latency each way costs.
 import { expect, it } from "vitest";
 import { outbox } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { type Pgbouncer, startPgbouncer } from "../support/pgbouncer.js";
-import { newPrismaClient } from "../support/prisma.js";
+import { newPool, newPrismaClient } from "../support/prisma.js";
 import {
   computeRow,
   delays,
@@ -98,6 +98,21 @@ it(
       "500",
     ]);
     await worker.waitForLine(/LISTEN connection lost.*transaction-mode pooler/, 30_000);
+    // Lost again and again: the count grows (no connection lives a minute), and from the third loss in a row it is an
+    // error that says what to do. An app keeps using the pooler meanwhile: on an idle pooler the LISTEN's own server
+    // connection is handed back to it for its check, which then passes.
+    const app = newPool(b.url(url), 4);
+    let busy = true;
+    const loops = Array.from({ length: 4 }, async () => {
+      while (busy) await app.query("SELECT pg_sleep(0.005)").catch(() => {});
+    });
+    defer(async () => {
+      busy = false;
+      await Promise.all(loops);
+      await app.end();
+    });
+    await worker.waitForLine(/ERROR LISTEN connection lost; reconnecting attempt=3 .*hint=.*--listen-url/, 30_000);
+    expect(worker.countLines(/LISTEN connection lost; reconnecting attempt=1 /)).toBe(1);
     expect((await killProc(worker, "SIGTERM")).code).toBe(0);
   },
   TEST_TIMEOUT,

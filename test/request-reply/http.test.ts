@@ -1,5 +1,5 @@
 // The request-reply example over real HTTP, with its web server and worker as real processes on the real PostgreSQL
-// and RabbitMQ: the whole flow, idempotency replay and conflict, a failing job, cancellation, the worker SIGKILLed
+// and RabbitMQ: the whole flow, idempotency replay and conflict, a failing job, JSON only, cancellation, the worker SIGKILLed
 // mid-job, the web server restarted between submit and poll, and 100 concurrent submits.
 import amqp from "amqplib";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
@@ -111,7 +111,12 @@ describe("the HTTP contract", () => {
     const conflict = await post(url, { title: "Q3" }, { "idempotency-key": "key-1" });
     expect(conflict.status).toBe(422);
     expect(conflict.headers.get("content-type")).toBe("application/problem+json");
-    expect(await conflict.json()).toMatchObject({ status: 422, title: "Idempotency-Key reused" });
+    const problem = await conflict.text();
+    expect(JSON.parse(problem)).toMatchObject({ status: 422, title: "Idempotency-Key reused" });
+    // The key may be another caller's: the request that holds it (enough to read or cancel it) is not named.
+    const heldId = first.headers.get("location")!.split("/")[2]!;
+    expect(problem).not.toContain(heldId);
+    expect(Object.keys(JSON.parse(problem)).sort()).toEqual(["detail", "status", "title", "type"]);
     expect((await settle(url, first.headers.get("location")!)).res.status).toBe(303);
     // The replay after completion still points at the one request, which ran once.
     const late = await post(url, { title: "Q4", steps: 2 }, { "idempotency-key": "key-1" });
@@ -123,20 +128,45 @@ describe("the HTTP contract", () => {
   it("a failing job: retried, then failed with problem details on the status and the result resources", async () => {
     const a = app({ INBOX_MAX_ATTEMPTS: "2" });
     await a.startWorker();
-    const { url } = await a.startServer();
+    const { url, proc } = await a.startServer();
     const res = await post(url, { title: "broken", steps: 3, failAt: 2 });
     const location = res.headers.get("location")!;
+    const id = location.split("/")[2]!;
     const { res: last, body } = await settle(url, location);
     expect(last.status).toBe(200);
-    expect(body).toMatchObject({
-      status: "failed",
-      attempts: 2,
-      error: { title: "The request failed", detail: "Error: the data source failed at step 2 of 3", attempts: 2 },
-    });
+    // The job's own error text (it may name hosts, paths, data) is not for clients: a fixed message is.
+    const safe = { title: "The request failed", detail: /^The report could not be made\./, attempts: 2 };
+    expect(body).toMatchObject({ status: "failed", attempts: 2, error: safe });
+    expect(JSON.stringify(body)).not.toMatch(/data source|step 2 of 3/);
     const result = await fetch(`${url}${location.replace(/\/status$/, "")}`);
     expect(result.status).toBe(500);
     expect(result.headers.get("content-type")).toBe("application/problem+json");
-    expect(await result.json()).toMatchObject({ title: "The request failed", detail: /step 2 of 3/ });
+    const text = await result.text();
+    expect(JSON.parse(text)).toMatchObject({ ...safe, status: 500, instance: `/reports/${id}` });
+    expect(text).not.toMatch(/data source|step 2 of 3/);
+    // The detail is in the server's log, once, with the report's id.
+    await proc.waitForLine(new RegExp(`report ${id} failed.*the data source failed at step 2 of 3`), 5_000);
+    expect(proc.countLines(/the data source failed/)).toBe(1);
+  });
+
+  it("POST /reports takes only application/json: a form or text body (a cross-site form post) is a 415, no job", async () => {
+    const a = app();
+    const { url } = await a.startServer();
+    const body = JSON.stringify({ title: "forged" });
+    for (const type of ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x", ""]) {
+      const res = await fetch(`${url}/reports`, {
+        method: "POST",
+        headers: type ? { "content-type": type } : {},
+        body,
+      });
+      // (fetch gives a string body text/plain when no type is set)
+      expect(res.status, type).toBe(415);
+      expect(res.headers.get("content-type")).toBe("application/problem+json");
+      expect(await res.json()).toMatchObject({ status: 415, title: "Unsupported Media Type" });
+    }
+    const withCharset = await post(url, { title: "ok" }, { "content-type": "Application/JSON; charset=utf-8" });
+    expect(withCharset.status).toBe(202);
+    expect(Number((await pool.query("SELECT count(*) FROM outbox_request")).rows[0].count)).toBe(1);
   });
 
   it("DELETE cancels: a running job's signal aborts and it stays cancelled; a pending one never starts", async () => {
