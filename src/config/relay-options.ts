@@ -5,6 +5,7 @@ import { defaultOutboxQueue, type OutboxQueue } from "../queue/outbox-queue.js";
 import type { KeyAfterDeadLetter } from "../sql/claim-messages.js";
 import type { ExchangeSpec, Transport } from "../transport/transport.js";
 import { type DatabaseSource, resolveDatabase } from "./database-options.js";
+import { escapeControl, textFields } from "./escape.js";
 import { redactUrl } from "./redact.js";
 import { booleanOption, durationOption, exchangesOption, expectUrl, integerOption, schemaOption } from "./validate.js";
 
@@ -190,10 +191,7 @@ const stderrLogger: RelayLogger = {
 };
 
 function writeStderr(level: string, message: string, fields: Record<string, unknown> = {}): void {
-  const extra = Object.entries(fields)
-    .map(([k, v]) => ` ${k}=${typeof v === "string" ? JSON.stringify(v) : String(v)}`)
-    .join("");
-  process.stderr.write(`prisma-outbox relay ${level}: ${message}${extra}\n`);
+  process.stderr.write(`${escapeControl(`prisma-outbox relay ${level}: ${message}${textFields(fields)}`)}\n`);
 }
 
 /** Every call guarded: a logger that throws must never fail a batch, or anything else. */
