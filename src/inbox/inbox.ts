@@ -24,6 +24,7 @@ import { INBOX_TABLE } from "../sql/names.js";
 import { type BacklogSnapshot, InboxMetrics } from "../telemetry/metrics.js";
 import { AmqpConsumer } from "../transport/amqp-consumer.js";
 import { type InboxEvent, type InboxEventListener, safeEmitInbox } from "./events.js";
+import { warnUnusableOrderingKey } from "./ordering-key.js";
 import { type PrismaLike, Processor } from "./processor.js";
 import { Receiver } from "./receiver.js";
 import { HandlerRegistry } from "./registry.js";
@@ -223,7 +224,10 @@ export class Inbox {
         queue: this.#options.queue,
         exchanges: this.#options.exchanges,
         prefetch: this.#options.prefetch,
-        onDelivery: (d) => receiver.push(d),
+        onDelivery: (d) => {
+          warnUnusableOrderingKey(d, logger);
+          receiver.push(d);
+        },
         onEvent: (event) => {
           if (event.type === "reconnecting")
             logger.warn(`RabbitMQ reconnecting (attempt ${event.attempt}): ${event.error.message}`);
