@@ -125,15 +125,34 @@ function escapeRegExp(text: string): string {
  * letter of the message into `***`, which would garble the message and show where the password's letters are.
  */
 export function scrubSecrets(text: string, url: string, alsoUrls: readonly string[] = []): string {
-  // The URLs are cut out first and put back redacted last, so that no secret is searched for inside the shown URL.
-  const mark = "\u0000url\u0000";
-  let out = text;
-  for (const u of [url, ...alsoUrls].sort((a, b) => b.length - a.length)) if (u) out = out.split(u).join(mark);
-  const secrets = urlSecrets(url).sort((a, b) => b.length - a.length);
-  for (const secret of secrets) {
-    out = out.replace(new RegExp(`(?<![A-Za-z0-9])${escapeRegExp(secret)}(?![A-Za-z0-9])`, "g"), "***");
-  }
-  return out.split(mark).join(redactUrl(url));
+  return secretScrubber([url], alsoUrls)(text);
+}
+
+/**
+ * A function that takes `urls` (and `alsoUrls`, other spellings of them) and their secrets out of a text, as
+ * scrubSecrets does, built once for the texts of a long-lived component (every log line of a relay or an inbox).
+ */
+export function secretScrubber(urls: readonly string[], alsoUrls: readonly string[] = []): (text: string) => string {
+  // The text is split at the URLs, its parts scrubbed, and joined with the URLs redacted: no secret is searched for
+  // inside a shown URL.
+  const cut = [...urls.map((u, i) => [u, i] as const), ...alsoUrls.map((u) => [u, 0] as const)]
+    .filter(([u]) => u.length > 0)
+    .sort((a, b) => b[0].length - a[0].length);
+  const shown = urls.map((u) => redactUrl(u));
+  const secrets = [...new Set(urls.flatMap((u) => urlSecrets(u)))].sort((a, b) => b.length - a.length);
+  const pattern =
+    secrets.length === 0
+      ? undefined
+      : new RegExp(`(?<![A-Za-z0-9])(?:${secrets.map(escapeRegExp).join("|")})(?![A-Za-z0-9])`, "g");
+  const scrub = (text: string, k: number): string => {
+    const next = cut[k];
+    if (next === undefined) return pattern ? text.replace(pattern, "***") : text;
+    return text
+      .split(next[0])
+      .map((part) => scrub(part, k + 1))
+      .join(shown[next[1]] ?? "***");
+  };
+  return (text) => scrub(text, 0);
 }
 
 /** Keys of a pg connection config that hold secrets: shown as `***` when set. */

@@ -14,7 +14,8 @@ import {
   resolveHandlers,
   resolveInboxOptions,
 } from "../config/inbox-options.js";
-import type { RelayLogger } from "../config/relay-options.js";
+import { secretScrubber } from "../config/redact.js";
+import { type RelayLogger, scrubbingLogger } from "../config/relay-options.js";
 import { expectUrl } from "../config/validate.js";
 import { coerceError, OutboxConfigError } from "../message/errors.js";
 import { BacklogProbe } from "../relay/backlog-probe.js";
@@ -179,6 +180,9 @@ export class Inbox {
   async #start(connection: InboxConnection): Promise<void> {
     const { databaseUrl, amqpUrl } = checkConnection(connection);
     if (connection.logger) this.#options = { ...this.#options, logger: connection.logger };
+    // A driver's error may echo a URL, or name a piece of a misread password as the host it could not reach.
+    const scrub = secretScrubber([databaseUrl, amqpUrl]);
+    this.#options = { ...this.#options, logger: scrubbingLogger(this.#options.logger, scrub) };
     const { default: pgModule } = await import("pg");
     this.#state = "starting";
     const pool = new pgModule.Pool({
