@@ -1,5 +1,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { createRelay, OutboxConfigError, OutboxQueue, outbox, type Relay } from "../../src/index.js";
+import { type ClaimedRow, claimNext, keyOf } from "../../src/sql/claim-messages.js";
+import { outboxNames } from "../../src/sql/names.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { createTestDatabase } from "../support/database.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
@@ -159,6 +161,20 @@ describe("relay", () => {
         availableAt: new Date(Date.UTC(1969, 11, 31, 23, 59, i)),
       })),
     );
+    // The keyset claim itself, after the second row (negative epoch milliseconds), takes the third and fourth.
+    const names = outboxNames();
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      const byTime = (a: ClaimedRow, b: ClaimedRow) => a.available_at - b.available_at;
+      const first = (await client.query<ClaimedRow>(claimNext(names, 2))).rows.sort(byTime);
+      expect(first[1]!.available_at).toBeLessThan(0);
+      const next = (await client.query<ClaimedRow>(claimNext(names, 2, keyOf(first[1]!)))).rows.sort(byTime);
+      expect(next.map((row) => row.message_id)).toEqual(ids.slice(2, 4));
+    } finally {
+      await client.query("ROLLBACK");
+      client.release();
+    }
     const r = relay({ listen: false, batchSize: 2, sweepIntervalMs: 100 });
     const failures: string[] = [];
     r.onEvent((e) => e.type === "batch-failed" && failures.push(String(e.error)));
