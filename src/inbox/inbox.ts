@@ -81,6 +81,8 @@ export class Inbox {
   #brokerConnected = false;
   #probe: BacklogProbe | undefined;
   #metrics: InboxMetrics | undefined;
+  /** Takes the connection URLs and their secrets out of a text shown by health() (set at start). */
+  #scrub: (text: string) => string = (text) => text;
 
   constructor(options: InboxOptions<any, any, any>) {
     this.#options = resolveInboxOptions(options);
@@ -121,7 +123,7 @@ export class Inbox {
     const backlog = running ? await this.#probe?.read() : undefined;
     const problems: string[] = [];
     if (!running) problems.push(`the inbox is ${this.#state}`);
-    const claimError = parts?.processor.claimError;
+    const claimError = parts?.processor.claimError === undefined ? undefined : this.#scrub(parts.processor.claimError);
     const lastClaimAt = parts?.processor.lastClaimAt;
     if (claimError !== undefined) problems.push(`database: ${claimError}`);
     if (!this.#brokerConnected) problems.push("broker: not connected");
@@ -182,6 +184,7 @@ export class Inbox {
     if (connection.logger) this.#options = { ...this.#options, logger: connection.logger };
     // A driver's error may echo a URL, or name a piece of a misread password as the host it could not reach.
     const scrub = secretScrubber([databaseUrl, amqpUrl]);
+    this.#scrub = scrub;
     this.#options = { ...this.#options, logger: scrubbingLogger(this.#options.logger, scrub) };
     const { default: pgModule } = await import("pg");
     this.#state = "starting";
