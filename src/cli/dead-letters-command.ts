@@ -1,6 +1,7 @@
 // `prisma-outbox dead-letters list | retry | purge [--inbox]`: the outbox's dead letters or the inbox's dead rows,
 // selected by filters (src/config/ops-config.ts), shown as a table or JSON, retried or purged with a count of what
 // was done. retry and purge without a filter need --all; --dry-run changes nothing.
+import { escapeJsonControl } from "../config/escape.js";
 import { DEAD_LETTERS_HELP, type DeadLettersConfig, parseDeadLettersConfig } from "../config/ops-config.js";
 import { OutboxConfigError } from "../message/errors.js";
 import {
@@ -35,7 +36,8 @@ async function run(config: DeadLettersConfig, write: (text: string) => void): Pr
   try {
     if (config.action === "list") {
       const { total, rows } = await listDeadLetters(pool, target, config.filter, config.limit);
-      if (config.json) return write(`${JSON.stringify({ source: config.source, total, rows }, null, 2)}\n`);
+      if (config.json)
+        return write(`${escapeJsonControl(JSON.stringify({ source: config.source, total, rows }, null, 2))}\n`);
       if (rows.length > 0) write(`${rowsTable(config.source, rows)}\n`);
       write(
         `${total} ${noun(config.source, total)} match${rows.length < total ? ` (newest ${rows.length} shown)` : ""}\n`,
@@ -45,7 +47,9 @@ async function run(config: DeadLettersConfig, write: (text: string) => void): Pr
     const change = config.action === "retry" ? retryDeadLetters : purgeDeadLetters;
     const result = await change(pool, target, config.filter, { dryRun: config.dryRun, all: config.all });
     if (config.json) {
-      return write(`${JSON.stringify({ action: config.action, source: config.source, ...result }, null, 2)}\n`);
+      return write(
+        `${escapeJsonControl(JSON.stringify({ action: config.action, source: config.source, ...result }, null, 2))}\n`,
+      );
     }
     const what = noun(config.source, result.count);
     if (result.dryRun) {

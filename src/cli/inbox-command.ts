@@ -48,11 +48,10 @@ export async function runInbox(argv: string[], env: NodeJS.ProcessEnv): Promise<
     logger.error(`cannot load the inbox from ${specifier}: ${(error as Error).message}`);
     return 2;
   }
+  // An invalid delivery is logged by the inbox itself (its receiver, with this logger): not again here.
   box.onEvent((event) => {
     if (event.type === "dead") {
       logger.error("message dead", { messageId: event.messageId, handler: event.handler, error: event.error.message });
-    } else if (event.type === "invalid") {
-      logger.warn("invalid delivery", { messageId: event.messageId, reason: event.reason, outcome: event.outcome });
     }
   });
 
@@ -60,7 +59,12 @@ export async function runInbox(argv: string[], env: NodeJS.ProcessEnv): Promise<
   let endpoints: MetricsServer | undefined;
   if (config.metricsPort !== undefined) {
     try {
-      endpoints = await startMetricsServer({ port: config.metricsPort, health: () => box.health(), logger });
+      endpoints = await startMetricsServer({
+        port: config.metricsPort,
+        host: config.metricsHost,
+        health: () => box.health(),
+        logger,
+      });
     } catch (error) {
       logger.error(`cannot serve --metrics-port ${config.metricsPort}: ${(error as Error).message}`);
       return 2;

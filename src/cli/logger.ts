@@ -1,3 +1,4 @@
+import { escapeControl, escapeJsonControl, textFields } from "../config/escape.js";
 import type { RelayLogger } from "../config/relay-options.js";
 
 type Level = "info" | "warn" | "error";
@@ -9,12 +10,11 @@ export function createLogger(format: "text" | "json", write = defaultWrite): Rel
     (message: string, fields: Record<string, unknown> = {}) => {
       try {
         const time = new Date().toISOString();
+        // Text from outside (routing keys, error messages) must not forge lines or reach the terminal as controls.
         const line =
           format === "json"
-            ? JSON.stringify({ time, level, msg: message, ...fields })
-            : `${time} ${level.toUpperCase()} ${message}${Object.entries(fields)
-                .map(([k, v]) => ` ${k}=${typeof v === "string" ? JSON.stringify(v) : String(v)}`)
-                .join("")}`;
+            ? escapeJsonControl(JSON.stringify({ time, level, msg: message, ...fields }))
+            : escapeControl(`${time} ${level.toUpperCase()} ${message}${textFields(fields)}`);
         write(level, line);
       } catch {
         // logging must never take the worker down

@@ -69,7 +69,12 @@ async function main(argv: string[]): Promise<number> {
   let endpoints: MetricsServer | undefined;
   if (config.metricsPort !== undefined) {
     try {
-      endpoints = await startMetricsServer({ port: config.metricsPort, health: () => relay.health(), logger });
+      endpoints = await startMetricsServer({
+        port: config.metricsPort,
+        host: config.metricsHost,
+        health: () => relay.health(),
+        logger,
+      });
     } catch (error) {
       logger.error(`cannot serve --metrics-port ${config.metricsPort}: ${(error as Error).message}`);
       return 2;

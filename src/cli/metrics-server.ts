@@ -22,6 +22,8 @@ export interface MetricsServer {
 
 export interface MetricsServerOptions {
   port: number;
+  /** The address to listen on; undefined: every interface (what Node's listen() does without one). */
+  host?: string | undefined;
   /** health() of the relay or the inbox. */
   health: () => Promise<{ ok: boolean }>;
   logger: RelayLogger;
@@ -82,7 +84,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       else res.end();
     });
   });
-  server.listen(options.port);
+  server.listen(options.port, options.host);
   await Promise.race([
     once(server, "listening"),
     once(server, "error").then(([error]) => {
@@ -91,7 +93,11 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   ]);
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : options.port;
-  logger.info("metrics and health endpoints listening", { port, paths: "/metrics /healthz /readyz" });
+  logger.info("metrics and health endpoints listening", {
+    host: options.host ?? "every interface",
+    port,
+    paths: "/metrics /healthz /readyz",
+  });
   return {
     port,
     async close() {

@@ -2,7 +2,7 @@
 // they are not counted among the relays and inboxes, and one place that turns a failure into a one-line message,
 // never with a password in it, and an exit code.
 import pg from "pg";
-import { redactUrl } from "../config/redact.js";
+import { redactUrl, scrubSecrets } from "../config/redact.js";
 import { coerceError, OutboxConfigError } from "../message/errors.js";
 
 export const CLI_APPLICATION_NAME = "prisma-outbox cli";
@@ -25,30 +25,21 @@ export function openOpsPool(databaseUrl: string): pg.Pool {
 /** SQLSTATEs that mean the settings are wrong (credentials, database name), not that the server is down. */
 const CONFIG_CODES = new Set(["28P01", "28000", "3D000", "3F000"]);
 
-/** Removes the URL's password from `text`, in case a driver echoed it. */
-function scrub(text: string, databaseUrl: string): string {
-  let out = text.replaceAll(databaseUrl, redactUrl(databaseUrl));
-  try {
-    const { password } = new URL(databaseUrl);
-    if (password) {
-      out = out.replaceAll(password, "***");
-      const decoded = decodeURIComponent(password);
-      if (decoded !== password) out = out.replaceAll(decoded, "***");
-    }
-  } catch {}
-  return out;
-}
-
 /** One line, no stack trace, and the exit code: 2 for what the user must fix, 1 for the server's failure. */
 export function describeFailure(error: unknown, databaseUrl: string): { message: string; exitCode: number } {
   const e = coerceError(error);
   const code = (error as { code?: string }).code;
   // A refused connection to a name with several addresses is an AggregateError with an empty message.
   const inner = (error as { errors?: unknown[] }).errors?.[0];
-  let message = e.message.split("\n")[0] || (inner instanceof Error ? inner.message : "") || e.name;
+  // The driver's text is scrubbed on its own, before the redacted URL is added: a short password must not match
+  // inside the URL we show. pg may echo the URL, its password, or a piece of a misread password as a host name.
+  let message = scrubSecrets(
+    e.message.split("\n")[0] || (inner instanceof Error ? inner.message : "") || e.name,
+    databaseUrl,
+  );
   if (!(error instanceof OutboxConfigError)) {
     message = `could not query the database at ${redactUrl(databaseUrl)}: ${message}${code ? ` (${code})` : ""}`;
   }
   const exitCode = error instanceof OutboxConfigError || (code !== undefined && CONFIG_CODES.has(code)) ? 2 : 1;
-  return { message: scrub(message, databaseUrl), exitCode };
+  return { message, exitCode };
 }

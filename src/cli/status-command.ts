@@ -1,5 +1,6 @@
 // `prisma-outbox status`: the backlog, the dead letters and who is connected, as a compact text report or one JSON
 // object (--json, the shape of OutboxStatus in src/ops/status.ts, documented in docs/operating.md#commands).
+import { escapeJsonControl } from "../config/escape.js";
 import { parseStatusConfig, STATUS_HELP } from "../config/ops-config.js";
 import { OutboxConfigError } from "../message/errors.js";
 import { type OutboxStatus, outboxStatus } from "../ops/status.js";
@@ -91,7 +92,9 @@ export async function runStatus(argv: string[], env: NodeJS.ProcessEnv): Promise
   const pool = openOpsPool(config.databaseUrl);
   try {
     const status = await outboxStatus(pool, { schema: config.schema, top: config.top });
-    process.stdout.write(config.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+    process.stdout.write(
+      config.json ? `${escapeJsonControl(JSON.stringify(status, null, 2))}\n` : formatStatus(status),
+    );
     return 0;
   } catch (error) {
     const { message, exitCode } = describeFailure(error, config.databaseUrl);

@@ -1,10 +1,13 @@
 // Plain-text tables for the operator commands: columns padded to their widest cell, cells cut at a width so that
 // one long error text does not wrap every line.
+import { escapeControl } from "../config/escape.js";
 
 const MAX_CELL = 60;
 
 function cell(value: unknown): string {
-  const text = value === null || value === undefined ? "-" : String(value).replace(/\s+/g, " ");
+  // Controls escaped first (a routing key's line feed or ESC stays visible as `\n`, `\u001b`), then the remaining
+  // runs of spaces collapsed.
+  const text = value === null || value === undefined ? "-" : escapeControl(String(value)).replace(/\s+/g, " ");
   return text.length > MAX_CELL ? `${text.slice(0, MAX_CELL - 1)}…` : text;
 }
 

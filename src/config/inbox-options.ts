@@ -5,6 +5,7 @@ import { OutboxConfigError } from "../message/errors.js";
 import type { KeyAfterDead } from "../sql/claim-inbox-messages.js";
 import type { QueueSpec } from "../transport/amqp-consumer.js";
 import type { ExchangeSpec } from "../transport/transport.js";
+import { escapeControl, escapeJsonControl } from "./escape.js";
 import type { RelayLogger } from "./relay-options.js";
 import { durationOption, exchangesOption, integerOption } from "./validate.js";
 
@@ -103,10 +104,14 @@ export interface ResolvedInboxOptions {
 export const stderrLogger: RelayLogger = {
   info() {},
   warn(message, fields) {
-    process.stderr.write(`prisma-outbox inbox: warn: ${message}${fields ? ` ${JSON.stringify(fields)}` : ""}\n`);
+    process.stderr.write(
+      `${escapeJsonControl(escapeControl(`prisma-outbox inbox: warn: ${message}`))}${fields ? ` ${escapeJsonControl(JSON.stringify(fields))}` : ""}\n`,
+    );
   },
   error(message, fields) {
-    process.stderr.write(`prisma-outbox inbox: error: ${message}${fields ? ` ${JSON.stringify(fields)}` : ""}\n`);
+    process.stderr.write(
+      `${escapeJsonControl(escapeControl(`prisma-outbox inbox: error: ${message}`))}${fields ? ` ${escapeJsonControl(JSON.stringify(fields))}` : ""}\n`,
+    );
   },
 };
 

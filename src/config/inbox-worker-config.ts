@@ -1,7 +1,7 @@
 // Options of `prisma-outbox inbox`: flags and environment, parsed and validated in one place.
 import { parseArgs } from "node:util";
 import { OutboxConfigError } from "../message/errors.js";
-import { parseMetricsPort } from "./worker-config.js";
+import { parseMetricsHost, parseMetricsPort } from "./worker-config.js";
 
 export interface InboxWorkerConfig {
   help: boolean;
@@ -14,6 +14,8 @@ export interface InboxWorkerConfig {
   logFormat: "text" | "json";
   /** Port of /metrics, /healthz and /readyz; undefined: none. */
   metricsPort: number | undefined;
+  /** Address the metrics port listens on; undefined: every interface. */
+  metricsHost: string | undefined;
 }
 
 export const INBOX_WORKER_HELP = `Usage: prisma-outbox inbox --handlers <module> [options]
@@ -28,6 +30,7 @@ Options (flag / environment):
   --amqp-url <url>           RabbitMQ URL                                                        / AMQP_URL
   --log-format text|json     log lines for people or for log shippers (default text)             / OUTBOX_LOG_FORMAT
   --metrics-port <n>         serve /metrics (Prometheus), /healthz and /readyz on this port      / OUTBOX_METRICS_PORT
+  --metrics-host <address>   the address it listens on, e.g. 127.0.0.1 (every interface)         / OUTBOX_METRICS_HOST
   -h, --help                 this help
 
 Run it as the process itself (node_modules/.bin/prisma-outbox inbox ..., or exec in a container's command) so that
@@ -48,6 +51,7 @@ export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): 
         "amqp-url": { type: "string" },
         "log-format": { type: "string" },
         "metrics-port": { type: "string" },
+        "metrics-host": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -76,5 +80,6 @@ export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): 
     amqpUrl: amqpUrl ?? "",
     logFormat,
     metricsPort: parseMetricsPort(values["metrics-port"] as string | undefined, env),
+    metricsHost: parseMetricsHost(values["metrics-host"] as string | undefined, env),
   };
 }

@@ -5,7 +5,8 @@ import { defaultOutboxQueue, type OutboxQueue } from "../queue/outbox-queue.js";
 import type { KeyAfterDeadLetter } from "../sql/claim-messages.js";
 import type { ExchangeSpec, Transport } from "../transport/transport.js";
 import { type DatabaseSource, resolveDatabase } from "./database-options.js";
-import { redactUrl } from "./redact.js";
+import { escapeControl, textFields } from "./escape.js";
+import { redactUrl, secretScrubber } from "./redact.js";
 import { booleanOption, durationOption, exchangesOption, expectUrl, integerOption, schemaOption } from "./validate.js";
 
 /** Where the relay reports what it does. Each method must not throw (what it throws is swallowed). */
@@ -178,6 +179,8 @@ export interface RelayConnections {
   /** Where LISTEN connects: `listenUrl`, else the database. */
   listen: DatabaseSource;
   amqpUrl: string | undefined;
+  /** Takes the connection URLs and their secrets out of a text (a driver's error, before it is shown). */
+  scrub: (text: string) => string;
 }
 
 const silent: RelayLogger = { info() {}, warn() {}, error() {} };
@@ -190,10 +193,7 @@ const stderrLogger: RelayLogger = {
 };
 
 function writeStderr(level: string, message: string, fields: Record<string, unknown> = {}): void {
-  const extra = Object.entries(fields)
-    .map(([k, v]) => ` ${k}=${typeof v === "string" ? JSON.stringify(v) : String(v)}`)
-    .join("");
-  process.stderr.write(`prisma-outbox relay ${level}: ${message}${extra}\n`);
+  process.stderr.write(`${escapeControl(`prisma-outbox relay ${level}: ${message}${textFields(fields)}`)}\n`);
 }
 
 /** Every call guarded: a logger that throws must never fail a batch, or anything else. */
@@ -219,6 +219,30 @@ function loggerOption(logger: unknown): RelayLogger {
     throw new OutboxConfigError("Expected `logger` to be { info, warn, error } (functions), or false for none.");
   }
   return guarded(logger as RelayLogger);
+}
+
+/**
+ * The logger with the connection URLs and their secrets taken out of every message and field: a driver's error may
+ * echo a URL, or name a piece of a misread password as the host it could not reach.
+ */
+export function scrubbingLogger(logger: RelayLogger, scrub: (text: string) => string): RelayLogger {
+  const clean = (value: unknown): unknown => {
+    if (typeof value === "string") return scrub(value);
+    if (value instanceof Error) {
+      const message = scrub(value.message);
+      if (message === value.message) return value;
+      const copy = new Error(message);
+      copy.name = value.name;
+      return copy;
+    }
+    return value;
+  };
+  const call = (method: keyof RelayLogger) => (message: string, fields?: Record<string, unknown>) =>
+    logger[method](
+      scrub(message),
+      fields && Object.fromEntries(Object.entries(fields).map(([key, value]) => [key, clean(value)])),
+    );
+  return { info: call("info"), warn: call("warn"), error: call("error") };
 }
 
 function keyAfterDeadLetterOption(value: unknown): KeyAfterDeadLetter {
@@ -266,6 +290,12 @@ export function resolveRelayOptions(options: RelayOptions): {
     );
   }
   const queue = options.queue === false ? undefined : (options.queue ?? defaultOutboxQueue);
+  const connectionString = source.kind === "config" ? source.config.connectionString : undefined;
+  const scrub = secretScrubber(
+    [options.databaseUrl, connectionString, options.listenUrl, options.amqpUrl].filter(
+      (u): u is string => typeof u === "string",
+    ),
+  );
   const resolved: ResolvedRelayOptions = {
     database: database.shown,
     databaseUrl: options.databaseUrl === undefined ? undefined : database.shown,
@@ -289,7 +319,10 @@ export function resolveRelayOptions(options: RelayOptions): {
     retryMaxDelayMs,
     keyAfterDeadLetter: keyAfterDeadLetterOption(options.keyAfterDeadLetter),
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
-    logger: loggerOption(options.logger),
+    logger: scrubbingLogger(loggerOption(options.logger), scrub),
   };
-  return { options: resolved, connections: { database: source, listen: listenSource, amqpUrl: options.amqpUrl } };
+  return {
+    options: resolved,
+    connections: { database: source, listen: listenSource, amqpUrl: options.amqpUrl, scrub },
+  };
 }

@@ -1,5 +1,6 @@
 // Options of `requests()`: typed, documented, defaulted and validated in one place.
 import { OutboxConfigError } from "../message/errors.js";
+import { escapeControl, escapeJsonControl } from "./escape.js";
 import type { RelayLogger } from "./relay-options.js";
 import { durationOption, expectExchangeName, integerOption } from "./validate.js";
 
@@ -49,10 +50,14 @@ export interface ResolvedRequestsOptions {
 const requestsLogger: RelayLogger = {
   info() {},
   warn(message, fields) {
-    process.stderr.write(`prisma-outbox requests: warn: ${message}${fields ? ` ${JSON.stringify(fields)}` : ""}\n`);
+    process.stderr.write(
+      `${escapeJsonControl(escapeControl(`prisma-outbox requests: warn: ${message}`))}${fields ? ` ${escapeJsonControl(JSON.stringify(fields))}` : ""}\n`,
+    );
   },
   error(message, fields) {
-    process.stderr.write(`prisma-outbox requests: error: ${message}${fields ? ` ${JSON.stringify(fields)}` : ""}\n`);
+    process.stderr.write(
+      `${escapeJsonControl(escapeControl(`prisma-outbox requests: error: ${message}`))}${fields ? ` ${escapeJsonControl(JSON.stringify(fields))}` : ""}\n`,
+    );
   },
 };
 

@@ -1,7 +1,9 @@
 // The bundled worker's configuration: flags first, then OUTBOX_* environment variables, then the relay's defaults.
+import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { OutboxConfigError } from "../message/errors.js";
 import type { ExchangeSpec } from "../transport/transport.js";
+import { escapeControl } from "./escape.js";
 import type { RelayOptions } from "./relay-options.js";
 import { EXCHANGE_TYPES, expectExchangeName } from "./validate.js";
 
@@ -10,6 +12,8 @@ export interface WorkerConfig {
   logFormat: "text" | "json";
   /** Port of /metrics, /healthz and /readyz; undefined: none. */
   metricsPort: number | undefined;
+  /** Address the metrics port listens on; undefined: every interface. */
+  metricsHost: string | undefined;
   help: boolean;
   version: boolean;
 }
@@ -63,6 +67,8 @@ Options (each also read from the environment variable named after it):
   --log-format text|json      one line per start, stop, reconnect, dead letter (text)  OUTBOX_LOG_FORMAT
   --metrics-port N            serve /metrics (Prometheus), /healthz and     OUTBOX_METRICS_PORT
                               /readyz on this port (none by default)
+  --metrics-host ADDRESS      the address it listens on, e.g. 127.0.0.1     OUTBOX_METRICS_HOST
+                              (every interface by default)
   -h, --help                  show this help
   -v, --version               show the version
 `;
@@ -118,6 +124,24 @@ export function parseMetricsPort(flag: string | undefined, env: NodeJS.ProcessEn
   return port;
 }
 
+/**
+ * The address of the metrics and health endpoints, from `--metrics-host` or OUTBOX_METRICS_HOST: an IP address or a
+ * host name; undefined when neither is set (every interface, as a Kubernetes probe or a Prometheus scrape of the pod
+ * address needs).
+ */
+export function parseMetricsHost(flag: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  const source = flag !== undefined ? "--metrics-host" : "OUTBOX_METRICS_HOST";
+  const value = flag ?? (env.OUTBOX_METRICS_HOST || undefined);
+  if (value === undefined) return undefined;
+  const host = value.trim();
+  if (isIP(host.replace(/^\[(.*)\]$/, "$1")) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(host)) {
+    throw new OutboxConfigError(
+      `Expected ${source} to be an IP address or a host name (127.0.0.1, ::1, 0.0.0.0, localhost), got ${JSON.stringify(escapeControl(value))}.`,
+    );
+  }
+  return host.replace(/^\[(.*)\]$/, "$1");
+}
+
 function parseInteger(value: string, source: string): number {
   if (!/^\d+$/.test(value.trim())) throw new OutboxConfigError(`Expected ${source} to be an integer, got "${value}".`);
   return Number(value);
@@ -140,6 +164,7 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
         "log-format": { type: "string" },
         "key-after-dead-letter": { type: "string" },
         "metrics-port": { type: "string" },
+        "metrics-host": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
         ...Object.fromEntries(Object.keys(INTEGER_SETTINGS).map((k) => [k, { type: "string" as const }])),
@@ -194,5 +219,6 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
     throw new OutboxConfigError(`Expected --log-format / OUTBOX_LOG_FORMAT to be text or json, got "${logFormat}".`);
   }
   const metricsPort = parseMetricsPort(v["metrics-port"] as string | undefined, env);
-  return { relay: relay as unknown as WorkerConfig["relay"], logFormat, metricsPort, help, version };
+  const metricsHost = parseMetricsHost(v["metrics-host"] as string | undefined, env);
+  return { relay: relay as unknown as WorkerConfig["relay"], logFormat, metricsPort, metricsHost, help, version };
 }

@@ -14,7 +14,8 @@ import {
   resolveHandlers,
   resolveInboxOptions,
 } from "../config/inbox-options.js";
-import type { RelayLogger } from "../config/relay-options.js";
+import { secretScrubber } from "../config/redact.js";
+import { type RelayLogger, scrubbingLogger } from "../config/relay-options.js";
 import { expectUrl } from "../config/validate.js";
 import { coerceError, OutboxConfigError } from "../message/errors.js";
 import { BacklogProbe } from "../relay/backlog-probe.js";
@@ -24,6 +25,7 @@ import { INBOX_TABLE } from "../sql/names.js";
 import { type BacklogSnapshot, InboxMetrics } from "../telemetry/metrics.js";
 import { AmqpConsumer } from "../transport/amqp-consumer.js";
 import { type InboxEvent, type InboxEventListener, safeEmitInbox } from "./events.js";
+import { warnUnusableOrderingKey } from "./ordering-key.js";
 import { type PrismaLike, Processor } from "./processor.js";
 import { Receiver } from "./receiver.js";
 import { HandlerRegistry } from "./registry.js";
@@ -79,6 +81,8 @@ export class Inbox {
   #brokerConnected = false;
   #probe: BacklogProbe | undefined;
   #metrics: InboxMetrics | undefined;
+  /** Takes the connection URLs and their secrets out of a text shown by health() (set at start). */
+  #scrub: (text: string) => string = (text) => text;
 
   constructor(options: InboxOptions<any, any, any>) {
     this.#options = resolveInboxOptions(options);
@@ -119,7 +123,7 @@ export class Inbox {
     const backlog = running ? await this.#probe?.read() : undefined;
     const problems: string[] = [];
     if (!running) problems.push(`the inbox is ${this.#state}`);
-    const claimError = parts?.processor.claimError;
+    const claimError = parts?.processor.claimError === undefined ? undefined : this.#scrub(parts.processor.claimError);
     const lastClaimAt = parts?.processor.lastClaimAt;
     if (claimError !== undefined) problems.push(`database: ${claimError}`);
     if (!this.#brokerConnected) problems.push("broker: not connected");
@@ -178,6 +182,10 @@ export class Inbox {
   async #start(connection: InboxConnection): Promise<void> {
     const { databaseUrl, amqpUrl } = checkConnection(connection);
     if (connection.logger) this.#options = { ...this.#options, logger: connection.logger };
+    // A driver's error may echo a URL, or name a piece of a misread password as the host it could not reach.
+    const scrub = secretScrubber([databaseUrl, amqpUrl]);
+    this.#scrub = scrub;
+    this.#options = { ...this.#options, logger: scrubbingLogger(this.#options.logger, scrub) };
     const { default: pgModule } = await import("pg");
     this.#state = "starting";
     const pool = new pgModule.Pool({
@@ -223,7 +231,10 @@ export class Inbox {
         queue: this.#options.queue,
         exchanges: this.#options.exchanges,
         prefetch: this.#options.prefetch,
-        onDelivery: (d) => receiver.push(d),
+        onDelivery: (d) => {
+          warnUnusableOrderingKey(d, logger);
+          receiver.push(d);
+        },
         onEvent: (event) => {
           if (event.type === "reconnecting")
             logger.warn(`RabbitMQ reconnecting (attempt ${event.attempt}): ${event.error.message}`);

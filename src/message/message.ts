@@ -54,6 +54,26 @@ export interface MessageLimits {
 
 const MAX_SHORT_STRING_BYTES = 255;
 
+/** 0001-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z. */
+const MIN_AVAILABLE_AT = Date.parse("0001-01-01T00:00:00.000Z");
+const MAX_AVAILABLE_AT = Date.parse("9999-12-31T23:59:59.999Z");
+
+/** The AMQP header that carries a message's ordering key to consumers (the inbox stores it). Set from `key` only. */
+export const ORDERING_KEY_HEADER = "x-ordering-key";
+
+/**
+ * Refuses a NUL character: PostgreSQL's text cannot hold one (the INSERT would fail with a raw driver error, after the
+ * user's other writes), and AMQP consumers in C treat it as the end of the string.
+ */
+function noNul(value: string, what: string): void {
+  const at = value.indexOf("\u0000");
+  if (at >= 0) {
+    throw new OutboxMessageError(
+      `Expected \`${what}\` to have no NUL character (\\u0000), found one at index ${at}: PostgreSQL text cannot store it.`,
+    );
+  }
+}
+
 function shortString(value: unknown, what: string, required: boolean): string | null {
   if (value === undefined || value === null) {
     if (required) throw new OutboxMessageError(`Expected \`${what}\` to be a non-empty string, got ${String(value)}.`);
@@ -63,6 +83,7 @@ function shortString(value: unknown, what: string, required: boolean): string | 
     throw new OutboxMessageError(`Expected \`${what}\` to be a string, got ${typeof value}.`);
   }
   if (value.length === 0) throw new OutboxMessageError(`Expected \`${what}\` to be a non-empty string, got "".`);
+  noNul(value, what);
   const bytes = Buffer.byteLength(value);
   if (bytes > MAX_SHORT_STRING_BYTES) {
     throw new OutboxMessageError(
@@ -143,6 +164,13 @@ function normalizeHeaders(headers: unknown): string | null {
   }
   for (const [key, value] of Object.entries(headers)) {
     shortString(key, "headers key", true);
+    // The inbox orders by this header: a user header of that name, on a message without `key`, would pass for one.
+    if (key.toLowerCase() === ORDERING_KEY_HEADER) {
+      throw new OutboxMessageError(
+        `Expected no header \`${key}\`: the name is reserved for the ordering key. Set the message's \`key\` instead.`,
+      );
+    }
+    if (typeof value === "string") noNul(value, `headers.${key}`);
     if (value !== null && !["string", "number", "boolean"].includes(typeof value)) {
       throw new OutboxMessageError(
         `Expected header \`${key}\` to be a string, number, boolean or null, got ${describe(value)}.`,
@@ -184,6 +212,13 @@ export function normalizeMessage(
   const availableAt = input.availableAt ?? null;
   if (availableAt !== null && (!(availableAt instanceof Date) || Number.isNaN(availableAt.getTime()))) {
     throw new OutboxMessageError(`Expected \`availableAt\` to be a valid Date, got ${describe(availableAt)}.`);
+  }
+  // What a timestamptz holds and the claim's epoch arithmetic handles exactly; a Date outside it would fail the INSERT
+  // with a raw driver error, after the user's other writes.
+  if (availableAt !== null && (availableAt.getTime() < MIN_AVAILABLE_AT || availableAt.getTime() > MAX_AVAILABLE_AT)) {
+    throw new OutboxMessageError(
+      `Expected \`availableAt\` to be between the years 1 and 9999, got ${availableAt.toISOString()}.`,
+    );
   }
   return {
     messageId: messageId.toLowerCase(),

@@ -27,6 +27,7 @@
 import type pg from "pg";
 import type { ResolvedRelayOptions } from "../config/relay-options.js";
 import { coerceError, OutboxPublishError } from "../message/errors.js";
+import { ORDERING_KEY_HEADER } from "../message/message.js";
 import { byClaimOrder, type ClaimedRow } from "../sql/claim-messages.js";
 import { deadLetterMessagesSql } from "../sql/dead-letter-messages.js";
 import { outboxNames } from "../sql/names.js";
@@ -82,12 +83,16 @@ export class BatchTimeoutError extends OutboxPublishError {
   }
 }
 
-/** The AMQP header that carries a message's ordering key to consumers (the inbox stores it). */
-export const ORDERING_KEY_HEADER = "x-ordering-key";
-
+/**
+ * The row's headers, with the ordering key's header set from the row's key only: a header of that name written by
+ * other means (raw SQL, a row from before the writer refused it) must not pass for an ordering key.
+ */
 function headersOf(row: ClaimedRow): OutboundMessage["headers"] {
-  if (row.ordering_key === null) return row.headers ?? undefined;
-  return { ...row.headers, [ORDERING_KEY_HEADER]: row.ordering_key };
+  const headers = row.headers
+    ? Object.entries(row.headers).filter(([name]) => name.toLowerCase() !== ORDERING_KEY_HEADER)
+    : [];
+  if (row.ordering_key !== null) headers.push([ORDERING_KEY_HEADER, row.ordering_key]);
+  return headers.length === 0 ? undefined : Object.fromEntries(headers);
 }
 
 function toOutbound(row: ClaimedRow): OutboundMessage {

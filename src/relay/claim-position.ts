@@ -47,6 +47,8 @@ export class ClaimPosition {
       const key = keyOf(row);
       if (!this.#key || compareKeys(key, this.#key) > 0) this.#key = key;
     }
+    // A row written by hand with available_at 'infinity' has no position a keyset could start after.
+    if (!Number.isFinite(this.#key?.availableAt)) this.#key = undefined;
   }
 
   /** A batch failed: its rows are back, below the position. */

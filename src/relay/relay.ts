@@ -553,7 +553,7 @@ export class Relay {
     } catch (error) {
       // A publish that failed says nothing about the database; anything else (connect, claim, COMMIT) does.
       if (!(error instanceof OutboxPublishError)) {
-        this.#database = { connected: false, error: describePgError(error).message };
+        this.#database = { connected: false, error: this.#connections.scrub(describePgError(error).message) };
       }
       this.#logBatchFailure(claim.path, error);
       throw error;

@@ -68,10 +68,16 @@ function outboxId(id: string): string {
   return id;
 }
 
+/** Epoch milliseconds: negative before 1970 (a writer may ask for any past time as "due now"). */
+function epochMs(n: number): string {
+  if (!Number.isSafeInteger(n)) throw new TypeError(`Expected epoch milliseconds as an integer, got ${n}`);
+  return String(n);
+}
+
 /** The keyset condition: rows after `key` in claim order (exact: available_at has millisecond precision). */
 function afterKey(key: ClaimKey | undefined): string {
   if (!key) return "";
-  return `AND (available_at, id) > (to_timestamp(${integer(key.availableAt)} / 1000.0), ${outboxId(key.id)})`;
+  return `AND (available_at, id) > (to_timestamp(${epochMs(key.availableAt)} / 1000.0), ${outboxId(key.id)})`;
 }
 
 /** Claims the given ids (the in-process fast path) where still present and due. */

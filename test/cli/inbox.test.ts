@@ -90,6 +90,65 @@ describe("prisma-outbox inbox", () => {
     }
   });
 
+  it("logs an invalid delivery once, an unusable ordering key once (structured), escaped; serves --metrics-host", async () => {
+    const exchange = uniqueName("cli.inbox.x");
+    const queue = uniqueName("cli.inbox.q");
+    const env = {
+      DATABASE_URL: url,
+      AMQP_URL: amqpUrl,
+      INBOX_QUEUE: queue,
+      INBOX_EXCHANGE: exchange,
+      OUTBOX_LOG_FORMAT: "json",
+    };
+    const args = [
+      "--handlers",
+      "./test/cli/fixtures/inbox-handlers.ts",
+      "--metrics-port",
+      "0",
+      "--metrics-host",
+      "127.0.0.2",
+    ];
+    const { child, out, exited } = cli(args, env);
+    await until(() => out.stdout.includes("inbox started"));
+    const listening = JSON.parse(out.stdout.split("\n").find((l) => l.includes("endpoints listening"))!);
+    expect(listening.host).toBe("127.0.0.2");
+    expect((await fetch(`http://127.0.0.2:${listening.port}/healthz`)).status).toBe(200);
+    await expect(fetch(`http://127.0.0.1:${listening.port}/healthz`)).rejects.toThrow();
+    const connection = await amqp.connect(amqpUrl);
+    const channel = await connection.createConfirmChannel();
+    try {
+      const evil = "order.x\u001b[2J\u009b31m\u007f";
+      const longKey = "k".repeat(300);
+      const invalidId = randomUUID();
+      const keyedId = randomUUID();
+      // No handler takes this routing key: an invalid delivery, its routing key in the log's text.
+      channel.publish(exchange, evil, Buffer.from("{}"), { messageId: invalidId, persistent: true });
+      channel.publish(exchange, "order.created", Buffer.from('{"n":1}'), {
+        messageId: keyedId,
+        persistent: true,
+        headers: { "x-ordering-key": longKey },
+      });
+      await channel.waitForConfirms();
+      await until(() => out.stderr.includes(invalidId) && out.stderr.includes("ordering key dropped"));
+      await new Promise((r) => setTimeout(r, 500));
+      const lines = (out.stdout + out.stderr).split("\n").filter(Boolean);
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
+      for (const line of lines) expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+      const invalid = lines.filter((l) => l.includes(invalidId));
+      expect(invalid).toHaveLength(1);
+      expect(JSON.parse(invalid[0]!).msg).toContain("invalid delivery");
+      const keyed = lines.filter((l) => l.includes("ordering key dropped"));
+      expect(keyed).toHaveLength(1);
+      expect(JSON.parse(keyed[0]!)).toMatchObject({ level: "warn", messageId: keyedId, keyBytes: 300 });
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    } finally {
+      await channel.deleteQueue(queue).catch(() => {});
+      await channel.deleteExchange(exchange).catch(() => {});
+      await connection.close();
+    }
+  });
+
   it("a database without the inbox table: exits 2 at start, saying what to run", async () => {
     const bare = await createTestDatabase(inject("databaseUrl"), "template1");
     try {

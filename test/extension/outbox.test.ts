@@ -319,6 +319,28 @@ describe("bad input", () => {
     ["a bad message id", { routingKey: "k", payload: 1, messageId: "42" }, /`messageId` to be a UUID/],
     ["a nested header", { routingKey: "k", payload: 1, headers: { h: { x: 1 } } }, /header `h`/],
     ["no payload", { routingKey: "k" }, /Expected `payload`/],
+    // PostgreSQL text and jsonb cannot hold NUL: without the check these fail later with a raw Prisma error.
+    ["a NUL in the routing key", { routingKey: "a\u0000b", payload: 1 }, /`routingKey` to have no NUL/],
+    ["a NUL in the key", { routingKey: "k", payload: 1, key: "a\u0000" }, /`key` to have no NUL/],
+    [
+      "a NUL in a header value",
+      { routingKey: "k", payload: 1, headers: { h: "a\u0000b" } },
+      /`headers.h` to have no NUL/,
+    ],
+    [
+      "a NUL in a header name",
+      { routingKey: "k", payload: 1, headers: { "h\u0000": "v" } },
+      /`headers key` to have no NUL/,
+    ],
+    ["a NUL in the type", { routingKey: "k", payload: 1, type: "t\u0000" }, /`type` to have no NUL/],
+    // The inbox orders by this header: set by `key` only, never spoofed by a user header.
+    ["a user x-ordering-key header", { routingKey: "k", payload: 1, headers: { "x-ordering-key": "a" } }, /reserved/],
+    ["X-Ordering-Key in any case", { routingKey: "k", payload: 1, headers: { "X-Ordering-Key": "a" } }, /reserved/],
+    [
+      "an availableAt PostgreSQL cannot store",
+      { routingKey: "k", payload: 1, availableAt: new Date(-8_640_000_000_000_000) },
+      /`availableAt` to be between the years 1 and 9999/,
+    ],
   ])("%s is refused with OutboxMessageError and nothing is written", async (_, message, text) => {
     await expect(prisma.$enqueue([{ routingKey: "ok", payload: 1 }, message as never])).rejects.toThrow(text);
     await expect(prisma.$enqueue(message as never)).rejects.toBeInstanceOf(OutboxMessageError);

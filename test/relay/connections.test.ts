@@ -212,6 +212,25 @@ describe("relay.options", () => {
     expect(leaks(r)).toEqual([]);
   });
 
+  it.each([
+    ["?password=", "postgresql://u@db.example/app?password=pw-db-secret", "postgresql://u@db.example/app?password=***"],
+    [
+      "sslpassword=",
+      "postgresql://u@db.example/app?sslmode=require&sslpassword=pw-db-secret",
+      "postgresql://u@db.example/app?sslmode=require&sslpassword=***",
+    ],
+    ["an unencoded @ then #", "postgresql://u:x@pw-db-secret#t@db.example/app", "postgresql://u:***@db.example/app"],
+    ["an unencoded @ then /", "postgresql://u:x@pw-db-secret/t@db.example/app", "postgresql://u:***@db.example/app"],
+    ["an unencoded @ then ?", "postgresql://u:x@pw-db-secret?t@db.example/app", "postgresql://u:***@db.example/app"],
+  ])("databaseUrl with a password in %s: shown without it, as listenUrl too", (_, databaseUrl, shown) => {
+    const r = relay({ databaseUrl, listenUrl: databaseUrl, amqpUrl: "amqp://u:x@pw-mq-secret#t@mq.example/v" });
+    expect(r.options.databaseUrl).toBe(shown);
+    expect(r.options.listenUrl).toBe(shown);
+    expect(r.options.amqpUrl).toBe("amqp://u:***@mq.example/v");
+    expect(leaks(r.options)).toEqual([]);
+    expect(leaks(r)).toEqual([]);
+  });
+
   it("shows a config object without its password, TLS key or connection string password", () => {
     const r = relay({
       database: {

@@ -1,5 +1,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { createRelay, OutboxConfigError, OutboxQueue, outbox, type Relay } from "../../src/index.js";
+import { type ClaimedRow, claimNext, keyOf } from "../../src/sql/claim-messages.js";
+import { outboxNames } from "../../src/sql/names.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { createTestDatabase } from "../support/database.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
@@ -146,6 +148,59 @@ describe("relay", () => {
     await c.waitForDistinct(2, 10_000);
     const arrived = c.arrivals.find((a) => a.messageId === later)!;
     expect(arrived.at).toBeGreaterThanOrEqual(at.getTime() - 20); // clocks of PostgreSQL and Node are the same host's
+  });
+
+  it("rows due before 1970 are claimed: the keyset position after them is a negative epoch", async () => {
+    const c = await consumer();
+    const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
+    // Batches of 2 come back full, so the next claim starts after the last row's (available_at, id).
+    const ids = await prisma.$enqueue(
+      Array.from({ length: 40 }, (_, i) => ({
+        routingKey: "old",
+        payload: i,
+        availableAt: new Date(Date.UTC(1969, 11, 31, 23, 59, i)),
+      })),
+    );
+    // The keyset claim itself, after the second row (negative epoch milliseconds), takes the third and fourth.
+    const names = outboxNames();
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      const byTime = (a: ClaimedRow, b: ClaimedRow) => a.available_at - b.available_at;
+      const first = (await client.query<ClaimedRow>(claimNext(names, 2))).rows.sort(byTime);
+      expect(first[1]!.available_at).toBeLessThan(0);
+      const next = (await client.query<ClaimedRow>(claimNext(names, 2, keyOf(first[1]!)))).rows.sort(byTime);
+      expect(next.map((row) => row.message_id)).toEqual(ids.slice(2, 4));
+    } finally {
+      await client.query("ROLLBACK");
+      client.release();
+    }
+    const r = relay({ listen: false, batchSize: 2, sweepIntervalMs: 100 });
+    const failures: string[] = [];
+    r.onEvent((e) => e.type === "batch-failed" && failures.push(String(e.error)));
+    await r.start();
+    // 20 full claims in a row: a position that fails after each would leave one claim a second (RESCAN_MS).
+    await c.waitForDistinct(ids.length, 5_000);
+    expect(c.duplicates).toBe(0);
+    expect(failures).toEqual([]);
+    await expect.poll(outboxCount).toBe(0);
+  });
+
+  it("a header x-ordering-key written around the writer (raw SQL) is not sent: the ordering key comes from the key column only", async () => {
+    const c = await consumer();
+    await pool.query(
+      `INSERT INTO outbox_message (message_id, exchange, routing_key, payload, headers, ordering_key)
+       VALUES (gen_random_uuid(), $1, 'spoof', '1', '{"x-ordering-key":"spoofed","tenant":"t1"}', NULL),
+              (gen_random_uuid(), $1, 'keyed', '2', '{"X-Ordering-Key":"spoofed"}', 'real')`,
+      [c.exchange],
+    );
+    const r = relay({ listen: false, sweepIntervalMs: 100, sweepMinAgeMs: 0 });
+    await r.start();
+    await c.waitForDistinct(2, 10_000);
+    const spoof = c.arrivals.find((a) => a.routingKey === "spoof")!;
+    expect(spoof.properties.headers).toEqual({ tenant: "t1" });
+    const keyed = c.arrivals.find((a) => a.routingKey === "keyed")!;
+    expect(keyed.properties.headers).toEqual({ "x-ordering-key": "real" });
   });
 
   it("graceful stop mid-batch loses nothing: a second relay delivers the rest", async () => {

@@ -5,11 +5,10 @@
 // handshake errors). So every error coming from them is copied with the URL and the password replaced, and the
 // original is not kept as `cause` (it would carry the password along).
 import type { SocketOptions } from "amqplib";
-import { redactUrl } from "../../config/redact.js";
+import { redactUrl, scrubSecrets } from "../../config/redact.js";
 import { exchangesOption, expectNumber, expectUrl, MAX_TIMER_MS } from "../../config/validate.js";
 import { coerceError, OutboxConfigError, OutboxError } from "../../message/errors.js";
 import type { ExchangeSpec } from "../transport.js";
-import { safeDecode } from "./helpers.js";
 
 export interface AmqpTransportOptions {
   /** `amqp://user:password@host:port/vhost` or `amqps://...`; its password is never shown. */
@@ -55,7 +54,6 @@ export function resolveAmqpOptions(options: AmqpTransportOptions): ResolvedAmqpO
 
   if (!parsed.searchParams.has("heartbeat")) parsed.searchParams.set("heartbeat", String(heartbeatSeconds));
   const connectUrl = parsed.toString();
-  const secrets = parsed.password ? [...new Set([parsed.password, safeDecode(parsed.password)])] : [];
   return {
     connectUrl,
     exchanges,
@@ -67,26 +65,26 @@ export function resolveAmqpOptions(options: AmqpTransportOptions): ResolvedAmqpO
       ...options.socketOptions,
       timeout: connectTimeoutMs,
     },
-    scrubber: new Scrubber([url, connectUrl], redactUrl(url), secrets),
+    scrubber: new Scrubber(url, connectUrl),
   };
 }
 
 /** Copies errors from amqplib or the socket with the URL and password redacted; ours are safe already. */
 export class Scrubber {
+  /** The URL as it may be shown. */
+  readonly safeUrl: string;
   constructor(
-    private readonly urls: readonly string[],
-    /** The URL as it may be shown. */
-    readonly safeUrl: string,
-    private readonly secrets: readonly string[],
-  ) {}
+    private readonly url: string,
+    /** The URL as amqplib is given it (with `heartbeat` added). */
+    private readonly connectUrl: string,
+  ) {
+    this.safeUrl = redactUrl(url);
+  }
 
   scrub(thrown: unknown): Error {
     const error = coerceError(thrown);
     if (error instanceof OutboxError) return error;
-    let message = error.message;
-    for (const url of this.urls) message = message.split(url).join(this.safeUrl);
-    for (const secret of this.secrets) message = message.split(secret).join("***");
-    const clean = new Error(message);
+    const clean = new Error(scrubSecrets(error.message, this.url, [this.connectUrl]));
     clean.name = error.name;
     const code = (error as { code?: unknown }).code;
     if (typeof code === "string" || typeof code === "number") Object.assign(clean, { code });
