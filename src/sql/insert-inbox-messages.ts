@@ -38,20 +38,32 @@ export interface InboxRowInput {
  *   would set them: claim-inbox-messages.ts), for the processor of this process, which has room for them: it starts
  *   them without a claim round trip. A duplicate is not inserted, so never leased twice. `leased` comes back for
  *   those rows only (NULL otherwise), with the message id and handler that say which input row each one is.
+ * - Rows go into the unique index in (message_id, handler) order, whatever the delivery order: two INSERTs in flight
+ *   at once (the receiver's two batches, or two inbox processes) holding the same keys (duplicate publishes) then
+ *   take them in the same order, so one waits for the other instead of each waiting for a key the other holds
+ *   (deadlock, 40P01). The ids are still drawn in delivery order (the CTE numbers the rows sorted by position; a
+ *   volatile output is evaluated after its query's ORDER BY), which is the order the processors take a key's rows in.
+ *   Duplicates draw an id too, as they did through the column default.
  */
 export const INSERT_INBOX_MESSAGES_SQL = `
-INSERT INTO ${INBOX_TABLE} (message_id, handler, exchange, routing_key, payload, body, headers, type, correlation_id,
-                            status, last_error, ordering_key, attempts, available_at)
-SELECT message_id, handler, exchange, routing_key, CASE WHEN body IS NULL THEN payload END, body, headers::jsonb, type,
-       correlation_id, status,
-       last_error, ordering_key, CASE WHEN leased THEN 1 ELSE 0 END,
+WITH input AS MATERIALIZED (
+  SELECT nextval((SELECT pg_get_serial_sequence('${INBOX_TABLE}', 'id'))) AS id, message_id, handler, exchange,
+         routing_key, payload, body, headers, type, correlation_id, status, last_error, ordering_key, leased
+  FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]),
+                  json_array_elements($5::json), unnest($6::bytea[]), unnest($7::text[]), unnest($8::text[]),
+                  unnest($9::text[]), unnest($10::text[]), unnest($11::text[]), unnest($12::text[]),
+                  unnest($14::bool[]))
+    WITH ORDINALITY AS t(message_id, handler, exchange, routing_key, payload, body, headers, type, correlation_id,
+                         status, last_error, ordering_key, leased, n)
+  ORDER BY n
+)
+INSERT INTO ${INBOX_TABLE} (id, message_id, handler, exchange, routing_key, payload, body, headers, type,
+                            correlation_id, status, last_error, ordering_key, attempts, available_at)
+SELECT id, message_id, handler, exchange, routing_key, CASE WHEN body IS NULL THEN payload END, body, headers::jsonb,
+       type, correlation_id, status, last_error, ordering_key, CASE WHEN leased THEN 1 ELSE 0 END,
        CASE WHEN leased THEN now() + make_interval(secs => $13::float8 / 1000) ELSE now() END
-FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]),
-                json_array_elements($5::json), unnest($6::bytea[]), unnest($7::text[]), unnest($8::text[]),
-                unnest($9::text[]), unnest($10::text[]), unnest($11::text[]), unnest($12::text[]), unnest($14::bool[]))
-  WITH ORDINALITY AS t(message_id, handler, exchange, routing_key, payload, body, headers, type, correlation_id, status,
-                       last_error, ordering_key, leased, n)
-ORDER BY n
+FROM input
+ORDER BY message_id, handler
 ON CONFLICT (message_id, handler) DO NOTHING
 RETURNING id::text AS id, status, CASE WHEN attempts > 0 THEN message_id END AS leased_message_id,
           CASE WHEN attempts > 0 THEN handler END AS leased_handler,

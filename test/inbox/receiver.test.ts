@@ -6,7 +6,8 @@ import { randomUUID } from "node:crypto";
 import type { ConsumeMessage } from "amqplib";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { resolveHandlers } from "../../src/config/inbox-options.js";
-import { Receiver } from "../../src/inbox/receiver.js";
+import type { InboxEvent } from "../../src/inbox/events.js";
+import { Receiver, type ReceiverDeps } from "../../src/inbox/receiver.js";
 import { HandlerRegistry } from "../../src/inbox/registry.js";
 import type { ClaimedInboxRow } from "../../src/sql/claim-inbox-messages.js";
 import type { Delivery } from "../../src/transport/amqp-consumer.js";
@@ -16,7 +17,6 @@ const databaseUrl = await useTestDatabase();
 const pool = newPool(databaseUrl);
 afterAll(() => pool.end());
 const LEASE_MS = 60_000;
-const quiet = { info() {}, warn() {}, error() {} };
 
 let tag = 0;
 function delivery(body: unknown, props: Partial<Delivery> = {}): Delivery {
@@ -35,19 +35,40 @@ function delivery(body: unknown, props: Partial<Delivery> = {}): Delivery {
 }
 
 /** A receiver whose processor has `room` free places; records what it is given. */
-function receiverWithRoom(room: number, handlers = { effect: { on: "order.created", handle: async () => {} } }) {
-  const got = { adopted: [] as ClaimedInboxRow[], reservedBack: 0, handed: [] as string[], acked: 0 };
+function receiverWithRoom(
+  room: number,
+  handlers = { effect: { on: "order.created", handle: async () => {} } },
+  deps: Partial<ReceiverDeps> = {},
+) {
+  const got = {
+    adopted: [] as ClaimedInboxRow[],
+    reservedBack: 0,
+    handed: [] as string[],
+    acked: 0,
+    /** Delivery tags in the order they were acked (all `multiple`) and rejected. */
+    ackedTags: [] as number[],
+    rejectedTags: [] as number[],
+    warnings: [] as string[],
+    errors: [] as string[],
+    events: [] as InboxEvent[],
+  };
   let left = room;
   const receiver = new Receiver({
     pool,
     registry: new HandlerRegistry(resolveHandlers(handlers)),
     invalidMessages: "dead",
     batchSize: 1_000,
-    ack: () => {
+    batchMaxBytes: 4_194_304,
+    maxPayloadBytes: 1_048_576,
+    ack: (d) => {
       got.acked++;
+      got.ackedTags.push(d.tag.deliveryTag);
       return true;
     },
-    reject: () => true,
+    reject: (d) => {
+      got.rejectedTags.push(d.tag.deliveryTag);
+      return true;
+    },
     handoff: (ids) => got.handed.push(...ids),
     leaseMs: LEASE_MS,
     reserve: (wanted) => {
@@ -59,8 +80,13 @@ function receiverWithRoom(room: number, handlers = { effect: { on: "order.create
       got.adopted.push(...rows);
       got.reservedBack += reserved;
     },
-    logger: quiet,
-    emit: () => {},
+    logger: {
+      info() {},
+      warn: (message, fields) => got.warnings.push(`${message} ${JSON.stringify(fields ?? {})}`),
+      error: (message, fields) => got.errors.push(`${message} ${JSON.stringify(fields ?? {})}`),
+    },
+    emit: (event) => got.events.push(event),
+    ...deps,
   });
   return { receiver, got };
 }
