@@ -481,7 +481,8 @@ export class Receiver {
     const bare = bareDeadRow(entry.received, `${reason} (body, headers, type and correlationId not kept)`);
     for (let attempt = 1; ; attempt++) {
       for (const row of attempt === 1 ? [kept, bare] : [bare]) {
-        const result = await this.#insert([row], undefined);
+        // Refused the same way as alone: given up at once for the next, barer, row.
+        const result = await this.#insert([row], refusal.signature);
         if (result === undefined) return false;
         if (Array.isArray(result)) {
           stored.rows.push(...result);
