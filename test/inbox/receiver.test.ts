@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import type { ConsumeMessage } from "amqplib";
 import pg from "pg";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { resolveHandlers } from "../../src/config/inbox-options.js";
 import type { InboxEvent } from "../../src/inbox/events.js";
 import { Receiver, type ReceiverDeps } from "../../src/inbox/receiver.js";
@@ -469,5 +469,48 @@ describe("receiver: two batches in flight with the same messages", () => {
     const received = got.events.flatMap((e) => (e.type === "received" ? [e] : []));
     expect(received.reduce((n, e) => n + e.stored, 0)).toBe(N);
     expect(received.reduce((n, e) => n + e.duplicates, 0)).toBe(N + 2);
+  });
+});
+
+describe("receiver: a role whose statement_timeout is shorter than storing one body", () => {
+  const role = `recv_timeout_${randomUUID().slice(0, 8)}`;
+  let slow: pg.Pool;
+  beforeAll(async () => {
+    await pool.query(`CREATE ROLE ${role} LOGIN`);
+    await pool.query(`GRANT ALL ON inbox_message TO ${role}`);
+    await pool.query(`GRANT ALL ON SEQUENCE inbox_message_id_seq TO ${role}`);
+    // Storing 30 MB takes some 200 to 500 ms here; a batch of small deliveries about 1 ms.
+    await pool.query(`ALTER ROLE ${role} SET statement_timeout = '100ms'`);
+    const url = new URL(databaseUrl);
+    url.username = role;
+    url.password = "";
+    slow = newPool(url.toString());
+  });
+  afterAll(async () => {
+    await slow?.end();
+    await pool.query(`DROP OWNED BY ${role}`);
+    await pool.query(`DROP ROLE ${role}`);
+  });
+  beforeEach(async () => {
+    await pool.query("TRUNCATE inbox_message");
+  });
+
+  it("the 30 MB delivery ends dead with the reason (57014 three times, then split), the others stored", async () => {
+    const { receiver, got } = receiverWithRoom(0, undefined, { pool: slow, maxPayloadBytes: 64 * 1_048_576 });
+    const big = delivery({ big: "x".repeat(30 * 1_048_576) });
+    const deliveries = Array.from({ length: 10 }, (_, n) => (n === 3 ? big : delivery({ n })));
+    for (const d of deliveries) receiver.push(d);
+    await drained(receiver, 60_000);
+
+    const { rows } = await pool.query(
+      "SELECT message_id, status, last_error, payload IS NULL AS no_payload FROM inbox_message ORDER BY id",
+    );
+    expect(rows.map((r) => r.message_id)).toEqual(deliveries.map((d) => d.messageId));
+    expect(rows.filter((r) => r.status === "pending")).toHaveLength(9);
+    expect(rows[3]).toMatchObject({ status: "dead", no_payload: true });
+    expect(rows[3].last_error).toMatch(
+      /PostgreSQL refused to store the delivery: canceling statement due to statement timeout/,
+    );
+    expect(got.ackedTags).toEqual([deliveries[9]!.tag.deliveryTag]);
   });
 });
