@@ -9,7 +9,7 @@ export interface InboxRowInput {
   /** JSON text of the body (parsed by the receiver: it is joined into a JSON array unchecked), or null when the body
    * was not JSON. */
   payload: string | null;
-  /** The raw body, kept only when it was not JSON. */
+  /** The raw body, kept only when it was not JSON (or not storable as JSON); null also when not kept at all. */
   body: Buffer | null;
   /** JSON text of the AMQP headers, or null. */
   headers: string | null;
@@ -32,7 +32,8 @@ export interface InboxRowInput {
  *   payloads are not a text[] but one JSON array, the bodies' texts joined with commas (each one was parsed as JSON by
  *   the receiver, so the join is JSON): PostgreSQL parses it once, and neither side escapes 500-byte texts for an array
  *   literal (~13% less of PostgreSQL's CPU per row than a text[] cast to json row by row). A body that is not JSON
- *   stands as `null` there and is stored as SQL NULL (its bytes go to `body`), unlike a body that is JSON null.
+ *   stands as `null` there and is stored as SQL NULL ($15 says which rows have a payload; the bytes of a body that is
+ *   not JSON go to `body`, and a body over maxPayloadBytes goes nowhere), unlike a body that is JSON null.
  * - RETURNING gives the ids of the rows actually inserted and pending, for the in-process hand-off to the processor.
  * - Leased rows are claimed by the INSERT itself (attempts 1, due only after the lease $13 ms, as the processor's claim
  *   would set them: claim-inbox-messages.ts), for the processor of this process, which has room for them: it starts
@@ -48,18 +49,19 @@ export interface InboxRowInput {
 export const INSERT_INBOX_MESSAGES_SQL = `
 WITH input AS MATERIALIZED (
   SELECT nextval((SELECT pg_get_serial_sequence('${INBOX_TABLE}', 'id'))) AS id, message_id, handler, exchange,
-         routing_key, payload, body, headers, type, correlation_id, status, last_error, ordering_key, leased
+         routing_key, payload, body, headers, type, correlation_id, status, last_error, ordering_key, leased,
+         has_payload
   FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]),
                   json_array_elements($5::json), unnest($6::bytea[]), unnest($7::text[]), unnest($8::text[]),
                   unnest($9::text[]), unnest($10::text[]), unnest($11::text[]), unnest($12::text[]),
-                  unnest($14::bool[]))
+                  unnest($14::bool[]), unnest($15::bool[]))
     WITH ORDINALITY AS t(message_id, handler, exchange, routing_key, payload, body, headers, type, correlation_id,
-                         status, last_error, ordering_key, leased, n)
+                         status, last_error, ordering_key, leased, has_payload, n)
   ORDER BY n
 )
 INSERT INTO ${INBOX_TABLE} (id, message_id, handler, exchange, routing_key, payload, body, headers, type,
                             correlation_id, status, last_error, ordering_key, attempts, available_at)
-SELECT id, message_id, handler, exchange, routing_key, CASE WHEN body IS NULL THEN payload END, body, headers::jsonb,
+SELECT id, message_id, handler, exchange, routing_key, CASE WHEN has_payload THEN payload END, body, headers::jsonb,
        type, correlation_id, status, last_error, ordering_key, CASE WHEN leased THEN 1 ELSE 0 END,
        CASE WHEN leased THEN now() + make_interval(secs => $13::float8 / 1000) ELSE now() END
 FROM input
@@ -84,11 +86,13 @@ export function insertInboxParams(rows: readonly InboxRowInput[], leaseMs = 0): 
   // a dozen rows.map() calls cost more per delivery on the receive path.
   const columns: unknown[][] = Array.from({ length: 12 }, () => new Array(rows.length));
   const leased = new Array<boolean>(rows.length);
+  const hasPayload = new Array<boolean>(rows.length);
   rows.forEach((r, i) => {
     const values = [r.messageId, r.handler, r.exchange, r.routingKey, r.payload ?? "null", r.body, r.headers, r.type];
     values.push(r.correlationId, r.status, r.lastError, r.key);
     for (let c = 0; c < 12; c++) columns[c]![i] = values[c];
     leased[i] = r.leased;
+    hasPayload[i] = r.payload !== null;
   });
-  return [...columns.slice(0, 4), `[${columns[4]!.join(",")}]`, ...columns.slice(5), leaseMs, leased];
+  return [...columns.slice(0, 4), `[${columns[4]!.join(",")}]`, ...columns.slice(5), leaseMs, leased, hasPayload];
 }
