@@ -9,7 +9,10 @@ import { escapeControl, escapeJsonControl } from "./escape.js";
 import type { RelayLogger } from "./relay-options.js";
 import { durationOption, exchangesOption, integerOption } from "./validate.js";
 
-/** What a delivery that cannot be handled becomes: no messageId, a body that is not JSON, or no handler for it. */
+/**
+ * What a delivery that cannot be handled becomes: no messageId, a body that is not JSON or over `maxPayloadBytes`, no
+ * handler for it, or a value PostgreSQL cannot store (a NUL character, JSON nested too deep, a row it refuses).
+ */
 export type InvalidMessagePolicy = "dead" | "reject";
 
 export interface InboxOptions<TMessages, TClient, TTx> {
@@ -28,6 +31,19 @@ export interface InboxOptions<TMessages, TClient, TTx> {
    * @defaultValue 1000
    */
   prefetch?: number;
+  /**
+   * Largest body, in bytes, the inbox stores and handles: a larger delivery is invalid (`invalidMessages`: stored
+   * dead with the reason and without its body, or rejected), and its body is let go as soon as it arrives. What the
+   * inbox holds in memory is at most `prefetch` x this (unacknowledged deliveries): lower `prefetch` for large bodies.
+   * @defaultValue 1_048_576 (1 MiB, the outbox's `maxPayloadBytes`)
+   */
+  maxPayloadBytes?: number;
+  /**
+   * Most body bytes in one receive batch (one INSERT): deliveries beyond it go into the next batch (a larger single
+   * delivery goes alone). Bounds the statement the receiver builds and PostgreSQL parses (two are in flight at once).
+   * @defaultValue 4_194_304 (4 MiB, the relay's `batchMaxBytes`)
+   */
+  batchMaxBytes?: number;
   /** Handler transactions in flight at once (each holds a connection of your Prisma client). @defaultValue 4 */
   concurrency?: number;
   /** Attempts (started, so a crash counts) before a message is dead. @defaultValue 10 */
@@ -61,9 +77,12 @@ export interface InboxOptions<TMessages, TClient, TTx> {
   /** @defaultValue 1_000 */
   purgeBatchSize?: number;
   /**
-   * A delivery without a messageId, with a body that is not JSON, or that no handler takes: `"dead"` stores it in the
-   * inbox table as dead with the reason (nothing is lost, even without a dead-letter exchange); `"reject"` rejects it
-   * without requeue, so the queue's dead-letter exchange (`x-dead-letter-exchange`) gets it. Logged either way.
+   * A delivery without a messageId, with a body that is not JSON or over `maxPayloadBytes`, that no handler takes, or
+   * that PostgreSQL cannot store (a NUL character in its messageId, type, correlationId or a header; JSON nested
+   * deeper than PostgreSQL parses; any row a batch INSERT fails on, found by splitting the batch): `"dead"` stores it
+   * in the inbox table as dead with the reason, its body kept as bytes where PostgreSQL can hold them (nothing is
+   * lost, even without a dead-letter exchange); `"reject"` rejects it without requeue, so the queue's dead-letter
+   * exchange (`x-dead-letter-exchange`) gets it. Logged either way.
    * @defaultValue "dead"
    */
   invalidMessages?: InvalidMessagePolicy;
@@ -84,6 +103,8 @@ export interface ResolvedInboxOptions {
   queue: Required<QueueSpec>;
   exchanges: ExchangeSpec[];
   prefetch: number;
+  maxPayloadBytes: number;
+  batchMaxBytes: number;
   concurrency: number;
   maxAttempts: number;
   retryBaseDelayMs: number;
@@ -224,6 +245,8 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
     queue: { name: queue.name, arguments: args, bindings },
     exchanges,
     prefetch: integerOption("prefetch", options.prefetch, 1_000, 1),
+    maxPayloadBytes: integerOption("maxPayloadBytes", options.maxPayloadBytes, 1_048_576, 1),
+    batchMaxBytes: integerOption("batchMaxBytes", options.batchMaxBytes, 4_194_304, 1_024),
     concurrency: integerOption("concurrency", options.concurrency, 4, 1),
     maxAttempts: integerOption("maxAttempts", options.maxAttempts, 10, 1),
     retryBaseDelayMs,

@@ -27,7 +27,7 @@ import { AmqpConsumer } from "../transport/amqp-consumer.js";
 import { type InboxEvent, type InboxEventListener, safeEmitInbox } from "./events.js";
 import { warnUnusableOrderingKey } from "./ordering-key.js";
 import { type PrismaLike, Processor } from "./processor.js";
-import { Receiver } from "./receiver.js";
+import { RECEIVE_STALL_MS, Receiver } from "./receiver.js";
 import { HandlerRegistry } from "./registry.js";
 import { Retention } from "./retention.js";
 import type { TransactionClientOf } from "./types.js";
@@ -53,6 +53,11 @@ export interface InboxHealth {
   broker: { connected: boolean };
   /** When the processor's last claim (of due rows or handed-over ids, even an empty one) ended well. */
   lastBatchAt: Date | undefined;
+  /**
+   * Deliveries received and not yet stored (unacknowledged), and since when receiving is stalled: deliveries have
+   * waited 30 s with no batch stored (the database refusing every INSERT, or a batch retried for a long time).
+   */
+  receiving: { unstored: number; stalledSince: Date | undefined };
   /** Pending rows of the inbox table, all queues (cached for a few seconds); undefined when it could not be read. */
   backlog: BacklogSnapshot | undefined;
   /** Why `ok` is false, in words. */
@@ -126,6 +131,13 @@ export class Inbox {
     const claimError = parts?.processor.claimError === undefined ? undefined : this.#scrub(parts.processor.claimError);
     const lastClaimAt = parts?.processor.lastClaimAt;
     if (claimError !== undefined) problems.push(`database: ${claimError}`);
+    const unstored = parts?.receiver.unstored ?? 0;
+    const stalledSince = running ? parts.receiver.stalledSince(RECEIVE_STALL_MS) : undefined;
+    if (stalledSince !== undefined) {
+      problems.push(
+        `receiving stalled since ${stalledSince.toISOString()}: ${unstored} deliveries received and not stored (see the log)`,
+      );
+    }
     if (!this.#brokerConnected) problems.push("broker: not connected");
     // Claims run at least every sweepIntervalMs unless every slot is busy with a handler (at most handlerTimeoutMs).
     const staleAfterMs = this.#options.sweepIntervalMs + this.#options.handlerTimeoutMs + 10_000;
@@ -143,6 +155,7 @@ export class Inbox {
       database: claimError === undefined ? { connected: running } : { connected: false, error: claimError },
       broker: { connected: this.#brokerConnected },
       lastBatchAt: lastClaimAt === undefined ? undefined : new Date(lastClaimAt),
+      receiving: { unstored, stalledSince },
       backlog,
       problems,
     };
@@ -209,13 +222,20 @@ export class Inbox {
       const probe = new BacklogProbe(async () => (await pool.query<BacklogRow>(INBOX_BACKLOG_SQL)).rows[0]!);
       this.#probe = probe;
       // Taken here, not at construction: an app registers its MeterProvider before start() (telemetry/metrics.ts).
-      this.#metrics = new InboxMetrics(this.#options.queue.name, () => probe.read());
+      let receiver: Receiver | undefined;
+      this.#metrics = new InboxMetrics(
+        this.#options.queue.name,
+        () => probe.read(),
+        () => receiver?.unstored ?? 0,
+      );
       processor = new Processor(pool, this.#prisma, this.#registry, this.#options, this.#emit);
-      const receiver = new Receiver({
+      receiver = new Receiver({
         pool,
         registry: this.#registry,
         invalidMessages: this.#options.invalidMessages,
         batchSize: this.#options.prefetch,
+        batchMaxBytes: this.#options.batchMaxBytes,
+        maxPayloadBytes: this.#options.maxPayloadBytes,
         ack: (d, multiple) => consumer?.ack(d, multiple) ?? false,
         reject: (d) => consumer?.reject(d) ?? false,
         handoff: (ids) => processor?.notify(ids),
@@ -233,7 +253,7 @@ export class Inbox {
         prefetch: this.#options.prefetch,
         onDelivery: (d) => {
           warnUnusableOrderingKey(d, logger);
-          receiver.push(d);
+          receiver?.push(d);
         },
         onEvent: (event) => {
           if (event.type === "reconnecting")

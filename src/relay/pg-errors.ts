@@ -34,3 +34,29 @@ export function describePgError(error: unknown): DescribedError {
     REFUSED_LOGIN.test(text);
   return { message: code && !text.includes(code) ? `${text} (${code})` : text, code, permanent };
 }
+
+/**
+ * What a failed INSERT of received deliveries says about the deliveries (the inbox receiver decides on it):
+ * - `transient`: the connection, the server's state or a conflict with another transaction (no SQLSTATE: the socket;
+ *   08 connection, 40001/40P01 serialization and deadlock, 53 resources, 55 object state, 57 shutdown and
+ *   recovery, 25 read-only during a failover) and what a person must fix on the database side (28, 3D000, 42, 0A000):
+ *   not the deliveries' fault, retried as they are, never blamed on one of them;
+ * - `data`: the data itself (22 data exception: a value PostgreSQL cannot store; 54 program limit: nesting, sizes):
+ *   retrying the same rows fails the same way, so the batch is split at once to find the culprit;
+ * - `other` (57014 statement timeout, 23 constraints, triggers, internal errors): retried, and split once it comes
+ *   back the same way a few times in a row.
+ */
+export type InsertFailureKind = "transient" | "data" | "other";
+
+const TRANSIENT: Array<string | RegExp> = [/^08/, "40001", "40P01", /^53/, /^55/, /^25/, /^57(?!014)/];
+
+export function insertFailureKind(error: unknown): InsertFailureKind {
+  const e = error as { code?: unknown; severity?: unknown } | undefined;
+  const code = e?.code;
+  // Only the server's errors carry a severity; socket errors carry a Node code (ECONNRESET, EPIPE), and pg's own
+  // "Connection terminated" none.
+  if (typeof e?.severity !== "string" || typeof code !== "string") return "transient";
+  if (code.startsWith("22") || code.startsWith("54")) return "data";
+  if (describePgError(error).permanent) return "transient";
+  return TRANSIENT.some((p) => (typeof p === "string" ? p === code : p.test(code))) ? "transient" : "other";
+}

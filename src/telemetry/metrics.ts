@@ -179,7 +179,8 @@ export class InboxMetrics {
   readonly #queue: string;
   readonly #removeGauges: () => void;
 
-  constructor(queue: string, source: BacklogSource) {
+  /** `unstored`: deliveries received and not yet stored, read when a reader collects. */
+  constructor(queue: string, source: BacklogSource, unstored: () => number = () => 0) {
     const { meter: m, enabled } = meter();
     this.enabled = enabled;
     this.#queue = queue;
@@ -205,7 +206,18 @@ export class InboxMetrics {
       unit: "s",
       advice: { explicitBucketBoundaries: SECONDS },
     });
-    this.#removeGauges = backlogGauges(m, p, { "messaging.destination.subscription.name": queue }, source);
+    const removeBacklog = backlogGauges(m, p, { "messaging.destination.subscription.name": queue }, source);
+    // The backlog gauges count stored rows: deliveries the database does not take (yet) show here instead.
+    const waiting = m.createObservableGauge(`${p}.unstored`, {
+      description: "Deliveries received from the broker and not yet stored (unacknowledged)",
+      unit: "{message}",
+    });
+    const onWaiting = (result: ObservableResult) => result.observe(unstored(), this.#attributes());
+    waiting.addCallback(onWaiting);
+    this.#removeGauges = () => {
+      removeBacklog();
+      waiting.removeCallback(onWaiting);
+    };
   }
 
   #attributes(handler?: string): Attributes {

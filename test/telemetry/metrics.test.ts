@@ -224,8 +224,11 @@ describe("inbox metrics and health", () => {
     expect(value(all, "prisma_outbox.inbox.dead", h)).toBe(1);
     expect(histogram(all, "prisma_outbox.inbox.handle.duration").count).toBe(6);
     expect(value(all, "prisma_outbox.inbox.backlog", { ...q, state: "due" })).toBe(0);
+    // Everything received was stored.
+    expect(value(all, "prisma_outbox.inbox.unstored", q)).toBe(0);
 
     const health = await box.health();
+    expect(health.receiving).toEqual({ unstored: 0, stalledSince: undefined });
     expect(health).toMatchObject({
       ok: true,
       state: "running",
