@@ -51,6 +51,7 @@ export interface ReceiverDeps {
 
 /** Why a delivery cannot be handled, or undefined when it can. */
 function invalidReason(delivery: Delivery, handlers: number, json: boolean): string | undefined {
+  if (delivery.undecodable !== undefined) return delivery.undecodable;
   if (delivery.messageId === undefined || delivery.messageId.length === 0) {
     return "the delivery has no messageId, so it cannot be deduplicated (publish with a messageId)";
   }

@@ -10,9 +10,13 @@
 //   any --close()--> closed (idempotent)
 // Deliveries carry the generation of the channel they came on. After a reconnection their delivery tags mean nothing
 // (the broker has requeued them and will deliver them again), so acking them is skipped, never sent to a new channel.
+// Each connection's frame decoding is guarded (amqp/header-guard.ts): a delivery whose header table amqplib cannot
+// decode (nested too deep, malformed) arrives without its headers and with `undecodable` set, instead of dropping the
+// connection and coming back first on every reconnection.
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { OutboxConfigError } from "../message/errors.js";
 import { backoffDelay, sleep } from "../relay/backoff.js";
+import { guardHeaderDecoding, undecodableReason } from "./amqp/header-guard.js";
 import { redactUrl } from "./amqp.js";
 import type { ExchangeSpec, TransportEvent } from "./transport.js";
 
@@ -39,6 +43,11 @@ export interface Delivery {
   type: string | undefined;
   correlationId: string | undefined;
   redelivered: boolean;
+  /**
+   * Set when the header table could not be decoded (nested too deep, malformed): `headers` is then undefined, and this
+   * says why. The inbox treats such a delivery as invalid (`invalidMessages`).
+   */
+  undecodable?: string;
   /** @internal the channel generation and delivery tag, for ack/reject. */
   readonly tag: { generation: number; deliveryTag: number; message: ConsumeMessage };
 }
@@ -52,6 +61,11 @@ export interface AmqpConsumerOptions {
   onEvent: (event: TransportEvent) => void;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
+  /**
+   * @internal Guard each connection's header decoding (amqp/header-guard.ts). Off only in tests that show what the
+   * broker-side defence does without it. @defaultValue true
+   */
+  guardHeaders?: boolean;
 }
 
 type State = "idle" | "connecting" | "consuming" | "paused" | "waiting" | "closed";
@@ -133,6 +147,7 @@ export class AmqpConsumer {
     const connection = await connect(this.#options.url, { timeout: 10_000 });
     try {
       connection.on("error", () => {}); // 'close' follows and carries the reason
+      if (this.#options.guardHeaders !== false) guardHeaderDecoding(connection);
       const channel = await connection.createChannel();
       channel.on("error", () => {});
       const { queue, exchanges, prefetch } = this.#options;
@@ -161,6 +176,7 @@ export class AmqpConsumer {
       const { consumerTag } = await channel.consume(queue.name, (message) => {
         if (message === null) return lost(new Error("the broker cancelled the consumer (queue deleted?)"));
         const p = message.properties;
+        const undecodable = undecodableReason(p);
         this.#options.onDelivery({
           content: message.content,
           messageId: p.messageId === undefined || p.messageId === null ? undefined : String(p.messageId),
@@ -170,6 +186,7 @@ export class AmqpConsumer {
           type: p.type ?? undefined,
           correlationId: p.correlationId ?? undefined,
           redelivered: message.fields.redelivered,
+          ...(undecodable === undefined ? {} : { undecodable }),
           tag: { generation, deliveryTag: message.fields.deliveryTag, message },
         });
       });
