@@ -77,6 +77,8 @@ export class Inbox {
     | undefined;
   #state: InboxHealth["state"] = "idle";
   #brokerConnected = false;
+  /** Set while the consumer's connection drops on every reconnection decoding a delivery (amqp-consumer.ts). */
+  #decodeLoop: Error | undefined;
   #probe: BacklogProbe | undefined;
   #metrics: InboxMetrics | undefined;
 
@@ -123,6 +125,7 @@ export class Inbox {
     const lastClaimAt = parts?.processor.lastClaimAt;
     if (claimError !== undefined) problems.push(`database: ${claimError}`);
     if (!this.#brokerConnected) problems.push("broker: not connected");
+    if (this.#decodeLoop !== undefined) problems.push(decodeLoopText(this.#options.queue.name, this.#decodeLoop));
     // Claims run at least every sweepIntervalMs unless every slot is busy with a handler (at most handlerTimeoutMs).
     const staleAfterMs = this.#options.sweepIntervalMs + this.#options.handlerTimeoutMs + 10_000;
     const recent = lastClaimAt !== undefined && Date.now() - lastClaimAt <= staleAfterMs;
@@ -171,6 +174,15 @@ export class Inbox {
         break;
       case "dead":
         m?.dead(event.handler);
+        break;
+      case "decode-failure":
+        m?.decodeFailure();
+        break;
+      case "decode-loop":
+        this.#decodeLoop = event.error;
+        break;
+      case "decode-loop-ended":
+        this.#decodeLoop = undefined;
         break;
     }
   }
@@ -223,8 +235,29 @@ export class Inbox {
         queue: this.#options.queue,
         exchanges: this.#options.exchanges,
         prefetch: this.#options.prefetch,
+        guardHeaders: this.#options.guardHeaders,
         onDelivery: (d) => receiver.push(d),
         onEvent: (event) => {
+          switch (event.type) {
+            case "guard-unavailable":
+              logger.warn(
+                "this amqplib version is not the one the header guard knows: a delivery whose header table cannot be decoded will drop the connection (detected as a loop: see health)",
+              );
+              return;
+            case "decode-loop":
+              logger.error(decodeLoopText(this.#options.queue.name, event.error), { failures: event.failures });
+              this.#emit(event);
+              return;
+            case "decode-loop-ended":
+              logger.info(
+                `the connection to RabbitMQ stays up again: the decoding loop on queue ${this.#options.queue.name} ended`,
+              );
+              this.#emit(event);
+              return;
+            case "decode-failure":
+              this.#emit(event);
+              return;
+          }
           if (event.type === "reconnecting")
             logger.warn(`RabbitMQ reconnecting (attempt ${event.attempt}): ${event.error.message}`);
           if (event.type === "disconnected")
@@ -272,6 +305,15 @@ export class Inbox {
     this.#options.logger.info("inbox stopped");
     this.#emit({ type: "stopped" });
   }
+}
+
+/** The loop, said so that an operator knows what is wrong and what to do. */
+function decodeLoopText(queue: string, error: Error): string {
+  return (
+    `broker: the connection drops on every reconnection (${error.message}): a message this client cannot decode ` +
+    `heads queue "${queue}" and is redelivered forever; move it away (README: "Poison header tables": a quorum queue ` +
+    "with x-delivery-limit and a dead-letter exchange ends it by itself)"
+  );
 }
 
 function checkConnection(connection: InboxConnection): InboxConnection {
