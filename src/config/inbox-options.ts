@@ -119,6 +119,11 @@ export interface ResolvedInboxOptions {
   keyAfterDead: KeyAfterDead;
   stopTimeoutMs: number;
   logger: RelayLogger;
+  /**
+   * @internal Not an option of `inbox()`: false only in tests that show the loop detection and the broker-side defence
+   * at work, as they would with an amqplib the header guard does not know (transport/amqp/header-guard.ts).
+   */
+  guardHeaders: boolean;
 }
 
 /** Warnings and errors on stderr: what stops progress must be seen even when nobody configured a logger. */
@@ -261,5 +266,6 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
     keyAfterDead,
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     logger: options.logger ?? stderrLogger,
+    guardHeaders: (options as { guardHeaders?: unknown }).guardHeaders !== false,
   };
 }

@@ -84,6 +84,8 @@ export class Inbox {
     | undefined;
   #state: InboxHealth["state"] = "idle";
   #brokerConnected = false;
+  /** Set while the consumer's connection drops on every reconnection decoding a delivery (amqp-consumer.ts). */
+  #decodeLoop: Error | undefined;
   #probe: BacklogProbe | undefined;
   #metrics: InboxMetrics | undefined;
   /** Takes the connection URLs and their secrets out of a text shown by health() (set at start). */
@@ -139,6 +141,7 @@ export class Inbox {
       );
     }
     if (!this.#brokerConnected) problems.push("broker: not connected");
+    if (this.#decodeLoop !== undefined) problems.push(decodeLoopText(this.#options.queue.name, this.#decodeLoop));
     // Claims run at least every sweepIntervalMs unless every slot is busy with a handler (at most handlerTimeoutMs).
     const staleAfterMs = this.#options.sweepIntervalMs + this.#options.handlerTimeoutMs + 10_000;
     const recent = lastClaimAt !== undefined && Date.now() - lastClaimAt <= staleAfterMs;
@@ -188,6 +191,15 @@ export class Inbox {
         break;
       case "dead":
         m?.dead(event.handler);
+        break;
+      case "decode-failure":
+        m?.decodeFailure();
+        break;
+      case "decode-loop":
+        this.#decodeLoop = event.error;
+        break;
+      case "decode-loop-ended":
+        this.#decodeLoop = undefined;
         break;
     }
   }
@@ -251,11 +263,32 @@ export class Inbox {
         queue: this.#options.queue,
         exchanges: this.#options.exchanges,
         prefetch: this.#options.prefetch,
+        guardHeaders: this.#options.guardHeaders,
         onDelivery: (d) => {
           warnUnusableOrderingKey(d, logger);
           receiver?.push(d);
         },
         onEvent: (event) => {
+          switch (event.type) {
+            case "guard-unavailable":
+              logger.warn(
+                "this amqplib version is not the one the header guard knows: a delivery whose header table cannot be decoded will drop the connection (detected as a loop: see health)",
+              );
+              return;
+            case "decode-loop":
+              logger.error(decodeLoopText(this.#options.queue.name, event.error), { failures: event.failures });
+              this.#emit(event);
+              return;
+            case "decode-loop-ended":
+              logger.info(
+                `the connection to RabbitMQ stays up again: the decoding loop on queue ${this.#options.queue.name} ended`,
+              );
+              this.#emit(event);
+              return;
+            case "decode-failure":
+              this.#emit(event);
+              return;
+          }
           if (event.type === "reconnecting")
             logger.warn(`RabbitMQ reconnecting (attempt ${event.attempt}): ${event.error.message}`);
           if (event.type === "disconnected")
@@ -303,6 +336,15 @@ export class Inbox {
     this.#options.logger.info("inbox stopped");
     this.#emit({ type: "stopped" });
   }
+}
+
+/** The loop, said so that an operator knows what is wrong and what to do. */
+function decodeLoopText(queue: string, error: Error): string {
+  return (
+    `broker: the connection drops on every reconnection (${error.message}): a message this client cannot decode ` +
+    `heads queue "${queue}" and is redelivered forever; move it away (README: "Poison header tables": a quorum queue ` +
+    "with x-delivery-limit and a dead-letter exchange ends it by itself)"
+  );
 }
 
 function checkConnection(connection: InboxConnection): InboxConnection {

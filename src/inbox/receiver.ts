@@ -104,6 +104,7 @@ function shown(value: string): string {
 /** Why a delivery cannot be handled, or undefined when it can. */
 function invalidReason(r: Received, handlers: number, json: boolean, deep: boolean, headers: string | undefined) {
   const d = r.delivery;
+  if (d.undecodable !== undefined) return d.undecodable;
   if (r.oversized) return `the body is ${r.bytes} bytes, above the limit of maxPayloadBytes (not kept)`;
   if (d.messageId === undefined || d.messageId.length === 0) {
     return "the delivery has no messageId, so it cannot be deduplicated (publish with a messageId)";

@@ -175,6 +175,7 @@ export class InboxMetrics {
   readonly #handled;
   readonly #failed;
   readonly #dead;
+  readonly #decodeFailures;
   readonly #duration;
   readonly #queue: string;
   readonly #removeGauges: () => void;
@@ -200,6 +201,11 @@ export class InboxMetrics {
     this.#dead = m.createCounter(`${p}.dead`, {
       description: "Handlings given up (last attempt failed) and invalid deliveries stored as dead",
       unit: "{message}",
+    });
+    this.#decodeFailures = m.createCounter(`${p}.decode_failures`, {
+      description:
+        "Broker connections lost because a delivery could not be decoded, soon after consuming (a loop when it keeps rising: see health)",
+      unit: "{connection}",
     });
     this.#duration = m.createHistogram(`${p}.handle.duration`, {
       description: "A handler's transaction, from start to COMMIT",
@@ -243,6 +249,10 @@ export class InboxMetrics {
 
   dead(handler: string): void {
     this.#dead.add(1, this.#attributes(handler));
+  }
+
+  decodeFailure(): void {
+    this.#decodeFailures.add(1, this.#attributes());
   }
 
   close(): void {

@@ -10,9 +10,17 @@
 //   any --close()--> closed (idempotent)
 // Deliveries carry the generation of the channel they came on. After a reconnection their delivery tags mean nothing
 // (the broker has requeued them and will deliver them again), so acking them is skipped, never sent to a new channel.
+// Each connection's frame decoding is guarded (amqp/header-guard.ts): a delivery whose header table amqplib cannot
+// decode (nested too deep, malformed) arrives without its headers and with `undecodable` set, instead of dropping the
+// connection and coming back first on every reconnection.
+// Should a decoding failure still drop the connection (amqplib's internals not as the guard expects, a frame it does
+// not cover), the loop is detected: LOOP_AFTER consecutive losses, each a decoding failure within LOOP_WINDOW_MS of
+// consuming, emit `decode-loop` once; a connection that then stays up for LOOP_WINDOW_MS, or is lost for another
+// reason, emits `decode-loop-ended`. Each such loss is reported as `decode-failure`.
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { OutboxConfigError } from "../message/errors.js";
 import { backoffDelay, sleep } from "../relay/backoff.js";
+import { guardHeaderDecoding, undecodableReason } from "./amqp/header-guard.js";
 import { redactUrl } from "./amqp.js";
 import type { ExchangeSpec, TransportEvent } from "./transport.js";
 
@@ -39,9 +47,26 @@ export interface Delivery {
   type: string | undefined;
   correlationId: string | undefined;
   redelivered: boolean;
+  /**
+   * Set when the header table could not be decoded (nested too deep, malformed): `headers` is then undefined, and this
+   * says why. The inbox treats such a delivery as invalid (`invalidMessages`).
+   */
+  undecodable?: string;
   /** @internal the channel generation and delivery tag, for ack/reject. */
   readonly tag: { generation: number; deliveryTag: number; message: ConsumeMessage };
 }
+
+/** Losses in a row, each a decoding failure soon after consuming, that make a loop. */
+export const LOOP_AFTER = 3;
+/** How soon after consuming a decoding failure counts toward a loop; also how long a connection must live to end it. */
+export const LOOP_WINDOW_MS = 10_000;
+
+/** What only the consumer reports, besides the transport's connection events. */
+export type ConsumerEvent =
+  | { type: "decode-failure"; failures: number; error: Error }
+  | { type: "decode-loop"; failures: number; error: Error }
+  | { type: "decode-loop-ended" }
+  | { type: "guard-unavailable" };
 
 export interface AmqpConsumerOptions {
   url: string;
@@ -49,9 +74,14 @@ export interface AmqpConsumerOptions {
   exchanges: ExchangeSpec[];
   prefetch: number;
   onDelivery: (delivery: Delivery) => void;
-  onEvent: (event: TransportEvent) => void;
+  onEvent: (event: TransportEvent | ConsumerEvent) => void;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
+  /**
+   * @internal Guard each connection's header decoding (amqp/header-guard.ts). Off only in tests that show what the
+   * broker-side defence does without it. @defaultValue true
+   */
+  guardHeaders?: boolean;
 }
 
 type State = "idle" | "connecting" | "consuming" | "paused" | "waiting" | "closed";
@@ -63,6 +93,10 @@ export class AmqpConsumer {
   #channel: Channel | undefined;
   #consumerTag: string | undefined;
   #generation = 0;
+  /** Consecutive losses that were decoding failures soon after consuming. */
+  #decodeFailures = 0;
+  #looping = false;
+  #steadyTimer: NodeJS.Timeout | undefined;
   readonly #closing = new AbortController();
   #loop: Promise<void> | undefined;
 
@@ -115,6 +149,7 @@ export class AmqpConsumer {
     if (this.#state === "closed" && !this.#connection) return;
     this.#state = "closed";
     this.#closing.abort();
+    clearTimeout(this.#steadyTimer);
     const connection = this.#connection;
     this.#connection = undefined;
     this.#channel = undefined;
@@ -132,7 +167,15 @@ export class AmqpConsumer {
     const connect = ((amqp as unknown as { default?: typeof amqp }).default ?? amqp).connect;
     const connection = await connect(this.#options.url, { timeout: 10_000 });
     try {
-      connection.on("error", () => {}); // 'close' follows and carries the reason
+      // 'close' follows; a decoding failure is only seen here, since amqplib closes the channels (whose 'close' comes
+      // first and carries no reason) before the connection.
+      let connectionError: unknown;
+      connection.on("error", (error: unknown) => {
+        connectionError ??= error;
+      });
+      if (this.#options.guardHeaders !== false && !guardHeaderDecoding(connection)) {
+        this.#options.onEvent({ type: "guard-unavailable" });
+      }
       const channel = await connection.createChannel();
       channel.on("error", () => {});
       const { queue, exchanges, prefetch } = this.#options;
@@ -143,9 +186,11 @@ export class AmqpConsumer {
       const generation = ++this.#generation;
       this.#connection = connection;
       this.#channel = channel;
+      let consumingAt = Number.POSITIVE_INFINITY;
       const lost = (error?: Error) => {
         if (this.#generation !== generation) return;
         this.#generation++;
+        this.#lostAfter(Date.now() - consumingAt, connectionError);
         this.#channel = undefined;
         this.#connection = undefined;
         connection.close().catch(() => {});
@@ -161,6 +206,7 @@ export class AmqpConsumer {
       const { consumerTag } = await channel.consume(queue.name, (message) => {
         if (message === null) return lost(new Error("the broker cancelled the consumer (queue deleted?)"));
         const p = message.properties;
+        const undecodable = undecodableReason(p);
         this.#options.onDelivery({
           content: message.content,
           messageId: p.messageId === undefined || p.messageId === null ? undefined : String(p.messageId),
@@ -170,16 +216,48 @@ export class AmqpConsumer {
           type: p.type ?? undefined,
           correlationId: p.correlationId ?? undefined,
           redelivered: message.fields.redelivered,
+          ...(undecodable === undefined ? {} : { undecodable }),
           tag: { generation, deliveryTag: message.fields.deliveryTag, message },
         });
       });
       this.#consumerTag = consumerTag;
+      consumingAt = Date.now();
+      clearTimeout(this.#steadyTimer);
+      this.#steadyTimer = setTimeout(() => {
+        if (this.#generation === generation) this.#endLoop();
+      }, LOOP_WINDOW_MS);
+      this.#steadyTimer.unref();
       if (this.#state !== "closed") this.#state = "consuming";
       this.#options.onEvent({ type: "connected" });
     } catch (error) {
       await connection.close().catch(() => {});
       throw error;
     }
+  }
+
+  /** Counts a loss toward the decode loop, or ends the loop (see the top of the file). */
+  #lostAfter(consumedMs: number, error: unknown): void {
+    clearTimeout(this.#steadyTimer);
+    if (this.#state === "closed" || consumedMs > LOOP_WINDOW_MS || !isDecodeFailure(error)) {
+      this.#endLoop();
+      return;
+    }
+    const failures = ++this.#decodeFailures;
+    // In our words: the message of a decoding error may quote the broker's (untrusted) bytes.
+    const what = /call stack/i.test(error.message) ? "a table nested too deeply (stack overflow)" : error.name;
+    const reason = new Error(`decoding a frame from the broker failed: ${what}`);
+    this.#options.onEvent({ type: "decode-failure", failures, error: reason });
+    if (failures >= LOOP_AFTER && !this.#looping) {
+      this.#looping = true;
+      this.#options.onEvent({ type: "decode-loop", failures, error: reason });
+    }
+  }
+
+  #endLoop(): void {
+    this.#decodeFailures = 0;
+    if (!this.#looping) return;
+    this.#looping = false;
+    this.#options.onEvent({ type: "decode-loop-ended" });
   }
 
   async #reconnect(): Promise<void> {
@@ -200,6 +278,15 @@ export class AmqpConsumer {
       }
     }
   }
+}
+
+/**
+ * Errors amqplib's decoders throw while reading a frame (then reported as a socket error): a stack overflow, a read
+ * past the end of the frame (RangeError), an unknown field type (TypeError). Never a broker's close or a socket's
+ * error (those are plain Errors).
+ */
+function isDecodeFailure(error: unknown): error is RangeError | TypeError {
+  return error instanceof RangeError || error instanceof TypeError;
 }
 
 /** The error without the URL's password anywhere in its message. */

@@ -4,8 +4,10 @@ import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { type Inbox, type InboxEvent, type InboxOptions, inbox, OutboxConfigError, outbox } from "../../src/index.js";
+import { guardHeaderDecoding } from "../../src/transport/amqp/header-guard.js";
 import { uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { nestedHeaderTable, publishRawHeaders } from "../support/raw-headers.js";
 
 const amqpUrl = inject("amqpUrl");
 const databaseUrl = await useTestDatabase();
@@ -308,6 +310,114 @@ describe("invalid input", () => {
     await until(async () => (await queueDepth(parked)) === 1 && (await effects()).length === 1);
     expect(await inboxRows()).toHaveLength(1);
   });
+});
+
+describe("a header table amqplib cannot decode (nested 9,000 deep: its recursive decoder overflows the stack)", () => {
+  /** The poison, then three good messages, waiting in the queue before the inbox starts: the poison comes first. */
+  async function poisonFirst(exchange: string, queue: string, args: Record<string, unknown> = {}) {
+    await channel.assertQueue(queue, { durable: true, arguments: args });
+    await channel.bindQueue(queue, exchange, "#");
+    const raw = await connection.createChannel();
+    const table = nestedHeaderTable(9_000);
+    expect(table.length).toBe(63_000); // inside RabbitMQ's frame_max (128 KiB)
+    await publishRawHeaders(connection, raw, exchange, "order.created", table, "poison-1", Buffer.from('{"n":0}'));
+    await raw.close();
+    const good = [1, 2, 3].map((n) => ({ n, id: `good-${n}` }));
+    for (const { n, id } of good)
+      channel.publish(exchange, "order.created", Buffer.from(JSON.stringify({ n })), { messageId: id });
+    await channel.waitForConfirms();
+    return good.map((g) => g.id);
+  }
+
+  it("is stored as dead with the reason (headers dropped, body kept); the connection stays up; the rest are handled", async () => {
+    const { box, exchange, queue, events } = await setUp();
+    const good = await poisonFirst(exchange, queue);
+    await box.start({ databaseUrl, amqpUrl });
+    await until(async () => (await effects()).length === 3 && (await queueDepth(queue)) === 0);
+    expect((await effects()).map((e) => e.messageId).sort()).toEqual(good);
+    const poison = (await inboxRows()).find((r) => r.message_id === "poison-1");
+    expect(poison).toMatchObject({
+      handler: "",
+      status: "dead",
+      last_error: expect.stringMatching(/nested too deeply/),
+    });
+    expect(poison?.body).toBeNull(); // the body was JSON: kept as the payload
+    expect(poison?.payload).toEqual({ n: 0 });
+    const { rows } = await pool.query("SELECT headers FROM inbox_message WHERE message_id = 'poison-1'");
+    expect(rows[0].headers).toBeNull();
+    expect(events.filter((e) => e.type === "transport" && e.event.type === "disconnected")).toEqual([]);
+    expect(events.filter((e) => e.type === "invalid")).toEqual([
+      expect.objectContaining({ messageId: "poison-1", outcome: "dead", reason: expect.stringMatching(/nested/) }),
+    ]);
+  });
+
+  it('invalidMessages: "reject": the inbox rejects it to the dead-letter exchange itself; the rest are handled', async () => {
+    const dlx = uniqueName("inbox.dlx");
+    await channel.assertExchange(dlx, "fanout", { durable: false });
+    const { queue: parked } = await channel.assertQueue("", { exclusive: true });
+    await channel.bindQueue(parked, dlx, "");
+    cleanups.push(() => channel.deleteExchange(dlx));
+    const args = { "x-dead-letter-exchange": dlx };
+    const { box, exchange, queue, events } = await setUp({
+      invalidMessages: "reject",
+      queue: { name: uniqueName("inbox.q"), arguments: args },
+    });
+    await poisonFirst(exchange, queue, args);
+    await box.start({ databaseUrl, amqpUrl });
+    await until(async () => (await queueDepth(parked)) === 1 && (await effects()).length === 3);
+    expect((await inboxRows()).map((r) => r.message_id).sort()).toEqual(["good-1", "good-2", "good-3"]);
+    expect(events.filter((e) => e.type === "transport" && e.event.type === "disconnected")).toEqual([]);
+  });
+
+  // Without the guard (an amqplib it does not know) every delivery of the poison drops the connection; the broker
+  // counts each drop as a delivery of what was in flight, and past x-delivery-limit dead-letters it.
+  it.each([
+    { prefetch: 1, dead: ["poison-1"], handled: ["good-1", "good-2", "good-3"] },
+    // The deliveries in flight with the poison share its count and its fate: dead-lettered with it, never lost.
+    { prefetch: 1_000, dead: ["good-1", "good-2", "good-3", "poison-1"], handled: [] },
+  ])(
+    "without the guard, the broker-side defence (quorum queue, x-delivery-limit, dead-letter exchange) ends the loop; prefetch $prefetch",
+    async ({ prefetch, dead, handled }) => {
+      const dlx = uniqueName("inbox.dlx");
+      await channel.assertExchange(dlx, "fanout", { durable: false });
+      // Not exclusive: a second (guarded) connection reads it.
+      const parked = uniqueName("inbox.parked");
+      await channel.assertQueue(parked, { durable: false });
+      cleanups.push(() => channel.deleteQueue(parked));
+      await channel.bindQueue(parked, dlx, "");
+      cleanups.push(() => channel.deleteExchange(dlx));
+      // The inbox's queue arguments (README: "Poison header tables"), asserted by the inbox itself at start.
+      const args = { "x-queue-type": "quorum", "x-delivery-limit": 2, "x-dead-letter-exchange": dlx };
+      const { box, exchange, queue, events, publish } = await setUp({
+        queue: { name: uniqueName("inbox.quorum"), arguments: args },
+        prefetch,
+        guardHeaders: false,
+      } as never);
+      await poisonFirst(exchange, queue, args);
+      await box.start({ databaseUrl, amqpUrl });
+      await until(
+        async () => (await queueDepth(parked)) === dead.length && (await effects()).length === handled.length,
+      );
+      // Read with the guard: the poison would drop an unguarded reader's connection as well.
+      const reader = await amqp.connect(amqpUrl);
+      guardHeaderDecoding(reader);
+      const readerChannel = await reader.createChannel();
+      const parkedIds: string[] = [];
+      for (let m = await readerChannel.get(parked); m; m = await readerChannel.get(parked)) {
+        parkedIds.push(String(m.properties.messageId));
+      }
+      await reader.close();
+      expect(parkedIds.sort()).toEqual(dead);
+      // Delivered 1 + x-delivery-limit times, each time dropping the connection: a loop, detected, then over.
+      expect(events.filter((e) => e.type === "decode-failure")).toHaveLength(3);
+      expect(events.filter((e) => e.type === "decode-loop")).toHaveLength(1);
+      // The consumer is steady again: what comes next is handled.
+      publish("order.created", { n: 4 }, { messageId: "after" });
+      await until(async () => (await effects()).length === handled.length + 1);
+      expect((await effects()).map((e) => e.messageId).sort()).toEqual([...handled, "after"].sort());
+      expect(await queueDepth(queue)).toBe(0);
+    },
+  );
 });
 
 describe("retention", () => {

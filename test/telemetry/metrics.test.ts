@@ -10,6 +10,7 @@ import { createRelay, type Inbox, inbox, MemoryTransport, outbox, type Relay } f
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { disableTelemetry, registerMetrics, registerTracing, type SpanRecord } from "../support/otel.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { nestedHeaderTable, publishRawHeaders } from "../support/raw-headers.js";
 
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
@@ -238,5 +239,43 @@ describe("inbox metrics and health", () => {
     });
     await box.stop();
     expect(await box.health()).toMatchObject({ ok: false, state: "stopped" });
+  });
+
+  it("a delivery that drops the connection on every reconnection (no header guard): one error log, health not ok, counted", async () => {
+    const prisma = newPrismaClient(url);
+    stops.push(() => prisma.$disconnect());
+    const queue = uniqueName("metrics.poison");
+    const connection = await amqp.connect(amqpUrl);
+    const channel = await connection.createChannel();
+    stops.push(async () => {
+      await channel.deleteQueue(queue).catch(() => {});
+      await connection.close();
+    });
+    await channel.assertQueue(queue, { durable: true });
+    const poison = nestedHeaderTable(9_000);
+    await publishRawHeaders(connection, channel, "", queue, poison, "poison-1", Buffer.from("{}"));
+    const errors: string[] = [];
+    const box: Inbox = inbox<Record<string, unknown>, typeof prisma>({
+      prisma,
+      queue: { name: queue },
+      handlers: { effect: { pattern: "#", handle: async () => {} } },
+      logger: { ...quiet, error: (message: string) => errors.push(message) },
+      // As with an amqplib the header guard does not know (transport/amqp/header-guard.ts).
+      guardHeaders: false,
+    } as never);
+    await box.start({ databaseUrl: url, amqpUrl });
+    stops.push(() => box.stop());
+    const q = { "messaging.destination.subscription.name": queue };
+    await expect
+      .poll(async () => value(await collect(), "prisma_outbox.inbox.decode_failures", q), { timeout: 20_000 })
+      .toBeGreaterThanOrEqual(5);
+    const health = await box.health();
+    expect(health.ok).toBe(false);
+    expect(health.problems).toContainEqual(
+      expect.stringMatching(new RegExp(`drops on every reconnection .*heads queue "${queue}"`)),
+    );
+    // Said once when the loop began, not on every turn of it.
+    expect(errors.filter((e) => /drops on every reconnection/.test(e))).toHaveLength(1);
+    expect(errors.join("\n")).not.toMatch(/guest/);
   });
 });
