@@ -23,6 +23,7 @@ export {
   OutboxConfigError,
   OutboxError,
   OutboxMessageError,
+  OutboxNackError,
   OutboxPayloadError,
   OutboxPublishError,
   OutboxStartError,

@@ -47,6 +47,24 @@ export class OutboxPublishError extends OutboxError {
   }
 }
 
+/**
+ * The broker nacked one message: a queue it was routed to refused it (a full queue with `x-overflow: reject-publish`
+ * or `reject-publish-dlx`, or a queue that is down). RabbitMQ's nack does not say which queue, nor whether others took
+ * it: the other queues bound to its exchange may already have it, so each new attempt is a duplicate for them (a
+ * partial delivery). The relay retries it like any refused message, then dead-letters it with this message.
+ */
+export class OutboxNackError extends OutboxPublishError {
+  readonly messageId: string;
+  constructor(messageId: string, exchange: string, routingKey: string) {
+    super(
+      `broker nacked message ${messageId} (exchange ${exchange} routing key ${routingKey}): a queue it routes to ` +
+        "refused it (full with x-overflow reject-publish, or down); RabbitMQ does not say which, and other queues " +
+        "bound to the exchange may already have it (each new attempt is a duplicate for them)",
+    );
+    this.messageId = messageId;
+  }
+}
+
 /** The relay could not start: the database or broker refused or did not answer. The message says which and why. */
 export class OutboxStartError extends OutboxError {
   /** PostgreSQL's SQLSTATE, or the socket's error code (ECONNREFUSED...), when there is one. */

@@ -26,7 +26,7 @@
 // the duplicate at-least-once allows.
 import type pg from "pg";
 import type { ResolvedRelayOptions } from "../config/relay-options.js";
-import { coerceError, OutboxPublishError } from "../message/errors.js";
+import { coerceError, OutboxNackError, OutboxPublishError } from "../message/errors.js";
 import { ORDERING_KEY_HEADER } from "../message/message.js";
 import { byClaimOrder, type ClaimedRow } from "../sql/claim-messages.js";
 import { deadLetterMessagesSql } from "../sql/dead-letter-messages.js";
@@ -72,6 +72,11 @@ export interface BatchResult {
   isolations: number;
   /** Keyed rows left the table (published or dead-lettered): the next rows of their keys may be claimed now. */
   keysMoved: boolean;
+  /**
+   * Messages the broker nacked (OutboxNackError): partial deliveries when other queues are bound to their exchange,
+   * since those may have taken them. Retried or dead-lettered like any refused message.
+   */
+  nacked: number;
 }
 
 /** A whole batch timed out and rolled back: the relay lowers its batch limit. */
@@ -192,7 +197,7 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
     claim.onClaimed?.(rows);
     if (rows.length === 0) {
       await client.query(COMMIT_SQL);
-      return { claimed: 0, isolations: 0, keysMoved: false };
+      return { claimed: 0, isolations: 0, keysMoved: false, nacked: 0 };
     }
     rows.sort(byClaimOrder);
     const messages = rows.map(toOutbound);
@@ -219,12 +224,14 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
     const dead: object[] = [];
     const events: RelayEvent[] = [];
     let keysMoved = false;
+    let nacked = 0;
     outcomes.forEach((outcome, i) => {
       if (outcome.ok || options.maxAttempts <= rows[i]!.attempts + 1) keysMoved ||= rows[i]!.ordering_key !== null;
       if (outcome.ok) return;
       const row = rows[i]!;
       const attempts = row.attempts + 1;
       const error = outcome.error;
+      if (error instanceof OutboxNackError) nacked++;
       const record = { ...row, attempts, last_error: error.message };
       if (attempts >= options.maxAttempts) {
         dead.push(record);
@@ -254,7 +261,7 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
     }
     if (published > 0) events.unshift({ type: "published", path: claim.path, count: published });
     for (const event of events) context.emit(event);
-    return { claimed: rows.length, isolations, keysMoved };
+    return { claimed: rows.length, isolations, keysMoved, nacked };
   } catch (error) {
     // Publish failed as a whole, or a query failed (connection lost, timeout): every claimed row comes back.
     const failure = coerceError(error);

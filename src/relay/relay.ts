@@ -90,6 +90,12 @@ export interface RelayStats {
   isolatedBatches: number;
   /** The current most rows per claim (batchSize, or less after timeouts). */
   batchLimit: number;
+  /**
+   * Publish attempts the broker nacked (a queue refused the message, e.g. full with `x-overflow: reject-publish`).
+   * Each is a partial delivery when other queues are bound to the exchange: they may have the message already, and
+   * get it again at the next attempt. Counted in `retried` or `deadLettered` as well.
+   */
+  nacked: number;
 }
 
 /** What to do when LISTEN keeps being lost: said in the error log and in health(). */
@@ -181,6 +187,7 @@ export class Relay {
       failedBatches: 0,
       isolatedBatches: 0,
       batchLimit: this.#limit.value,
+      nacked: 0,
     };
   }
 
@@ -530,7 +537,7 @@ export class Relay {
     };
     try {
       const startedAt = Date.now();
-      const { claimed, isolations, keysMoved } = await runBatch(context, claim).catch((error: unknown) => {
+      const { claimed, isolations, keysMoved, nacked } = await runBatch(context, claim).catch((error: unknown) => {
         // A batch claimed before the last lowering failed under the old limit: it says nothing new.
         if (error instanceof BatchTimeoutError) this.#limit.timedOut(error.claimed, startedAt);
         throw error;
@@ -542,6 +549,14 @@ export class Relay {
           claimed,
           parts: isolations,
         });
+      }
+      if (nacked > 0) {
+        this.#stats.nacked += nacked;
+        // RabbitMQ's nack names no queue: every nack may be a partial delivery.
+        this.options.logger.warn(
+          "the broker nacked messages: a queue refused them (full with x-overflow reject-publish?); other queues bound to the same exchange may have them already and get them again at the next attempt",
+          { path: claim.path, nacked },
+        );
       }
       if (claimed > 0) this.#limit.succeeded();
       this.#database = { connected: true };

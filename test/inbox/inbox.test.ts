@@ -439,6 +439,28 @@ describe("retention", () => {
   });
 });
 
+describe("retention, whatever the rows' age", () => {
+  it("deletes only processed rows: pending and dead rows received and stamped long before the window stay", async () => {
+    const { box, events } = await setUp({ retentionMs: 60_000, purgeIntervalMs: 100, purgeBatchSize: 7 });
+    // Every timestamp two hours past the window; only the status tells them apart.
+    await pool.query(`
+      INSERT INTO inbox_message (message_id, handler, exchange, routing_key, payload, status, attempts, received_at,
+                                 processed_at, available_at)
+      SELECT s || '-' || n, 'effect', 'x', 'k', '{}', s, 1, now() - interval '2 hours', now() - interval '2 hours',
+             now() + interval '1 hour'
+      FROM unnest(ARRAY['processed', 'pending', 'dead']) s, generate_series(1, 10) n`);
+    await box.start({ databaseUrl, amqpUrl });
+    await until(async () => (await inboxRows()).length === 20);
+    await new Promise((r) => setTimeout(r, 300)); // a few more purges
+    const left = await inboxRows();
+    expect(left.filter((r) => r.status === "pending")).toHaveLength(10);
+    expect(left.filter((r) => r.status === "dead")).toHaveLength(10);
+    expect(left.filter((r) => r.status === "processed")).toEqual([]);
+    const purged = events.filter((e): e is Extract<InboxEvent, { type: "purged" }> => e.type === "purged");
+    expect(purged.reduce((s, e) => s + e.count, 0)).toBe(10);
+  });
+});
+
 describe("start and stop", () => {
   it("a missing inbox table fails start() with what to run, and leaves nothing running", async () => {
     const db = await import("../support/database.js");
@@ -504,6 +526,41 @@ describe("start and stop", () => {
     expect(rows[0]!.left).toBeGreaterThan(1.5);
     expect(rows[0]!.left).toBeLessThanOrEqual(3);
     release();
+  });
+
+  it("an attempt whose lease was taken over meanwhile rolls back its writes: the row is not marked processed", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let runs = 0;
+    const warnings: string[] = [];
+    const { box } = await setUp({
+      logger: { ...quiet, warn: (message: string) => void warnings.push(message) },
+      handlers: {
+        held: {
+          on: "order.created",
+          handle: async (m, tx) => {
+            runs++;
+            await tx.effect.create({ data: { messageId: m.messageId, handler: "held" } });
+            await gate;
+          },
+        },
+      },
+    });
+    const id = randomUUID();
+    await pool.query(
+      `INSERT INTO inbox_message (message_id, handler, exchange, routing_key, payload) VALUES ($1, 'held', 'x', 'order.created', '{"n":1}')`,
+      [id],
+    );
+    await box.start({ databaseUrl, amqpUrl });
+    await until(async () => runs === 1);
+    // Another processor's claim, as after this lease ran out: its attempt, its lease (far off, so nothing re-claims).
+    await pool.query("UPDATE inbox_message SET attempts = attempts + 1, available_at = now() + interval '1 hour'");
+    release();
+    await until(async () => warnings.some((w) => w.includes("taken over by another processor")));
+    expect(await inboxRows()).toMatchObject([{ message_id: id, status: "pending", attempts: 2 }]);
+    expect(await effects()).toEqual([]);
   });
 
   it("stop() gives back rows claimed ahead but not started: their attempt taken back, due at once", async () => {

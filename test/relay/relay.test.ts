@@ -1,5 +1,14 @@
+import amqp from "amqplib";
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { createRelay, OutboxConfigError, OutboxQueue, outbox, type Relay } from "../../src/index.js";
+import {
+  createRelay,
+  OutboxConfigError,
+  OutboxNackError,
+  OutboxQueue,
+  outbox,
+  type Relay,
+  type RelayEvent,
+} from "../../src/index.js";
 import { type ClaimedRow, claimNext, keyOf } from "../../src/sql/claim-messages.js";
 import { outboxNames } from "../../src/sql/names.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
@@ -113,6 +122,48 @@ describe("relay", () => {
     expect(await outboxCount()).toBe(0);
     expect(events.filter((e) => e === "retry-scheduled")).toHaveLength(2);
     expect(r.stats().deadLettered).toBe(1);
+  });
+
+  it("a nack from one of two bound queues (full, reject-publish): counted, logged, retried, dead-lettered saying others may have it", async () => {
+    const c = await consumer();
+    const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
+    const connection = await amqp.connect(amqpUrl);
+    const channel = await connection.createChannel();
+    const full = uniqueName("relay.full");
+    closers.push(async () => {
+      await channel.deleteQueue(full);
+      await connection.close();
+    });
+    await channel.assertQueue(full, { arguments: { "x-max-length": 1, "x-overflow": "reject-publish" } });
+    await channel.bindQueue(full, c.exchange, "#");
+    const warnings: Array<{ message: string; fields: unknown }> = [];
+    const r = relay({
+      maxAttempts: 3,
+      retryBaseDelayMs: 20,
+      retryMaxDelayMs: 50,
+      sweepMinAgeMs: 0,
+      logger: { info() {}, warn: (message, fields) => void warnings.push({ message, fields }), error() {} },
+    });
+    const events: RelayEvent[] = [];
+    r.onEvent((e) => events.push(e));
+    await r.start();
+    const [accepted] = await prisma.$enqueue({ routingKey: "a", payload: 1 });
+    await c.waitForDistinct(1, 10_000);
+    const [refused] = await prisma.$enqueue({ routingKey: "b", payload: 2 });
+    await expect.poll(deadLetters, { timeout: 10_000 }).toHaveLength(1);
+    const [dead] = await deadLetters();
+    expect(dead).toMatchObject({ message_id: refused, attempts: 3 });
+    expect(dead.last_error).toMatch(/broker nacked message .*other queues bound to the exchange may already have it/);
+    // The healthy queue got the refused message once per attempt; the full queue kept the first one only.
+    await expect.poll(() => c.counts.get(refused!)).toBe(3);
+    expect(c.counts.get(accepted!)).toBe(1);
+    expect((await channel.checkQueue(full)).messageCount).toBe(1);
+    const refusals = events.filter((e) => e.type === "retry-scheduled" || e.type === "dead-lettered");
+    expect(refusals).toHaveLength(3);
+    for (const e of refusals) expect((e as { error: Error }).error).toBeInstanceOf(OutboxNackError);
+    expect(r.stats()).toMatchObject({ nacked: 3, retried: 2, deadLettered: 1 });
+    const nackLogs = warnings.filter((w) => w.message.includes("the broker nacked messages"));
+    expect(nackLogs.map((w) => (w.fields as { nacked: number }).nacked)).toEqual([1, 1, 1]);
   });
 
   it("the sweeper publishes what the fast path missed", async () => {

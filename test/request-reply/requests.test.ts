@@ -52,7 +52,10 @@ async function relay(): Promise<Relay> {
 }
 
 /** An inbox running `work` for type "report" (and "other": a second type on the same queue). */
-async function worker(work: RequestWork<any, unknown, Tx>, options: { maxAttempts?: number } = {}): Promise<Inbox> {
+async function worker(
+  work: RequestWork<any, unknown, Tx>,
+  options: { maxAttempts?: number; logger?: { info(): void; warn(message: string): void; error(): void } } = {},
+): Promise<Inbox> {
   const queue = uniqueName("rr.q");
   queues.push(queue);
   const box = inbox<Record<string, unknown>, typeof prisma>({
@@ -342,6 +345,65 @@ describe("the handler", () => {
     );
     expect(runs).toBe(1);
     expect(await reqs.status(id)).toMatchObject({ status: "cancelled", result: undefined });
+  });
+});
+
+describe("the result and the status, when the work runs again or its transaction rolls back", () => {
+  it("the result commits with the handler's transaction: rolled back with it (lease taken over), no succeeded", async () => {
+    await relay();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const warnings: string[] = [];
+    await worker(
+      async () => {
+        await gate;
+        return { done: true };
+      },
+      { logger: { ...quiet, warn: (message: string) => void warnings.push(message) } },
+    );
+    const { id } = await reqs.submit("report", {});
+    await until(
+      () => reqs.status(id),
+      (s) => s?.status === "running",
+      "running",
+    );
+    // Another processor's claim of the inbox row, as after this lease ran out: this attempt's transaction rolls back.
+    await pool.query("UPDATE inbox_message SET attempts = attempts + 1, available_at = now() + interval '1 hour'");
+    release();
+    await until(
+      async () => warnings.some((w) => w.includes("taken over by another processor")),
+      (taken) => taken,
+      "the attempt rolled back",
+    );
+    expect(await reqs.status(id)).toMatchObject({ status: "running", result: undefined });
+    expect(await count("SELECT count(*) FROM inbox_message WHERE status = 'processed'")).toBe(0);
+  });
+
+  it("a request that succeeded stays succeeded when its job runs again: the work does not run", async () => {
+    await relay();
+    let runs = 0;
+    await worker(async () => {
+      runs++;
+      return { run: runs };
+    });
+    const { id } = await reqs.submit("report", {});
+    const done = await finished(id);
+    expect(done).toMatchObject({ status: "succeeded", result: { run: 1 } });
+    // The same job again, as a redelivery after its dedupe record expired would bring it.
+    await pool.query(
+      `INSERT INTO inbox_message (message_id, handler, exchange, routing_key, payload)
+       VALUES ('again-' || $1, 'report', $2, 'request.report', $3)`,
+      [id, exchange, JSON.stringify({ requestId: id, type: "report" })],
+    );
+    await until(
+      () => count("SELECT count(*) FROM inbox_message WHERE status = 'processed'"),
+      (n) => n === 2,
+      "the second job processed",
+    );
+    expect(runs).toBe(1);
+    expect(await reqs.status(id)).toEqual(done);
   });
 });
 

@@ -18,7 +18,7 @@
 //   beforehand: they close the lane and reject the whole batch with reason `channel-closed`; the relay then finds
 //   the culprit (src/relay/batch.ts).
 import type { ChannelModel, ConfirmChannel, Message, MessageFields } from "amqplib";
-import { OutboxPublishError } from "../../message/errors.js";
+import { OutboxNackError, OutboxPublishError } from "../../message/errors.js";
 import type { OutboundMessage, PublishOutcome } from "../transport.js";
 import type { Scrubber } from "./options.js";
 
@@ -50,10 +50,7 @@ export class Lane {
 
   /** The outcome of one message whose confirm arrived: nacked, returned (unroutable) or delivered. */
   outcome(message: OutboundMessage, nack: unknown): PublishOutcome {
-    const where = `exchange ${message.exchange} routing key ${message.routingKey}`;
-    if (nack) {
-      return { ok: false, error: new OutboxPublishError(`broker nacked message ${message.messageId} (${where})`) };
-    }
+    if (nack) return { ok: false, error: new OutboxNackError(message.messageId, message.exchange, message.routingKey) };
     const returned = this.returned.get(message.messageId);
     if (returned === undefined) return { ok: true };
     this.returned.delete(message.messageId);
