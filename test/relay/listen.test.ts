@@ -6,7 +6,7 @@ import { createRelay, outbox, type Relay, type RelayEvent } from "../../src/inde
 import { type ListenerOptions, OutboxListener } from "../../src/relay/listener.js";
 import { outboxNames } from "../../src/sql/names.js";
 import { MemoryTransport } from "../../src/transport/memory.js";
-import { findPgbouncer, PGBOUNCER_REQUIRED, type Pgbouncer, startPgbouncer } from "../support/pgbouncer.js";
+import { type Pgbouncer, startPgbouncer } from "../support/pgbouncer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
@@ -164,9 +164,8 @@ it("losses count in a row while connections die young, and start again from 1 af
   expect(attempts[4]).toBe(1);
 });
 
-const pgbouncerInstalled = findPgbouncer() !== undefined;
-
-it.skipIf(!pgbouncerInstalled && !PGBOUNCER_REQUIRED)(
+// PgBouncer comes from the pretest step (scripts/test-prerequisites.mjs): a missing one fails here, never skips.
+it(
   "LISTEN through a transaction-mode pooler: losses grow, escalate to an error that says to use --listen-url, shown in health; the sweeper delivers",
   async () => {
     const b = await startPgbouncer(url);
