@@ -165,61 +165,57 @@ it("losses count in a row while connections die young, and start again from 1 af
 });
 
 // PgBouncer comes from the pretest step (scripts/test-prerequisites.mjs): a missing one fails here, never skips.
-it(
-  "LISTEN through a transaction-mode pooler: losses grow, escalate to an error that says to use --listen-url, shown in health; the sweeper delivers",
-  async () => {
-    const b = await startPgbouncer(url);
-    bouncers.push(b);
-    // Other sessions through the pooler, as an app's: the LISTEN's server connection goes to them between the
-    // listener's transactions, so its check's NOTIFY runs elsewhere and the notifications reach someone else.
-    const traffic = newPool(b.url(url), 4);
-    let busy = true;
-    const loops = Array.from({ length: 4 }, async () => {
-      while (busy) await traffic.query("SELECT pg_sleep(0.005)").catch(() => {});
-    });
-    closers.push(async () => {
-      busy = false;
-      await Promise.all(loops);
-      await traffic.end();
-    });
-    const transport = new MemoryTransport();
-    const events: RelayEvent[] = [];
-    const logged: Array<{ level: string; message: string; fields: Record<string, unknown> }> = [];
-    const log =
-      (level: string) =>
-      (message: string, fields: Record<string, unknown> = {}) =>
-        logged.push({ level, message, fields });
-    const r = createRelay({
-      databaseUrl: b.url(url), // the mistake: the pooler's URL, and no listenUrl
-      transport,
-      queue: false,
-      logger: { info: log("info"), warn: log("warn"), error: log("error") },
-      sweepIntervalMs: 200,
-      listenCheckIntervalMs: 200,
-    });
-    relays.push(r);
-    r.onEvent((e) => events.push(e));
-    await r.start();
+it("LISTEN through a transaction-mode pooler: losses grow, escalate to an error that says to use --listen-url, shown in health; the sweeper delivers", async () => {
+  const b = await startPgbouncer(url);
+  bouncers.push(b);
+  // Other sessions through the pooler, as an app's: the LISTEN's server connection goes to them between the
+  // listener's transactions, so its check's NOTIFY runs elsewhere and the notifications reach someone else.
+  const traffic = newPool(b.url(url), 4);
+  let busy = true;
+  const loops = Array.from({ length: 4 }, async () => {
+    while (busy) await traffic.query("SELECT pg_sleep(0.005)").catch(() => {});
+  });
+  closers.push(async () => {
+    busy = false;
+    await Promise.all(loops);
+    await traffic.end();
+  });
+  const transport = new MemoryTransport();
+  const events: RelayEvent[] = [];
+  const logged: Array<{ level: string; message: string; fields: Record<string, unknown> }> = [];
+  const log =
+    (level: string) =>
+    (message: string, fields: Record<string, unknown> = {}) =>
+      logged.push({ level, message, fields });
+  const r = createRelay({
+    databaseUrl: b.url(url), // the mistake: the pooler's URL, and no listenUrl
+    transport,
+    queue: false,
+    logger: { info: log("info"), warn: log("warn"), error: log("error") },
+    sweepIntervalMs: 200,
+    listenCheckIntervalMs: 200,
+  });
+  relays.push(r);
+  r.onEvent((e) => events.push(e));
+  await r.start();
 
-    const attempts = () => events.flatMap((e) => (e.type === "listen-reconnecting" ? [e.attempt] : []));
-    // Each connection LISTENs fine and fails its check 2 intervals later: never stable, so the count keeps growing.
-    await expect.poll(() => attempts().length, { timeout: 20_000 }).toBeGreaterThanOrEqual(4);
-    expect(attempts().slice(0, 4)).toEqual([1, 2, 3, 4]);
+  const attempts = () => events.flatMap((e) => (e.type === "listen-reconnecting" ? [e.attempt] : []));
+  // Each connection LISTENs fine and fails its check 2 intervals later: never stable, so the count keeps growing.
+  await expect.poll(() => attempts().length, { timeout: 20_000 }).toBeGreaterThanOrEqual(4);
+  expect(attempts().slice(0, 4)).toEqual([1, 2, 3, 4]);
 
-    const lost = logged.filter((l) => l.message === "LISTEN connection lost; reconnecting");
-    expect(lost.slice(0, 2).map((l) => l.level)).toEqual(["warn", "warn"]);
-    expect(lost.slice(2, 4).map((l) => l.level)).toEqual(["error", "error"]);
-    expect(String(lost[2]!.fields.error)).toMatch(/NOTIFY to itself did not come back/);
-    expect(String(lost[2]!.fields.hint)).toMatch(/transaction-mode pooler.*--listen-url/);
+  const lost = logged.filter((l) => l.message === "LISTEN connection lost; reconnecting");
+  expect(lost.slice(0, 2).map((l) => l.level)).toEqual(["warn", "warn"]);
+  expect(lost.slice(2, 4).map((l) => l.level)).toEqual(["error", "error"]);
+  expect(String(lost[2]!.fields.error)).toMatch(/NOTIFY to itself did not come back/);
+  expect(String(lost[2]!.fields.hint)).toMatch(/transaction-mode pooler.*--listen-url/);
 
-    const health = await r.health();
-    expect(health.ok).toBe(true); // messages still flow, through the sweeper
-    expect(health.listen?.lostInARow).toBeGreaterThanOrEqual(3);
-    expect(health.warnings).toHaveLength(1);
-    expect(health.warnings[0]).toMatch(/LISTEN lost \d+ times in a row .*--listen-url/);
+  const health = await r.health();
+  expect(health.ok).toBe(true); // messages still flow, through the sweeper
+  expect(health.listen?.lostInARow).toBeGreaterThanOrEqual(3);
+  expect(health.warnings).toHaveLength(1);
+  expect(health.warnings[0]).toMatch(/LISTEN lost \d+ times in a row .*--listen-url/);
 
-    await write(3);
-    await expect.poll(() => transport.published.length, { timeout: 15_000 }).toBe(3);
-  },
-  60_000,
-);
+  await write(3);
+  await expect.poll(() => transport.published.length, { timeout: 15_000 }).toBe(3);
+}, 60_000);
