@@ -342,7 +342,7 @@ export class Inbox {
 function decodeLoopText(queue: string, error: Error): string {
   return (
     `broker: the connection drops on every reconnection (${error.message}): a message this client cannot decode ` +
-    `heads queue "${queue}" and is redelivered forever; move it away (README: "Poison header tables": a quorum queue ` +
+    `heads queue "${queue}" and is redelivered forever; move it away (docs/inbox.md#poison-header-tables: a quorum queue ` +
     "with x-delivery-limit and a dead-letter exchange ends it by itself)"
   );
 }

@@ -386,7 +386,7 @@ describe("a header table amqplib cannot decode (nested 9,000 deep: its recursive
       cleanups.push(() => channel.deleteQueue(parked));
       await channel.bindQueue(parked, dlx, "");
       cleanups.push(() => channel.deleteExchange(dlx));
-      // The inbox's queue arguments (README: "Poison header tables"), asserted by the inbox itself at start.
+      // The inbox's queue arguments (docs/inbox.md#poison-header-tables), asserted by the inbox itself at start.
       const args = { "x-queue-type": "quorum", "x-delivery-limit": 2, "x-dead-letter-exchange": dlx };
       const { box, exchange, queue, events, publish } = await setUp({
         queue: { name: uniqueName("inbox.quorum"), arguments: args },
