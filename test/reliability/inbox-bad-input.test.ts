@@ -1,4 +1,4 @@
-// Inbox scenario I7: deliveries PostgreSQL cannot store, published raw (amqplib, as any publisher could) among good
+// Inbox scenario I8: deliveries PostgreSQL cannot store, published raw (amqplib, as any publisher could) among good
 // ones to the queue of an inbox worker process (the bundled CLI with fixtures/inbox-handlers.ts): a NUL character in
 // the messageId, the type, the correlationId, the x-ordering-key header and another header, a body of 30,000 nested
 // arrays (V8 parses it, PostgreSQL's json parser does not: 54001), and a body over maxPayloadBytes (the default,
@@ -69,7 +69,7 @@ function culprits(): Culprit[] {
 }
 
 it(
-  `I7. ${GOOD} good messages with 7 deliveries PostgreSQL cannot store mixed in: culprits dead with their reason, the others handled`,
+  `I8. ${GOOD} good messages with 7 deliveries PostgreSQL cannot store mixed in: culprits dead with their reason, the others handled`,
   async () => {
     await resetInboxTables(pool);
     const publisher = await startPublisher(amqpUrl, "rel.inbox.bad");
@@ -119,7 +119,7 @@ it(
 
     const effects = await readEffects(pool);
     const result = computeInboxRow(
-      "I7. deliveries PostgreSQL cannot store mixed in",
+      "I8. deliveries PostgreSQL cannot store mixed in",
       ids,
       effects,
       `7 culprits (NUL in messageId, type, correlationId, x-ordering-key, a header; 30,000-deep JSON; 2 MiB body) dead with their reason; ${stats.received} deliveries received`,

@@ -1,4 +1,4 @@
-// Scenario 7: one exchange, two bound queues; one of them is full (x-max-length, x-overflow reject-publish, no
+// Scenario 13: one exchange, two bound queues; one of them is full (x-max-length, x-overflow reject-publish, no
 // consumer). RabbitMQ nacks every message the full queue refuses, although the healthy queue took it, and its nack
 // does not say which queue refused. The relay retries each nacked message (a partial delivery: one more copy at the
 // healthy queue per attempt), then dead-letters it with a reason that says other queues may have it. The healthy
@@ -85,7 +85,7 @@ it(
     expect(worker.lines.some((l) => l.includes("the broker nacked messages"))).toBe(true);
 
     const result = computeRow(
-      "7. one of two bound queues full (reject-publish)",
+      "13. one of two bound queues full (reject-publish)",
       ids,
       healthy,
       `maxAttempts ${MAX_ATTEMPTS}; full queue took ${ROOM}, nacked ${refused} x ${MAX_ATTEMPTS} (dead-lettered ${refused}); duplicates = ${refused} x ${MAX_ATTEMPTS - 1}, all at the healthy queue`,
