@@ -126,7 +126,9 @@ it("300 LISTEN reconnects leave no abort listener behind (flat count, no MaxList
     const before = count();
     let most = before;
     for (let i = 1; i <= 300; i++) {
-      // The backend is terminated under the listening session, as a pooler or a failover would end it.
+      // The backend is terminated under the listening session, as a pooler or a failover would end it; only once its
+      // LISTEN has answered (a backend killed while still connecting is a failed attempt, which continues the row).
+      await expect.poll(() => l.status().listening, { timeout: 5_000, interval: 2 }).toBe(true);
       await terminate(await listeningPid());
       await expect.poll(() => attempts.length, { timeout: 5_000, interval: 2 }).toBe(i);
       most = Math.max(most, count());
