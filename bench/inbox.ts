@@ -27,7 +27,7 @@ import { fileURLToPath } from "node:url";
 import amqp, { type ConsumeMessage } from "amqplib";
 import pg from "pg";
 import { type InboxEvent, inbox, OutboxQueue, outbox, startRelay } from "../src/index.js";
-import { COMPLETE_INBOX_MESSAGE_SQL } from "../src/sql/complete-inbox-message.js";
+import { COMPLETE_INBOX_MESSAGE_SQL } from "../src/sql/inbox/complete.js";
 import { uniqueName } from "../test/support/consumer.js";
 import { newPrismaClient } from "../test/support/prisma.js";
 import { benchDatabase, printTable, summarize } from "./support.js";

@@ -1,9 +1,8 @@
 // `prisma-outbox dead-letters list | retry | purge [--inbox]`: the outbox's dead letters or the inbox's dead rows,
-// selected by filters (src/config/ops-config.ts), shown as a table or JSON, retried or purged with a count of what
+// selected by filters (src/cli/flags/ops.ts), shown as a table or JSON, retried or purged with a count of what
 // was done. retry and purge without a filter need --all; --dry-run changes nothing.
-import { escapeJsonControl } from "../config/escape.js";
-import { DEAD_LETTERS_HELP, type DeadLettersConfig, parseDeadLettersConfig } from "../config/ops-config.js";
-import { OutboxConfigError } from "../message/errors.js";
+
+import { OutboxConfigError } from "../errors.js";
 import {
   type DeadLetterTarget,
   type ListedDeadLetter,
@@ -11,6 +10,8 @@ import {
   purgeDeadLetters,
   retryDeadLetters,
 } from "../ops/dead-letters.js";
+import { escapeJsonControl } from "../runtime/escape.js";
+import { DEAD_LETTERS_HELP, type DeadLettersConfig, parseDeadLettersConfig } from "./flags/ops.js";
 import { describeFailure, openOpsPool } from "./ops-database.js";
 import { table } from "./table.js";
 

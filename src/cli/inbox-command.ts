@@ -2,10 +2,10 @@
 // files), starts it, and stops it gracefully on SIGTERM/SIGINT (a second signal exits at once).
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { INBOX_WORKER_HELP, parseInboxWorkerConfig } from "../config/inbox-worker-config.js";
+import { OutboxConfigError } from "../errors.js";
 import { type Inbox, isInbox } from "../inbox/inbox.js";
-import { OutboxConfigError } from "../message/errors.js";
-import { createLogger } from "./logger.js";
+import { createLogger } from "../runtime/logger.js";
+import { INBOX_WORKER_HELP, parseInboxWorkerConfig } from "./flags/inbox.js";
 import { type MetricsServer, startMetricsServer } from "./metrics-server.js";
 
 /** The inbox a loaded module exports: the named export, else `default`, else `inbox`, else its only Inbox. */

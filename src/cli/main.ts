@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // The bundled worker: `prisma-outbox worker`. Signals are handled here, once per process, and nowhere else.
 import { readFileSync } from "node:fs";
-import { parseWorkerConfig, WORKER_HELP } from "../config/worker-config.js";
-import { OutboxConfigError } from "../message/errors.js";
+import { OutboxConfigError } from "../errors.js";
 import { createRelay } from "../relay/relay.js";
+import { createLogger } from "../runtime/logger.js";
 import { runDeadLetters } from "./dead-letters-command.js";
+import { parseWorkerConfig, WORKER_HELP } from "./flags/worker.js";
 import { runInbox } from "./inbox-command.js";
-import { createLogger } from "./logger.js";
 import { type MetricsServer, startMetricsServer } from "./metrics-server.js";
 import { runStatus } from "./status-command.js";
 

@@ -10,7 +10,7 @@
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { metrics } from "@opentelemetry/api";
-import type { RelayLogger } from "../config/relay-options.js";
+import type { Logger } from "../runtime/logger.js";
 import { meterProviderRegistered } from "../telemetry/metrics.js";
 import { toPrometheus } from "./prometheus.js";
 
@@ -26,7 +26,7 @@ export interface MetricsServerOptions {
   host?: string | undefined;
   /** health() of the relay or the inbox. */
   health: () => Promise<{ ok: boolean }>;
-  logger: RelayLogger;
+  logger: Logger;
 }
 
 type Collect = () => Promise<string>;

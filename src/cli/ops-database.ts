@@ -3,7 +3,7 @@
 // never with a password in it, and an exit code.
 import pg from "pg";
 import { redactUrl, scrubSecrets } from "../config/redact.js";
-import { coerceError, OutboxConfigError } from "../message/errors.js";
+import { coerceError, OutboxConfigError } from "../errors.js";
 
 export const CLI_APPLICATION_NAME = "prisma-outbox cli";
 

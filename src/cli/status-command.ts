@@ -1,9 +1,10 @@
 // `prisma-outbox status`: the backlog, the dead letters and who is connected, as a compact text report or one JSON
 // object (--json, the shape of OutboxStatus in src/ops/status.ts, documented in docs/operating.md#commands).
-import { escapeJsonControl } from "../config/escape.js";
-import { parseStatusConfig, STATUS_HELP } from "../config/ops-config.js";
-import { OutboxConfigError } from "../message/errors.js";
+
+import { OutboxConfigError } from "../errors.js";
 import { type OutboxStatus, outboxStatus } from "../ops/status.js";
+import { escapeJsonControl } from "../runtime/escape.js";
+import { parseStatusConfig, STATUS_HELP } from "./flags/ops.js";
 import { describeFailure, openOpsPool } from "./ops-database.js";
 import { table } from "./table.js";
 

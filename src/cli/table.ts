@@ -1,6 +1,6 @@
 // Plain-text tables for the operator commands: columns padded to their widest cell, cells cut at a width so that
 // one long error text does not wrap every line.
-import { escapeControl } from "../config/escape.js";
+import { escapeControl } from "../runtime/escape.js";
 
 const MAX_CELL = 60;
 

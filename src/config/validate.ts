@@ -2,7 +2,7 @@
 // that `createRelay()`, `new AmqpTransport()` and the worker's flags refuse the same input with the same words.
 // Every failure is an OutboxConfigError of the form: Expected `name` to be <what>, got <value>. The value shown is
 // redacted when it could hold a password.
-import { OutboxConfigError } from "../message/errors.js";
+import { OutboxConfigError } from "../errors.js";
 import type { ExchangeSpec } from "../transport/transport.js";
 import { redactUrl } from "./redact.js";
 

@@ -7,7 +7,7 @@
 // `requestTransaction` first, which refuses with OutboxBatchTransactionError before anything is written, the same
 // rule as declared events. Awaited as usual, it behaves like any promise, and an un-awaited call still writes, as
 // `$enqueue` always did.
-import { OutboxBatchTransactionError } from "../message/errors.js";
+import { OutboxBatchTransactionError } from "../errors.js";
 
 export function batchRefusal(what: string): OutboxBatchTransactionError {
   return new OutboxBatchTransactionError(

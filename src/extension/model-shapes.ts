@@ -1,7 +1,7 @@
 // What a declared event's record is made of, per model, from the client's runtime data model: the scalar and enum
 // fields, less those the client omits everywhere (`new PrismaClient({ omit })`). The record is the same whatever the
 // call site selects, includes or omits, so one declared event always publishes one shape (see record-payload.ts).
-import { OutboxConfigError } from "../message/errors.js";
+import { OutboxConfigError } from "../errors.js";
 import type { ClientInternals, RuntimeField } from "./prisma-internals.js";
 
 export interface ModelShape {

@@ -12,27 +12,27 @@
 // Prisma-specific glue stays in this folder, and every Prisma internal it touches in prisma-internals.ts, so that
 // another Prisma major version means a new module, not a rewrite.
 import { Prisma } from "@prisma/client/extension";
-import {
-  type EventBuilder,
-  type EventContext,
-  type EventOperation,
-  type OutboxOptions,
-  resolveOutboxOptions,
-} from "../config/outbox-options.js";
 import { type NormalizedMessage, normalizeMessage, type OutboxMessageInput } from "../message/message.js";
+import { outboxNames } from "../sql/names.js";
 import {
   insertKeyedMessagesParams,
   insertMessagesParams,
   insertMessagesSql,
   type KeyShape,
   keyShape,
-} from "../sql/insert-messages.js";
-import { outboxNames } from "../sql/names.js";
-import { notifySql } from "../sql/notify.js";
+} from "../sql/outbox/insert.js";
+import { notifySql } from "../sql/outbox/notify.js";
 import { traceHeaders } from "../telemetry/tracing.js";
 import { batchRefusal, enqueuePromise } from "./enqueue-promise.js";
 import { checkEventModels, type ModelShape, modelShapes } from "./model-shapes.js";
 import { Notifier } from "./notifier.js";
+import {
+  type EventBuilder,
+  type EventContext,
+  type EventOperation,
+  type OutboxOptions,
+  resolveOutboxOptions,
+} from "./options.js";
 import {
   clientInternals,
   type InternalTransaction,

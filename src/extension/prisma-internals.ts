@@ -20,7 +20,7 @@
 // transaction, the first time it is met), and a missing or changed one is an OutboxConfigError naming the Prisma
 // version found and the versions proven, before anything is written: never a TypeError in the middle of a write.
 import { Prisma } from "@prisma/client/extension";
-import { OutboxConfigError } from "../message/errors.js";
+import { OutboxConfigError } from "../errors.js";
 
 /** The @prisma/client versions the internals above are proven on (keep in step with peerDependencies and CI). */
 export const PROVEN_RANGE = "7.9.0 - 7.10.x";

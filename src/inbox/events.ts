@@ -18,14 +18,3 @@ export type InboxEvent =
   | { type: "decode-loop-ended" };
 
 export type InboxEventListener = (event: InboxEvent) => void;
-
-/** Calls each listener; one that throws can never break the inbox. */
-export function safeEmitInbox(listeners: Iterable<InboxEventListener>, event: InboxEvent): void {
-  for (const listener of listeners) {
-    try {
-      listener(event);
-    } catch {
-      // a listener's failure is its own
-    }
-  }
-}

@@ -8,23 +8,19 @@
 //            stopped (handlers finish, or roll back past `stopTimeoutMs`), retention stopped, connections closed
 //            --> stopped. stop() during start() waits for start to settle, then stops.
 import type pg from "pg";
-import {
-  type InboxOptions,
-  type ResolvedInboxOptions,
-  resolveHandlers,
-  resolveInboxOptions,
-} from "../config/inbox-options.js";
 import { secretScrubber } from "../config/redact.js";
-import { type RelayLogger, scrubbingLogger } from "../config/relay-options.js";
 import { expectUrl } from "../config/validate.js";
-import { coerceError, OutboxConfigError } from "../message/errors.js";
-import { BacklogProbe } from "../relay/backlog-probe.js";
-import { type BacklogRow, INBOX_BACKLOG_SQL } from "../sql/backlog.js";
+import { coerceError, OutboxConfigError } from "../errors.js";
+import { safeEmit } from "../runtime/emitter.js";
+import { type Logger, scrubbingLogger } from "../runtime/logger.js";
 import { CHECK_INBOX_TABLE_SQL, UNDEFINED_TABLE } from "../sql/check-table.js";
 import { INBOX_TABLE } from "../sql/names.js";
+import { type BacklogRow, INBOX_BACKLOG_SQL } from "../sql/outbox/backlog.js";
+import { BacklogProbe } from "../telemetry/backlog-probe.js";
 import { type BacklogSnapshot, InboxMetrics } from "../telemetry/metrics.js";
-import { AmqpConsumer } from "../transport/amqp-consumer.js";
-import { type InboxEvent, type InboxEventListener, safeEmitInbox } from "./events.js";
+import { AmqpConsumer } from "../transport/amqp/consumer.js";
+import type { InboxEvent, InboxEventListener } from "./events.js";
+import { type InboxOptions, type ResolvedInboxOptions, resolveHandlers, resolveInboxOptions } from "./options.js";
 import { warnUnusableOrderingKey } from "./ordering-key.js";
 import { type PrismaLike, Processor } from "./processor.js";
 import { RECEIVE_STALL_MS, Receiver } from "./receiver.js";
@@ -39,7 +35,7 @@ export interface InboxConnection {
   /** RabbitMQ URL (amqp:// or amqps://). */
   amqpUrl: string;
   /** Replaces the definition's logger for this run (the CLI passes its own). */
-  logger?: RelayLogger;
+  logger?: Logger;
 }
 
 /** What `inbox.health()` reports (and the CLI's /readyz serves). */
@@ -166,7 +162,7 @@ export class Inbox {
 
   #emit = (event: InboxEvent) => {
     this.#measure(event);
-    safeEmitInbox(this.#listeners, event);
+    safeEmit(this.#listeners, event);
   };
 
   /** Metrics and the broker's state, from the inbox's own events. */

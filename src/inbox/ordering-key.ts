@@ -2,14 +2,15 @@
 // (the column's width, and what the outbox's writer allows). Any other value is dropped and the delivery is handled
 // like a message without a key, out of order with the key's others: said here, once per delivery, so that an
 // operator sees why (a producer other than this package's relay, or a broken one).
-import type { RelayLogger } from "../config/relay-options.js";
+
 import { ORDERING_KEY_HEADER } from "../message/message.js";
-import type { Delivery } from "../transport/amqp-consumer.js";
+import type { Logger } from "../runtime/logger.js";
+import type { Delivery } from "../transport/amqp/consumer.js";
 
 const MAX_KEY_BYTES = 255;
 
 /** Logs a warning when the delivery carries an ordering key header that the receiver will not use. */
-export function warnUnusableOrderingKey(delivery: Delivery, logger: RelayLogger): void {
+export function warnUnusableOrderingKey(delivery: Delivery, logger: Logger): void {
   const raw = delivery.headers?.[ORDERING_KEY_HEADER];
   if (raw === undefined) return;
   const key = Buffer.isBuffer(raw) ? raw.toString("utf8") : raw;

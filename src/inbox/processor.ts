@@ -21,15 +21,15 @@
 // handler throws or times out: ROLLBACK, then attempts stay counted, the error is stored, and the row is due again
 // after a backoff, or dead after `maxAttempts`.
 import type pg from "pg";
-import type { ResolvedInboxOptions } from "../config/inbox-options.js";
-import { coerceError, OutboxError } from "../message/errors.js";
-import { backoffDelay, sleep } from "../relay/backoff.js";
-import { type ClaimedInboxRow, claimDueInbox, claimInboxByIdsSql } from "../sql/claim-inbox-messages.js";
-import { COMPLETE_INBOX_MESSAGE_SQL } from "../sql/complete-inbox-message.js";
-import { FAIL_INBOX_MESSAGE_SQL } from "../sql/fail-inbox-message.js";
-import { RELEASE_INBOX_MESSAGES_SQL } from "../sql/release-inbox-messages.js";
+import { coerceError, InboxHandlerTimeoutError, LeaseLostError, OutboxError } from "../errors.js";
+import { backoffDelay, sleep } from "../runtime/backoff.js";
+import { type ClaimedInboxRow, claimDueInbox, claimInboxByIdsSql } from "../sql/inbox/claim.js";
+import { COMPLETE_INBOX_MESSAGE_SQL } from "../sql/inbox/complete.js";
+import { FAIL_INBOX_MESSAGE_SQL } from "../sql/inbox/fail.js";
+import { RELEASE_INBOX_MESSAGES_SQL } from "../sql/inbox/release.js";
 import { withConsumerSpan } from "../telemetry/tracing.js";
 import type { InboxEvent } from "./events.js";
+import type { ResolvedInboxOptions } from "./options.js";
 import type { HandlerRegistry } from "./registry.js";
 import type { InboxMessage } from "./types.js";
 
@@ -37,12 +37,6 @@ import type { InboxMessage } from "./types.js";
 export interface PrismaLike {
   $transaction(fn: (tx: any) => Promise<unknown>, options?: { maxWait?: number; timeout?: number }): Promise<unknown>;
 }
-
-/** A handler ran past `handlerTimeoutMs`. */
-export class InboxHandlerTimeoutError extends OutboxError {}
-
-/** The row's lease ran out and another processor took it over: this attempt's writes were rolled back. */
-class LeaseLostError extends OutboxError {}
 
 /** Tries to record a failed attempt before giving up (the row then comes back when its lease runs out). */
 const RECORD_ATTEMPTS = 3;

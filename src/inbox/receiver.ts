@@ -21,20 +21,20 @@
 // NUL character in a text column or in the headers (jsonb), JSON nested deeper than its parser goes, and bodies over
 // `maxPayloadBytes` (their bytes are let go on arrival).
 import type pg from "pg";
-import type { InvalidMessagePolicy } from "../config/inbox-options.js";
-import type { RelayLogger } from "../config/relay-options.js";
-import { coerceError } from "../message/errors.js";
-import { backoffDelay, sleep } from "../relay/backoff.js";
-import { insertFailureKind } from "../relay/pg-errors.js";
-import type { ClaimedInboxRow } from "../sql/claim-inbox-messages.js";
+import { coerceError } from "../errors.js";
+import { backoffDelay, sleep } from "../runtime/backoff.js";
+import type { Logger } from "../runtime/logger.js";
+import { insertFailureKind } from "../runtime/pg.js";
+import type { ClaimedInboxRow } from "../sql/inbox/claim.js";
 import {
   INSERT_INBOX_MESSAGES_SQL,
   type InboxRowInput,
   type InsertedInboxRow,
   insertInboxParams,
-} from "../sql/insert-inbox-messages.js";
-import type { Delivery } from "../transport/amqp-consumer.js";
+} from "../sql/inbox/insert.js";
+import type { Delivery } from "../transport/amqp/consumer.js";
 import type { InboxEvent } from "./events.js";
+import type { InvalidMessagePolicy } from "./options.js";
 import type { HandlerRegistry } from "./registry.js";
 
 /** Batches inserting at once (each on its own connection of the inbox's pool). */
@@ -73,7 +73,7 @@ export interface ReceiverDeps {
   reserve(wanted: number): number;
   /** The rows the INSERT leased, after COMMIT, and the count reserved for it (Processor.adopt). */
   adopt(rows: ClaimedInboxRow[], reserved: number): void;
-  logger: RelayLogger;
+  logger: Logger;
   emit(event: InboxEvent): void;
 }
 

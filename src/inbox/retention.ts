@@ -2,10 +2,10 @@
 // timer of the inbox. Each batch is its own short statement, with a pause between, so the purge never holds many
 // locks, never writes a burst of WAL, and yields to the handlers.
 import type pg from "pg";
-import type { RelayLogger } from "../config/relay-options.js";
-import { coerceError } from "../message/errors.js";
-import { sleep } from "../relay/backoff.js";
-import { PURGE_INBOX_MESSAGES_SQL } from "../sql/purge-inbox-messages.js";
+import { coerceError } from "../errors.js";
+import { sleep } from "../runtime/backoff.js";
+import type { Logger } from "../runtime/logger.js";
+import { PURGE_INBOX_MESSAGES_SQL } from "../sql/inbox/purge.js";
 
 export class Retention {
   #timer: NodeJS.Timeout | undefined;
@@ -15,7 +15,7 @@ export class Retention {
   constructor(
     private readonly pool: pg.Pool,
     private readonly options: { retentionMs: number; purgeIntervalMs: number; purgeBatchSize: number },
-    private readonly logger: RelayLogger,
+    private readonly logger: Logger,
     private readonly onPurged: (count: number) => void,
   ) {}
 

@@ -1,5 +1,5 @@
 // The message a user writes, and the normalised row the outbox stores.
-import { OutboxMessageError, OutboxPayloadError } from "./errors.js";
+import { OutboxMessageError, OutboxPayloadError } from "../errors.js";
 import { isUuid, uuidv7 } from "./uuid.js";
 
 /** A header value RabbitMQ carries as is. */

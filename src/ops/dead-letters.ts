@@ -2,9 +2,17 @@
 // (outbox_dead_letter, in the outbox's schema) or the inbox's dead rows (inbox_message, status 'dead').
 import type pg from "pg";
 import { integerOption, schemaOption } from "../config/validate.js";
-import { OutboxConfigError } from "../message/errors.js";
+import { OutboxConfigError } from "../errors.js";
 import { UNDEFINED_TABLE } from "../sql/check-table.js";
-import { type DeadLetterFilter, deadLetterFilterSql, hasFilter } from "../sql/dead-letter-filter.js";
+import {
+  countInboxDeadSql,
+  type InboxDeadRow,
+  listInboxDeadSql,
+  purgeInboxDeadSql,
+  retryInboxDeadSql,
+} from "../sql/inbox/dead-rows.js";
+import { DEFAULT_SCHEMA, INBOX_TABLE, outboxNames } from "../sql/names.js";
+import { type DeadLetterFilter, deadLetterFilterSql, hasFilter } from "../sql/ops/dead-letter-filter.js";
 import {
   countDeadLettersSql,
   countRetryableSql,
@@ -13,18 +21,10 @@ import {
   listRetryableSql,
   purgeDeadLettersSql,
   retryDeadLettersSql,
-} from "../sql/dead-letters.js";
-import {
-  countInboxDeadSql,
-  type InboxDeadRow,
-  listInboxDeadSql,
-  purgeInboxDeadSql,
-  retryInboxDeadSql,
-} from "../sql/inbox-dead-rows.js";
-import { DEFAULT_SCHEMA, INBOX_TABLE, outboxNames } from "../sql/names.js";
-import { notifySql } from "../sql/notify.js";
+} from "../sql/ops/dead-letters.js";
+import { notifySql } from "../sql/outbox/notify.js";
 
-export type { DeadLetterFilter } from "../sql/dead-letter-filter.js";
+export type { DeadLetterFilter } from "../sql/ops/dead-letter-filter.js";
 
 export interface DeadLetterTarget {
   /** The outbox's dead letters, or the inbox's dead rows. */

@@ -13,7 +13,7 @@ import {
   INBOX_DEAD_BY_ERROR_SQL,
   INBOX_DEAD_BY_HANDLER_SQL,
   outboxBacklogSql,
-} from "../sql/status.js";
+} from "../sql/ops/status.js";
 
 /** The application names the relay and the inbox give their own sessions (see src/relay, src/inbox). */
 export const APPLICATION_NAMES = {

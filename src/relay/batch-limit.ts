@@ -2,7 +2,7 @@
 // than the batch needs: the limit halves (never below 1) and claims pause for one publish timeout, so what the
 // timed-out batches sent can reach the broker before new batches queue behind it. Without a timeout for
 // LIMIT_RECOVERY_MS, the limit doubles back toward `batchSize`.
-import type { RelayLogger } from "../config/relay-options.js";
+import type { Logger } from "../runtime/logger.js";
 
 const LIMIT_RECOVERY_MS = 30_000;
 
@@ -15,7 +15,7 @@ export class BatchLimit {
   constructor(
     private readonly batchSize: number,
     private readonly publishTimeoutMs: number,
-    private readonly logger: RelayLogger,
+    private readonly logger: Logger,
   ) {
     this.#limit = batchSize;
   }

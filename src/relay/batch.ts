@@ -25,25 +25,25 @@
 // at-least-once. Messages of a part that failed as a whole may have reached the broker: publishing them again is
 // the duplicate at-least-once allows.
 import type pg from "pg";
-import type { ResolvedRelayOptions } from "../config/relay-options.js";
-import { coerceError, OutboxNackError, OutboxPublishError } from "../message/errors.js";
+import { BatchTimeoutError, coerceError, OutboxNackError, OutboxPublishError } from "../errors.js";
 import { ORDERING_KEY_HEADER } from "../message/message.js";
-import { byClaimOrder, type ClaimedRow } from "../sql/claim-messages.js";
-import { deadLetterMessagesSql } from "../sql/dead-letter-messages.js";
+import { backoffDelay } from "../runtime/backoff.js";
 import { outboxNames } from "../sql/names.js";
-import { requeueMessagesSql } from "../sql/requeue-messages.js";
-import { COMMIT_SQL, ROLLBACK_SQL } from "../sql/transaction.js";
-import { withLocalTimeouts } from "../sql/transaction-timeouts.js";
+import { byClaimOrder, type ClaimedRow } from "../sql/outbox/claim.js";
+import { deadLetterMessagesSql } from "../sql/outbox/dead-letter.js";
+import { requeueMessagesSql } from "../sql/outbox/requeue.js";
+import { COMMIT_SQL, ROLLBACK_SQL } from "../sql/outbox/transaction.js";
+import { withLocalTimeouts } from "../sql/outbox/transaction-timeouts.js";
 import type { RelayMetrics } from "../telemetry/metrics.js";
 import { endSpan, startPublishSpan } from "../telemetry/tracing.js";
 import type { OutboundMessage, PublishOutcome, Transport } from "../transport/transport.js";
-import { backoffDelay } from "./backoff.js";
 import type { ClaimPath, RelayEvent } from "./events.js";
+import type { ResolvedRelayOptions } from "./options.js";
 import type { PublishLock } from "./publish-lock.js";
 
 export interface Claim {
   path: ClaimPath;
-  /** BEGIN and the claim, from src/sql/claim-messages.ts. */
+  /** BEGIN and the claim, from src/sql/outbox/claim.ts. */
   sql: string;
   /** Told the rows as soon as they are claimed (the drain loops keep their place in claim order with it). */
   onClaimed?: (rows: readonly ClaimedRow[]) => void;
@@ -77,15 +77,6 @@ export interface BatchResult {
    * since those may have taken them. Retried or dead-lettered like any refused message.
    */
   nacked: number;
-}
-
-/** A whole batch timed out and rolled back: the relay lowers its batch limit. */
-export class BatchTimeoutError extends OutboxPublishError {
-  readonly claimed: number;
-  constructor(error: Error, claimed: number) {
-    super(error.message, { cause: error, reason: "timeout" });
-    this.claimed = claimed;
-  }
 }
 
 /**

@@ -2,7 +2,7 @@
 // drain loops and the sweeper wait at while it cannot (disconnected, or blocked by a resource alarm), so that they
 // neither spin nor fail batch after batch. Kept apart from relay.ts: the state, its waiters and the logging of each
 // change are one job.
-import type { RelayLogger } from "../config/relay-options.js";
+import type { Logger } from "../runtime/logger.js";
 import type { TransportEvent } from "../transport/transport.js";
 
 export type BrokerState = "unknown" | "ready" | "down" | "blocked";
@@ -48,7 +48,7 @@ export class BrokerGate {
   }
 
   /** Follows one transport event; `running`: whether a "connected" is a reconnection worth a line. */
-  observe(event: TransportEvent, log: RelayLogger, running: boolean): void {
+  observe(event: TransportEvent, log: Logger, running: boolean): void {
     switch (event.type) {
       case "connected":
         if (running) log.info("broker reconnected");

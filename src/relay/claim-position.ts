@@ -19,7 +19,7 @@
 // the loop passed it (a writer transaction slower than the drain), and rows of batches that rolled back. Those wait
 // at most RESCAN_MS during a backlog, and none at its end, since the short claim that ends a drain resets the
 // position and the loop stops only after a short claim from the start.
-import { type ClaimedRow, type ClaimKey, compareKeys, keyOf } from "../sql/claim-messages.js";
+import { type ClaimedRow, type ClaimKey, compareKeys, keyOf } from "../sql/outbox/claim.js";
 
 /** Longest time a backlog drain goes without a claim from the start. */
 export const RESCAN_MS = 1_000;

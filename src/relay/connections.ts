@@ -4,7 +4,7 @@
 // And the LISTEN session: a client of its own from a URL or a config; from the app's pool, one client checked out
 // for as long as it listens, and destroyed (not returned) when done, so that no pooled session keeps the LISTEN.
 import pg from "pg";
-import type { DatabaseSource } from "../config/database-options.js";
+import type { DatabaseSource } from "../config/database.js";
 
 /** pg emits 'error' on a client whose backend died; without a listener that would crash the process. */
 const ignore = () => {};

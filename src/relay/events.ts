@@ -15,14 +15,3 @@ export type RelayEvent =
   | { type: "transport"; event: TransportEvent };
 
 export type RelayEventListener = (event: RelayEvent) => void;
-
-/** Calls each listener; one that throws can never break the relay. */
-export function safeEmit(listeners: Iterable<RelayEventListener>, event: RelayEvent): void {
-  for (const listener of listeners) {
-    try {
-      listener(event);
-    } catch {
-      // a listener's failure is its own
-    }
-  }
-}

@@ -14,13 +14,13 @@
 // count reset by each successful connect, that would read as "lost once" every time, never as the error it is.
 // Every wait in a loop turn removes its abort listener when the turn ends: one reconnect a turn, thousands a day.
 import type pg from "pg";
-import type { DatabaseSource } from "../config/database-options.js";
-import { coerceError, OutboxStartError } from "../message/errors.js";
-import { listenCheckChannel, listenSql, NOTIFY_CHECK_SQL } from "../sql/listen.js";
+import type { DatabaseSource } from "../config/database.js";
+import { coerceError, OutboxStartError } from "../errors.js";
+import { backoffDelay, sleep } from "../runtime/backoff.js";
+import { describePgError } from "../runtime/pg.js";
 import type { OutboxNames } from "../sql/names.js";
-import { backoffDelay, sleep } from "./backoff.js";
+import { listenCheckChannel, listenSql, NOTIFY_CHECK_SQL } from "../sql/outbox/listen.js";
 import { type ListenSession, openListenSession } from "./connections.js";
-import { describePgError } from "./pg-errors.js";
 
 /** The LISTEN session's own settings (a pool given by the app keeps its own). */
 const LISTEN_SETTINGS: pg.ClientConfig = {

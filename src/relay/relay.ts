@@ -23,15 +23,13 @@
 // 30 s once the limit has adapted, instead of one every publishTimeoutMs.
 
 import type pg from "pg";
-import {
-  type RelayConnections,
-  type RelayOptions,
-  type ResolvedRelayOptions,
-  resolveRelayOptions,
-} from "../config/relay-options.js";
-import { OutboxConfigError, OutboxError, OutboxPublishError, OutboxStartError } from "../message/errors.js";
-import { type BacklogRow, outboxBacklogSql } from "../sql/backlog.js";
+import { BatchTimeoutError, OutboxConfigError, OutboxError, OutboxPublishError, OutboxStartError } from "../errors.js";
+import { backoffDelay, sleep } from "../runtime/backoff.js";
+import { safeEmit } from "../runtime/emitter.js";
+import { describePgError } from "../runtime/pg.js";
 import { checkTableSql, UNDEFINED_TABLE } from "../sql/check-table.js";
+import { type OutboxNames, outboxNames } from "../sql/names.js";
+import { type BacklogRow, outboxBacklogSql } from "../sql/outbox/backlog.js";
 import {
   beginClaimByIds,
   beginClaimKeyed,
@@ -40,20 +38,18 @@ import {
   beginClaimSweep,
   type ClaimedRow,
   hasKeyedRowsSql,
-} from "../sql/claim-messages.js";
-import { type OutboxNames, outboxNames } from "../sql/names.js";
+} from "../sql/outbox/claim.js";
+import { BacklogProbe } from "../telemetry/backlog-probe.js";
 import { type BacklogSnapshot, RelayMetrics } from "../telemetry/metrics.js";
 import type { Transport, TransportEvent } from "../transport/transport.js";
-import { BacklogProbe } from "./backlog-probe.js";
-import { backoffDelay, sleep } from "./backoff.js";
-import { BatchTimeoutError, type Claim, runBatch } from "./batch.js";
+import { type Claim, runBatch } from "./batch.js";
 import { BatchLimit } from "./batch-limit.js";
 import { BrokerGate } from "./broker-gate.js";
 import { ClaimPosition } from "./claim-position.js";
 import { openPool, type RelayPool } from "./connections.js";
-import { type ClaimPath, type RelayEvent, type RelayEventListener, safeEmit } from "./events.js";
+import type { ClaimPath, RelayEvent, RelayEventListener } from "./events.js";
 import { LISTEN_FAILING_AFTER, OutboxListener } from "./listener.js";
-import { describePgError } from "./pg-errors.js";
+import { type RelayConnections, type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from "./options.js";
 import { PublishLock } from "./publish-lock.js";
 
 /** How long stop() waits, past its deadline, for what it aborted and for connections to close. */
@@ -333,7 +329,7 @@ export class Relay {
         keepAlive: true,
         application_name: "prisma-outbox relay",
         // No statement_timeout / idle_in_transaction_session_timeout here: poolers refuse them as startup
-        // parameters. Each claim sets them for its transaction (src/sql/transaction-timeouts.ts). A network that
+        // parameters. Each claim sets them for its transaction (src/sql/outbox/transaction-timeouts.ts). A network that
         // swallows packets cannot hang a cycle either: these fail on the client's side.
         connectionTimeoutMillis: 10_000,
         query_timeout: o.publishTimeoutMs + 10_000,

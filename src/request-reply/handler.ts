@@ -9,13 +9,13 @@
 //          cancelled meanwhile, nothing is written and the attempt fails (its writes roll back); the retry finds the
 //          request finished and does nothing.
 //   dead:  after the inbox's last attempt, failed + problem details in the transaction that marks the row dead.
-import type { ResolvedRequestsOptions } from "../config/request-options.js";
+
+import { coerceError, RequestCancelledError, RequestInputError } from "../errors.js";
 import type { HandlerContext, InboxMessage } from "../inbox/types.js";
-import { coerceError } from "../message/errors.js";
 import { serializePayload } from "../message/message.js";
-import { COMPLETE_REQUEST_SQL, FAIL_REQUEST_SQL } from "../sql/request-finish.js";
-import { REPORT_PROGRESS_SQL, REQUEST_STATE_SQL, START_REQUEST_SQL } from "../sql/request-progress.js";
-import { RequestCancelledError, RequestInputError } from "./errors.js";
+import { COMPLETE_REQUEST_SQL, FAIL_REQUEST_SQL } from "../sql/requests/finish.js";
+import { REPORT_PROGRESS_SQL, REQUEST_STATE_SQL, START_REQUEST_SQL } from "../sql/requests/progress.js";
+import type { ResolvedRequestsOptions } from "./options.js";
 import type { ProblemDetails } from "./status.js";
 
 /** The raw-query surface of a Prisma client or transaction client that the handler uses. */

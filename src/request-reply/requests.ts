@@ -2,15 +2,16 @@
 // outbox message that starts the work, in one transaction), serves status(id) and cancel(id); the worker side runs
 // each type's work as an inbox handler made by handler(type, work). Both sides make the same requests() with the same
 // options. Framework-free: the HTTP mapping is the app's (docs/request-reply.md; examples/request-reply/).
-import { REQUEST_TYPE, type RequestsOptions, resolveRequestsOptions } from "../config/request-options.js";
+
+import { RequestIdempotencyError, RequestInputError } from "../errors.js";
 import type { HandlerSpec } from "../inbox/types.js";
 import { serializePayload } from "../message/message.js";
 import { isUuid, uuidv7 } from "../message/uuid.js";
-import { CANCEL_REQUEST_SQL } from "../sql/request-finish.js";
-import { READ_REQUEST_SQL, type RequestRow } from "../sql/request-read.js";
-import { INSERT_REQUEST_SQL, REQUEST_BY_KEY_SQL } from "../sql/request-submit.js";
-import { RequestIdempotencyError, RequestInputError } from "./errors.js";
+import { CANCEL_REQUEST_SQL } from "../sql/requests/finish.js";
+import { READ_REQUEST_SQL, type RequestRow } from "../sql/requests/read.js";
+import { INSERT_REQUEST_SQL, REQUEST_BY_KEY_SQL } from "../sql/requests/submit.js";
 import { type RawClient, type RequestMessage, type RequestWork, requestHandler } from "./handler.js";
+import { REQUEST_TYPE, type RequestsOptions, resolveRequestsOptions } from "./options.js";
 import { RequestRetention } from "./retention.js";
 import { type RequestStatus, toRequestStatus } from "./status.js";
 

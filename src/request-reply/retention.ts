@@ -1,10 +1,11 @@
 // Retention of finished requests: deleted once expired (completion + retentionMs), a small batch per statement with a
 // pause between, so the purge never holds many locks nor writes a burst of WAL, and yields to the app.
-import type { ResolvedRequestsOptions } from "../config/request-options.js";
-import { coerceError } from "../message/errors.js";
-import { sleep } from "../relay/backoff.js";
-import { PURGE_REQUESTS_SQL } from "../sql/request-read.js";
+
+import { coerceError } from "../errors.js";
+import { sleep } from "../runtime/backoff.js";
+import { PURGE_REQUESTS_SQL } from "../sql/requests/read.js";
 import type { RawClient } from "./handler.js";
+import type { ResolvedRequestsOptions } from "./options.js";
 
 export class RequestRetention {
   #timer: NodeJS.Timeout | undefined;

@@ -1,5 +1,5 @@
 // What the status endpoint serves: a request's row, mapped to a typed object.
-import type { RequestRow } from "../sql/request-read.js";
+import type { RequestRow } from "../sql/requests/read.js";
 
 /** pending -> running -> succeeded | failed; pending or running -> cancelled. Never back from the last three. */
 export type RequestState = "pending" | "running" | "succeeded" | "failed" | "cancelled";

@@ -12,7 +12,7 @@
 // confirmed or refused each of them, and rejects when the batch's fate is unknown (connection or channel lost,
 // timeout, abort, close); the password of the URL never appears in an error or event; close() never hangs on a dead
 // network.
-import { OutboxPublishError } from "../message/errors.js";
+import { OutboxPublishError } from "../errors.js";
 import { AmqpConnection, type AmqpTransportState } from "./amqp/connection.js";
 import { type AmqpTransportOptions, resolveAmqpOptions, type Scrubber } from "./amqp/options.js";
 import { type Batch, publishBatch } from "./amqp/publish.js";

@@ -1,6 +1,6 @@
 // A broker in memory, for unit tests and demos: records what was published and fails on demand, the way RabbitMQ
 // would (per message: nacked or unroutable; per batch: connection lost, timeout, abort).
-import { OutboxPublishError } from "../message/errors.js";
+import { OutboxPublishError } from "../errors.js";
 import type { OutboundMessage, PublishOptions, PublishOutcome, Transport, TransportEvent } from "./transport.js";
 
 export interface MemoryTransportOptions {

@@ -6,9 +6,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { INBOX_WORKER_HELP } from "../../src/config/inbox-worker-config.js";
-import { DEAD_LETTERS_HELP, STATUS_HELP } from "../../src/config/ops-config.js";
-import { WORKER_HELP } from "../../src/config/worker-config.js";
+import { INBOX_WORKER_HELP } from "../../src/cli/flags/inbox.js";
+import { DEAD_LETTERS_HELP, STATUS_HELP } from "../../src/cli/flags/ops.js";
+import { WORKER_HELP } from "../../src/cli/flags/worker.js";
 import { anchorsOf, markdownFiles, ROOT } from "./markdown.js";
 
 /** Files whose comments and strings may point at the docs: tracked or new, not ignored (generated copies excluded). */

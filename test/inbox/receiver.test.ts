@@ -6,12 +6,12 @@ import { randomUUID } from "node:crypto";
 import type { ConsumeMessage } from "amqplib";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { resolveHandlers } from "../../src/config/inbox-options.js";
 import type { InboxEvent } from "../../src/inbox/events.js";
+import { resolveHandlers } from "../../src/inbox/options.js";
 import { Receiver, type ReceiverDeps } from "../../src/inbox/receiver.js";
 import { HandlerRegistry } from "../../src/inbox/registry.js";
-import type { ClaimedInboxRow } from "../../src/sql/claim-inbox-messages.js";
-import type { Delivery } from "../../src/transport/amqp-consumer.js";
+import type { ClaimedInboxRow } from "../../src/sql/inbox/claim.js";
+import type { Delivery } from "../../src/transport/amqp/consumer.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
 const databaseUrl = await useTestDatabase();

@@ -3,9 +3,9 @@
 // and after a dead letter the key stops (default) or continues.
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { createRelay, OutboxConfigError, OutboxQueue, outbox, type Relay } from "../../src/index.js";
-import { deadLetterFilterSql } from "../../src/sql/dead-letter-filter.js";
-import { retryDeadLettersSql } from "../../src/sql/dead-letters.js";
 import { outboxNames } from "../../src/sql/names.js";
+import { deadLetterFilterSql } from "../../src/sql/ops/dead-letter-filter.js";
+import { retryDeadLettersSql } from "../../src/sql/ops/dead-letters.js";
 import { type Arrival, startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 

@@ -9,8 +9,8 @@ import {
   type Relay,
   type RelayEvent,
 } from "../../src/index.js";
-import { type ClaimedRow, claimNext, keyOf } from "../../src/sql/claim-messages.js";
 import { outboxNames } from "../../src/sql/names.js";
+import { type ClaimedRow, claimNext, keyOf } from "../../src/sql/outbox/claim.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { createTestDatabase } from "../support/database.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";

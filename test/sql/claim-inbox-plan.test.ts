@@ -6,7 +6,7 @@
 // (the walk also passes the index entries that the processed rows left behind: about 1,200 buffers here, against
 // 150,000 for the bitmap plan).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { claimDueInbox, claimDueInboxSql } from "../../src/sql/claim-inbox-messages.js";
+import { claimDueInbox, claimDueInboxSql } from "../../src/sql/inbox/claim.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
 const url = await useTestDatabase();

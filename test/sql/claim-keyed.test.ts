@@ -4,8 +4,8 @@
 // 1,000 keys in flight, claimNext reads all 100,000 rows behind them, claimKeyed does not.
 import pg from "pg";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { claimKeyed, claimKeyHeads, claimNext } from "../../src/sql/claim-messages.js";
 import { outboxNames } from "../../src/sql/names.js";
+import { claimKeyed, claimKeyHeads, claimNext } from "../../src/sql/outbox/claim.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
 const url = await useTestDatabase();

@@ -4,8 +4,8 @@
 // walks the rows it does not take (a million of them here) is far above it.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { claimByIds, claimNext, claimSweep } from "../../src/sql/claim-messages.js";
 import { outboxNames } from "../../src/sql/names.js";
+import { claimByIds, claimNext, claimSweep } from "../../src/sql/outbox/claim.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
 const url = await useTestDatabase();

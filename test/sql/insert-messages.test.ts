@@ -2,8 +2,8 @@
 // soon the relay's claim starts (the in-process hand-off claims within a millisecond of the insert).
 import { afterAll, describe, expect, it } from "vitest";
 import { normalizeMessage } from "../../src/message/message.js";
-import { insertMessagesParams, insertMessagesSql } from "../../src/sql/insert-messages.js";
 import { outboxNames } from "../../src/sql/names.js";
+import { insertMessagesParams, insertMessagesSql } from "../../src/sql/outbox/insert.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
 const url = await useTestDatabase();

@@ -4,13 +4,13 @@
 import type pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { type NormalizedMessage, normalizeMessage } from "../../src/message/message.js";
+import { outboxNames } from "../../src/sql/names.js";
 import {
   insertKeyedMessagesParams,
   insertMessagesParams,
   insertMessagesSql,
   keyShape,
-} from "../../src/sql/insert-messages.js";
-import { outboxNames } from "../../src/sql/names.js";
+} from "../../src/sql/outbox/insert.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
 const url = await useTestDatabase();

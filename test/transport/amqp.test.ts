@@ -5,7 +5,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { inspect } from "node:util";
 import { type ChannelModel, type ConsumeMessage, connect } from "amqplib";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, onTestFinished } from "vitest";
-import { OutboxConfigError, OutboxPublishError } from "../../src/message/errors.js";
+import { OutboxConfigError, OutboxPublishError } from "../../src/errors.js";
 import { AmqpTransport, type AmqpTransportOptions, redactUrl } from "../../src/transport/amqp.js";
 import type { OutboundMessage, PublishOutcome, TransportEvent } from "../../src/transport/transport.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
-import { OutboxPublishError } from "../../src/message/errors.js";
+import { OutboxPublishError } from "../../src/errors.js";
 import { MemoryTransport } from "../../src/transport/memory.js";
 import type { OutboundMessage, TransportEvent } from "../../src/transport/transport.js";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ClaimPosition, RESCAN_MS } from "../../src/relay/claim-position.js";
-import type { ClaimedRow } from "../../src/sql/claim-messages.js";
+import type { ClaimedRow } from "../../src/sql/outbox/claim.js";
 
 const row = (id: string, availableAt: number) => ({ id, available_at: availableAt }) as ClaimedRow;
 

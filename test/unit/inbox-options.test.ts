@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { resolveHandlers, resolveInboxOptions } from "../../src/config/inbox-options.js";
+import { resolveHandlers, resolveInboxOptions } from "../../src/inbox/options.js";
 import { topicMatches } from "../../src/inbox/registry.js";
 import { inbox, OutboxConfigError } from "../../src/index.js";
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { normalizeMessage, serializePayload } from "../../src/message/message.js";
 import { isUuid, uuidv7 } from "../../src/message/uuid.js";
-import { backoffDelay } from "../../src/relay/backoff.js";
+import { backoffDelay } from "../../src/runtime/backoff.js";
 
 describe("uuidv7", () => {
   it("is a version 7 UUID, time-ordered", () => {

@@ -1,14 +1,13 @@
 // What the package prints: URLs without any form of password, driver errors scrubbed, control characters escaped in
 // text logs, JSON logs and CLI tables.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createLogger } from "../../src/cli/logger.js";
+import { parseMetricsHost } from "../../src/cli/flags/worker.js";
 import { table } from "../../src/cli/table.js";
-import { escapeControl, escapeJsonControl } from "../../src/config/escape.js";
-import { stderrLogger as inboxStderrLogger } from "../../src/config/inbox-options.js";
 import { redactConnectionConfig, redactUrl, scrubSecrets } from "../../src/config/redact.js";
-import { resolveRelayOptions } from "../../src/config/relay-options.js";
-import { parseMetricsHost } from "../../src/config/worker-config.js";
-import { OutboxConfigError } from "../../src/message/errors.js";
+import { OutboxConfigError } from "../../src/errors.js";
+import { resolveRelayOptions } from "../../src/relay/options.js";
+import { escapeControl, escapeJsonControl } from "../../src/runtime/escape.js";
+import { createLogger, stderrLogger } from "../../src/runtime/logger.js";
 
 /** Every control character a terminal or a log line reader acts on: C0, DEL, C1. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
@@ -143,7 +142,7 @@ describe("control characters", () => {
       resolveRelayOptions({ databaseUrl: "postgres://h/db", amqpUrl: "amqp://h" }).options.logger.warn(EVIL, {
         routingKey: EVIL,
       });
-      inboxStderrLogger.warn(EVIL, { routingKey: EVIL });
+      stderrLogger("inbox").warn(EVIL, { routingKey: EVIL });
     } finally {
       spy.mockRestore();
     }

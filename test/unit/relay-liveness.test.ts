@@ -1,10 +1,10 @@
 // Pure pieces of the relay's liveness: byte-bounded parts, what a database error means, the publish lock, options.
 import { describe, expect, it } from "vitest";
-import { resolveRelayOptions } from "../../src/config/relay-options.js";
 import { OutboxConfigError } from "../../src/index.js";
 import { partsByBytes } from "../../src/relay/batch.js";
-import { describePgError } from "../../src/relay/pg-errors.js";
+import { resolveRelayOptions } from "../../src/relay/options.js";
 import { PublishLock } from "../../src/relay/publish-lock.js";
+import { describePgError } from "../../src/runtime/pg.js";
 
 describe("partsByBytes", () => {
   const size = (n: number) => n;

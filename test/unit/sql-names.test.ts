@@ -1,8 +1,8 @@
 // Schema-qualified names: any schema name PostgreSQL accepts becomes one quoted identifier, and each schema gets a
 // NOTIFY channel of its own that PostgreSQL keeps whole (at most 63 bytes) and that needs no quoting in a literal.
 import { describe, expect, it } from "vitest";
-import { listenSql } from "../../src/sql/listen.js";
 import { outboxNames, quoteIdentifier } from "../../src/sql/names.js";
+import { listenSql } from "../../src/sql/outbox/listen.js";
 
 describe("outboxNames", () => {
   it("qualifies and quotes the tables; public keeps the historical channel", () => {

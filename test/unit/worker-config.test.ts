@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseInboxWorkerConfig } from "../../src/config/inbox-worker-config.js";
-import { parseWorkerConfig } from "../../src/config/worker-config.js";
+import { parseInboxWorkerConfig } from "../../src/cli/flags/inbox.js";
+import { parseWorkerConfig } from "../../src/cli/flags/worker.js";
 import { OutboxConfigError } from "../../src/index.js";
 
 const env = { DATABASE_URL: "postgresql://db/x", AMQP_URL: "amqp://mq" };

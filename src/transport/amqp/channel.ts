@@ -18,7 +18,7 @@
 //   beforehand: they close the lane and reject the whole batch with reason `channel-closed`; the relay then finds
 //   the culprit (src/relay/batch.ts).
 import type { ChannelModel, ConfirmChannel, Message, MessageFields } from "amqplib";
-import { OutboxNackError, OutboxPublishError } from "../../message/errors.js";
+import { OutboxNackError, OutboxPublishError } from "../../errors.js";
 import type { OutboundMessage, PublishOutcome } from "../transport.js";
 import type { Scrubber } from "./options.js";
 

@@ -23,7 +23,7 @@
 //   keep the process alive.
 // Every change of state, lane or socket buffer is announced on `changes`, where waiting publishes look again.
 import type { ChannelModel } from "amqplib";
-import { OutboxConfigError, OutboxError } from "../../message/errors.js";
+import { OutboxConfigError, OutboxError } from "../../errors.js";
 import type { TransportEvent } from "../transport.js";
 import { type Lane, openLane } from "./channel.js";
 import { assertExchanges, ExchangeCache } from "./exchanges.js";

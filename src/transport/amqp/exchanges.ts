@@ -16,7 +16,7 @@
 // An exchange deleted after its check still closes the channel: the batches in flight reject, the channel is reopened
 // and the cache forgets everything, so the relay's retry gets the per-message outcome.
 import type { ChannelModel } from "amqplib";
-import { OutboxConfigError } from "../../message/errors.js";
+import { OutboxConfigError } from "../../errors.js";
 import type { ExchangeSpec, OutboundMessage } from "../transport.js";
 import { brokerText, codeOf, quietly } from "./helpers.js";
 import type { Scrubber } from "./options.js";

@@ -7,7 +7,7 @@
 import type { SocketOptions } from "amqplib";
 import { redactUrl, scrubSecrets } from "../../config/redact.js";
 import { exchangesOption, expectNumber, expectUrl, MAX_TIMER_MS } from "../../config/validate.js";
-import { coerceError, OutboxConfigError, OutboxError } from "../../message/errors.js";
+import { coerceError, OutboxConfigError, OutboxError } from "../../errors.js";
 import type { ExchangeSpec } from "../transport.js";
 
 export interface AmqpTransportOptions {

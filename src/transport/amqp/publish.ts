@@ -16,7 +16,7 @@
 // - Messages to an exchange the cache found missing get `{ ok: false }` without being sent; the others go out.
 import type { Options } from "amqplib";
 import { expectNumber, MAX_TIMER_MS } from "../../config/validate.js";
-import { OutboxPublishError } from "../../message/errors.js";
+import { OutboxPublishError } from "../../errors.js";
 import type { OutboundMessage, PublishOptions, PublishOutcome } from "../transport.js";
 import type { InFlight, Lane } from "./channel.js";
 import type { AmqpConnection, Link } from "./connection.js";

@@ -1,0 +1,85 @@
+// Options of `prisma-outbox inbox`: flags and environment, parsed and validated in one place.
+import { parseArgs } from "node:util";
+import { OutboxConfigError } from "../../errors.js";
+import { parseMetricsHost, parseMetricsPort } from "./worker.js";
+
+export interface InboxWorkerConfig {
+  help: boolean;
+  /** The module (path or package specifier) that exports the inbox definition. */
+  handlers: string;
+  /** Which export holds it: `default`, else `inbox`, else the only Inbox export. */
+  exportName: string | undefined;
+  databaseUrl: string;
+  amqpUrl: string;
+  logFormat: "text" | "json";
+  /** Port of /metrics, /healthz and /readyz; undefined: none. */
+  metricsPort: number | undefined;
+  /** Address the metrics port listens on; undefined: every interface. */
+  metricsHost: string | undefined;
+}
+
+export const INBOX_WORKER_HELP = `Usage: prisma-outbox inbox --handlers <module> [options]
+
+Runs an inbox defined with inbox() in your module: consumes its queue, stores deliveries in the inbox table before
+acking them, and runs its handlers in your Prisma client's transactions. Stops gracefully on SIGTERM or SIGINT.
+
+Options (flag / environment):
+  --handlers <module>        the module exporting the inbox (default export, or --export NAME)  / OUTBOX_INBOX_HANDLERS
+  --export <name>            the export that holds the inbox                                     / OUTBOX_INBOX_EXPORT
+  --database-url <url>       PostgreSQL URL of the database with the inbox table                 / DATABASE_URL
+  --amqp-url <url>           RabbitMQ URL                                                        / AMQP_URL
+  --log-format text|json     log lines for people or for log shippers (default text)             / OUTBOX_LOG_FORMAT
+  --metrics-port <n>         serve /metrics (Prometheus), /healthz and /readyz on this port      / OUTBOX_METRICS_PORT
+  --metrics-host <address>   the address it listens on, e.g. 127.0.0.1 (every interface)         / OUTBOX_METRICS_HOST
+  -h, --help                 this help
+
+Run it as the process itself (node_modules/.bin/prisma-outbox inbox ..., or exec in a container's command) so that
+signals reach it: npx and npm run do not pass SIGTERM on.
+`;
+
+export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): InboxWorkerConfig {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      strict: true,
+      options: {
+        handlers: { type: "string" },
+        export: { type: "string" },
+        "database-url": { type: "string" },
+        "amqp-url": { type: "string" },
+        "log-format": { type: "string" },
+        "metrics-port": { type: "string" },
+        "metrics-host": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (error) {
+    throw new OutboxConfigError(`${(error as Error).message}. See prisma-outbox inbox --help.`);
+  }
+  const help = values.help === true;
+  const pick = (flag: string, variable: string) => (values[flag] as string | undefined) ?? env[variable];
+  const handlers = pick("handlers", "OUTBOX_INBOX_HANDLERS");
+  const databaseUrl = pick("database-url", "DATABASE_URL");
+  const amqpUrl = pick("amqp-url", "AMQP_URL");
+  const logFormat = pick("log-format", "OUTBOX_LOG_FORMAT") ?? "text";
+  if (!help) {
+    if (!handlers) throw new OutboxConfigError("Expected --handlers <module> (or OUTBOX_INBOX_HANDLERS).");
+    if (!databaseUrl) throw new OutboxConfigError("Expected --database-url or DATABASE_URL.");
+    if (!amqpUrl) throw new OutboxConfigError("Expected --amqp-url or AMQP_URL.");
+  }
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new OutboxConfigError(`Expected --log-format to be text or json, got ${JSON.stringify(logFormat)}.`);
+  }
+  return {
+    help,
+    handlers: handlers ?? "",
+    exportName: pick("export", "OUTBOX_INBOX_EXPORT"),
+    databaseUrl: databaseUrl ?? "",
+    amqpUrl: amqpUrl ?? "",
+    logFormat,
+    metricsPort: parseMetricsPort(values["metrics-port"] as string | undefined, env),
+    metricsHost: parseMetricsHost(values["metrics-host"] as string | undefined, env),
+  };
+}

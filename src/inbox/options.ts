@@ -1,0 +1,256 @@
+// Options of `inbox()`: typed, documented, defaulted and validated in one place.
+
+import { durationOption, exchangesOption, integerOption } from "../config/validate.js";
+import { OutboxConfigError } from "../errors.js";
+import { escapeControl, escapeJsonControl } from "../runtime/escape.js";
+import { type Logger, loggerOption } from "../runtime/logger.js";
+import type { KeyAfterDead } from "../sql/inbox/claim.js";
+import type { QueueSpec } from "../transport/amqp/consumer.js";
+import type { ExchangeSpec } from "../transport/transport.js";
+import type { HandlerSpec } from "./types.js";
+
+/**
+ * What a delivery that cannot be handled becomes: no messageId, a body that is not JSON or over `maxPayloadBytes`, no
+ * handler for it, or a value PostgreSQL cannot store (a NUL character, JSON nested too deep, a row it refuses).
+ */
+export type InvalidMessagePolicy = "dead" | "reject";
+
+export interface InboxOptions<TMessages, TClient, TTx> {
+  /** Your Prisma client (extended with `outbox()` or not): handlers run in its interactive transactions. */
+  prisma: TClient;
+  /** The durable queue to consume, asserted at start with its arguments and bindings. */
+  queue: QueueSpec;
+  /** Exchanges to assert before binding the queue. @defaultValue [] */
+  exchanges?: ExchangeSpec[];
+  /** Handlers by name. The name is part of the deduplication key: keep it stable. */
+  handlers: Record<string, HandlerSpec<TMessages, TTx>>;
+  /**
+   * Unacknowledged deliveries the broker sends at once; also the largest receive batch (one INSERT, one ack). It
+   * must cover what arrives during one INSERT round trip plus the ack's way back, or the broker waits on the inbox:
+   * 200 capped receiving at about a third of what the broker and the database each allow (bench:inbox (b)).
+   * @defaultValue 1000
+   */
+  prefetch?: number;
+  /**
+   * Largest body, in bytes, the inbox stores and handles: a larger delivery is invalid (`invalidMessages`: stored
+   * dead with the reason and without its body, or rejected), and its body is let go as soon as it arrives. What the
+   * inbox holds in memory is at most `prefetch` x this (unacknowledged deliveries): lower `prefetch` for large bodies.
+   * @defaultValue 1_048_576 (1 MiB, the outbox's `maxPayloadBytes`)
+   */
+  maxPayloadBytes?: number;
+  /**
+   * Most body bytes in one receive batch (one INSERT): deliveries beyond it go into the next batch (a larger single
+   * delivery goes alone). Bounds the statement the receiver builds and PostgreSQL parses (two are in flight at once).
+   * @defaultValue 4_194_304 (4 MiB, the relay's `batchMaxBytes`)
+   */
+  batchMaxBytes?: number;
+  /** Handler transactions in flight at once (each holds a connection of your Prisma client). @defaultValue 4 */
+  concurrency?: number;
+  /** Attempts (started, so a crash counts) before a message is dead. @defaultValue 10 */
+  maxAttempts?: number;
+  /** First retry delay; doubles per attempt with jitter, up to `retryMaxDelayMs`. @defaultValue 1_000 */
+  retryBaseDelayMs?: number;
+  /** @defaultValue 300_000 (5 minutes) */
+  retryMaxDelayMs?: number;
+  /**
+   * Longest run of one handler; past it its transaction rolls back, its signal aborts, and the attempt fails.
+   * @defaultValue 30_000
+   */
+  handlerTimeoutMs?: number;
+  /**
+   * A claim leases its row for `handlerTimeoutMs` + this margin (room for the transaction to start and commit). A
+   * process that dies holding rows delays them by up to the whole lease: a smaller margin brings them back sooner.
+   * Keep it well above your database's worst transaction start + commit time (a lease that runs out under a running
+   * handler makes its commit fail the lease guard and roll back: never a double effect, but a wasted attempt).
+   * @defaultValue 15_000
+   */
+  leaseMarginMs?: number;
+  /** How often the sweeper claims due rows (retries, and what a crash left behind). @defaultValue 1_000 */
+  sweepIntervalMs?: number;
+  /**
+   * How long processed rows stay as dedupe records: a duplicate arriving later is handled again.
+   * @defaultValue 604_800_000 (7 days)
+   */
+  retentionMs?: number;
+  /** How often expired dedupe records are deleted, in batches of `purgeBatchSize`. @defaultValue 60_000 */
+  purgeIntervalMs?: number;
+  /** @defaultValue 1_000 */
+  purgeBatchSize?: number;
+  /**
+   * A delivery without a messageId, with a body that is not JSON or over `maxPayloadBytes`, that no handler takes, or
+   * that PostgreSQL cannot store (a NUL character in its messageId, type, correlationId or a header; JSON nested
+   * deeper than PostgreSQL parses; any row a batch INSERT fails on, found by splitting the batch): `"dead"` stores it
+   * in the inbox table as dead with the reason, its body kept as bytes where PostgreSQL can hold them (nothing is
+   * lost, even without a dead-letter exchange); `"reject"` rejects it without requeue, so the queue's dead-letter
+   * exchange (`x-dead-letter-exchange`) gets it. Logged either way.
+   * @defaultValue "dead"
+   */
+  invalidMessages?: InvalidMessagePolicy;
+  /**
+   * What the later messages of an ordering key (header x-ordering-key) do for a handler once one of them is dead for
+   * it: `"stop"`: they wait while it is dead (retry it, or delete it, and the key goes on); `"continue"`: they are
+   * handled, with a gap. Every inbox on the same table must be given the same. docs/ordering.md.
+   * @defaultValue "stop"
+   */
+  keyAfterDead?: KeyAfterDead;
+  /** How long `stop()` lets handlers finish before aborting them (they roll back). @defaultValue 10_000 */
+  stopTimeoutMs?: number;
+  /** @defaultValue warnings and errors on stderr */
+  logger?: Logger;
+}
+
+export interface ResolvedInboxOptions {
+  queue: Required<QueueSpec>;
+  exchanges: ExchangeSpec[];
+  prefetch: number;
+  maxPayloadBytes: number;
+  batchMaxBytes: number;
+  concurrency: number;
+  maxAttempts: number;
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  handlerTimeoutMs: number;
+  leaseMarginMs: number;
+  sweepIntervalMs: number;
+  retentionMs: number;
+  purgeIntervalMs: number;
+  purgeBatchSize: number;
+  invalidMessages: InvalidMessagePolicy;
+  keyAfterDead: KeyAfterDead;
+  stopTimeoutMs: number;
+  logger: Logger;
+  /**
+   * @internal Not an option of `inbox()`: false only in tests that show the loop detection and the broker-side defence
+   * at work, as they would with an amqplib the header guard does not know (transport/amqp/header-guard.ts).
+   */
+  guardHeaders: boolean;
+}
+
+function shortString(value: unknown, name: string): string {
+  if (typeof value !== "string" || value.length === 0 || Buffer.byteLength(value) > 255) {
+    throw new OutboxConfigError(`Expected \`${name}\` to be a string of 1 to 255 bytes, got ${JSON.stringify(value)}.`);
+  }
+  return value;
+}
+
+function strings(value: unknown, name: string): string[] {
+  const list = Array.isArray(value) ? value : [value];
+  return list.map((v, i) => shortString(v, Array.isArray(value) ? `${name}[${i}]` : name));
+}
+
+/** A handler, validated: its name and what it matches. */
+export interface ResolvedHandler {
+  name: string;
+  on: string[];
+  patterns: string[];
+  types: string[];
+  handle: (...args: any[]) => Promise<unknown>;
+  /** Runs in the transaction that marks a message dead for this handler (request-reply records `failed` there). */
+  dead: ((...args: any[]) => Promise<unknown>) | undefined;
+}
+
+export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
+  if (typeof handlers !== "object" || handlers === null || Array.isArray(handlers)) {
+    throw new OutboxConfigError("Expected `handlers` to be an object of handlers keyed by name.");
+  }
+  const resolved: ResolvedHandler[] = [];
+  for (const [name, spec] of Object.entries(handlers as Record<string, unknown>)) {
+    shortString(name, "handler name");
+    const s = spec as { on?: unknown; pattern?: unknown; type?: unknown; handle?: unknown; dead?: unknown } | null;
+    if (typeof s !== "object" || s === null || typeof s.handle !== "function") {
+      throw new OutboxConfigError(`Expected \`handlers.${name}\` to be { on | pattern | type, handle(message, tx) }.`);
+    }
+    if (s.dead !== undefined && typeof s.dead !== "function") {
+      throw new OutboxConfigError(
+        `Expected \`handlers.${name}.dead\` to be a function (message, tx, error), or absent.`,
+      );
+    }
+    const on = s.on === undefined ? [] : strings(s.on, `handlers.${name}.on`);
+    const patterns = s.pattern === undefined ? [] : strings(s.pattern, `handlers.${name}.pattern`);
+    const types = s.type === undefined ? [] : strings(s.type, `handlers.${name}.type`);
+    if (on.length + patterns.length + types.length === 0) {
+      throw new OutboxConfigError(
+        `\`handlers.${name}\` matches nothing: give \`on\` (a routing key), \`pattern\` (e.g. "order.*") or \`type\`.`,
+      );
+    }
+    resolved.push({
+      name,
+      on,
+      patterns,
+      types,
+      handle: s.handle as ResolvedHandler["handle"],
+      dead: s.dead as ResolvedHandler["dead"],
+    });
+  }
+  if (resolved.length === 0) throw new OutboxConfigError("Expected at least one handler in `handlers`.");
+  return resolved;
+}
+
+export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unknown>): ResolvedInboxOptions {
+  if (typeof options !== "object" || options === null) {
+    throw new OutboxConfigError("Expected inbox() options to be an object.");
+  }
+  const prisma = options.prisma as { $transaction?: unknown; $executeRawUnsafe?: unknown } | undefined;
+  if (typeof prisma?.$transaction !== "function" || typeof prisma.$executeRawUnsafe !== "function") {
+    throw new OutboxConfigError("Expected `prisma` to be your Prisma client (handlers run in its transactions).");
+  }
+  const queue = options.queue as QueueSpec | undefined;
+  if (typeof queue !== "object" || queue === null) {
+    throw new OutboxConfigError("Expected `queue` to be { name, arguments?, bindings? }.");
+  }
+  shortString(queue.name, "queue.name");
+  const args = queue.arguments ?? {};
+  if (typeof args !== "object" || args === null || Array.isArray(args)) {
+    throw new OutboxConfigError("Expected `queue.arguments` to be an object of queue arguments.");
+  }
+  const bindings = queue.bindings ?? [];
+  if (!Array.isArray(bindings)) throw new OutboxConfigError("Expected `queue.bindings` to be an array.");
+  bindings.forEach((b, i) => {
+    shortString(b?.exchange, `queue.bindings[${i}].exchange`);
+    if (typeof b.routingKey !== "string" || Buffer.byteLength(b.routingKey) > 255) {
+      throw new OutboxConfigError(`Expected \`queue.bindings[${i}].routingKey\` to be a string of at most 255 bytes.`);
+    }
+  });
+  const exchanges = exchangesOption("exchanges", options.exchanges);
+  const invalidMessages = options.invalidMessages ?? "dead";
+  if (invalidMessages !== "dead" && invalidMessages !== "reject") {
+    throw new OutboxConfigError(
+      `Expected \`invalidMessages\` to be "dead" or "reject", got ${JSON.stringify(invalidMessages)}.`,
+    );
+  }
+  const keyAfterDead = options.keyAfterDead ?? "stop";
+  if (keyAfterDead !== "stop" && keyAfterDead !== "continue") {
+    throw new OutboxConfigError(
+      `Expected \`keyAfterDead\` to be "stop" or "continue", got ${JSON.stringify(keyAfterDead)}.`,
+    );
+  }
+  const retryBaseDelayMs = durationOption("retryBaseDelayMs", options.retryBaseDelayMs, 1_000, 0);
+  const retryMaxDelayMs = durationOption("retryMaxDelayMs", options.retryMaxDelayMs, 300_000, 0);
+  if (retryMaxDelayMs < retryBaseDelayMs) {
+    throw new OutboxConfigError(
+      `Expected \`retryMaxDelayMs\` (${retryMaxDelayMs}) to be >= \`retryBaseDelayMs\` (${retryBaseDelayMs}).`,
+    );
+  }
+  return {
+    queue: { name: queue.name, arguments: args, bindings },
+    exchanges,
+    prefetch: integerOption("prefetch", options.prefetch, 1_000, 1),
+    maxPayloadBytes: integerOption("maxPayloadBytes", options.maxPayloadBytes, 1_048_576, 1),
+    batchMaxBytes: integerOption("batchMaxBytes", options.batchMaxBytes, 4_194_304, 1_024),
+    concurrency: integerOption("concurrency", options.concurrency, 4, 1),
+    maxAttempts: integerOption("maxAttempts", options.maxAttempts, 10, 1),
+    retryBaseDelayMs,
+    retryMaxDelayMs,
+    handlerTimeoutMs: durationOption("handlerTimeoutMs", options.handlerTimeoutMs, 30_000, 10),
+    leaseMarginMs: durationOption("leaseMarginMs", options.leaseMarginMs, 15_000, 1_000),
+    sweepIntervalMs: durationOption("sweepIntervalMs", options.sweepIntervalMs, 1_000, 10),
+    retentionMs: integerOption("retentionMs", options.retentionMs, 7 * 24 * 3_600_000, 0),
+    purgeIntervalMs: durationOption("purgeIntervalMs", options.purgeIntervalMs, 60_000, 10),
+    purgeBatchSize: integerOption("purgeBatchSize", options.purgeBatchSize, 1_000, 1),
+    invalidMessages,
+    keyAfterDead,
+    stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
+    logger: loggerOption(options.logger, "inbox"),
+    guardHeaders: (options as { guardHeaders?: unknown }).guardHeaders !== false,
+  };
+}

@@ -1,0 +1,18 @@
+import { INBOX_TABLE } from "../names.js";
+
+/**
+ * Retention: deletes processed rows older than the dedupe window, a small batch at a time (the caller loops while a
+ * batch comes back full, pausing between), so no statement holds many locks or writes a burst of WAL. The
+ * processed_at index finds the oldest first; pending and dead rows are never touched.
+ * $1: window ms, $2: batch size. Returns the number deleted.
+ */
+export const PURGE_INBOX_MESSAGES_SQL = `
+WITH purged AS (
+  DELETE FROM ${INBOX_TABLE} WHERE id IN (
+    SELECT id FROM ${INBOX_TABLE}
+    WHERE processed_at < now() - make_interval(secs => $1::float8 / 1000) AND status = 'processed'
+    ORDER BY processed_at LIMIT $2
+  )
+  RETURNING 1
+)
+SELECT count(*)::int AS deleted FROM purged`;

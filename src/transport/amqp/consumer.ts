@@ -1,0 +1,319 @@
+// The receiving side of the broker: one connection and one channel consuming one durable queue, with the queue, its
+// arguments (quorum queues, dead-letter exchange) and its bindings asserted on every (re)connection. It knows nothing
+// of SQL: the inbox receiver decides when to ack.
+//
+// State machine:
+//   idle --start()--> connecting --topology asserted, consuming--> consuming
+//   connecting --fails, first start--> start() rejects (fail fast: bad URL, credentials, refused topology)
+//   consuming --connection or channel lost--> waiting --backoff with jitter--> connecting --fails--> waiting ...
+//   consuming --pause()--> paused (basic.cancel: no new deliveries; unacked ones may still be acked)
+//   any --close()--> closed (idempotent)
+// Deliveries carry the generation of the channel they came on. After a reconnection their delivery tags mean nothing
+// (the broker has requeued them and will deliver them again), so acking them is skipped, never sent to a new channel.
+// Each connection's frame decoding is guarded (amqp/header-guard.ts): a delivery whose header table amqplib cannot
+// decode (nested too deep, malformed) arrives without its headers and with `undecodable` set, instead of dropping the
+// connection and coming back first on every reconnection.
+// Should a decoding failure still drop the connection (amqplib's internals not as the guard expects, a frame it does
+// not cover), the loop is detected: LOOP_AFTER consecutive losses, each a decoding failure within LOOP_WINDOW_MS of
+// consuming, emit `decode-loop` once; a connection that then stays up for LOOP_WINDOW_MS, or is lost for another
+// reason, emits `decode-loop-ended`. Each such loss is reported as `decode-failure`.
+import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
+import { OutboxConfigError } from "../../errors.js";
+import { backoffDelay, sleep } from "../../runtime/backoff.js";
+import { redactUrl } from "../amqp.js";
+import type { ExchangeSpec, TransportEvent } from "../transport.js";
+import { guardHeaderDecoding, undecodableReason } from "./header-guard.js";
+
+/** The queue the inbox consumes, asserted with its bindings at start and after every reconnection. */
+export interface QueueSpec {
+  /** The queue's name. */
+  name: string;
+  /**
+   * Queue arguments, e.g. `{ "x-queue-type": "quorum", "x-dead-letter-exchange": "dlx" }`.
+   * @defaultValue {}
+   */
+  arguments?: Record<string, unknown>;
+  /** Exchange + routing key pattern pairs to bind. @defaultValue [] */
+  bindings?: Array<{ exchange: string; routingKey: string }>;
+}
+
+/** One delivery, with what the inbox stores of it. */
+export interface Delivery {
+  content: Buffer;
+  messageId: string | undefined;
+  exchange: string;
+  routingKey: string;
+  headers: Record<string, unknown> | undefined;
+  type: string | undefined;
+  correlationId: string | undefined;
+  redelivered: boolean;
+  /**
+   * Set when the header table could not be decoded (nested too deep, malformed): `headers` is then undefined, and this
+   * says why. The inbox treats such a delivery as invalid (`invalidMessages`).
+   */
+  undecodable?: string;
+  /** @internal the channel generation and delivery tag, for ack/reject. */
+  readonly tag: { generation: number; deliveryTag: number; message: ConsumeMessage };
+}
+
+/** Losses in a row, each a decoding failure soon after consuming, that make a loop. */
+export const LOOP_AFTER = 3;
+/** How soon after consuming a decoding failure counts toward a loop; also how long a connection must live to end it. */
+export const LOOP_WINDOW_MS = 10_000;
+
+/** What only the consumer reports, besides the transport's connection events. */
+export type ConsumerEvent =
+  | { type: "decode-failure"; failures: number; error: Error }
+  | { type: "decode-loop"; failures: number; error: Error }
+  | { type: "decode-loop-ended" }
+  | { type: "guard-unavailable" };
+
+export interface AmqpConsumerOptions {
+  url: string;
+  queue: QueueSpec;
+  exchanges: ExchangeSpec[];
+  prefetch: number;
+  onDelivery: (delivery: Delivery) => void;
+  onEvent: (event: TransportEvent | ConsumerEvent) => void;
+  reconnectBaseMs?: number;
+  reconnectMaxMs?: number;
+  /**
+   * @internal Guard each connection's header decoding (amqp/header-guard.ts). Off only in tests that show what the
+   * broker-side defence does without it. @defaultValue true
+   */
+  guardHeaders?: boolean;
+}
+
+type State = "idle" | "connecting" | "consuming" | "paused" | "waiting" | "closed";
+
+export class AmqpConsumer {
+  readonly #options: AmqpConsumerOptions;
+  #state: State = "idle";
+  #connection: ChannelModel | undefined;
+  #channel: Channel | undefined;
+  #consumerTag: string | undefined;
+  #generation = 0;
+  /** Consecutive losses that were decoding failures soon after consuming. */
+  #decodeFailures = 0;
+  #looping = false;
+  #steadyTimer: NodeJS.Timeout | undefined;
+  readonly #closing = new AbortController();
+  #loop: Promise<void> | undefined;
+
+  constructor(options: AmqpConsumerOptions) {
+    this.#options = options;
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  /** Connects, asserts the topology and starts consuming. Rejects, with nothing left open, if the first try fails. */
+  async start(): Promise<void> {
+    if (this.#state !== "idle") throw new Error(`consumer already ${this.#state}`);
+    this.#state = "connecting";
+    try {
+      await this.#connect();
+    } catch (error) {
+      this.#state = "closed";
+      throw startError(error, this.#options);
+    }
+  }
+
+  /** Stops new deliveries (basic.cancel); deliveries already received may still be acked. */
+  async pause(): Promise<void> {
+    if (this.#state !== "consuming") return;
+    this.#state = "paused";
+    const channel = this.#channel;
+    const tag = this.#consumerTag;
+    if (channel && tag) await channel.cancel(tag).catch(() => {});
+  }
+
+  /** Acks the delivery (and, with `multiple`, every earlier one of its channel). False if its channel is gone. */
+  ack(delivery: Delivery, multiple = false): boolean {
+    const channel = this.#channelOf(delivery);
+    if (!channel) return false;
+    channel.ack(delivery.tag.message, multiple);
+    return true;
+  }
+
+  /** Rejects without requeue: the queue's dead-letter exchange gets it, or the broker drops it. */
+  reject(delivery: Delivery): boolean {
+    const channel = this.#channelOf(delivery);
+    if (!channel) return false;
+    channel.nack(delivery.tag.message, false, false);
+    return true;
+  }
+
+  async close(): Promise<void> {
+    if (this.#state === "closed" && !this.#connection) return;
+    this.#state = "closed";
+    this.#closing.abort();
+    clearTimeout(this.#steadyTimer);
+    const connection = this.#connection;
+    this.#connection = undefined;
+    this.#channel = undefined;
+    this.#generation++;
+    await connection?.close().catch(() => {});
+    await this.#loop;
+  }
+
+  #channelOf(delivery: Delivery): Channel | undefined {
+    return delivery.tag.generation === this.#generation ? this.#channel : undefined;
+  }
+
+  async #connect(): Promise<void> {
+    const amqp = await import("amqplib");
+    const connect = ((amqp as unknown as { default?: typeof amqp }).default ?? amqp).connect;
+    const connection = await connect(this.#options.url, { timeout: 10_000 });
+    try {
+      // 'close' follows; a decoding failure is only seen here, since amqplib closes the channels (whose 'close' comes
+      // first and carries no reason) before the connection.
+      let connectionError: unknown;
+      connection.on("error", (error: unknown) => {
+        connectionError ??= error;
+      });
+      if (this.#options.guardHeaders !== false && !guardHeaderDecoding(connection)) {
+        this.#options.onEvent({ type: "guard-unavailable" });
+      }
+      const channel = await connection.createChannel();
+      channel.on("error", () => {});
+      const { queue, exchanges, prefetch } = this.#options;
+      for (const e of exchanges) await channel.assertExchange(e.name, e.type, { durable: e.durable ?? true });
+      await channel.assertQueue(queue.name, { durable: true, arguments: queue.arguments ?? {} });
+      for (const b of queue.bindings ?? []) await channel.bindQueue(queue.name, b.exchange, b.routingKey);
+      await channel.prefetch(prefetch);
+      const generation = ++this.#generation;
+      this.#connection = connection;
+      this.#channel = channel;
+      let consumingAt = Number.POSITIVE_INFINITY;
+      const lost = (error?: Error) => {
+        if (this.#generation !== generation) return;
+        this.#generation++;
+        this.#lostAfter(Date.now() - consumingAt, connectionError);
+        this.#channel = undefined;
+        this.#connection = undefined;
+        connection.close().catch(() => {});
+        if (this.#state === "closed") return;
+        this.#options.onEvent({ type: "disconnected", error });
+        this.#state = "waiting";
+        this.#loop = this.#reconnect();
+      };
+      connection.on("close", (error?: Error) => lost(error));
+      channel.on("close", () => lost(new Error("channel closed by the broker")));
+      connection.on("blocked", (reason: string) => this.#options.onEvent({ type: "blocked", reason }));
+      connection.on("unblocked", () => this.#options.onEvent({ type: "unblocked" }));
+      const { consumerTag } = await channel.consume(queue.name, (message) => {
+        if (message === null) return lost(new Error("the broker cancelled the consumer (queue deleted?)"));
+        const p = message.properties;
+        const undecodable = undecodableReason(p);
+        this.#options.onDelivery({
+          content: message.content,
+          messageId: p.messageId === undefined || p.messageId === null ? undefined : String(p.messageId),
+          exchange: message.fields.exchange,
+          routingKey: message.fields.routingKey,
+          headers: p.headers,
+          type: p.type ?? undefined,
+          correlationId: p.correlationId ?? undefined,
+          redelivered: message.fields.redelivered,
+          ...(undecodable === undefined ? {} : { undecodable }),
+          tag: { generation, deliveryTag: message.fields.deliveryTag, message },
+        });
+      });
+      this.#consumerTag = consumerTag;
+      consumingAt = Date.now();
+      clearTimeout(this.#steadyTimer);
+      this.#steadyTimer = setTimeout(() => {
+        if (this.#generation === generation) this.#endLoop();
+      }, LOOP_WINDOW_MS);
+      this.#steadyTimer.unref();
+      if (this.#state !== "closed") this.#state = "consuming";
+      this.#options.onEvent({ type: "connected" });
+    } catch (error) {
+      await connection.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Counts a loss toward the decode loop, or ends the loop (see the top of the file). */
+  #lostAfter(consumedMs: number, error: unknown): void {
+    clearTimeout(this.#steadyTimer);
+    if (this.#state === "closed" || consumedMs > LOOP_WINDOW_MS || !isDecodeFailure(error)) {
+      this.#endLoop();
+      return;
+    }
+    const failures = ++this.#decodeFailures;
+    // In our words: the message of a decoding error may quote the broker's (untrusted) bytes.
+    const what = /call stack/i.test(error.message) ? "a table nested too deeply (stack overflow)" : error.name;
+    const reason = new Error(`decoding a frame from the broker failed: ${what}`);
+    this.#options.onEvent({ type: "decode-failure", failures, error: reason });
+    if (failures >= LOOP_AFTER && !this.#looping) {
+      this.#looping = true;
+      this.#options.onEvent({ type: "decode-loop", failures, error: reason });
+    }
+  }
+
+  #endLoop(): void {
+    this.#decodeFailures = 0;
+    if (!this.#looping) return;
+    this.#looping = false;
+    this.#options.onEvent({ type: "decode-loop-ended" });
+  }
+
+  async #reconnect(): Promise<void> {
+    const base = this.#options.reconnectBaseMs ?? 500;
+    const max = this.#options.reconnectMaxMs ?? 30_000;
+    for (let attempt = 1; !this.#closing.signal.aborted; attempt++) {
+      const delayMs = backoffDelay(attempt, base, max);
+      await sleep(delayMs, this.#closing.signal);
+      if (this.#closing.signal.aborted) return;
+      try {
+        this.#state = "connecting";
+        await this.#connect();
+        return;
+      } catch (error) {
+        this.#state = "waiting";
+        const err = scrub(error, this.#options.url);
+        this.#options.onEvent({ type: "reconnecting", attempt, delayMs, error: err });
+      }
+    }
+  }
+}
+
+/**
+ * Errors amqplib's decoders throw while reading a frame (then reported as a socket error): a stack overflow, a read
+ * past the end of the frame (RangeError), an unknown field type (TypeError). Never a broker's close or a socket's
+ * error (those are plain Errors).
+ */
+function isDecodeFailure(error: unknown): error is RangeError | TypeError {
+  return error instanceof RangeError || error instanceof TypeError;
+}
+
+/** The error without the URL's password anywhere in its message. */
+function scrub(error: unknown, url: string): Error {
+  const e = error instanceof Error ? error : new Error(String(error));
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  if (parsed?.password && e.message.includes(parsed.password)) {
+    return new Error(e.message.replaceAll(parsed.password, "***"));
+  }
+  return e;
+}
+
+/** What a failed first start means, said so that the user knows what to fix. */
+function startError(error: unknown, options: AmqpConsumerOptions): Error {
+  const e = scrub(error, options.url);
+  const code = (error as { code?: number | string }).code;
+  const where = redactUrl(options.url);
+  if (code === 403 || /ACCESS_REFUSED/.test(e.message)) {
+    return new OutboxConfigError(
+      `RabbitMQ at ${where} refused access (check the user and its permissions): ${e.message}`,
+    );
+  }
+  if (code === 406 || code === 404 || /PRECONDITION_FAILED|NOT_FOUND/.test(e.message)) {
+    return new OutboxConfigError(
+      `RabbitMQ refused the inbox queue "${options.queue.name}" or its bindings (an existing queue with other ` +
+        `arguments, or a binding to a missing exchange: declare it in \`exchanges\`): ${e.message}`,
+    );
+  }
+  return new OutboxConfigError(`cannot connect to RabbitMQ at ${where}: ${e.message}`, { cause: e });
+}
