@@ -1,19 +1,10 @@
-// How the relay reaches PostgreSQL: a URL, a pg connection config (TLS, a password function, a socket path...), or
+// How the relay (and the inbox) reach PostgreSQL: a URL, a pg connection config (TLS, a password function, a socket path...), or
 // the app's own pg.Pool. Checked once, when the relay is created; what is shown of it never holds a password.
 import type pg from "pg";
 import { OutboxConfigError } from "../errors.js";
+import type { DatabaseSource } from "../runtime/pg.js";
 import { redactConnectionConfig, redactUrl } from "./redact.js";
 import { expectUrl, integerOption } from "./validate.js";
-
-/** Where the relay's sessions come from. */
-export type DatabaseSource =
-  /** The relay makes its own pool (and LISTEN connection) from this config, and ends them on stop(). */
-  | { kind: "config"; config: pg.PoolConfig }
-  /**
-   * The app's pool: the relay borrows clients for its batches and one client for LISTEN (held while it listens), and
-   * never ends the pool.
-   */
-  | { kind: "pool"; pool: pg.Pool };
 
 export interface ResolvedDatabase {
   source: DatabaseSource;

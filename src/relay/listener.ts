@@ -14,9 +14,9 @@
 // count reset by each successful connect, that would read as "lost once" every time, never as the error it is.
 // Every wait in a loop turn removes its abort listener when the turn ends: one reconnect a turn, thousands a day.
 import type pg from "pg";
-import type { DatabaseSource } from "../config/database.js";
 import { coerceError, OutboxStartError } from "../errors.js";
 import { backoffDelay, sleep } from "../runtime/backoff.js";
+import type { DatabaseSource } from "../runtime/pg.js";
 import { describePgError } from "../runtime/pg.js";
 import type { OutboxNames } from "../sql/names.js";
 import { listenCheckChannel, listenSql, NOTIFY_CHECK_SQL } from "../sql/outbox/listen.js";

@@ -1,6 +1,6 @@
 // Options of `createRelay()`: typed, documented, defaulted and validated in one place.
 import type pg from "pg";
-import { type DatabaseSource, resolveDatabase } from "../config/database.js";
+import { resolveDatabase } from "../config/database.js";
 import { redactUrl, secretScrubber } from "../config/redact.js";
 import {
   booleanOption,
@@ -13,6 +13,7 @@ import {
 import { OutboxConfigError } from "../errors.js";
 import { defaultOutboxQueue, type OutboxQueue } from "../handoff/outbox-queue.js";
 import { type Logger, loggerOption, scrubbingLogger } from "../runtime/logger.js";
+import type { DatabaseSource } from "../runtime/pg.js";
 import type { KeyAfterDeadLetter } from "../sql/outbox/claim.js";
 import type { ExchangeSpec, Transport } from "../transport/transport.js";
 

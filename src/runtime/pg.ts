@@ -1,3 +1,62 @@
+// PostgreSQL, as every part meets it: where sessions come from (a config the part pools itself, or the app's pool),
+// opening that pool, and what an error from the server means.
+// - a URL or a pg config: the part's own pool, with its application name and timeouts, ended on stop();
+// - the app's pg.Pool: borrowed, never ended, and left as the app configured it.
+import pg from "pg";
+
+/** Where a part's sessions come from. */
+export type DatabaseSource =
+  /** The part makes its own pool (and LISTEN connection) from this config, and ends them on stop(). */
+  | { kind: "config"; config: pg.PoolConfig }
+  /**
+   * The app's pool: the part borrows clients for its batches and one client for LISTEN (held while it listens), and
+   * never ends the pool.
+   */
+  | { kind: "pool"; pool: pg.Pool };
+
+/** pg emits 'error' on a client whose backend died; without a listener that would crash the process. */
+const ignore = () => {};
+
+export interface OwnedPool {
+  pool: pg.Pool;
+  /** Ends the part's own pool; for the app's pool, only removes what the part attached to it. */
+  close(): Promise<void>;
+}
+
+/**
+ * The pool the batches run on. `settings` apply to a pool the part makes (its config wins over the user's for
+ * these keys: they are what keeps a hung part from holding row locks); the app's pool is used as it is.
+ */
+export function openPool(source: DatabaseSource, settings: pg.PoolConfig): OwnedPool {
+  if (source.kind === "pool") {
+    const { pool } = source;
+    // pg-pool listens for a client's errors only while it is idle: a backend dying while the part holds the client
+    // would be an uncaught 'error'. The failure also rejects the query in flight, which is where the part sees it.
+    const guarded = new Set<pg.PoolClient>();
+    const onAcquire = (client: pg.PoolClient) => {
+      if (guarded.has(client)) return;
+      guarded.add(client);
+      client.on("error", ignore);
+    };
+    pool.on("acquire", onAcquire);
+    return {
+      pool,
+      async close() {
+        pool.off("acquire", onAcquire);
+        for (const client of guarded) client.off("error", ignore);
+        guarded.clear();
+      },
+    };
+  }
+  const pool = new pg.Pool({ ...source.config, ...settings, max: source.config.max ?? settings.max });
+  // A backend that dies (pg_terminate_backend, a restart, a network cut) makes its client emit 'error'; pg-pool
+  // listens only while the client is idle, and an 'error' without a listener would crash the process. The failure
+  // also rejects the query in flight or the next one, which is where the part handles it.
+  pool.on("error", ignore);
+  pool.on("connect", (client) => client.on("error", ignore));
+  return { pool, close: () => pool.end() };
+}
+
 // What a database error means for the relay: its code for the logs, and whether waiting can fix it.
 //
 // PostgreSQL errors carry a SQLSTATE (`code`, e.g. 28P01); socket errors carry a Node code (ECONNREFUSED). Both go
