@@ -4,9 +4,6 @@
 import pg from "pg";
 import type { DatabaseSource } from "../runtime/pg.js";
 
-/** pg emits 'error' on a client whose backend died; without a listener that would crash the process. */
-const ignore = () => {};
-
 export interface ListenSession {
   client: pg.ClientBase;
   /** Ends the session (a pooled one is destroyed, so that its LISTEN dies with it). Never rejects. */
