@@ -135,7 +135,7 @@ function reasonOf(error: unknown): OutboxPublishError["reason"] {
 export async function runBatch(context: BatchContext, claim: Claim): Promise<BatchResult> {
   const { pool, transport, options, signal } = context;
   await context.lock.whenShared();
-  const client = await pool.connect(); // its 'error' events are absorbed by the pool's owner (relay.ts)
+  const client = await pool.connect(); // its 'error' events are absorbed by the pool's owner (runtime/pg.ts)
   let broken: Error | undefined;
   let rows: ClaimedRow[] = [];
   let isolations = 0;

@@ -1,6 +1,6 @@
 // What the relay knows of the broker, from the transport's events: whether it can take messages now, and a gate the
 // drain loops and the sweeper wait at while it cannot (disconnected, or blocked by a resource alarm), so that they
-// neither spin nor fail batch after batch. Kept apart from relay.ts: the state, its waiters and the logging of each
+// neither spin nor fail batch after batch (claim-loop.ts). Kept apart: the state, its waiters and the logging of each
 // change are one job.
 import type { Logger } from "../runtime/logger.js";
 import type { TransportEvent } from "../transport/transport.js";

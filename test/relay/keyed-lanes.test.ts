@@ -90,7 +90,7 @@ describe("KeyedLanes", () => {
     expect(lanes.next(true, 100, 8).kind).toBe("general");
   });
 
-  it("after a short general claim takes no more keys than it got, for KEYED_FEW_MS; a keyless claim lifts the cap", () => {
+  it("caps the keys at what a short general claim got, for KEYED_FEW_MS; a keyless claim lifts the cap", () => {
     const { clock, lanes } = setup(2);
     const first = lanes.next(true, 100, 0);
     expect(first).toEqual({ kind: "general", keyLimit: 50 });

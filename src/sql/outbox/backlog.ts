@@ -1,10 +1,10 @@
 import { INBOX_TABLE, type OutboxNames } from "../names.js";
 
 // The backlog gauges and health() read these, at most once per few seconds and only when something asks
-// (relay/backlog-probe.ts). One statement and one pass each:
+// (telemetry/backlog-probe.ts). One statement and one pass each:
 // - the outbox: count(*) with FILTERs over the table. Rows live only until published, so the table is the backlog
 //   itself: small when the relay keeps up, and when it does not, a scan of it every few seconds is what the answer
-//   costs (about 0.1 s per million rows here). min(available_at) of due rows is the oldest due row: for a new
+//   costs. min(available_at) of due rows is the oldest due row: for a new
 //   message available_at is its write time; for a retry, the end of its backoff.
 // - the inbox: processed rows stay as dedupe records, so only `status = 'pending'` is read, through the
 //   (status, available_at, id) index; leased rows (a handler running) have available_at in the future and count

@@ -9,17 +9,16 @@ import type { OutboxNames } from "../names.js";
 //   which means a duplicate, never a loss.
 // - ORDER BY available_at, id walks the index (available_at, id) from its start and stops after `limit` rows: every
 //   row it reads is due, so the cost is the batch, whatever the number of rows not yet due (retries backing off,
-//   delayed messages: all after the due ones in that index). `ORDER BY id` (the first version) had two plans, both
-//   growing with the table: the primary key walked past every deferred row of lower id (164 ms a claim with 1M of
-//   them), or, with other statistics, every due row was read and sorted (67 ms with 200,000 due). For a new message
-//   available_at is the time it was inserted (clock_timestamp(), see insert-messages.ts), so the order is write order
-//   for new messages, and a retry takes its place when its backoff ends. RETURNING has no order: the relay sorts the
-//   batch with `byClaimOrder` before publishing.
+//   delayed messages: all after the due ones in that index). `ORDER BY id` is not used: its plans grow with the
+//   table (the primary key walks past every deferred row of lower id, or every due row is read and sorted). For a
+//   new message available_at is the time it was inserted (clock_timestamp(), see insert.ts), so the order is
+//   write order for new messages, and a retry takes its place when its backoff ends. RETURNING has no order: the
+//   relay sorts the batch with `byClaimOrder` before publishing.
 // - `after`: the keyset form, `(available_at, id) > (...)`, starts the index walk after the last row this relay
 //   claimed. Rows deleted and not yet vacuumed stay in the index, and while any transaction in the database is older
-//   than their delete, vacuum cannot remove them and every walk from the start visits each of them in the heap
-//   (about 220 ms a claim with 1M such rows). While a backlog drains, the relay claims after its last row, and
-//   walks from the start only now and then (see src/relay/claim-position.ts).
+//   than their delete, vacuum cannot remove them and every walk from the start visits each of them in the heap.
+//   While a backlog drains, the relay claims after its last row, and walks from the start only now and then (see
+//   src/relay/claim-position.ts).
 // - payload::text returns the exact JSON text written, which becomes the message body without a parse/stringify.
 // - BEGIN travels with the claim in one simple-protocol query: one round trip instead of two on the hot path. The
 //   simple protocol takes no bind parameters, so the values are written into the text by the functions below, which
@@ -27,7 +26,7 @@ import type { OutboxNames } from "../names.js";
 //   quoted one of names.ts.
 // - Ordering keys (keyHeadOnly): a row with a key is claimable only when no row of its key with a lower id is left in
 //   the table (and, with keyAfterDeadLetter "stop", none in the dead letters). Per key, ids follow commit order (the
-//   insert's key locks, insert-messages.ts), and a row leaves the table only in the transaction that publishes it,
+//   insert's key locks, insert.ts), and a row leaves the table only in the transaction that publishes it,
 //   after the broker's confirm: a row in flight in any relay is still there for every other claim (its DELETE is not
 //   committed), and a refused row is put back with its id in the same transaction. So at most one row of a key is in
 //   flight across all relays, and the next is claimed only once the one before it is confirmed (or dead-lettered).
@@ -133,9 +132,9 @@ export const KEYED_SCAN_BATCHES = 10;
 /**
  * The claim of a relay that has seen keyed rows (drain loops and sweeper; the in-process queue keeps claimByIds).
  * claimNext's walk in claim order stops only after `limit` claimable rows, and while the first rows of the keys are
- * in flight every other row of those keys is blocked: with 100,000 rows over 1,000 keys, each claim made while one
- * batch holds the keys' first rows read the whole backlog (one index probe a row, 650 ms), and the sweeper and every
- * idle drain loop made such claims. This statement bounds every part of it:
+ * in flight every other row of those keys is blocked: a claim made while one batch holds the keys' first rows reads
+ * the whole backlog (one index probe a row), and the sweeper and every idle drain loop make such claims. This
+ * statement bounds every part of it:
  * - `keyed_window`: the walk in claim order, as claimNext's, over keyed rows, stopped by an index bound at the
  *   KEYED_WINDOW_BATCHES x limit first due rows (an InitPlan reads that many index entries, no probe). Where keys
  *   interleave (each key's next row near the front) it finds the next first rows at once, oldest first.
@@ -200,10 +199,10 @@ DELETE FROM ${t} WHERE id IN (
 
 /**
  * A drain loop's claim of the next rows of the keys it just published (a lane: the keys stay with the loop that
- * holds them, see relay.ts): for each key its first visible row, one probe of the (ordering_key, id) index, taken
+ * holds them, see src/relay/keyed-lanes.ts): for each key its first visible row, one probe of the (ordering_key, id) index, taken
  * when due, not behind a dead letter, and not locked. The first visible row is the key's first row, as in claimKeyed:
  * no walk past other loops' rows in flight or the keys' later rows. The first row of a key is found by a LATERAL
- * join, once a key: as a scalar subquery in `id IN (...)` PostgreSQL evaluated it twice a key (for the IN's hash and
+ * join, evaluated once a key (a scalar subquery in `id IN (...)` is evaluated twice a key: for the IN's hash and
  * again for the primary key probe). The keys travel as hex-encoded JSON, which can inject nothing into the
  * simple-protocol text.
  */

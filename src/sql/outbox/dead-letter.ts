@@ -4,7 +4,7 @@ import type { OutboxNames } from "../names.js";
  * Moves claimed rows that failed their last allowed attempt to the dead-letter table, in the claiming transaction
  * (they are already deleted from the outbox by the claim). ON CONFLICT: a message moved back to the outbox by hand
  * and failing again replaces its earlier dead letter instead of blocking the relay. The ordering key goes with it:
- * with keyAfterDeadLetter "stop" the dead letter holds back its key's later rows (claim-messages.ts).
+ * with keyAfterDeadLetter "stop" the dead letter holds back its key's later rows (claim.ts).
  * $1: json array of rows
  */
 export function deadLetterMessagesSql(names: OutboxNames): string {

@@ -6,7 +6,7 @@ import type { OutboxNames } from "../names.js";
  * stays deleted: those messages were confirmed, and rolling them back would publish them twice.
  * The rows travel as one JSON array (json_to_recordset) so that any number of them is one statement; the payload
  * goes as text and is cast back, so its bytes stay as written. The row keeps its id: a keyed row keeps its place at
- * the head of its key, so the key's later rows still wait for it (claim-messages.ts). $1: json array of rows
+ * the head of its key, so the key's later rows still wait for it (claim.ts). $1: json array of rows
  */
 export function requeueMessagesSql(names: OutboxNames): string {
   return `

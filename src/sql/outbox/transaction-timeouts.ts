@@ -19,7 +19,7 @@ SET LOCAL idle_in_transaction_session_timeout = ${timeoutMs};`;
 }
 
 /**
- * The claim (BEGIN followed by its statement, see claim-messages.ts) with the transaction's timeouts sent in the same
+ * The claim (BEGIN followed by its statement, see claim.ts) with the transaction's timeouts sent in the same
  * round trip, right after BEGIN.
  */
 export function withLocalTimeouts(beginClaim: string, timeoutMs: number): string {

@@ -1,4 +1,4 @@
-// The end of a claim's transaction. BEGIN rides with the claim itself (claim-messages.ts: one round trip); COMMIT and
+// The end of a claim's transaction. BEGIN rides with the claim itself (claim.ts: one round trip); COMMIT and
 // ROLLBACK are their own statements because what comes between (the broker's confirms) decides which one runs.
 
 /**
