@@ -52,10 +52,13 @@ export function keyHeadOnly(names: OutboxNames, afterDeadLetter: KeyAfterDeadLet
 }
 
 /** Where a claim in claim order starts: after this row (available_at in epoch milliseconds, id). */
-export interface ClaimKey {
+export interface ClaimPlace {
   availableAt: number;
   id: string;
 }
+
+/** @deprecated Use `ClaimPlace` ("key" means an ordering key). */
+export type ClaimKey = ClaimPlace;
 
 function integer(n: number): string {
   if (!Number.isSafeInteger(n) || n < 0) throw new TypeError(`Expected a non-negative integer, got ${n}`);
@@ -73,17 +76,21 @@ function epochMs(n: number): string {
   return String(n);
 }
 
-/** The keyset condition: rows after `key` in claim order (exact: available_at has millisecond precision). */
-function afterKey(key: ClaimKey | undefined): string {
-  if (!key) return "";
-  return `AND (available_at, id) > (to_timestamp(${epochMs(key.availableAt)} / 1000.0), ${outboxId(key.id)})`;
+/** The keyset condition: rows after `place` in claim order (exact: available_at has millisecond precision). */
+function afterPlace(place: ClaimPlace | undefined): string {
+  if (!place) return "";
+  return `AND (available_at, id) > (to_timestamp(${epochMs(place.availableAt)} / 1000.0), ${outboxId(place.id)})`;
 }
 
 /** Claims the given ids (the in-process fast path) where still present and due. */
-export function claimByIds(names: OutboxNames, ids: readonly string[], keys: KeyAfterDeadLetter = "stop"): string {
+export function claimByIds(
+  names: OutboxNames,
+  ids: readonly string[],
+  afterDeadLetter: KeyAfterDeadLetter = "stop",
+): string {
   return `DELETE FROM ${names.outboxTable} WHERE id IN (
   SELECT id FROM ${names.outboxTable} WHERE id = ANY('{${ids.map(outboxId).join(",")}}'::bigint[]) AND available_at <= now()
-  ${keyHeadOnly(names, keys)}
+  ${keyHeadOnly(names, afterDeadLetter)}
   ORDER BY id FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
 }
@@ -92,12 +99,12 @@ export function claimByIds(names: OutboxNames, ids: readonly string[], keys: Key
 export function claimNext(
   names: OutboxNames,
   limit: number,
-  after?: ClaimKey,
-  keys: KeyAfterDeadLetter = "stop",
+  after?: ClaimPlace,
+  afterDeadLetter: KeyAfterDeadLetter = "stop",
 ): string {
   return `DELETE FROM ${names.outboxTable} WHERE id IN (
-  SELECT id FROM ${names.outboxTable} WHERE available_at <= now() ${afterKey(after)}
-  ${keyHeadOnly(names, keys)}
+  SELECT id FROM ${names.outboxTable} WHERE available_at <= now() ${afterPlace(after)}
+  ${keyHeadOnly(names, afterDeadLetter)}
   ORDER BY available_at, id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
 }
@@ -112,13 +119,13 @@ export function claimSweep(
   names: OutboxNames,
   limit: number,
   minAgeMs: number,
-  after?: ClaimKey,
-  keys: KeyAfterDeadLetter = "stop",
+  after?: ClaimPlace,
+  afterDeadLetter: KeyAfterDeadLetter = "stop",
 ): string {
   return `DELETE FROM ${names.outboxTable} WHERE id IN (
   SELECT id FROM ${names.outboxTable}
-  WHERE available_at <= now() AND created_at <= now() - interval '${integer(minAgeMs)} milliseconds' ${afterKey(after)}
-  ${keyHeadOnly(names, keys)}
+  WHERE available_at <= now() AND created_at <= now() - interval '${integer(minAgeMs)} milliseconds' ${afterPlace(after)}
+  ${keyHeadOnly(names, afterDeadLetter)}
   ORDER BY available_at, id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
 }
@@ -146,7 +153,7 @@ export const KEYED_SCAN_BATCHES = 10;
  *   its key waits. Same rule as keyHeadOnly, for the same snapshot.
  * - at most `keyLimit` keyed rows a claim (the relay passes limit / concurrency): with about one batch of keys, one
  *   claim would take every key's first row and leave the other drain loops and relays nothing until it commits (one
- *   lane); with the keys split, two batches of different keys are in flight at once.
+ *   batch at a time); with the keys split, two batches of different keys are in flight at once.
  * - `unkeyed`: rows without a key, from the (ordering_key, id) index (ordering_key IS NULL, in id order), so that a
  *   backlog of keyed rows is not walked to find them; then the whole is cut at `limit`.
  * Keys beyond the scan's bound are reached by the window when their rows come to the front of the claim order.
@@ -155,7 +162,7 @@ export function claimKeyed(
   names: OutboxNames,
   limit: number,
   keyLimit: number,
-  keys: KeyAfterDeadLetter = "stop",
+  afterDeadLetter: KeyAfterDeadLetter = "stop",
   minAgeMs?: number,
 ): string {
   const t = names.outboxTable;
@@ -166,7 +173,7 @@ export function claimKeyed(
       ? "available_at <= now()"
       : `available_at <= now() AND created_at <= now() - interval '${integer(minAgeMs)} milliseconds'`;
   const notBehindDeadLetter =
-    keys === "stop"
+    afterDeadLetter === "stop"
       ? `AND NOT EXISTS (SELECT 1 FROM ${names.deadLetterTable} d WHERE d.ordering_key = ${t}.ordering_key AND d.id < ${t}.id)`
       : "";
   return `WITH RECURSIVE key_heads AS (
@@ -179,7 +186,7 @@ export function claimKeyed(
     AND (available_at, id) <= (SELECT w.available_at, w.id FROM (
       SELECT available_at, id FROM ${t} WHERE ${due} ORDER BY available_at, id LIMIT ${integer(limit * KEYED_WINDOW_BATCHES)}
     ) w ORDER BY w.available_at DESC, w.id DESC LIMIT 1)
-    ${keyHeadOnly(names, keys)}
+    ${keyHeadOnly(names, afterDeadLetter)}
   ORDER BY available_at, id LIMIT ${k} FOR UPDATE SKIP LOCKED
 ), keyed_scan AS (
   SELECT id FROM ${t} WHERE id IN (SELECT id FROM key_heads LIMIT ${integer(limit * KEYED_SCAN_BATCHES)}) AND ${due}
@@ -236,10 +243,10 @@ export function beginClaimKeyed(
   names: OutboxNames,
   limit: number,
   keyLimit: number,
-  keys?: KeyAfterDeadLetter,
+  afterDeadLetter?: KeyAfterDeadLetter,
   minAgeMs?: number,
 ): string {
-  return `BEGIN;\n${claimKeyed(names, limit, keyLimit, keys, minAgeMs)}`;
+  return `BEGIN;\n${claimKeyed(names, limit, keyLimit, afterDeadLetter, minAgeMs)}`;
 }
 
 /** Whether the outbox holds any keyed row (one index probe): the relay then claims with claimKeyed. */
@@ -248,13 +255,22 @@ export function hasKeyedRowsSql(names: OutboxNames): string {
 }
 
 /** BEGIN, then claimByIds. */
-export function beginClaimByIds(names: OutboxNames, ids: readonly string[], keys?: KeyAfterDeadLetter): string {
-  return `BEGIN;\n${claimByIds(names, ids, keys)}`;
+export function beginClaimByIds(
+  names: OutboxNames,
+  ids: readonly string[],
+  afterDeadLetter?: KeyAfterDeadLetter,
+): string {
+  return `BEGIN;\n${claimByIds(names, ids, afterDeadLetter)}`;
 }
 
 /** BEGIN, then claimNext. */
-export function beginClaimNext(names: OutboxNames, limit: number, after?: ClaimKey, keys?: KeyAfterDeadLetter): string {
-  return `BEGIN;\n${claimNext(names, limit, after, keys)}`;
+export function beginClaimNext(
+  names: OutboxNames,
+  limit: number,
+  after?: ClaimPlace,
+  afterDeadLetter?: KeyAfterDeadLetter,
+): string {
+  return `BEGIN;\n${claimNext(names, limit, after, afterDeadLetter)}`;
 }
 
 /** BEGIN, then claimSweep. */
@@ -262,10 +278,10 @@ export function beginClaimSweep(
   names: OutboxNames,
   limit: number,
   minAgeMs: number,
-  after?: ClaimKey,
-  keys?: KeyAfterDeadLetter,
+  after?: ClaimPlace,
+  afterDeadLetter?: KeyAfterDeadLetter,
 ): string {
-  return `BEGIN;\n${claimSweep(names, limit, minAgeMs, after, keys)}`;
+  return `BEGIN;\n${claimSweep(names, limit, minAgeMs, after, afterDeadLetter)}`;
 }
 
 /** A claimed row, as RETURNING gives it. */
@@ -291,16 +307,19 @@ export function compareIds(a: string, b: string): number {
 }
 
 /** Claim order: available_at, then id (the order of the index the claims walk). */
-export function compareKeys(a: ClaimKey, b: ClaimKey): number {
+export function comparePlaces(a: ClaimPlace, b: ClaimPlace): number {
   return a.availableAt - b.availableAt || compareIds(a.id, b.id);
 }
 
 /** A claimed row's place in claim order. */
-export function keyOf(row: ClaimedRow): ClaimKey {
+export function placeOf(row: ClaimedRow): ClaimPlace {
   return { availableAt: row.available_at, id: row.id };
 }
 
+/** @deprecated Use `placeOf` ("key" means an ordering key). */
+export const keyOf = placeOf;
+
 /** Sorts claimed rows in claim order. */
 export function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
-  return compareKeys(keyOf(a), keyOf(b));
+  return comparePlaces(placeOf(a), placeOf(b));
 }
