@@ -20,7 +20,7 @@ import type { OutboundMessage, PublishOptions, PublishOutcome, Transport, Transp
 
 export { redactUrl } from "../config/redact.js";
 export type { AmqpTransportState } from "./amqp/connection.js";
-export type { AmqpTransportOptions } from "./amqp/options.js";
+export type { AmqpReconnectOptions, AmqpTransportOptions } from "./amqp/options.js";
 
 export class AmqpTransport implements Transport {
   readonly #connection: AmqpConnection;
