@@ -55,7 +55,7 @@ function breaches(files: string[], read: (file: string) => string): Breach[] {
     const layer = layerOf(srcPath);
     const allowed = MAY_IMPORT[layer];
     if (allowed === undefined) {
-      found.push({ at: file, rule: `layer "${layer}" is not in the table of test/architecture/imports.test.ts` });
+      found.push({ at: file, rule: `layer "${layer}" is not in the table of test/architecture/imports.unit.test.ts` });
       continue;
     }
     for (const site of importSites(read(file))) {
