@@ -1,4 +1,8 @@
 // Errors a user may catch, by name. Every message says what to fix.
+//
+// One rule for what start() (and a constructor) throws: OutboxConfigError when a person must change something (an
+// option, a URL's user or password, a missing table or schema); OutboxStartError when waiting may fix it (a database
+// or broker that is down, starting, or refusing connections for now). The CLI exits 2 for the first, 1 for the second.
 
 /** Base class of every error this library throws on purpose. */
 export class OutboxError extends Error {
@@ -21,7 +25,10 @@ export class OutboxPayloadError extends OutboxMessageError {
   }
 }
 
-/** Options passed to `outbox()`, `createRelay()` or the worker are invalid. */
+/**
+ * A person must change something: options of `outbox()`, `createRelay()`, `inbox()`, `requests()`, a transport or the
+ * CLI are invalid, or start() found a credential refused, a table or schema missing. Retrying as is fails the same way.
+ */
 export class OutboxConfigError extends OutboxError {}
 
 /** A declared event was written inside a batch `$transaction([...])`, where the outbox cannot take part. */
@@ -65,7 +72,10 @@ export class OutboxNackError extends OutboxPublishError {
   }
 }
 
-/** The relay could not start: the database or broker refused or did not answer. The message says which and why. */
+/**
+ * start() failed on something waiting may fix: the database or broker is down, starting, or did not answer. The message
+ * says which and why; starting again later may succeed.
+ */
 export class OutboxStartError extends OutboxError {
   /** PostgreSQL's SQLSTATE, or the socket's error code (ECONNREFUSED...), when there is one. */
   readonly code: string | undefined;

@@ -1,5 +1,92 @@
-// The public surface. The write side (outbox, errors, queue) loads neither amqplib nor pg: the relay loads them
-// only when it starts.
+// The public surface, one group per part. The write side (outbox(), its options, the hand-off queue, the errors)
+// loads neither amqplib nor pg: the relay loads them only when it starts, the inbox when it starts.
+
+// Write side: the Prisma extension, its options, and the in-process hand-off of committed ids to a relay.
+
+export type {
+  EventContext,
+  EventOperation,
+  EventSpec,
+  EventsConfig,
+  KeyedEventSpec,
+  OutboxOptions,
+  OutboxTransactionOptions,
+} from "./extension/options.js";
+export { outbox } from "./extension/outbox.js";
+export { defaultOutboxQueue, OutboxQueue, type OutboxQueueOptions } from "./handoff/outbox-queue.js";
+export type { HeaderValue, OutboxMessageInput } from "./message/message.js";
+export { uuidv7 } from "./message/uuid.js";
+
+// Relay: publishes the outbox's rows, its options, events, health and stats.
+
+export type { ClaimPath, RelayEvent, RelayEventListener } from "./relay/events.js";
+export type { RelayLogger, RelayOptions } from "./relay/options.js";
+export { createRelay, Relay, type RelayHealth, type RelayStats, startRelay } from "./relay/relay.js";
+export type { KeyAfterDeadLetter } from "./sql/outbox/claim.js";
+export type { BacklogSnapshot } from "./telemetry/metrics.js";
+
+// Inbox: consumes, deduplicates and handles messages, its options, handlers, events and health.
+
+export type { InboxEvent, InboxEventListener } from "./inbox/events.js";
+export { Inbox, type InboxConnection, type InboxHealth, inbox } from "./inbox/inbox.js";
+export type { InboxOptions, InvalidMessagePolicy } from "./inbox/options.js";
+export type {
+  DeadFunction,
+  HandleFunction,
+  HandlerContext,
+  HandlerSpec,
+  InboxMessage,
+  TransactionClientOf,
+} from "./inbox/types.js";
+
+// Request-reply: asynchronous requests over the outbox and the inbox, with a status resource.
+
+export type { RequestContext, RequestMessage, RequestWork } from "./request-reply/handler.js";
+export type { RequestsOptions } from "./request-reply/options.js";
+export { Requests, requests, type SubmitOptions, type Submitted } from "./request-reply/requests.js";
+export type { ProblemDetails, RequestState, RequestStatus } from "./request-reply/status.js";
+
+// Operations: what the `status` and `dead-letters` commands do, as library calls.
+
+export {
+  type ChangeOptions,
+  type DeadLetterChange,
+  type DeadLetterFilter,
+  type DeadLetterList,
+  type DeadLetterTarget,
+  type ListedDeadLetter,
+  listDeadLetters,
+  purgeDeadLetters,
+  retryDeadLetters,
+} from "./ops/dead-letters.js";
+export { type OutboxStatus, outboxStatus, type StatusOptions } from "./ops/status.js";
+
+// Transports: RabbitMQ (amqplib, loaded on first connect), in memory, and the contract a transport implements.
+
+export type { QueueSpec } from "./transport/amqp/consumer.js";
+export {
+  type AmqpReconnectOptions,
+  AmqpTransport,
+  type AmqpTransportOptions,
+  type AmqpTransportState,
+  redactUrl,
+} from "./transport/amqp.js";
+export { MemoryTransport, type MemoryTransportOptions } from "./transport/memory.js";
+export type {
+  ExchangeSpec,
+  OutboundMessage,
+  PublishOptions,
+  PublishOutcome,
+  Transport,
+  TransportEvent,
+} from "./transport/transport.js";
+
+// Runtime: the logger every part takes.
+
+export type { Logger } from "./runtime/logger.js";
+
+// Errors: every error a user may catch. OutboxConfigError: a person must change something (options, URL, schema);
+// OutboxStartError: start() failed on something waiting may fix (a database or broker down or refusing).
 
 export type { BatchFailureReason } from "./errors.js";
 export {
@@ -16,50 +103,3 @@ export {
   RequestIdempotencyError,
   RequestInputError,
 } from "./errors.js";
-export type { EventContext, EventOperation, EventSpec, EventsConfig, OutboxOptions } from "./extension/options.js";
-export { outbox } from "./extension/outbox.js";
-export { defaultOutboxQueue, OutboxQueue, type OutboxQueueOptions } from "./handoff/outbox-queue.js";
-export type { InboxEvent, InboxEventListener } from "./inbox/events.js";
-export { Inbox, type InboxConnection, type InboxHealth, inbox } from "./inbox/inbox.js";
-export type { InboxOptions, InvalidMessagePolicy } from "./inbox/options.js";
-export type {
-  DeadFunction,
-  HandleFunction,
-  HandlerContext,
-  HandlerSpec,
-  InboxMessage,
-  TransactionClientOf,
-} from "./inbox/types.js";
-export type { HeaderValue, OutboxMessageInput } from "./message/message.js";
-export { uuidv7 } from "./message/uuid.js";
-export {
-  type ChangeOptions,
-  type DeadLetterChange,
-  type DeadLetterFilter,
-  type DeadLetterList,
-  type DeadLetterTarget,
-  type ListedDeadLetter,
-  listDeadLetters,
-  purgeDeadLetters,
-  retryDeadLetters,
-} from "./ops/dead-letters.js";
-export { type OutboxStatus, outboxStatus, type StatusOptions } from "./ops/status.js";
-export type { ClaimPath, RelayEvent, RelayEventListener } from "./relay/events.js";
-export type { RelayLogger, RelayOptions } from "./relay/options.js";
-export { createRelay, Relay, type RelayHealth, type RelayStats, startRelay } from "./relay/relay.js";
-export type { RequestContext, RequestMessage, RequestWork } from "./request-reply/handler.js";
-export type { RequestsOptions } from "./request-reply/options.js";
-export { Requests, requests, type SubmitOptions, type Submitted } from "./request-reply/requests.js";
-export type { ProblemDetails, RequestState, RequestStatus } from "./request-reply/status.js";
-export type { Logger } from "./runtime/logger.js";
-export type { BacklogSnapshot } from "./telemetry/metrics.js";
-export type { QueueSpec } from "./transport/amqp/consumer.js";
-export { AmqpTransport, type AmqpTransportOptions, redactUrl } from "./transport/amqp.js";
-export { MemoryTransport, type MemoryTransportOptions } from "./transport/memory.js";
-export type {
-  ExchangeSpec,
-  OutboundMessage,
-  PublishOutcome,
-  Transport,
-  TransportEvent,
-} from "./transport/transport.js";

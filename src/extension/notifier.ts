@@ -12,9 +12,9 @@
 // the interval, so it is covered by the next one.
 //
 // Why not NOTIFY in the writing transaction (notify: "in-transaction"): PostgreSQL serialises the commits of all
-// notifying transactions on one lock, so every outbox write queued behind every other one (0.29x the write rate at
-// 32 writers). Here that lock is taken at most 1000 / intervalMs times a second per client, outside the writers'
-// transactions. The cost: if the process dies between a COMMIT and its NOTIFY, relays in other processes find the rows
+// notifying transactions on one lock, so every outbox write queues behind every other one (the cost is in
+// docs/performance.md). Here that lock is taken at most 1000 / intervalMs times a second per client, outside the
+// writers' transactions. The cost: if the process dies between a COMMIT and its NOTIFY, relays in other processes find the rows
 // with their sweeper (as they do when an in-process hand-off is lost).
 
 export class Notifier {

@@ -6,7 +6,7 @@ import { defaultOutboxQueue, type OutboxQueue } from "../handoff/outbox-queue.js
 import type { OutboxMessageInput } from "../message/message.js";
 
 /** The write operations a declared event may follow. Each returns the records it wrote. */
-export const EVENT_OPERATIONS = [
+const EVENT_OPERATIONS = [
   "create",
   "update",
   "upsert",
@@ -166,7 +166,7 @@ export interface EventBuilder {
   build: (record: unknown, context: EventContext, raw?: unknown) => OutboxMessageInput[];
 }
 
-export interface ResolvedOutboxOptions {
+interface ResolvedOutboxOptions {
   exchange: string | undefined;
   /** model -> operation -> builder */
   events: Map<string, Map<string, EventBuilder>>;

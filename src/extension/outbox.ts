@@ -95,7 +95,7 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
   /** One INSERT of all the messages, with the given client (which decides the transaction). */
   async function insert(client: RawClient, commitObserved: boolean, messages: NormalizedMessage[]): Promise<string[]> {
     if (messages.length === 0) return [];
-    // Messages without a key keep the plain statement; keys take a keyed one (its locks: insert-messages.ts), the
+    // Messages without a key keep the plain statement; keys take a keyed one (its locks: sql/outbox/insert.ts), the
     // cheaper one when there is one distinct key.
     const keys = keyShape(messages);
     const rows = await client.$queryRawUnsafe<Array<{ id: string }>>(

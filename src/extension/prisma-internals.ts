@@ -34,7 +34,7 @@ export interface RuntimeField {
   /** The scalar type (`BigInt`, `Decimal`, `Bytes`, ...); lists have the type of their elements. */
   type: string;
 }
-export type RuntimeModels = Record<string, { fields: RuntimeField[] }>;
+type RuntimeModels = Record<string, { fields: RuntimeField[] }>;
 
 /** The transaction a query runs in, as Prisma passes it to query hooks. */
 export interface InternalTransaction {
@@ -42,7 +42,7 @@ export interface InternalTransaction {
   id: string | number;
 }
 /** What a query hook receives besides model/operation/args/query. */
-export interface InternalParams {
+interface InternalParams {
   transaction?: InternalTransaction;
 }
 
@@ -53,7 +53,7 @@ function prismaVersion(): string {
 }
 
 /** The error for an internal that is missing or has changed shape. */
-export function internalsChanged(what: string): OutboxConfigError {
+function internalsChanged(what: string): OutboxConfigError {
   return new OutboxConfigError(
     `prisma-outbox cannot work with @prisma/client ${prismaVersion()}: ${what}. ` +
       `The Prisma internals it relies on are proven on @prisma/client ${PROVEN_RANGE}. ` +

@@ -2,9 +2,9 @@
 //
 // One declared event publishes one payload shape: the model's scalar and enum fields (model-shapes.ts). The caller's
 // `select` or `omit` may leave some out, so the write's own query is widened to fetch them and its result narrowed back
-// to what the caller asked for. Measured against a second read in the same transaction, widening costs nothing: the
-// row is already in hand, whereas a read is one more round trip per write (see bench:write). `include` needs nothing:
-// it returns every field of the default selection.
+// to what the caller asked for. Widening rather than a second read in the same transaction: the row is already in
+// hand, whereas a read is one more round trip per write. `include` needs nothing: it returns every field of the
+// default selection.
 //
 // The default payload (`true` or a routing key) is a JSON-safe copy of the record, since a model's own columns are
 // not all JSON: BigInt -> decimal string, Decimal -> string in plain notation, Bytes -> base64, DateTime -> ISO 8601,
@@ -15,7 +15,7 @@ import type { RuntimeField } from "./prisma-internals.js";
 
 type Row = Record<string, unknown>;
 
-export interface WidenedQuery {
+interface WidenedQuery {
   /** The arguments to run the write with. */
   args: unknown;
   /** Makes a record what the caller's arguments would have returned (identity when nothing was widened). */

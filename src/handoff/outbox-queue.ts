@@ -11,7 +11,7 @@
 import PQueue from "p-queue";
 import { OutboxConfigError } from "../errors.js";
 
-export type BatchConsumer = (ids: string[]) => Promise<void>;
+type BatchConsumer = (ids: string[]) => Promise<void>;
 
 export interface OutboxQueueOptions {
   /**

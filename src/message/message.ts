@@ -47,7 +47,7 @@ export interface NormalizedMessage {
   key: string | null;
 }
 
-export interface MessageLimits {
+interface MessageLimits {
   /** Largest payload in bytes, as UTF-8 JSON. */
   maxPayloadBytes: number;
 }

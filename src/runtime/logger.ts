@@ -14,9 +14,9 @@ export interface Logger {
 type Level = keyof Logger;
 
 /** The part a default logger speaks for: the first word after `prisma-outbox` on each line. */
-export type LoggerComponent = "relay" | "inbox" | "requests";
+type LoggerComponent = "relay" | "inbox" | "requests";
 
-export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+const silentLogger: Logger = { info() {}, warn() {}, error() {} };
 
 /**
  * The default of every part: warnings and errors on stderr, one line each,
@@ -54,7 +54,7 @@ function defaultWrite(level: Level, line: string): void {
 }
 
 /** Every call guarded: a logger that throws must never fail a batch, or anything else. */
-export function guardedLogger(logger: Logger): Logger {
+function guardedLogger(logger: Logger): Logger {
   const call = (method: Level) => (message: string, fields?: Record<string, unknown>) => {
     try {
       logger[method](message, fields);

@@ -76,7 +76,7 @@ const NEEDS_A_PERSON: Array<string | RegExp> = [
  */
 const REFUSED_LOGIN = /password authentication failed|no such user|SASL authentication failed/i;
 
-export interface DescribedError {
+interface DescribedError {
   /** The error's message with its code, e.g. `password authentication failed for user "x" (28P01)`. */
   message: string;
   code: string | undefined;
@@ -105,7 +105,7 @@ export function describePgError(error: unknown): DescribedError {
  * - `other` (57014 statement timeout, 23 constraints, triggers, internal errors): retried, and split once it comes
  *   back the same way a few times in a row.
  */
-export type InsertFailureKind = "transient" | "data" | "other";
+type InsertFailureKind = "transient" | "data" | "other";
 
 const TRANSIENT: Array<string | RegExp> = [/^08/, "40001", "40P01", /^53/, /^55/, /^25/, /^57(?!014)/];
 

@@ -1,5 +1,5 @@
 // The backlog, read by one query at most once per CACHE_MS and only when asked (the metrics gauges when a reader
-// collects, health()). Shared by the relay and the inbox: the same shape, another statement (src/sql/outbox/backlog.ts).
+// collects, health()). Shared by the relay and the inbox: the same shape, each with its own statement (under src/sql/).
 import type { BacklogSnapshot } from "./metrics.js";
 
 /** How long a reading is reused: scrapes every few seconds and probes every second cost one query per 5 s. */

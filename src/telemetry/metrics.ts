@@ -7,10 +7,10 @@
 // relay skips the per-message work of its metrics entirely.
 //
 // Gauges (backlog, oldest due age) come from one query run when a reader collects, cached for a few seconds by the
-// caller (relay/backlog-probe.ts, inbox/backlog-probe.ts): nothing is queried unless something reads them.
+// caller (backlog-probe.ts): nothing is queried unless something reads them.
 import { type Attributes, createNoopMeter, type Meter, metrics, type ObservableResult } from "@opentelemetry/api";
 
-export const METER_NAME = "prisma-outbox";
+const METER_NAME = "prisma-outbox";
 
 const NoopMeter = createNoopMeter().constructor;
 
@@ -28,7 +28,7 @@ export interface BacklogSnapshot {
   oldestDueAgeMs: number;
 }
 
-export type BacklogSource = () => Promise<BacklogSnapshot | undefined>;
+type BacklogSource = () => Promise<BacklogSnapshot | undefined>;
 
 /** Whether a MeterProvider is registered globally (the API's meters are no-ops otherwise). */
 export function meterProviderRegistered(): boolean {

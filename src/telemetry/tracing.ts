@@ -32,7 +32,7 @@ import {
 } from "@opentelemetry/api";
 
 /** The instrumentation scope of every span of the package. */
-export const TRACER_NAME = "prisma-outbox";
+const TRACER_NAME = "prisma-outbox";
 
 const TRACEPARENT = "traceparent";
 const TRACESTATE = "tracestate";
@@ -77,7 +77,7 @@ function formatTraceparent(sc: SpanContext): string {
 const TRACEPARENT_FORM = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** The trace context stored with a message, or undefined when it has none (or only an invalid one). */
-export function extractContext(headers: Readonly<Record<string, unknown>> | null | undefined): Context | undefined {
+function extractContext(headers: Readonly<Record<string, unknown>> | null | undefined): Context | undefined {
   if (!headers || typeof headers[TRACEPARENT] !== "string") return undefined;
   const extracted = propagation.extract(ROOT_CONTEXT, headers, {
     get: (carrier, key) => {
@@ -102,7 +102,7 @@ export function extractContext(headers: Readonly<Record<string, unknown>> | null
 }
 
 /** What the publish span needs of each message. */
-export interface TracedMessage {
+interface TracedMessage {
   messageId: string;
   exchange: string;
   routingKey: string;
@@ -161,7 +161,7 @@ export function endSpan(span: Span | undefined, error?: unknown): void {
 }
 
 /** What the consumer span needs of an inbox message. */
-export interface ConsumedMessage {
+interface ConsumedMessage {
   messageId: string;
   exchange: string;
   routingKey: string;

@@ -1,12 +1,14 @@
 // The RabbitMQ transport: one connection, one confirm channel, a confirm per message. This module is the facade;
 // each job has its module, with its state machine at its top:
 //
-//   amqp/options.ts     validation of the options, and the scrubber that keeps the password out of every error
-//   amqp/connection.ts  the connection state machine: connect, reconnect with backoff, blocked, close
-//   amqp/exchanges.ts   asserting the configured exchanges; the cache of which others exist
-//   amqp/channel.ts     the confirm channel's lifecycle: confirms, returns, drain, close
-//   amqp/publish.ts     one batch: waiting for a connection, flow control, sending, its deadline
-//   amqp/helpers.ts     small shared pieces
+//   amqp/options.ts       validation of the options, and the scrubber that keeps the password out of every error
+//   amqp/connection.ts    the connection state machine: connect, reconnect with backoff, blocked, close
+//   amqp/exchanges.ts     asserting the configured exchanges; the cache of which others exist
+//   amqp/channel.ts       the confirm channel's lifecycle: confirms, returns, drain, close
+//   amqp/publish.ts       one batch: waiting for a connection, flow control, sending, its deadline
+//   amqp/header-guard.ts  a header table amqplib cannot decode is one bad delivery, not a dead connection
+//   amqp/consumer.ts      the inbox's side: consuming a queue, with its own connection
+//   amqp/helpers.ts       small shared pieces
 //
 // Guarantees, in short (details in the modules): publish() resolves with one outcome per message once the broker
 // confirmed or refused each of them, and rejects when the batch's fate is unknown (connection or channel lost,
@@ -20,7 +22,7 @@ import type { OutboundMessage, PublishOptions, PublishOutcome, Transport, Transp
 
 export { redactUrl } from "../config/redact.js";
 export type { AmqpTransportState } from "./amqp/connection.js";
-export type { AmqpTransportOptions } from "./amqp/options.js";
+export type { AmqpReconnectOptions, AmqpTransportOptions } from "./amqp/options.js";
 
 export class AmqpTransport implements Transport {
   readonly #connection: AmqpConnection;

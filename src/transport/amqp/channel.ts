@@ -27,7 +27,7 @@ export interface InFlight {
   abort(reason: Error): void;
 }
 
-export interface LaneHooks {
+interface LaneHooks {
   scrubber: Scrubber;
   /** The connection's error, when the lane closes because the connection did. */
   connectionError(): Error | undefined;

@@ -10,6 +10,14 @@ import { exchangesOption, expectNumber, expectUrl, MAX_TIMER_MS } from "../../co
 import { coerceError, OutboxConfigError, OutboxError } from "../../errors.js";
 import type { ExchangeSpec } from "../transport.js";
 
+/** Delays between connection attempts: full jitter over an exponential backoff, capped. */
+export interface AmqpReconnectOptions {
+  /** First delay, in ms. @defaultValue 100 */
+  initialDelayMs?: number | undefined;
+  /** Longest delay, in ms. @defaultValue 10_000 */
+  maxDelayMs?: number | undefined;
+}
+
 export interface AmqpTransportOptions {
   /** `amqp://user:password@host:port/vhost` or `amqps://...`; its password is never shown. */
   url: string;
@@ -18,7 +26,7 @@ export interface AmqpTransportOptions {
   /** AMQP heartbeat, which notices a silently dead connection; 0 disables it. @defaultValue 10 */
   heartbeatSeconds?: number | undefined;
   /** Delays between connection attempts: full jitter over an exponential backoff, capped. */
-  reconnect?: { initialDelayMs?: number | undefined; maxDelayMs?: number | undefined } | undefined;
+  reconnect?: AmqpReconnectOptions | undefined;
   /**
    * Give up one connection attempt (TCP and AMQP handshake) after this long; also how long close() waits for the
    * broker to answer before dropping the socket. @defaultValue 10_000
