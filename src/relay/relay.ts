@@ -29,7 +29,7 @@ import { safeEmit } from "../runtime/emitter.js";
 import { describePgError, type OwnedPool, openPool } from "../runtime/pg.js";
 import { checkTableSql, UNDEFINED_TABLE } from "../sql/check-table.js";
 import { type OutboxNames, outboxNames } from "../sql/names.js";
-import { type BacklogRow, outboxBacklogSql } from "../sql/outbox/backlog.js";
+import { type BacklogRow, outboxBacklogGaugesSql } from "../sql/outbox/backlog.js";
 import {
   beginClaimByIds,
   beginClaimKeyed,
@@ -337,7 +337,7 @@ export class Relay {
       await this.#step("connecting to the database", this.#checkDatabase());
       this.#database = { connected: true };
       const pool = this.#pool;
-      const backlogSql = outboxBacklogSql(this.#names);
+      const backlogSql = outboxBacklogGaugesSql(this.#names);
       this.#probe = new BacklogProbe(async () => (await pool.query<BacklogRow>(backlogSql)).rows[0]!);
       // Taken here, not at construction: an app registers its MeterProvider before start() (telemetry/metrics.ts).
       this.#metrics = new RelayMetrics(() => this.#probe!.read());
