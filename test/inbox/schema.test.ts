@@ -153,6 +153,12 @@ describe(`the inbox table in schema ${JSON.stringify(SCHEMA)}`, () => {
     expect(await count(table, "status = 'pending' AND attempts = 0")).toBe(1);
   });
 
+  it("the schema is validated at construction", () => {
+    const options = { prisma, queue: { name: "q" }, handlers: { h: { on: "k", handle: async () => {} } } };
+    expect(() => inbox({ ...options, schema: "" })).toThrow(/Expected `schema` to be a PostgreSQL schema name/);
+    expect(() => inbox({ ...options, schema: "a".repeat(64) })).toThrow(OutboxConfigError);
+  });
+
   it("start() fails with what to do when the schema has no inbox table", async () => {
     const { box } = await setUp({ schema: "no_such_schema" });
     const started = box.start({ databaseUrl, amqpUrl });

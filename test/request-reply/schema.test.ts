@@ -3,7 +3,16 @@
 // the same schema; `public` is never touched, and a requests() on `public` does not see the schema's requests.
 import amqp from "amqplib";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { createRelay, type Inbox, inbox, OutboxQueue, outbox, type Relay, requests } from "../../src/index.js";
+import {
+  createRelay,
+  type Inbox,
+  inbox,
+  OutboxConfigError,
+  OutboxQueue,
+  outbox,
+  type Relay,
+  requests,
+} from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
 import { migrateIntoSchema } from "../support/database.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
@@ -113,5 +122,12 @@ describe(`request-reply in schema ${JSON.stringify(SCHEMA)}`, () => {
     expect(await short.purgeExpired()).toBe(1);
     expect(await short.status(pending.id)).toBeUndefined();
     expect(await reqs.status(id)).toMatchObject({ status: "succeeded" });
+  });
+
+  it("the schema is validated at construction", () => {
+    expect(() => requests({ prisma, exchange, schema: "" })).toThrow(
+      /Expected `schema` to be a PostgreSQL schema name/,
+    );
+    expect(() => requests({ prisma, exchange, schema: 5 as unknown as string })).toThrow(OutboxConfigError);
   });
 });
