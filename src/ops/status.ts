@@ -127,10 +127,10 @@ export async function outboxStatus(pool: pg.Pool, options: StatusOptions = {}): 
     ]),
   );
   const inbox = await orAbsent(async () => {
-    const inNames = inboxNames(schema);
-    const backlog = (await pool.query(inboxStatusCountsSql(inNames))).rows[0];
-    const byHandler = (await pool.query(inboxDeadByHandlerSql(inNames), [top])).rows;
-    const byError = (await pool.query(inboxDeadByErrorSql(inNames), [top])).rows;
+    const inboxTables = inboxNames(schema);
+    const backlog = (await pool.query(inboxStatusCountsSql(inboxTables))).rows[0];
+    const byHandler = (await pool.query(inboxDeadByHandlerSql(inboxTables), [top])).rows;
+    const byError = (await pool.query(inboxDeadByErrorSql(inboxTables), [top])).rows;
     return {
       present: true as const,
       due: backlog.due as number,
