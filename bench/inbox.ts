@@ -27,7 +27,8 @@ import { fileURLToPath } from "node:url";
 import amqp, { type ConsumeMessage } from "amqplib";
 import pg from "pg";
 import { type InboxEvent, inbox, OutboxQueue, outbox, startRelay } from "../src/index.js";
-import { COMPLETE_INBOX_MESSAGE_SQL } from "../src/sql/inbox/complete.js";
+import { completeInboxMessageSql } from "../src/sql/inbox/complete.js";
+import { inboxNames } from "../src/sql/names.js";
 import { uniqueName } from "../test/support/consumer.js";
 import { newPrismaClient } from "../test/support/prisma.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
@@ -261,7 +262,7 @@ async function plainLoop(): Promise<Rate> {
         await base.$transaction(
           async (tx) => {
             await tx.effect.create({ data: { messageId: row.message_id, handler: row.handler, payload: row.payload } });
-            const n = await tx.$executeRawUnsafe(COMPLETE_INBOX_MESSAGE_SQL, row.id, 0);
+            const n = await tx.$executeRawUnsafe(completeInboxMessageSql(inboxNames()), row.id, 0);
             if (n !== 1) throw new Error(`row ${row.id} not marked`);
           },
           { timeout: 35_000 }, // what the processor passes with the default handlerTimeoutMs

@@ -13,9 +13,10 @@ import { expectUrl } from "../config/validate.js";
 import { coerceError, OutboxConfigError } from "../errors.js";
 import { safeEmit } from "../runtime/emitter.js";
 import { type Logger, scrubbingLogger } from "../runtime/logger.js";
-import { CHECK_INBOX_TABLE_SQL, UNDEFINED_TABLE } from "../sql/check-table.js";
-import { INBOX_TABLE } from "../sql/names.js";
-import { type BacklogRow, INBOX_BACKLOG_SQL } from "../sql/outbox/backlog.js";
+import { UNDEFINED_TABLE } from "../sql/check-table.js";
+import { type BacklogRow, inboxBacklogGaugesSql } from "../sql/inbox/backlog.js";
+import { checkInboxTableSql } from "../sql/inbox/check-table.js";
+import { type InboxNames, inboxNames } from "../sql/names.js";
 import { BacklogProbe } from "../telemetry/backlog-probe.js";
 import { type BacklogSnapshot, InboxMetrics } from "../telemetry/metrics.js";
 import { AmqpConsumer } from "../transport/amqp/consumer.js";
@@ -226,8 +227,9 @@ export class Inbox {
     let processor: Processor | undefined;
     let retention: Retention | undefined;
     try {
-      await checkTable(pool);
-      const probe = new BacklogProbe(async () => (await pool.query<BacklogRow>(INBOX_BACKLOG_SQL)).rows[0]!);
+      const names = inboxNames(this.#options.schema);
+      await checkTable(pool, names);
+      const probe = new BacklogProbe(async () => (await pool.query<BacklogRow>(inboxBacklogGaugesSql(names))).rows[0]!);
       this.#probe = probe;
       // Taken here, not at construction: an app registers its MeterProvider before start() (telemetry/metrics.ts).
       let receiver: Receiver | undefined;
@@ -239,6 +241,7 @@ export class Inbox {
       processor = new Processor(pool, this.#prisma, this.#registry, this.#options, this.#emit);
       receiver = new Receiver({
         pool,
+        names,
         registry: this.#registry,
         invalidMessages: this.#options.invalidMessages,
         batchSize: this.#options.prefetch,
@@ -353,14 +356,14 @@ function checkConnection(connection: InboxConnection): InboxConnection {
 }
 
 /** Fails fast, saying what to run, when the database is unreachable or the inbox table is missing. */
-async function checkTable(pool: pg.Pool): Promise<void> {
+async function checkTable(pool: pg.Pool, names: InboxNames): Promise<void> {
   try {
-    await pool.query(CHECK_INBOX_TABLE_SQL);
+    await pool.query(checkInboxTableSql(names));
   } catch (thrown) {
     const code = (thrown as { code?: string }).code;
     if (code === UNDEFINED_TABLE) {
       throw new OutboxConfigError(
-        `The table ${INBOX_TABLE} does not exist: add prisma/inbox.prisma of the package to your schema and migrate (see docs/inbox.md in the package).`,
+        `The table inbox_message does not exist in schema "${names.schema}": add prisma/inbox.prisma of the package to your schema and migrate (see docs/inbox.md in the package), or set \`schema\` to the schema that holds it.`,
       );
     }
     throw new OutboxConfigError(

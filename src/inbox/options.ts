@@ -1,6 +1,6 @@
 // Options of `inbox()`: typed, documented, defaulted and validated in one place.
 
-import { durationOption, exchangesOption, integerOption } from "../config/validate.js";
+import { durationOption, exchangesOption, integerOption, schemaOption } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
 import { escapeControl, escapeJsonControl } from "../runtime/escape.js";
 import { type Logger, loggerOption } from "../runtime/logger.js";
@@ -95,6 +95,12 @@ export interface InboxOptions<TMessages, TClient, TTx> {
   keyAfterDead?: KeyAfterDead;
   /** How long `stop()` lets handlers finish before aborting them (they roll back). @defaultValue 10_000 */
   stopTimeoutMs?: number;
+  /**
+   * The PostgreSQL schema of the inbox table (`inbox_message`): where Prisma created it (the `?schema=` of the
+   * migration's URL, or `@@schema`). Every inbox on the same table must be given the same.
+   * @defaultValue "public"
+   */
+  schema?: string;
   /** @defaultValue warnings and errors on stderr */
   logger?: Logger;
 }
@@ -118,6 +124,7 @@ export interface ResolvedInboxOptions {
   invalidMessages: InvalidMessagePolicy;
   keyAfterDead: KeyAfterDead;
   stopTimeoutMs: number;
+  schema: string;
   logger: Logger;
   /**
    * @internal Not an option of `inbox()`: false only in tests that show the loop detection and the broker-side defence
@@ -250,6 +257,7 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
     invalidMessages,
     keyAfterDead,
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
+    schema: schemaOption("schema", options.schema),
     logger: loggerOption(options.logger, "inbox"),
     guardHeaders: (options as { guardHeaders?: unknown }).guardHeaders !== false,
   };

@@ -24,9 +24,10 @@ import type pg from "pg";
 import { coerceError, InboxHandlerTimeoutError, LeaseLostError, OutboxError } from "../errors.js";
 import { backoffDelay, sleep } from "../runtime/backoff.js";
 import { type ClaimedInboxRow, claimDueInbox, claimInboxByIdsSql } from "../sql/inbox/claim.js";
-import { COMPLETE_INBOX_MESSAGE_SQL } from "../sql/inbox/complete.js";
-import { FAIL_INBOX_MESSAGE_SQL } from "../sql/inbox/fail.js";
-import { RELEASE_INBOX_MESSAGES_SQL } from "../sql/inbox/release.js";
+import { completeInboxMessageSql } from "../sql/inbox/complete.js";
+import { failInboxMessageSql } from "../sql/inbox/fail.js";
+import { releaseInboxMessagesSql } from "../sql/inbox/release.js";
+import { inboxNames } from "../sql/names.js";
 import { withConsumerSpan } from "../telemetry/tracing.js";
 import type { InboxEvent } from "./events.js";
 import type { ResolvedInboxOptions } from "./options.js";
@@ -82,7 +83,7 @@ export class Processor {
     this.#registry = registry;
     this.#options = options;
     this.#emit = emit;
-    this.#claimByIdsSql = claimInboxByIdsSql(options.keyAfterDead);
+    this.#claimByIdsSql = claimInboxByIdsSql(inboxNames(options.schema), options.keyAfterDead);
   }
 
   /** The lease of a claim: the handler's time, plus room for the transaction to start and commit. */
@@ -209,7 +210,10 @@ export class Processor {
   async #release(rows: ClaimedInboxRow[]): Promise<void> {
     if (rows.length === 0) return;
     try {
-      await this.#pool.query(RELEASE_INBOX_MESSAGES_SQL, [rows.map((r) => r.id), rows.map((r) => r.attempts)]);
+      await this.#pool.query(releaseInboxMessagesSql(inboxNames(this.#options.schema)), [
+        rows.map((r) => r.id),
+        rows.map((r) => r.attempts),
+      ]);
     } catch (thrown) {
       this.#options.logger.warn(
         `releasing ${rows.length} claimed inbox rows failed; they are due again when their lease runs out: ${
@@ -239,7 +243,7 @@ export class Processor {
    */
   async #claimDue(limit: number): Promise<ClaimedInboxRow[]> {
     const results = (await this.#pool.query(
-      claimDueInbox(this.#options.keyAfterDead, this.leaseMs, limit),
+      claimDueInbox(inboxNames(this.#options.schema), this.#options.keyAfterDead, this.leaseMs, limit),
     )) as unknown as pg.QueryResult<ClaimedInboxRow>[];
     return results[2]!.rows;
   }
@@ -324,7 +328,7 @@ export class Processor {
             await untilAborted(handler.handle(message, tx, { signal: controller.signal }), controller.signal);
             const count = await (
               tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }
-            ).$executeRawUnsafe(COMPLETE_INBOX_MESSAGE_SQL, row.id, row.attempts);
+            ).$executeRawUnsafe(completeInboxMessageSql(inboxNames(this.#options.schema)), row.id, row.attempts);
             if (count !== 1) throw new LeaseLostError(`inbox row ${row.id} was taken over by another processor`);
           },
           { timeout: handlerTimeoutMs + 5_000 },
@@ -362,7 +366,7 @@ export class Processor {
       try {
         recorded = onDead
           ? await this.#recordDead(params, (tx) => onDead(message, tx, error))
-          : ((await this.#pool.query(FAIL_INBOX_MESSAGE_SQL, params)).rowCount ?? 0);
+          : ((await this.#pool.query(failInboxMessageSql(inboxNames(this.#options.schema)), params)).rowCount ?? 0);
         break;
       } catch (thrown) {
         if (attempt >= RECORD_ATTEMPTS) throw thrown;
@@ -392,7 +396,7 @@ export class Processor {
     let count = 0;
     await this.#prisma.$transaction(async (tx) => {
       count = await (tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }).$executeRawUnsafe(
-        FAIL_INBOX_MESSAGE_SQL,
+        failInboxMessageSql(inboxNames(this.#options.schema)),
         ...params,
       );
       if (count === 1) await hook(tx);

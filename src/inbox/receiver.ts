@@ -27,11 +27,12 @@ import type { Logger } from "../runtime/logger.js";
 import { insertFailureKind } from "../runtime/pg.js";
 import type { ClaimedInboxRow } from "../sql/inbox/claim.js";
 import {
-  INSERT_INBOX_MESSAGES_SQL,
   type InboxRowInput,
   type InsertedInboxRow,
+  insertInboxMessagesSql,
   insertInboxParams,
 } from "../sql/inbox/insert.js";
+import type { InboxNames } from "../sql/names.js";
 import type { Delivery } from "../transport/amqp/consumer.js";
 import type { InboxEvent } from "./events.js";
 import type { InvalidMessagePolicy } from "./options.js";
@@ -55,6 +56,8 @@ export const RECEIVE_STALL_MS = 30_000;
 
 export interface ReceiverDeps {
   pool: pg.Pool;
+  /** The inbox table's names, in the inbox's schema. */
+  names: InboxNames;
   registry: HandlerRegistry;
   invalidMessages: InvalidMessagePolicy;
   /** Most deliveries per INSERT. */
@@ -512,7 +515,7 @@ export class Receiver {
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await this.#deps.pool.query<InsertedInboxRow>(
-          INSERT_INBOX_MESSAGES_SQL,
+          insertInboxMessagesSql(this.#deps.names),
           insertInboxParams(rows, this.#deps.leaseMs),
         );
         this.#lastStoredAt = Date.now();

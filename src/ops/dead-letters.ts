@@ -1,5 +1,5 @@
 // List, retry and purge dead letters, as library calls behind `prisma-outbox dead-letters`: the outbox's dead letters
-// (outbox_dead_letter, in the outbox's schema) or the inbox's dead rows (inbox_message, status 'dead').
+// (outbox_dead_letter) or the inbox's dead rows (inbox_message, status 'dead'), in the schema given.
 import type pg from "pg";
 import { integerOption, schemaOption } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
@@ -11,7 +11,7 @@ import {
   purgeInboxDeadSql,
   retryInboxDeadSql,
 } from "../sql/inbox/dead-rows.js";
-import { DEFAULT_SCHEMA, INBOX_TABLE, outboxNames } from "../sql/names.js";
+import { DEFAULT_SCHEMA, inboxNames, outboxNames } from "../sql/names.js";
 import { type DeadLetterFilter, deadLetterFilterSql, hasFilter } from "../sql/ops/dead-letter-filter.js";
 import {
   countDeadLettersSql,
@@ -29,7 +29,7 @@ export type { DeadLetterFilter } from "../sql/ops/dead-letter-filter.js";
 export interface DeadLetterTarget {
   /** The outbox's dead letters, or the inbox's dead rows. */
   source: "outbox" | "inbox";
-  /** The outbox tables' schema (the inbox table is found through search_path). @defaultValue "public" */
+  /** The schema of the outbox tables, or of the inbox table. @defaultValue "public" */
   schema?: string | undefined;
 }
 
@@ -105,10 +105,11 @@ async function onTable<T>(target: DeadLetterTarget, work: () => Promise<T>): Pro
     return await work();
   } catch (error) {
     if ((error as { code?: string }).code !== UNDEFINED_TABLE) throw error;
+    const schema = target.schema ?? DEFAULT_SCHEMA;
     const what =
       target.source === "inbox"
-        ? `The table ${INBOX_TABLE} does not exist: add prisma/inbox.prisma of the package to your schema and migrate.`
-        : `The outbox tables do not exist in schema "${target.schema ?? DEFAULT_SCHEMA}": migrate, or pass the schema that holds them (the schema option, or --schema).`;
+        ? `The table inbox_message does not exist${schema === DEFAULT_SCHEMA ? "" : ` in schema "${schema}"`}: add prisma/inbox.prisma of the package to your schema and migrate.`
+        : `The outbox tables do not exist in schema "${schema}": migrate, or pass the schema that holds them (the schema option, or --schema).`;
     throw new OutboxConfigError(what, { cause: error });
   }
 }
@@ -151,8 +152,9 @@ async function matching(
   retryable: boolean,
 ): Promise<DeadLetterList> {
   if (target.source === "inbox") {
-    const total = (await pool.query(countInboxDeadSql(f, retryable), f.params)).rows[0].count as number;
-    const rows = (await pool.query<InboxDeadRow>(listInboxDeadSql(f, retryable), [...f.params, limit])).rows;
+    const names = inboxNames(target.schema ?? DEFAULT_SCHEMA);
+    const total = (await pool.query(countInboxDeadSql(names, f, retryable), f.params)).rows[0].count as number;
+    const rows = (await pool.query<InboxDeadRow>(listInboxDeadSql(names, f, retryable), [...f.params, limit])).rows;
     return { total, rows: rows.map(shownInbox) };
   }
   const names = outboxNames(target.schema ?? DEFAULT_SCHEMA);
@@ -192,7 +194,8 @@ export async function retryDeadLetters(
       return { count: total, dryRun: true, rows };
     }
     if (target.source === "inbox") {
-      const count = (await pool.query(retryInboxDeadSql(f), f.params)).rows[0].count as number;
+      const names = inboxNames(target.schema ?? DEFAULT_SCHEMA);
+      const count = (await pool.query(retryInboxDeadSql(names, f), f.params)).rows[0].count as number;
       return { count, dryRun: false };
     }
     const names = outboxNames(target.schema ?? DEFAULT_SCHEMA);
@@ -232,7 +235,7 @@ export async function purgeDeadLetters(
     }
     const sql =
       target.source === "inbox"
-        ? purgeInboxDeadSql(f)
+        ? purgeInboxDeadSql(inboxNames(target.schema ?? DEFAULT_SCHEMA), f)
         : purgeDeadLettersSql(outboxNames(target.schema ?? DEFAULT_SCHEMA), f);
     return { count: (await pool.query(sql, f.params)).rows[0].count as number, dryRun: false };
   });

@@ -3,16 +3,16 @@
 import type pg from "pg";
 import { integerOption, schemaOption } from "../config/validate.js";
 import { UNDEFINED_TABLE } from "../sql/check-table.js";
-import { DEFAULT_SCHEMA, outboxNames } from "../sql/names.js";
+import { DEFAULT_SCHEMA, inboxNames, outboxNames } from "../sql/names.js";
 import {
   CONNECTED_SQL,
   deadLettersByErrorSql,
   deadLettersByExchangeSql,
   deadLetterTotalSql,
-  INBOX_BACKLOG_SQL,
-  INBOX_DEAD_BY_ERROR_SQL,
-  INBOX_DEAD_BY_HANDLER_SQL,
-  outboxBacklogSql,
+  inboxDeadByErrorSql,
+  inboxDeadByHandlerSql,
+  inboxStatusCountsSql,
+  outboxStatusCountsSql,
 } from "../sql/ops/status.js";
 
 /** The application names the relay and the inbox give their own sessions (see src/relay, src/inbox). */
@@ -70,7 +70,7 @@ export interface OutboxStatus {
 }
 
 export interface StatusOptions {
-  /** The PostgreSQL schema of the outbox tables. @defaultValue "public" */
+  /** The PostgreSQL schema of the outbox tables and the inbox table. @defaultValue "public" */
   schema?: string;
   /** How many exchanges, handlers and errors to list, most frequent first. @defaultValue 5 */
   top?: number;
@@ -94,13 +94,13 @@ function age(ms: number | null): number | null {
   return ms === null ? null : Math.max(0, Math.round(ms));
 }
 
-/** Backlog, dead letters, connected workers, for the outbox (in `schema`) and the inbox. */
+/** Backlog, dead letters, connected workers, for the outbox and the inbox (both in `schema`). */
 export async function outboxStatus(pool: pg.Pool, options: StatusOptions = {}): Promise<OutboxStatus> {
   const schema = schemaOption("schema", options.schema, DEFAULT_SCHEMA);
   const top = integerOption("top", options.top, 5, 1);
   const names = outboxNames(schema);
   const outbox = await orAbsent(async () => {
-    const backlog = (await pool.query(outboxBacklogSql(names))).rows[0];
+    const backlog = (await pool.query(outboxStatusCountsSql(names))).rows[0];
     const total = (await pool.query(deadLetterTotalSql(names))).rows[0].count as number;
     const byExchange = (await pool.query(deadLettersByExchangeSql(names), [top])).rows;
     const byError = (await pool.query(deadLettersByErrorSql(names), [top])).rows;
@@ -127,9 +127,10 @@ export async function outboxStatus(pool: pg.Pool, options: StatusOptions = {}): 
     ]),
   );
   const inbox = await orAbsent(async () => {
-    const backlog = (await pool.query(INBOX_BACKLOG_SQL)).rows[0];
-    const byHandler = (await pool.query(INBOX_DEAD_BY_HANDLER_SQL, [top])).rows;
-    const byError = (await pool.query(INBOX_DEAD_BY_ERROR_SQL, [top])).rows;
+    const inboxTables = inboxNames(schema);
+    const backlog = (await pool.query(inboxStatusCountsSql(inboxTables))).rows[0];
+    const byHandler = (await pool.query(inboxDeadByHandlerSql(inboxTables), [top])).rows;
+    const byError = (await pool.query(inboxDeadByErrorSql(inboxTables), [top])).rows;
     return {
       present: true as const,
       due: backlog.due as number,

@@ -9,7 +9,7 @@ import { OutboxConfigError, OutboxError, OutboxStartError } from "../errors.js";
 import { describePgError, type OwnedPool, openPool } from "../runtime/pg.js";
 import { checkTableSql, UNDEFINED_TABLE } from "../sql/check-table.js";
 import type { OutboxNames } from "../sql/names.js";
-import { type BacklogRow, outboxBacklogSql } from "../sql/outbox/backlog.js";
+import { type BacklogRow, outboxBacklogGaugesSql } from "../sql/outbox/backlog.js";
 import { hasKeyedRowsSql } from "../sql/outbox/claim.js";
 import { BacklogProbe } from "../telemetry/backlog-probe.js";
 import { RelayMetrics } from "../telemetry/metrics.js";
@@ -83,7 +83,7 @@ export class RelayResources {
       this.pool = pool;
       inputs.keyed.on = await haltable(halt, "connecting to the database", checkDatabase(pool, inputs));
       inputs.record.database = { connected: true };
-      const backlogSql = outboxBacklogSql(names);
+      const backlogSql = outboxBacklogGaugesSql(names);
       const probe = new BacklogProbe(async () => (await pool.query<BacklogRow>(backlogSql)).rows[0]!);
       this.probe = probe;
       // Taken here, not at construction: an app registers its MeterProvider before start() (telemetry/metrics.ts).

@@ -13,8 +13,9 @@
 import { coerceError, RequestCancelledError, RequestInputError } from "../errors.js";
 import type { HandlerContext, InboxMessage } from "../inbox/types.js";
 import { serializePayload } from "../message/message.js";
-import { COMPLETE_REQUEST_SQL, FAIL_REQUEST_SQL } from "../sql/requests/finish.js";
-import { REPORT_PROGRESS_SQL, REQUEST_STATE_SQL, START_REQUEST_SQL } from "../sql/requests/progress.js";
+import { requestNames } from "../sql/names.js";
+import { completeRequestSql, failRequestSql } from "../sql/requests/finish.js";
+import { reportProgressSql, requestStateSql, startRequestSql } from "../sql/requests/progress.js";
 import type { ResolvedRequestsOptions } from "./options.js";
 import type { ProblemDetails } from "./status.js";
 
@@ -69,16 +70,20 @@ export function requestHandler<TInput, TResult, TTx>(
   type: string,
   work: RequestWork<TInput, TResult, TTx>,
 ) {
+  const names = requestNames(options.schema);
+  const sql = {
+    start: startRequestSql(names),
+    state: requestStateSql(names),
+    progress: reportProgressSql(names),
+    complete: completeRequestSql(names),
+    fail: failRequestSql(names),
+  };
   const requestIdOf = (message: InboxMessage) =>
     (message.payload as Partial<RequestMessage> | null)?.requestId ?? message.messageId;
 
   async function handle(message: InboxMessage, tx: TTx, { signal }: HandlerContext): Promise<void> {
     const requestId = requestIdOf(message);
-    const started = await prisma.$queryRawUnsafe<Array<{ input: TInput }>>(
-      START_REQUEST_SQL,
-      requestId,
-      message.attempt,
-    );
+    const started = await prisma.$queryRawUnsafe<Array<{ input: TInput }>>(sql.start, requestId, message.attempt);
     if (started.length === 0) {
       options.logger.info(`request ${requestId} is finished or gone: its work does not run`);
       return;
@@ -89,7 +94,7 @@ export function requestHandler<TInput, TResult, TTx>(
     };
     // Another process cancels by updating the row: polled here, and noticed at once by progress reports.
     const poll = setInterval(() => {
-      prisma.$queryRawUnsafe<Array<{ status: string }>>(REQUEST_STATE_SQL, requestId).then(
+      prisma.$queryRawUnsafe<Array<{ status: string }>>(sql.state, requestId).then(
         (rows) => {
           if (rows[0]?.status !== "running") stopped(`is ${rows[0]?.status ?? "gone"}: cancelled while running`);
         },
@@ -112,7 +117,7 @@ export function requestHandler<TInput, TResult, TTx>(
           throw new RequestInputError(`Expected the progress message to be a string, got ${typeof text}.`);
         }
         if (combined.aborted) throw combined.reason;
-        const count = await prisma.$executeRawUnsafe(REPORT_PROGRESS_SQL, requestId, Math.round(percent), text ?? null);
+        const count = await prisma.$executeRawUnsafe(sql.progress, requestId, Math.round(percent), text ?? null);
         if (count === 0) {
           stopped("is no longer running: cancelled");
           throw cancel.signal.reason;
@@ -123,7 +128,7 @@ export function requestHandler<TInput, TResult, TTx>(
       const result = await work(started[0]!.input, context);
       const json = serializePayload(result === undefined ? null : result, "request result");
       const written = await (tx as unknown as RawClient).$executeRawUnsafe(
-        COMPLETE_REQUEST_SQL,
+        sql.complete,
         requestId,
         json,
         options.retentionMs,
@@ -140,7 +145,7 @@ export function requestHandler<TInput, TResult, TTx>(
   async function dead(message: InboxMessage, tx: TTx, error: Error): Promise<void> {
     const requestId = requestIdOf(message);
     await (tx as unknown as RawClient).$executeRawUnsafe(
-      FAIL_REQUEST_SQL,
+      sql.fail,
       requestId,
       JSON.stringify(problemOf(error, message.attempt)),
       options.retentionMs,

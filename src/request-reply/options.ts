@@ -1,6 +1,6 @@
 // Options of `requests()`: typed, documented, defaulted and validated in one place.
 
-import { durationOption, expectExchangeName, integerOption } from "../config/validate.js";
+import { durationOption, expectExchangeName, integerOption, schemaOption } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
 import { escapeControl, escapeJsonControl } from "../runtime/escape.js";
 import { type Logger, loggerOption } from "../runtime/logger.js";
@@ -34,6 +34,12 @@ export interface RequestsOptions<TClient> {
    * process (progress reports notice it too, at once). @defaultValue 500
    */
   cancelCheckIntervalMs?: number;
+  /**
+   * The PostgreSQL schema of the request table (`outbox_request`): where Prisma created it (the `?schema=` of the
+   * migration's URL, or `@@schema`). The web side and the workers must be given the same.
+   * @defaultValue "public"
+   */
+  schema?: string;
   /** @defaultValue warnings and errors on stderr */
   logger?: Logger;
 }
@@ -45,6 +51,7 @@ export interface ResolvedRequestsOptions {
   purgeIntervalMs: number;
   purgeBatchSize: number;
   cancelCheckIntervalMs: number;
+  schema: string;
   logger: Logger;
 }
 
@@ -81,6 +88,7 @@ export function resolveRequestsOptions(options: RequestsOptions<unknown>): Resol
     purgeIntervalMs: durationOption("purgeIntervalMs", options.purgeIntervalMs, 60_000, 10),
     purgeBatchSize: integerOption("purgeBatchSize", options.purgeBatchSize, 500, 1, 100_000),
     cancelCheckIntervalMs: durationOption("cancelCheckIntervalMs", options.cancelCheckIntervalMs, 500, 10),
+    schema: schemaOption("schema", options.schema),
     logger: loggerOption(options.logger, "requests"),
   };
 }

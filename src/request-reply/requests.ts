@@ -7,9 +7,10 @@ import { RequestIdempotencyError, RequestInputError } from "../errors.js";
 import type { HandlerSpec } from "../inbox/types.js";
 import { serializePayload } from "../message/message.js";
 import { isUuid, uuidv7 } from "../message/uuid.js";
-import { CANCEL_REQUEST_SQL } from "../sql/requests/finish.js";
-import { READ_REQUEST_SQL, type RequestRow } from "../sql/requests/read.js";
-import { INSERT_REQUEST_SQL, REQUEST_BY_KEY_SQL } from "../sql/requests/submit.js";
+import { type RequestNames, requestNames } from "../sql/names.js";
+import { cancelRequestSql } from "../sql/requests/finish.js";
+import { type RequestRow, readRequestSql } from "../sql/requests/read.js";
+import { insertRequestSql, requestByKeySql } from "../sql/requests/submit.js";
 import { type RawClient, type RequestMessage, type RequestWork, requestHandler } from "./handler.js";
 import { REQUEST_TYPE, type RequestsOptions, resolveRequestsOptions } from "./options.js";
 import { RequestRetention } from "./retention.js";
@@ -57,9 +58,11 @@ export class Requests<TTx = any> {
   readonly #prisma: OutboxClient;
   readonly #options: ReturnType<typeof resolveRequestsOptions>;
   readonly #retention: RequestRetention;
+  readonly #names: RequestNames;
 
   constructor(options: RequestsOptions<unknown>) {
     this.#options = resolveRequestsOptions(options);
+    this.#names = requestNames(this.#options.schema);
     this.#prisma = options.prisma as OutboxClient;
     this.#retention = new RequestRetention(this.#prisma, this.#options);
   }
@@ -87,7 +90,7 @@ export class Requests<TTx = any> {
       for (let round = 0; round < 2; round++) {
         const id = uuidv7();
         const inserted = await tx.$queryRawUnsafe<Array<{ id: string }>>(
-          INSERT_REQUEST_SQL,
+          insertRequestSql(this.#names),
           id,
           type,
           json,
@@ -100,7 +103,7 @@ export class Requests<TTx = any> {
           return { id, created: true };
         }
         const [held] = await tx.$queryRawUnsafe<Array<{ id: string; same_input: boolean }>>(
-          REQUEST_BY_KEY_SQL,
+          requestByKeySql(this.#names),
           type,
           key,
           json,
@@ -124,7 +127,7 @@ export class Requests<TTx = any> {
   /** The request's status, or undefined when there is none (never submitted, not a UUID, or expired and deleted). */
   async status<TInput = unknown, TResult = unknown>(id: string): Promise<RequestStatus<TInput, TResult> | undefined> {
     if (typeof id !== "string" || !isUuid(id)) return undefined;
-    const [row] = await this.#prisma.$queryRawUnsafe<RequestRow[]>(READ_REQUEST_SQL, id);
+    const [row] = await this.#prisma.$queryRawUnsafe<RequestRow[]>(readRequestSql(this.#names), id);
     return row ? (toRequestStatus(row) as RequestStatus<TInput, TResult>) : undefined;
   }
 
@@ -135,7 +138,7 @@ export class Requests<TTx = any> {
    */
   async cancel(id: string): Promise<RequestStatus | undefined> {
     if (typeof id !== "string" || !isUuid(id)) return undefined;
-    await this.#prisma.$executeRawUnsafe(CANCEL_REQUEST_SQL, id, this.#options.retentionMs);
+    await this.#prisma.$executeRawUnsafe(cancelRequestSql(this.#names), id, this.#options.retentionMs);
     return this.status(id);
   }
 

@@ -35,11 +35,6 @@ export interface RequestStatus<TInput = unknown, TResult = unknown> {
   expiresAt: Date | undefined;
 }
 
-/** True for the states a request never leaves. */
-export function isFinished(state: RequestState): boolean {
-  return state === "succeeded" || state === "failed" || state === "cancelled";
-}
-
 export function toRequestStatus(row: RequestRow): RequestStatus {
   return {
     id: row.id,

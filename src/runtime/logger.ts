@@ -16,7 +16,7 @@ type Level = keyof Logger;
 /** The part a default logger speaks for: the first word after `prisma-outbox` on each line. */
 type LoggerComponent = "relay" | "inbox" | "requests";
 
-const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
 
 /**
  * The default of every part: warnings and errors on stderr, one line each,

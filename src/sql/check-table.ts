@@ -1,4 +1,4 @@
-import { INBOX_TABLE, type OutboxNames } from "./names.js";
+import type { OutboxNames } from "./names.js";
 
 /**
  * The relay's start-up check that the outbox table exists where it looks for it: reads no row (LIMIT 0), takes only
@@ -12,6 +12,3 @@ export function checkTableSql(names: OutboxNames): string {
 
 /** PostgreSQL's code for a missing table (or schema of a qualified name). */
 export const UNDEFINED_TABLE = "42P01";
-
-/** The inbox's start-up check, shaped like the relay's: the inbox table exists, and the database answers. */
-export const CHECK_INBOX_TABLE_SQL = `SELECT 1 FROM ${INBOX_TABLE} LIMIT 0`;

@@ -1,6 +1,7 @@
-// Names shared by every statement, for the PostgreSQL schema that holds the outbox tables. The shipped Prisma model
-// maps to exactly these tables (@@map); Prisma creates them in the schema of the migration's connection (`public`
-// unless the URL says `?schema=`, or `@@schema` places the models).
+// Names shared by every statement, for the PostgreSQL schema that holds the tables (the outbox's, the inbox's and
+// request-reply's: each part has its own `schema` option). The shipped Prisma models map to exactly these tables
+// (@@map); Prisma creates them in the schema of the migration's connection (`public` unless the URL says `?schema=`,
+// or `@@schema` places the models).
 //
 // Every statement uses the schema-qualified, quoted names: the tables are found where the app's Prisma put them,
 // whatever the session's search_path (which Prisma does not set, and which a pooler may not keep), and any schema
@@ -64,14 +65,48 @@ export function outboxNames(schema: string = DEFAULT_SCHEMA): OutboxNames {
   return names;
 }
 
-/**
- * The inbox table (prisma/inbox.prisma). Not schema-aware yet: the inbox's statements use it unqualified, so it is
- * found through the session's search_path (`public` by default).
- */
-export const INBOX_TABLE = "inbox_message";
+export interface InboxNames {
+  schema: string;
+  /** `"schema"."inbox_message"`: the inbox table (prisma/inbox.prisma), dedupe records and pending work. */
+  inboxTable: string;
+}
+
+export interface RequestNames {
+  schema: string;
+  /** `"schema"."outbox_request"`: the status table of request-reply (prisma/request.prisma). */
+  requestTable: string;
+}
 
 /**
- * The request status table of request-reply (prisma/request.prisma). Unqualified like the inbox's: found through the
- * session's search_path (`public` by default).
+ * A text literal holding any text: an E'' literal with `\` and `'` doubled reads the same whatever the session's
+ * standard_conforming_strings (in a plain '' literal a backslash is an escape when that setting is off).
  */
-export const REQUEST_TABLE = "outbox_request";
+export function quoteLiteral(text: string): string {
+  if (text.includes("\0")) throw new TypeError("A literal cannot contain NUL");
+  return `E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
+}
+
+/** One cache per kind of names: a schema's names are computed once. */
+function cached<T>(make: (schema: string) => T): (schema?: string) => T {
+  const cache = new Map<string, T>();
+  return (schema = DEFAULT_SCHEMA) => {
+    let names = cache.get(schema);
+    if (!names) {
+      names = make(schema);
+      cache.set(schema, names);
+    }
+    return names;
+  };
+}
+
+/** The inbox's names in one schema (the `schema` option of `inbox()`). */
+export const inboxNames: (schema?: string) => InboxNames = cached((schema) => ({
+  schema,
+  inboxTable: `${quoteIdentifier(schema)}.${quoteIdentifier("inbox_message")}`,
+}));
+
+/** Request-reply's names in one schema (the `schema` option of `requests()`). */
+export const requestNames: (schema?: string) => RequestNames = cached((schema) => ({
+  schema,
+  requestTable: `${quoteIdentifier(schema)}.${quoteIdentifier("outbox_request")}`,
+}));

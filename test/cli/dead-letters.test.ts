@@ -287,7 +287,7 @@ describe("prisma-outbox dead-letters (outbox)", () => {
       [["purge", "--all", "--limit", "5"], "--limit applies to list"],
       [["list", "--limit", "x"], 'Expected --limit to be an integer from 1 to 1000000, got "x"'],
       [["list", "--id", ","], "Expected --id to be a non-empty value or list."],
-      [["list", "--inbox", "--schema", "s"], "--schema applies to the outbox tables"],
+      [["list", "--inbox", "--schema", "s"], 'The table inbox_message does not exist in schema "s"'],
       [["list", "--schema", "missing"], 'The outbox tables do not exist in schema "missing"'],
     ];
     for (const [args, message] of cases) {

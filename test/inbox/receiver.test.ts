@@ -11,6 +11,7 @@ import { resolveHandlers } from "../../src/inbox/options.js";
 import { Receiver, type ReceiverDeps } from "../../src/inbox/receiver.js";
 import { HandlerRegistry } from "../../src/inbox/registry.js";
 import type { ClaimedInboxRow } from "../../src/sql/inbox/claim.js";
+import { inboxNames } from "../../src/sql/names.js";
 import type { Delivery } from "../../src/transport/amqp/consumer.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
@@ -56,6 +57,7 @@ function receiverWithRoom(
   let left = room;
   const receiver = new Receiver({
     pool,
+    names: inboxNames(),
     registry: new HandlerRegistry(resolveHandlers(handlers)),
     invalidMessages: "dead",
     batchSize: 1_000,

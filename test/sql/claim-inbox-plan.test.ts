@@ -7,6 +7,7 @@
 // 150,000 for the bitmap plan).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { claimDueInbox, claimDueInboxSql } from "../../src/sql/inbox/claim.js";
+import { inboxNames } from "../../src/sql/names.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
 const url = await useTestDatabase();
@@ -61,7 +62,7 @@ describe("the inbox's due claim", () => {
   }, 60_000);
 
   it("touches a bounded number of buffers with stale statistics, keyed rows and leased keys", async () => {
-    const parts = statementsOf(claimDueInbox("stop", 30_000, LIMIT));
+    const parts = statementsOf(claimDueInbox(inboxNames(), "stop", 30_000, LIMIT));
     expect(parts[0]).toBe("BEGIN");
     expect(parts.at(-1)).toBe("COMMIT");
     const setup = parts.slice(1, -2).join(";");
@@ -72,7 +73,9 @@ describe("the inbox's due claim", () => {
   });
 
   it("the bound catches the plan that reads every due row (bitmap scan and sort)", async () => {
-    const sql = claimDueInboxSql("stop").replace("$1::float8", "30000::float8").replace("LIMIT $2", `LIMIT ${LIMIT}`);
+    const sql = claimDueInboxSql(inboxNames(), "stop")
+      .replace("$1::float8", "30000::float8")
+      .replace("LIMIT $2", `LIMIT ${LIMIT}`);
     const walk = await buffersOf("SET LOCAL enable_indexscan = off", sql);
     expect(walk.rows).toBe(LIMIT);
     expect(walk.buffers).toBeGreaterThan(10 * BOUND);

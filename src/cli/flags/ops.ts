@@ -13,7 +13,7 @@ the relays and inbox workers connected to the database, and the inbox backlog an
 
 Options (flag / environment):
   --database-url URL    PostgreSQL holding the outbox and inbox tables      / DATABASE_URL (required)
-  --schema NAME         PostgreSQL schema of the outbox tables (public)     / OUTBOX_SCHEMA
+  --schema NAME         PostgreSQL schema of the tables (public)            / OUTBOX_SCHEMA
   --top N               exchanges, handlers and errors listed (5)
   --json                one JSON object (its shape: docs/operating.md#commands)
   -h, --help            this help
@@ -42,7 +42,7 @@ Filters (all given must match; a repeated or comma-separated list matches any of
 Options (flag / environment):
   --inbox               the inbox's dead rows instead of the outbox's dead letters
   --database-url URL    PostgreSQL holding the tables                       / DATABASE_URL (required)
-  --schema NAME         PostgreSQL schema of the outbox tables (public)     / OUTBOX_SCHEMA
+  --schema NAME         PostgreSQL schema of the tables (public)            / OUTBOX_SCHEMA
   --limit N             list: rows shown, newest first (50)
   --dry-run             retry, purge: count and show what would change, change nothing
   --json                JSON output (its shape: docs/operating.md#commands)
@@ -213,11 +213,6 @@ export function parseDeadLettersConfig(argv: string[], env: NodeJS.ProcessEnv): 
     );
   }
   const source = values.inbox === true ? "inbox" : "outbox";
-  if (source === "inbox" && values.schema !== undefined) {
-    throw new OutboxConfigError(
-      "--schema applies to the outbox tables; the inbox table is found through the session's search_path.",
-    );
-  }
   if (source === "outbox" && values.handler !== undefined) {
     throw new OutboxConfigError("--handler filters the inbox's dead rows: add --inbox.");
   }
@@ -255,7 +250,7 @@ export function parseDeadLettersConfig(argv: string[], env: NodeJS.ProcessEnv): 
     action,
     databaseUrl: databaseUrl(values, env),
     source,
-    schema: source === "inbox" ? "public" : schema(values, env),
+    schema: schema(values, env),
     filter,
     limit: positiveInteger("--limit", values.limit as string | undefined, 50),
     dryRun: values["dry-run"] === true,

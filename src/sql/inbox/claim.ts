@@ -1,13 +1,12 @@
-import { INBOX_TABLE } from "../names.js";
+import type { InboxNames } from "../names.js";
 
 // Claiming an inbox row is leasing it, not locking it. The handler must run in the user's own Prisma transaction, on
 // a connection the inbox does not own, so a row lock taken here could not be held there. Instead:
 // - the claim moves available_at forward by the lease (handler timeout + margin), so other processors' claims skip
 //   the row until the lease runs out, and counts the attempt as started (attempts + 1): a processor that dies inside
 //   a handler still used an attempt, so a message that crashes every processor ends dead, not in a loop;
-// - the handler's transaction completes the row with `attempts = <the claimed value>` as a guard
-//   (complete-inbox-message.ts): if the lease ran out and another processor claimed it, the guard fails and the
-//   handler's writes roll back. One commit per (message, handler), whatever the races.
+// - the handler's transaction completes the row with `attempts = <the claimed value>` as a guard (complete.ts): if
+//   the lease ran out and another processor claimed it, the guard fails and the handler's writes roll back. One commit per (message, handler), whatever the races.
 // - FOR UPDATE SKIP LOCKED in the subquery: concurrent claims never wait for each other or take the same row.
 // - The (status, available_at, id) index serves `status = 'pending' AND available_at <= now() ORDER BY available_at,
 //   id`: due rows come first in the index, so deferred rows (backoff, leases) and processed rows are never read.
@@ -23,25 +22,30 @@ const RETURNING = `RETURNING m.id::text AS id, m.message_id, m.handler, m.exchan
 /** What a key's later rows do once one of its rows is dead. */
 export type KeyAfterDead = "stop" | "continue";
 
-function keyHeadOnly(afterDead: KeyAfterDead): string {
-  const t = INBOX_TABLE;
+/** The ordering-key condition on the candidate row `r`. */
+function keyHeadOnly(names: InboxNames, afterDead: KeyAfterDead): string {
   const statuses = afterDead === "stop" ? "('pending', 'dead')" : "('pending')";
-  return `AND (${t}.ordering_key IS NULL OR NOT EXISTS (
-    SELECT 1 FROM ${t} e WHERE e.ordering_key = ${t}.ordering_key AND e.handler = ${t}.handler
-    AND e.status IN ${statuses} AND e.id < ${t}.id))`;
+  return `AND (r.ordering_key IS NULL OR NOT EXISTS (
+    SELECT 1 FROM ${names.inboxTable} e WHERE e.ordering_key = r.ordering_key AND e.handler = r.handler
+    AND e.status IN ${statuses} AND e.id < r.id))`;
 }
 
-/** Claims the oldest due rows. $1: lease ms, $2: limit. */
-export function claimDueInboxSql(afterDead: KeyAfterDead = "stop"): string {
+/** The due claim, with its lease (ms) and limit given as SQL text: parameters, or integers written in. */
+function dueClaim(names: InboxNames, afterDead: KeyAfterDead, leaseMs: string, limit: string): string {
   return `
-UPDATE ${INBOX_TABLE} m SET attempts = m.attempts + 1, available_at = now() + make_interval(secs => $1::float8 / 1000)
+UPDATE ${names.inboxTable} m SET attempts = m.attempts + 1, available_at = now() + make_interval(secs => ${leaseMs}::float8 / 1000)
 FROM (
-  SELECT id FROM ${INBOX_TABLE} WHERE status = 'pending' AND available_at <= now()
-  ${keyHeadOnly(afterDead)}
-  ORDER BY available_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+  SELECT r.id FROM ${names.inboxTable} r WHERE r.status = 'pending' AND r.available_at <= now()
+  ${keyHeadOnly(names, afterDead)}
+  ORDER BY r.available_at, r.id LIMIT ${limit} FOR UPDATE SKIP LOCKED
 ) c
 WHERE m.id = c.id
 ${RETURNING}`;
+}
+
+/** Claims the oldest due rows. $1: lease ms, $2: limit. */
+export function claimDueInboxSql(names: InboxNames, afterDead: KeyAfterDead = "stop"): string {
+  return dueClaim(names, afterDead, "$1", "$2");
 }
 
 function integer(n: number): string {
@@ -56,36 +60,28 @@ function integer(n: number): string {
  * statistics that do not know the table's size yet (a backlog that arrived within seconds, before any ANALYZE, or
  * with autovacuum off) the planner estimates a handful of due rows and prefers a bitmap scan and a sort, which reads
  * every due row before the sort, and probes the key of every keyed one: 350-900 ms a claim with 35,000 due rows,
- * against 2 ms for the index walk (the O1 chaos row, 50,000 messages on 1,000 keys, was handled at 80 a second and
- * timed out). Without bitmap scans the index walk is the cheapest plan whatever the estimates (a sequential scan
- * reads the whole table). SET LOCAL ends with the transaction, so the connection is left as it was. Rows without a
- * key walk the same index as before, and gain the same protection.
+ * against 2 ms for the index walk. Without bitmap scans the index walk is the cheapest plan whatever the estimates (a
+ * sequential scan reads the whole table). SET LOCAL ends with the transaction, so the connection is left as it was.
+ * Rows without a key walk the same index as before, and gain the same protection.
  */
-export function claimDueInbox(afterDead: KeyAfterDead, leaseMs: number, limit: number): string {
-  const claim = claimDueInboxSql(afterDead)
-    .replace("$1::float8", `${integer(leaseMs)}::float8`)
-    .replace("LIMIT $2", `LIMIT ${integer(limit)}`);
+export function claimDueInbox(names: InboxNames, afterDead: KeyAfterDead, leaseMs: number, limit: number): string {
+  const claim = dueClaim(names, afterDead, integer(leaseMs), integer(limit));
   return `BEGIN;\nSET LOCAL enable_bitmapscan = off;\n${claim};\nCOMMIT`;
 }
 
 /** Claims the given rows (the receiver's in-process hand-off) where still pending and due. $1: lease ms, $2: ids. */
-export function claimInboxByIdsSql(afterDead: KeyAfterDead = "stop"): string {
+export function claimInboxByIdsSql(names: InboxNames, afterDead: KeyAfterDead = "stop"): string {
   return `
-UPDATE ${INBOX_TABLE} m SET attempts = m.attempts + 1, available_at = now() + make_interval(secs => $1::float8 / 1000)
+UPDATE ${names.inboxTable} m SET attempts = m.attempts + 1, available_at = now() + make_interval(secs => $1::float8 / 1000)
 FROM (
-  SELECT id FROM ${INBOX_TABLE} WHERE id = ANY($2::bigint[]) AND status = 'pending' AND available_at <= now()
-  ${keyHeadOnly(afterDead)}
-  ORDER BY id FOR UPDATE SKIP LOCKED
+  SELECT r.id FROM ${names.inboxTable} r
+  WHERE r.id = ANY($2::bigint[]) AND r.status = 'pending' AND r.available_at <= now()
+  ${keyHeadOnly(names, afterDead)}
+  ORDER BY r.id FOR UPDATE SKIP LOCKED
 ) c
 WHERE m.id = c.id
 ${RETURNING}`;
 }
-
-/** Claims the oldest due rows (keys stop after a dead row). $1: lease ms, $2: limit. */
-export const CLAIM_DUE_INBOX_SQL = claimDueInboxSql("stop");
-
-/** Claims the given rows (keys stop after a dead row). $1: lease ms, $2: ids. */
-export const CLAIM_INBOX_BY_IDS_SQL = claimInboxByIdsSql("stop");
 
 /** A claimed row. */
 export interface ClaimedInboxRow {

@@ -1,4 +1,4 @@
-import { INBOX_TABLE } from "../names.js";
+import type { InboxNames } from "../names.js";
 
 /**
  * Marks a row processed, inside the handler's own transaction, so the handler's writes and the mark commit together.
@@ -7,6 +7,8 @@ import { INBOX_TABLE } from "../names.js";
  * and the caller rolls the handler's transaction back. Run through Prisma's $executeRawUnsafe: casts make the text
  * and number parameters typed. $1: id, $2: attempts as claimed.
  */
-export const COMPLETE_INBOX_MESSAGE_SQL = `
-UPDATE ${INBOX_TABLE} SET status = 'processed', processed_at = now(), last_error = NULL
+export function completeInboxMessageSql(names: InboxNames): string {
+  return `
+UPDATE ${names.inboxTable} SET status = 'processed', processed_at = now(), last_error = NULL
 WHERE id = $1::bigint AND status = 'pending' AND attempts = $2::int`;
+}

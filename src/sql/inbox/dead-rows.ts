@@ -2,7 +2,7 @@
 // clause comes from dead-letter-filter.ts (bind parameters only); every statement adds status = 'dead' itself, so no
 // filter can reach a pending or processed row.
 
-import { INBOX_TABLE } from "../names.js";
+import type { InboxNames } from "../names.js";
 import type { FilterSql } from "../ops/dead-letter-filter.js";
 
 const COLUMNS = `id::text AS id, message_id, handler, exchange, routing_key, type, correlation_id, attempts, last_error,
@@ -15,13 +15,13 @@ const COLUMNS = `id::text AS id, message_id, handler, exchange, routing_key, typ
 const RETRYABLE = "status = 'dead' AND handler <> ''";
 
 /** The newest arrivals first. $last: limit. */
-export function listInboxDeadSql(filter: FilterSql, retryOnly = false): string {
-  return `SELECT ${COLUMNS} FROM ${INBOX_TABLE} WHERE ${retryOnly ? RETRYABLE : "status = 'dead'"} AND ${filter.where}
+export function listInboxDeadSql(names: InboxNames, filter: FilterSql, retryOnly = false): string {
+  return `SELECT ${COLUMNS} FROM ${names.inboxTable} WHERE ${retryOnly ? RETRYABLE : "status = 'dead'"} AND ${filter.where}
 ORDER BY received_at DESC, id DESC LIMIT $${filter.params.length + 1}::int`;
 }
 
-export function countInboxDeadSql(filter: FilterSql, retryOnly = false): string {
-  return `SELECT count(*)::int AS count FROM ${INBOX_TABLE}
+export function countInboxDeadSql(names: InboxNames, filter: FilterSql, retryOnly = false): string {
+  return `SELECT count(*)::int AS count FROM ${names.inboxTable}
 WHERE ${retryOnly ? RETRYABLE : "status = 'dead'"} AND ${filter.where}`;
 }
 
@@ -30,17 +30,17 @@ WHERE ${retryOnly ? RETRYABLE : "status = 'dead'"} AND ${filter.where}`;
  * (the reason it died) until the next attempt replaces or clears it. The inbox's sweeper finds the rows on its next
  * pass (no NOTIFY: the inbox does not LISTEN). Returns the number retried.
  */
-export function retryInboxDeadSql(filter: FilterSql): string {
+export function retryInboxDeadSql(names: InboxNames, filter: FilterSql): string {
   return `WITH retried AS (
-  UPDATE ${INBOX_TABLE} SET status = 'pending', attempts = 0, available_at = now()
+  UPDATE ${names.inboxTable} SET status = 'pending', attempts = 0, available_at = now()
   WHERE ${RETRYABLE} AND ${filter.where}
   RETURNING 1
 )
 SELECT count(*)::int AS count FROM retried`;
 }
 
-export function purgeInboxDeadSql(filter: FilterSql): string {
-  return `WITH purged AS (DELETE FROM ${INBOX_TABLE} WHERE status = 'dead' AND ${filter.where} RETURNING 1)
+export function purgeInboxDeadSql(names: InboxNames, filter: FilterSql): string {
+  return `WITH purged AS (DELETE FROM ${names.inboxTable} WHERE status = 'dead' AND ${filter.where} RETURNING 1)
 SELECT count(*)::int AS count FROM purged`;
 }
 

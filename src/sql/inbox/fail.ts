@@ -1,4 +1,4 @@
-import { INBOX_TABLE } from "../names.js";
+import type { InboxNames } from "../names.js";
 
 /**
  * Records a failed attempt after the handler's transaction rolled back: the error, and either a later available_at
@@ -6,10 +6,12 @@ import { INBOX_TABLE } from "../names.js";
  * Same guard as completion: a row re-claimed by another processor meanwhile is left alone.
  * $1: id, $2: attempts as claimed, $3: delay ms, $4: error text, $5: dead (boolean).
  */
-export const FAIL_INBOX_MESSAGE_SQL = `
-UPDATE ${INBOX_TABLE}
+export function failInboxMessageSql(names: InboxNames): string {
+  return `
+UPDATE ${names.inboxTable}
 SET status = CASE WHEN $5::boolean THEN 'dead' ELSE 'pending' END,
     available_at = now() + make_interval(secs => $3::float8 / 1000),
     last_error = $4
 WHERE id = $1::bigint AND status = 'pending' AND attempts = $2::int
 RETURNING status`;
+}

@@ -1,4 +1,4 @@
-import { INBOX_TABLE } from "../names.js";
+import { type InboxNames, quoteLiteral } from "../names.js";
 
 /** One row to store: a delivery for one handler (or, with status 'dead', a delivery no handler can take). */
 export interface InboxRowInput {
@@ -36,7 +36,7 @@ export interface InboxRowInput {
  *   not JSON go to `body`, and a body over maxPayloadBytes goes nowhere), unlike a body that is JSON null.
  * - RETURNING gives the ids of the rows actually inserted and pending, for the in-process hand-off to the processor.
  * - Leased rows are claimed by the INSERT itself (attempts 1, due only after the lease $13 ms, as the processor's claim
- *   would set them: claim-inbox-messages.ts), for the processor of this process, which has room for them: it starts
+ *   would set them: claim.ts), for the processor of this process, which has room for them: it starts
  *   them without a claim round trip. A duplicate is not inserted, so never leased twice. `leased` comes back for
  *   those rows only (NULL otherwise), with the message id and handler that say which input row each one is.
  * - Rows go into the unique index in (message_id, handler) order, whatever the delivery order: two INSERTs in flight
@@ -46,9 +46,11 @@ export interface InboxRowInput {
  *   volatile output is evaluated after its query's ORDER BY), which is the order the processors take a key's rows in.
  *   Duplicates draw an id too, as they did through the column default.
  */
-export const INSERT_INBOX_MESSAGES_SQL = `
+export function insertInboxMessagesSql(names: InboxNames): string {
+  return `
 WITH input AS MATERIALIZED (
-  SELECT nextval((SELECT pg_get_serial_sequence('${INBOX_TABLE}', 'id'))) AS id, message_id, handler, exchange,
+  SELECT nextval((SELECT pg_get_serial_sequence(${quoteLiteral(names.inboxTable)}, 'id'))) AS id, message_id, handler,
+         exchange,
          routing_key, payload, body, headers, type, correlation_id, status, last_error, ordering_key, leased,
          has_payload
   FROM ROWS FROM (unnest($1::text[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]),
@@ -59,8 +61,8 @@ WITH input AS MATERIALIZED (
                          status, last_error, ordering_key, leased, has_payload, n)
   ORDER BY n
 )
-INSERT INTO ${INBOX_TABLE} (id, message_id, handler, exchange, routing_key, payload, body, headers, type,
-                            correlation_id, status, last_error, ordering_key, attempts, available_at)
+INSERT INTO ${names.inboxTable} (id, message_id, handler, exchange, routing_key, payload, body, headers, type,
+                                  correlation_id, status, last_error, ordering_key, attempts, available_at)
 SELECT id, message_id, handler, exchange, routing_key, CASE WHEN has_payload THEN payload END, body, headers::jsonb,
        type, correlation_id, status, last_error, ordering_key, CASE WHEN leased THEN 1 ELSE 0 END,
        CASE WHEN leased THEN now() + make_interval(secs => $13::float8 / 1000) ELSE now() END
@@ -70,6 +72,7 @@ ON CONFLICT (message_id, handler) DO NOTHING
 RETURNING id::text AS id, status, CASE WHEN attempts > 0 THEN message_id END AS leased_message_id,
           CASE WHEN attempts > 0 THEN handler END AS leased_handler,
           CASE WHEN attempts > 0 THEN received_at END AS leased_received_at`;
+}
 
 /** A row the INSERT stored; `leased_*` are set for the rows it leased (claimed) to this process's processor. */
 export interface InsertedInboxRow {
@@ -80,7 +83,7 @@ export interface InsertedInboxRow {
   leased_received_at: Date | null;
 }
 
-/** The parameters of INSERT_INBOX_MESSAGES_SQL; `leaseMs` is the lease of the rows marked `leased`. */
+/** The parameters of insertInboxMessagesSql; `leaseMs` is the lease of the rows marked `leased`. */
 export function insertInboxParams(rows: readonly InboxRowInput[], leaseMs = 0): unknown[] {
   // One pass filling one array per column, in the statement's parameter order ($5, the payloads, is joined below):
   // a dozen rows.map() calls cost more per delivery on the receive path.

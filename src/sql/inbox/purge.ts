@@ -1,4 +1,4 @@
-import { INBOX_TABLE } from "../names.js";
+import type { InboxNames } from "../names.js";
 
 /**
  * Retention: deletes processed rows older than the dedupe window, a small batch at a time (the caller loops while a
@@ -6,13 +6,15 @@ import { INBOX_TABLE } from "../names.js";
  * processed_at index finds the oldest first; pending and dead rows are never touched.
  * $1: window ms, $2: batch size. Returns the number deleted.
  */
-export const PURGE_INBOX_MESSAGES_SQL = `
+export function purgeInboxMessagesSql(names: InboxNames): string {
+  return `
 WITH purged AS (
-  DELETE FROM ${INBOX_TABLE} WHERE id IN (
-    SELECT id FROM ${INBOX_TABLE}
+  DELETE FROM ${names.inboxTable} WHERE id IN (
+    SELECT id FROM ${names.inboxTable}
     WHERE processed_at < now() - make_interval(secs => $1::float8 / 1000) AND status = 'processed'
     ORDER BY processed_at LIMIT $2
   )
   RETURNING 1
 )
 SELECT count(*)::int AS deleted FROM purged`;
+}

@@ -1,4 +1,4 @@
-import { INBOX_TABLE } from "../names.js";
+import type { InboxNames } from "../names.js";
 
 /**
  * Gives back rows the processor claimed ahead but never started (stop(), or they waited in its buffer too long for a
@@ -7,7 +7,9 @@ import { INBOX_TABLE } from "../names.js";
  * ran out and that another processor claimed meanwhile is left alone. One statement for any number of rows:
  * unnest() pairs each id with its claimed attempts. $1: ids, $2: attempts as claimed (same order).
  */
-export const RELEASE_INBOX_MESSAGES_SQL = `
-UPDATE ${INBOX_TABLE} m SET attempts = m.attempts - 1, available_at = now()
+export function releaseInboxMessagesSql(names: InboxNames): string {
+  return `
+UPDATE ${names.inboxTable} m SET attempts = m.attempts - 1, available_at = now()
 FROM unnest($1::bigint[], $2::int[]) AS r(id, attempts)
 WHERE m.id = r.id AND m.status = 'pending' AND m.attempts = r.attempts`;
+}

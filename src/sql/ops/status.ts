@@ -2,10 +2,13 @@
 // (plain SELECTs never block the relay's SKIP LOCKED claims, nor are blocked by them).
 // The counts read every row of the tables they count: a status check is run by a person or a probe every few seconds
 // at most, and an exact backlog is what it is for. On a backlog of millions it takes a second or two, not minutes.
-import { INBOX_TABLE, type OutboxNames } from "../names.js";
+import type { InboxNames, OutboxNames } from "../names.js";
 
-/** Due now, deferred (retry backoff or a writer's delay), and the age of the oldest due row, in one scan. */
-export function outboxBacklogSql(names: OutboxNames): string {
+/**
+ * The outbox's counts for status: due now, deferred (retry backoff or a writer's delay), and the age of the oldest
+ * due row (NULL when nothing is due, where the gauges' statement, sql/outbox/backlog.ts, says 0), in one scan.
+ */
+export function outboxStatusCountsSql(names: OutboxNames): string {
   return `SELECT count(*) FILTER (WHERE available_at <= now())::int AS due,
        count(*) FILTER (WHERE available_at > now())::int AS deferred,
        (extract(epoch FROM now() - min(available_at) FILTER (WHERE available_at <= now())) * 1000)::float8
@@ -45,11 +48,12 @@ FROM pg_stat_activity WHERE datname = current_database() AND application_name = 
 GROUP BY application_name`;
 
 /**
- * The inbox by state, in one scan. Pending rows not due yet are either leased (a processor claimed them and runs their
- * handler: the claim moves available_at forward by the lease) or waiting for a retry's backoff; the table does not
- * tell these apart. `retrying`: pending rows that failed at least once.
+ * The inbox's counts for status, by state, in one scan. Pending rows not due yet are either leased (a processor
+ * claimed them and runs their handler: the claim moves available_at forward by the lease) or waiting for a retry's
+ * backoff; the table does not tell these apart. `retrying`: pending rows that failed at least once.
  */
-export const INBOX_BACKLOG_SQL = `SELECT
+export function inboxStatusCountsSql(names: InboxNames): string {
+  return `SELECT
   count(*) FILTER (WHERE status = 'pending' AND available_at <= now())::int AS due,
   count(*) FILTER (WHERE status = 'pending' AND available_at > now())::int AS deferred,
   count(*) FILTER (WHERE status = 'pending' AND last_error IS NOT NULL)::int AS retrying,
@@ -57,12 +61,17 @@ export const INBOX_BACKLOG_SQL = `SELECT
   count(*) FILTER (WHERE status = 'dead')::int AS dead,
   (extract(epoch FROM now() - min(available_at) FILTER (WHERE status = 'pending' AND available_at <= now())) * 1000)::float8
     AS oldest_due_age_ms
-FROM ${INBOX_TABLE}`;
+FROM ${names.inboxTable}`;
+}
 
 /** Dead inbox rows per handler ('' for invalid deliveries), most first. $1: top N. */
-export const INBOX_DEAD_BY_HANDLER_SQL = `SELECT handler, count(*)::int AS count
-FROM ${INBOX_TABLE} WHERE status = 'dead' GROUP BY handler ORDER BY count(*) DESC, handler LIMIT $1::int`;
+export function inboxDeadByHandlerSql(names: InboxNames): string {
+  return `SELECT handler, count(*)::int AS count
+FROM ${names.inboxTable} WHERE status = 'dead' GROUP BY handler ORDER BY count(*) DESC, handler LIMIT $1::int`;
+}
 
 /** Dead inbox rows per error (grouped like the outbox's), most first. $1: top N. */
-export const INBOX_DEAD_BY_ERROR_SQL = `SELECT ${ERROR_KEY} AS error, count(*)::int AS count
-FROM ${INBOX_TABLE} WHERE status = 'dead' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $1::int`;
+export function inboxDeadByErrorSql(names: InboxNames): string {
+  return `SELECT ${ERROR_KEY} AS error, count(*)::int AS count
+FROM ${names.inboxTable} WHERE status = 'dead' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $1::int`;
+}

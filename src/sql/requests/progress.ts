@@ -1,4 +1,4 @@
-import { REQUEST_TABLE } from "../names.js";
+import type { RequestNames } from "../names.js";
 
 // The work's transitions that must be seen while it runs: each its own short autocommit statement, outside the
 // handler's transaction (whose writes nobody sees before it commits). Each is guarded by the status it moves from,
@@ -9,19 +9,25 @@ import { REQUEST_TABLE } from "../names.js";
  * finished (cancelled before it started: the work never runs) or gone (expired and purged).
  * $1: id, $2: the inbox's attempt number.
  */
-export const START_REQUEST_SQL = `
-UPDATE ${REQUEST_TABLE}
+export function startRequestSql(names: RequestNames): string {
+  return `
+UPDATE ${names.requestTable}
 SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now(), attempts = $2::int
 WHERE id = $1::uuid AND status IN ('pending', 'running')
 RETURNING input`;
+}
 
 /**
  * A progress report. Matches nothing once the request is no longer running: the caller then aborts the work's signal
  * (cancelled meanwhile). $1: id, $2: percent (0..100), $3: message or null.
  */
-export const REPORT_PROGRESS_SQL = `
-UPDATE ${REQUEST_TABLE} SET progress = $2::smallint, progress_message = $3::text, updated_at = now()
+export function reportProgressSql(names: RequestNames): string {
+  return `
+UPDATE ${names.requestTable} SET progress = $2::smallint, progress_message = $3::text, updated_at = now()
 WHERE id = $1::uuid AND status = 'running'`;
+}
 
 /** The status alone, polled while the work runs to notice a cancellation from another process. $1: id. */
-export const REQUEST_STATE_SQL = `SELECT status FROM ${REQUEST_TABLE} WHERE id = $1::uuid`;
+export function requestStateSql(names: RequestNames): string {
+  return `SELECT status FROM ${names.requestTable} WHERE id = $1::uuid`;
+}
