@@ -57,7 +57,7 @@ export interface InboxOptions<TMessages, TClient, TTx> {
   maxAttempts?: number;
   /** First retry delay; doubles per attempt with jitter, up to `retryMaxDelayMs`. @defaultValue 1_000 */
   retryBaseDelayMs?: number;
-  /** @defaultValue 300_000 (5 minutes) */
+  /** Longest retry delay. @defaultValue 300_000 (5 minutes) */
   retryMaxDelayMs?: number;
   /**
    * Longest run of one handler; past it its transaction rolls back, its signal aborts, and the attempt fails.
@@ -81,7 +81,7 @@ export interface InboxOptions<TMessages, TClient, TTx> {
   retentionMs?: number;
   /** How often expired dedupe records are deleted, in batches of `purgeBatchSize`. @defaultValue 60_000 */
   purgeIntervalMs?: number;
-  /** @defaultValue 1_000 */
+  /** Dedupe records deleted per statement. @defaultValue 1_000 */
   purgeBatchSize?: number;
   /**
    * A delivery without a messageId, with a body that is not JSON or over `maxPayloadBytes`, that no handler takes, or

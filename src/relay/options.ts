@@ -54,7 +54,10 @@ export interface RelayOptions {
   schema?: string;
   /** RabbitMQ URL (amqp:// or amqps://). Required unless `transport` is given. */
   amqpUrl?: string;
-  /** Another transport (e.g. the in-memory one for tests and demos) instead of amqplib. */
+  /**
+   * Another transport (e.g. the in-memory one for tests and demos) instead of amqplib.
+   * @defaultValue an `AmqpTransport` on `amqpUrl`
+   */
   transport?: Transport;
   /**
    * Exchanges to assert at start-up (and after every reconnect).
@@ -122,7 +125,10 @@ export interface RelayOptions {
    * @defaultValue 1_000
    */
   retryBaseDelayMs?: number;
-  /** @defaultValue 300_000 (5 minutes) */
+  /**
+   * Longest retry delay.
+   * @defaultValue 300_000 (5 minutes)
+   */
   retryMaxDelayMs?: number;
   /**
    * What the later messages of an ordering key do once one of its messages was dead-lettered (docs/ordering.md):

@@ -17,14 +17,21 @@ export interface AmqpTransportOptions {
   exchanges?: ExchangeSpec[] | undefined;
   /** AMQP heartbeat, which notices a silently dead connection; 0 disables it. @defaultValue 10 */
   heartbeatSeconds?: number | undefined;
-  /** Delays between connection attempts: full jitter over an exponential backoff, capped. */
+  /**
+   * Delays between connection attempts: full jitter over an exponential backoff from `initialDelayMs`, capped at
+   * `maxDelayMs`.
+   * @defaultValue { initialDelayMs: 100, maxDelayMs: 10_000 }
+   */
   reconnect?: { initialDelayMs?: number | undefined; maxDelayMs?: number | undefined } | undefined;
   /**
    * Give up one connection attempt (TCP and AMQP handshake) after this long; also how long close() waits for the
    * broker to answer before dropping the socket. @defaultValue 10_000
    */
   connectTimeoutMs?: number | undefined;
-  /** Passed to amqplib's `connect`: TLS options, `keepAlive`, `clientProperties`... */
+  /**
+   * Passed to amqplib's `connect`: TLS options, `keepAlive`, `clientProperties`... (`timeout` is `connectTimeoutMs`).
+   * @defaultValue { clientProperties: { connection_name: "prisma-outbox" } }
+   */
   socketOptions?: SocketOptions | undefined;
 }
 
