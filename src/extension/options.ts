@@ -312,7 +312,7 @@ export function resolveOutboxOptions(options: OutboxOptions<any> = {}): Resolved
       }
       const okSpec =
         spec === true ||
-        (typeof spec === "string" && spec.length > 0 && Buffer.byteLength(spec) <= 255) ||
+        withinBytes(spec, 255, 1) ||
         typeof spec === "function" ||
         keyedSpecOk(spec);
       if (!okSpec) {
