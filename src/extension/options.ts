@@ -310,11 +310,7 @@ export function resolveOutboxOptions(options: OutboxOptions<any> = {}): Resolved
           `\`events.${model}.${operation}\` is not a write operation an event can follow; use one of: ${EVENT_OPERATIONS.join(", ")}.`,
         );
       }
-      const okSpec =
-        spec === true ||
-        withinBytes(spec, 255, 1) ||
-        typeof spec === "function" ||
-        keyedSpecOk(spec);
+      const okSpec = spec === true || withinBytes(spec, 255, 1) || typeof spec === "function" || keyedSpecOk(spec);
       if (!okSpec) {
         throw new OutboxConfigError(
           `Expected \`events.${model}.${operation}\` to be true, a routing key (1 to 255 bytes), { routingKey?, key } (key: a field name or a function of the record) or a function, got ${JSON.stringify(spec)}.`,
