@@ -11,7 +11,7 @@ import {
   retryDeadLetters,
 } from "../ops/dead-letters.js";
 import { escapeJsonControl } from "../runtime/escape.js";
-import { DEAD_LETTERS_HELP, type DeadLettersConfig, parseDeadLettersConfig } from "./flags/ops.js";
+import { DEAD_LETTERS_HELP, type DeadLettersConfig, parseDeadLettersConfig } from "./flags/dead-letters.js";
 import { describeFailure, openOpsPool } from "./ops-database.js";
 import { table } from "./table.js";
 

@@ -4,7 +4,7 @@
 import { OutboxConfigError } from "../errors.js";
 import { type OutboxStatus, outboxStatus } from "../ops/status.js";
 import { escapeJsonControl } from "../runtime/escape.js";
-import { parseStatusConfig, STATUS_HELP } from "./flags/ops.js";
+import { parseStatusConfig, STATUS_HELP } from "./flags/status.js";
 import { describeFailure, openOpsPool } from "./ops-database.js";
 import { table } from "./table.js";
 

@@ -1,6 +1,15 @@
 // Options of `outbox()`: typed, documented, defaulted and validated in one place.
 
-import { durationOption, schemaOption } from "../config/validate.js";
+import {
+  durationOption,
+  enumOption,
+  expectNumber,
+  integerOption,
+  rejectUnknownKeys,
+  schemaOption,
+  stringOption,
+  withinBytes,
+} from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
 import { defaultOutboxQueue, type OutboxQueue } from "../handoff/outbox-queue.js";
 import type { OutboxMessageInput } from "../message/message.js";
@@ -223,40 +232,28 @@ function keyedSpecOk(spec: unknown): boolean {
   if (typeof spec !== "object" || spec === null || Array.isArray(spec)) return false;
   const { routingKey, key, ...rest } = spec as { routingKey?: unknown; key?: unknown };
   if (Object.keys(rest).length > 0) return false;
-  if (routingKey !== undefined && (typeof routingKey !== "string" || routingKey.length === 0)) return false;
-  if (routingKey !== undefined && Buffer.byteLength(routingKey as string) > 255) return false;
+  if (routingKey !== undefined && !withinBytes(routingKey, 255, 1)) return false;
   return (typeof key === "string" && key.length > 0) || typeof key === "function";
 }
 
-const ISOLATION_LEVELS = ["ReadUncommitted", "ReadCommitted", "RepeatableRead", "Serializable"];
+const ISOLATION_LEVELS = ["ReadUncommitted", "ReadCommitted", "RepeatableRead", "Serializable"] as const;
 
 function resolveTransactionOptions(options: unknown): OutboxTransactionOptions {
   if (options === undefined) return {};
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new OutboxConfigError(`Expected \`transactionOptions\` to be an object, got ${String(options)}.`);
   }
-  const { maxWait, timeout, isolationLevel, ...rest } = options as OutboxTransactionOptions;
-  const unknown = Object.keys(rest);
-  if (unknown.length > 0) {
-    throw new OutboxConfigError(
-      `Unknown \`transactionOptions\` key ${unknown.map((k) => `\`${k}\``).join(", ")}: use maxWait, timeout or isolationLevel.`,
-    );
-  }
+  rejectUnknownKeys("transactionOptions", options, ["maxWait", "timeout", "isolationLevel"]);
+  const { maxWait, timeout, isolationLevel } = options as OutboxTransactionOptions;
   for (const [name, value] of [
     ["maxWait", maxWait],
     ["timeout", timeout],
   ] as const) {
-    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-      throw new OutboxConfigError(
-        `Expected \`transactionOptions.${name}\` to be an integer >= 1 (milliseconds), got ${String(value)}.`,
-      );
+    if (value !== undefined) {
+      expectNumber(`transactionOptions.${name}`, value, { min: 1, integer: true, unit: "milliseconds" });
     }
   }
-  if (isolationLevel !== undefined && !ISOLATION_LEVELS.includes(isolationLevel)) {
-    throw new OutboxConfigError(
-      `Expected \`transactionOptions.isolationLevel\` to be one of ${ISOLATION_LEVELS.join(", ")}, got ${JSON.stringify(isolationLevel)}.`,
-    );
-  }
+  enumOption("transactionOptions.isolationLevel", isolationLevel, ISOLATION_LEVELS, undefined, { bare: true });
   const out: OutboxTransactionOptions = {};
   if (maxWait !== undefined) out.maxWait = maxWait;
   if (timeout !== undefined) out.timeout = timeout;
@@ -264,30 +261,30 @@ function resolveTransactionOptions(options: unknown): OutboxTransactionOptions {
   return out;
 }
 
+/** Every option of outbox(): any other key is refused (a misspelt option would be ignored). */
+const OUTBOX_OPTION_KEYS = {
+  exchange: true,
+  events: true,
+  queue: true,
+  maxPayloadBytes: true,
+  transactionOptions: true,
+  schema: true,
+  notify: true,
+  notifyIntervalMs: true,
+} satisfies Record<keyof OutboxOptions, true>;
+
 export function resolveOutboxOptions(options: OutboxOptions<any> = {}): ResolvedOutboxOptions {
   if (typeof options !== "object" || options === null) {
     throw new OutboxConfigError(`Expected outbox() options to be an object, got ${String(options)}.`);
   }
-  const { exchange, events = {}, queue, maxPayloadBytes = 1_048_576, transactionOptions, notify = true } = options;
-  if (
-    exchange !== undefined &&
-    (typeof exchange !== "string" || exchange.length === 0 || Buffer.byteLength(exchange) > 255)
-  ) {
-    throw new OutboxConfigError(
-      `Expected \`exchange\` to be a string of 1 to 255 bytes, got ${JSON.stringify(exchange)}.`,
-    );
-  }
-  if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
-    throw new OutboxConfigError(`Expected \`maxPayloadBytes\` to be an integer >= 1, got ${String(maxPayloadBytes)}.`);
-  }
+  rejectUnknownKeys("outbox()", options, Object.keys(OUTBOX_OPTION_KEYS));
+  const { events = {}, queue, transactionOptions } = options;
+  const exchange = stringOption("exchange", options.exchange, undefined, { minBytes: 1, maxBytes: 255 });
+  const maxPayloadBytes = integerOption("maxPayloadBytes", options.maxPayloadBytes, 1_048_576, 1);
   if (typeof events !== "object" || events === null || Array.isArray(events)) {
     throw new OutboxConfigError(`Expected \`events\` to be an object keyed by model name, got ${String(events)}.`);
   }
-  if (notify !== true && notify !== false && notify !== "in-transaction") {
-    throw new OutboxConfigError(
-      `Expected \`notify\` to be true, false or "in-transaction", got ${JSON.stringify(notify)}.`,
-    );
-  }
+  const notify = enumOption("notify", options.notify, [true, false, "in-transaction"], true);
   if (queue !== undefined && queue !== false && (typeof queue !== "object" || typeof queue.push !== "function")) {
     throw new OutboxConfigError("Expected `queue` to be an OutboxQueue or false.");
   }
@@ -313,11 +310,7 @@ export function resolveOutboxOptions(options: OutboxOptions<any> = {}): Resolved
           `\`events.${model}.${operation}\` is not a write operation an event can follow; use one of: ${EVENT_OPERATIONS.join(", ")}.`,
         );
       }
-      const okSpec =
-        spec === true ||
-        (typeof spec === "string" && spec.length > 0 && Buffer.byteLength(spec) <= 255) ||
-        typeof spec === "function" ||
-        keyedSpecOk(spec);
+      const okSpec = spec === true || withinBytes(spec, 255, 1) || typeof spec === "function" || keyedSpecOk(spec);
       if (!okSpec) {
         throw new OutboxConfigError(
           `Expected \`events.${model}.${operation}\` to be true, a routing key (1 to 255 bytes), { routingKey?, key } (key: a field name or a function of the record) or a function, got ${JSON.stringify(spec)}.`,

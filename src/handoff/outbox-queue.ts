@@ -9,6 +9,7 @@
 // The queue is a latency optimisation, never a source of truth: every id is also a row in the outbox table. When
 // full, new ids are dropped (counted in `dropped`) and the relay's sweeper or a LISTENing relay publishes them.
 import PQueue from "p-queue";
+import { integerOption, rejectUnknownKeys } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
 
 type BatchConsumer = (ids: string[]) => Promise<void>;
@@ -31,13 +32,10 @@ export interface OutboxQueueOptions {
   batchSize?: number;
 }
 
-function positiveInteger(value: number | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 1) {
-    throw new OutboxConfigError(`Expected \`${name}\` to be an integer >= 1, got ${String(value)}.`);
-  }
-  return value;
-}
+const QUEUE_OPTION_KEYS = { maxPending: true, concurrency: true, batchSize: true } satisfies Record<
+  keyof OutboxQueueOptions,
+  true
+>;
 
 export class OutboxQueue {
   readonly maxPending: number;
@@ -50,9 +48,10 @@ export class OutboxQueue {
   #onError: (error: unknown) => void = () => {};
 
   constructor(options: OutboxQueueOptions = {}) {
-    this.maxPending = positiveInteger(options.maxPending, "maxPending", 10_000);
-    this.batchSize = positiveInteger(options.batchSize, "batchSize", 500);
-    this.concurrency = positiveInteger(options.concurrency, "concurrency", 4);
+    rejectUnknownKeys("new OutboxQueue()", options, Object.keys(QUEUE_OPTION_KEYS));
+    this.maxPending = integerOption("maxPending", options.maxPending, 10_000, 1);
+    this.batchSize = integerOption("batchSize", options.batchSize, 500, 1);
+    this.concurrency = integerOption("concurrency", options.concurrency, 4, 1);
     this.#queue = new PQueue({ concurrency: this.concurrency });
   }
 

@@ -1,6 +1,14 @@
 // Options of `inbox()`: typed, documented, defaulted and validated in one place.
 
-import { durationOption, exchangesOption, integerOption, schemaOption } from "../config/validate.js";
+import {
+  durationOption,
+  enumOption,
+  exchangesOption,
+  expectString,
+  integerOption,
+  rejectUnknownKeys,
+  schemaOption,
+} from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
 import { escapeControl, escapeJsonControl } from "../runtime/escape.js";
 import { type Logger, loggerOption } from "../runtime/logger.js";
@@ -50,7 +58,7 @@ export interface InboxOptions<TMessages, TClient, TTx> {
   maxAttempts?: number;
   /** First retry delay; doubles per attempt with jitter, up to `retryMaxDelayMs`. @defaultValue 1_000 */
   retryBaseDelayMs?: number;
-  /** @defaultValue 300_000 (5 minutes) */
+  /** Longest retry delay. @defaultValue 300_000 (5 minutes) */
   retryMaxDelayMs?: number;
   /**
    * Longest run of one handler; past it its transaction rolls back, its signal aborts, and the attempt fails.
@@ -74,7 +82,7 @@ export interface InboxOptions<TMessages, TClient, TTx> {
   retentionMs?: number;
   /** How often expired dedupe records are deleted, in batches of `purgeBatchSize`. @defaultValue 60_000 */
   purgeIntervalMs?: number;
-  /** @defaultValue 1_000 */
+  /** Dedupe records deleted per statement. @defaultValue 1_000 */
   purgeBatchSize?: number;
   /**
    * A delivery without a messageId, with a body that is not JSON or over `maxPayloadBytes`, that no handler takes, or
@@ -134,10 +142,7 @@ export interface ResolvedInboxOptions {
 }
 
 function shortString(value: unknown, name: string): string {
-  if (typeof value !== "string" || value.length === 0 || Buffer.byteLength(value) > 255) {
-    throw new OutboxConfigError(`Expected \`${name}\` to be a string of 1 to 255 bytes, got ${JSON.stringify(value)}.`);
-  }
-  return value;
+  return expectString(name, value, { minBytes: 1, maxBytes: 255 });
 }
 
 function strings(value: unknown, name: string): string[] {
@@ -193,10 +198,38 @@ export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
   return resolved;
 }
 
+/** Every option of inbox(), and the hidden `guardHeaders`: any other key is refused. */
+const INBOX_OPTION_KEYS = {
+  prisma: true,
+  queue: true,
+  exchanges: true,
+  handlers: true,
+  prefetch: true,
+  maxPayloadBytes: true,
+  batchMaxBytes: true,
+  concurrency: true,
+  maxAttempts: true,
+  retryBaseDelayMs: true,
+  retryMaxDelayMs: true,
+  handlerTimeoutMs: true,
+  leaseMarginMs: true,
+  sweepIntervalMs: true,
+  retentionMs: true,
+  purgeIntervalMs: true,
+  purgeBatchSize: true,
+  invalidMessages: true,
+  keyAfterDead: true,
+  stopTimeoutMs: true,
+  logger: true,
+  schema: true,
+  guardHeaders: true,
+} satisfies Record<keyof InboxOptions<unknown, unknown, unknown> | "guardHeaders", true>;
+
 export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unknown>): ResolvedInboxOptions {
   if (typeof options !== "object" || options === null) {
     throw new OutboxConfigError("Expected inbox() options to be an object.");
   }
+  rejectUnknownKeys("inbox()", options, Object.keys(INBOX_OPTION_KEYS));
   const prisma = options.prisma as { $transaction?: unknown; $executeRawUnsafe?: unknown } | undefined;
   if (typeof prisma?.$transaction !== "function" || typeof prisma.$executeRawUnsafe !== "function") {
     throw new OutboxConfigError("Expected `prisma` to be your Prisma client (handlers run in its transactions).");
@@ -214,23 +247,11 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
   if (!Array.isArray(bindings)) throw new OutboxConfigError("Expected `queue.bindings` to be an array.");
   bindings.forEach((b, i) => {
     shortString(b?.exchange, `queue.bindings[${i}].exchange`);
-    if (typeof b.routingKey !== "string" || Buffer.byteLength(b.routingKey) > 255) {
-      throw new OutboxConfigError(`Expected \`queue.bindings[${i}].routingKey\` to be a string of at most 255 bytes.`);
-    }
+    expectString(`queue.bindings[${i}].routingKey`, b.routingKey, { maxBytes: 255 });
   });
   const exchanges = exchangesOption("exchanges", options.exchanges);
-  const invalidMessages = options.invalidMessages ?? "dead";
-  if (invalidMessages !== "dead" && invalidMessages !== "reject") {
-    throw new OutboxConfigError(
-      `Expected \`invalidMessages\` to be "dead" or "reject", got ${JSON.stringify(invalidMessages)}.`,
-    );
-  }
-  const keyAfterDead = options.keyAfterDead ?? "stop";
-  if (keyAfterDead !== "stop" && keyAfterDead !== "continue") {
-    throw new OutboxConfigError(
-      `Expected \`keyAfterDead\` to be "stop" or "continue", got ${JSON.stringify(keyAfterDead)}.`,
-    );
-  }
+  const invalidMessages = enumOption("invalidMessages", options.invalidMessages, ["dead", "reject"], "dead");
+  const keyAfterDead = enumOption("keyAfterDead", options.keyAfterDead, ["stop", "continue"], "stop");
   const retryBaseDelayMs = durationOption("retryBaseDelayMs", options.retryBaseDelayMs, 1_000, 0);
   const retryMaxDelayMs = durationOption("retryMaxDelayMs", options.retryMaxDelayMs, 300_000, 0);
   if (retryMaxDelayMs < retryBaseDelayMs) {

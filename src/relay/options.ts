@@ -5,9 +5,11 @@ import { redactUrl, secretScrubber } from "../config/redact.js";
 import {
   booleanOption,
   durationOption,
+  enumOption,
   exchangesOption,
   expectUrl,
   integerOption,
+  rejectUnknownKeys,
   schemaOption,
 } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
@@ -52,7 +54,10 @@ export interface RelayOptions {
   schema?: string;
   /** RabbitMQ URL (amqp:// or amqps://). Required unless `transport` is given. */
   amqpUrl?: string;
-  /** Another transport (e.g. the in-memory one for tests and demos) instead of amqplib. */
+  /**
+   * Another transport (e.g. the in-memory one for tests and demos) instead of amqplib.
+   * @defaultValue an `AmqpTransport` on `amqpUrl`
+   */
   transport?: Transport;
   /**
    * Exchanges to assert at start-up (and after every reconnect).
@@ -120,7 +125,10 @@ export interface RelayOptions {
    * @defaultValue 1_000
    */
   retryBaseDelayMs?: number;
-  /** @defaultValue 300_000 (5 minutes) */
+  /**
+   * Longest retry delay.
+   * @defaultValue 300_000 (5 minutes)
+   */
   retryMaxDelayMs?: number;
   /**
    * What the later messages of an ordering key do once one of its messages was dead-lettered (docs/ordering.md):
@@ -187,15 +195,31 @@ export interface RelayConnections {
   scrub: (text: string) => string;
 }
 
-function keyAfterDeadLetterOption(value: unknown): KeyAfterDeadLetter {
-  if (value === undefined) return "stop";
-  if (value !== "stop" && value !== "continue") {
-    throw new OutboxConfigError(
-      `Expected \`keyAfterDeadLetter\` to be "stop" or "continue", got ${JSON.stringify(value)}.`,
-    );
-  }
-  return value;
-}
+/** Every option of createRelay(): any other key is refused (a misspelt option would be ignored). */
+const RELAY_OPTION_KEYS = {
+  databaseUrl: true,
+  listenUrl: true,
+  database: true,
+  schema: true,
+  amqpUrl: true,
+  transport: true,
+  exchanges: true,
+  queue: true,
+  listen: true,
+  batchSize: true,
+  batchMaxBytes: true,
+  listenCheckIntervalMs: true,
+  concurrency: true,
+  publishTimeoutMs: true,
+  sweepIntervalMs: true,
+  sweepMinAgeMs: true,
+  maxAttempts: true,
+  retryBaseDelayMs: true,
+  retryMaxDelayMs: true,
+  keyAfterDeadLetter: true,
+  stopTimeoutMs: true,
+  logger: true,
+} satisfies Record<keyof RelayOptions, true>;
 
 export function resolveRelayOptions(options: RelayOptions): {
   options: ResolvedRelayOptions;
@@ -204,6 +228,7 @@ export function resolveRelayOptions(options: RelayOptions): {
   if (typeof options !== "object" || options === null) {
     throw new OutboxConfigError("Expected createRelay() options to be an object.");
   }
+  rejectUnknownKeys("createRelay()", options, Object.keys(RELAY_OPTION_KEYS));
   const database = resolveDatabase(options.databaseUrl, options.database);
   if (options.listenUrl !== undefined) expectUrl("listenUrl", options.listenUrl, ["postgres:", "postgresql:"]);
   const listenSource: DatabaseSource =
@@ -259,7 +284,7 @@ export function resolveRelayOptions(options: RelayOptions): {
     maxAttempts: integerOption("maxAttempts", options.maxAttempts, 10, 1),
     retryBaseDelayMs,
     retryMaxDelayMs,
-    keyAfterDeadLetter: keyAfterDeadLetterOption(options.keyAfterDeadLetter),
+    keyAfterDeadLetter: enumOption("keyAfterDeadLetter", options.keyAfterDeadLetter, ["stop", "continue"], "stop"),
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     logger: scrubbingLogger(loggerOption(options.logger, "relay"), scrub),
   };

@@ -1,6 +1,13 @@
 // Options of `requests()`: typed, documented, defaulted and validated in one place.
 
-import { durationOption, expectExchangeName, integerOption, schemaOption } from "../config/validate.js";
+import {
+  durationOption,
+  expectExchangeName,
+  integerOption,
+  rejectUnknownKeys,
+  schemaOption,
+  stringOption,
+} from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
 import { escapeControl, escapeJsonControl } from "../runtime/escape.js";
 import { type Logger, loggerOption } from "../runtime/logger.js";
@@ -58,10 +65,24 @@ export interface ResolvedRequestsOptions {
 /** A request type: words of letters, digits, `_` and `-` separated by dots, so it is a plain routing key suffix. */
 export const REQUEST_TYPE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
+/** Every option of requests(): any other key is refused. */
+const REQUESTS_OPTION_KEYS = {
+  prisma: true,
+  exchange: true,
+  routingKeyPrefix: true,
+  retentionMs: true,
+  purgeIntervalMs: true,
+  purgeBatchSize: true,
+  cancelCheckIntervalMs: true,
+  logger: true,
+  schema: true,
+} satisfies Record<keyof RequestsOptions<unknown>, true>;
+
 export function resolveRequestsOptions(options: RequestsOptions<unknown>): ResolvedRequestsOptions {
   if (typeof options !== "object" || options === null) {
     throw new OutboxConfigError("Expected requests() options to be an object.");
   }
+  rejectUnknownKeys("requests()", options, Object.keys(REQUESTS_OPTION_KEYS));
   const prisma = options.prisma as Record<string, unknown> | undefined;
   if (
     typeof prisma?.$transaction !== "function" ||
@@ -75,12 +96,8 @@ export function resolveRequestsOptions(options: RequestsOptions<unknown>): Resol
       "Expected `prisma` to be extended with outbox(): submit writes the message that starts the work with $enqueue.",
     );
   }
-  const routingKeyPrefix = options.routingKeyPrefix ?? "request.";
-  if (typeof routingKeyPrefix !== "string" || Buffer.byteLength(routingKeyPrefix) > 200) {
-    throw new OutboxConfigError(
-      `Expected \`routingKeyPrefix\` to be a string of at most 200 bytes, got ${JSON.stringify(routingKeyPrefix)}.`,
-    );
-  }
+  // 200 bytes leave room for the request type in a routing key of at most 255.
+  const routingKeyPrefix = stringOption("routingKeyPrefix", options.routingKeyPrefix, "request.", { maxBytes: 200 });
   return {
     exchange: expectExchangeName("exchange", options.exchange),
     routingKeyPrefix,

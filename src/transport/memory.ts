@@ -1,5 +1,6 @@
 // A broker in memory, for unit tests and demos: records what was published and fails on demand, the way RabbitMQ
 // would (per message: nacked or unroutable; per batch: connection lost, timeout, abort).
+import { durationOption } from "../config/validate.js";
 import { OutboxPublishError } from "../errors.js";
 import type { OutboundMessage, PublishOptions, PublishOutcome, Transport, TransportEvent } from "./transport.js";
 
@@ -26,8 +27,8 @@ export class MemoryTransport implements Transport {
   readonly #listeners = new Set<(event: TransportEvent) => void>();
 
   constructor(options: MemoryTransportOptions = {}) {
-    this.#latencyMs = options.confirmLatencyMs ?? 0;
-    this.#perMessageMs = options.perMessageLatencyMs ?? 0;
+    this.#latencyMs = durationOption("confirmLatencyMs", options.confirmLatencyMs, 0, 0);
+    this.#perMessageMs = durationOption("perMessageLatencyMs", options.perMessageLatencyMs, 0, 0);
   }
 
   /**

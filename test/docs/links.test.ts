@@ -6,8 +6,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { DEAD_LETTERS_HELP } from "../../src/cli/flags/dead-letters.js";
 import { INBOX_WORKER_HELP } from "../../src/cli/flags/inbox.js";
-import { DEAD_LETTERS_HELP, STATUS_HELP } from "../../src/cli/flags/ops.js";
+import { STATUS_HELP } from "../../src/cli/flags/status.js";
 import { WORKER_HELP } from "../../src/cli/flags/worker.js";
 import { anchorsOf, markdownFiles, ROOT } from "./markdown.js";
 

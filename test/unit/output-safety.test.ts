@@ -1,7 +1,7 @@
 // What the package prints: URLs without any form of password, driver errors scrubbed, control characters escaped in
 // text logs, JSON logs and CLI tables.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { parseMetricsHost } from "../../src/cli/flags/worker.js";
+import { parseMetricsHost } from "../../src/cli/flags/common.js";
 import { table } from "../../src/cli/table.js";
 import { redactConnectionConfig, redactUrl, scrubSecrets } from "../../src/config/redact.js";
 import { OutboxConfigError } from "../../src/errors.js";

@@ -1,7 +1,6 @@
 // Options of `prisma-outbox inbox`: flags and environment, parsed and validated in one place.
-import { parseArgs } from "node:util";
 import { OutboxConfigError } from "../../errors.js";
-import { parseMetricsHost, parseMetricsPort } from "./worker.js";
+import { parseFlags, parseLogFormat, parseMetricsHost, parseMetricsPort } from "./common.js";
 
 export interface InboxWorkerConfig {
   help: boolean;
@@ -38,39 +37,25 @@ signals reach it: npx and npm run do not pass SIGTERM on.
 `;
 
 export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): InboxWorkerConfig {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      strict: true,
-      options: {
-        handlers: { type: "string" },
-        export: { type: "string" },
-        "database-url": { type: "string" },
-        "amqp-url": { type: "string" },
-        "log-format": { type: "string" },
-        "metrics-port": { type: "string" },
-        "metrics-host": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (error) {
-    throw new OutboxConfigError(`${(error as Error).message}. See prisma-outbox inbox --help.`);
-  }
+  const { values } = parseFlags("inbox", argv, {
+    handlers: { type: "string" },
+    export: { type: "string" },
+    "database-url": { type: "string" },
+    "amqp-url": { type: "string" },
+    "log-format": { type: "string" },
+    "metrics-port": { type: "string" },
+    "metrics-host": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  });
   const help = values.help === true;
   const pick = (flag: string, variable: string) => (values[flag] as string | undefined) ?? env[variable];
   const handlers = pick("handlers", "OUTBOX_INBOX_HANDLERS");
   const databaseUrl = pick("database-url", "DATABASE_URL");
   const amqpUrl = pick("amqp-url", "AMQP_URL");
-  const logFormat = pick("log-format", "OUTBOX_LOG_FORMAT") ?? "text";
   if (!help) {
     if (!handlers) throw new OutboxConfigError("Expected --handlers <module> (or OUTBOX_INBOX_HANDLERS).");
     if (!databaseUrl) throw new OutboxConfigError("Expected --database-url or DATABASE_URL.");
     if (!amqpUrl) throw new OutboxConfigError("Expected --amqp-url or AMQP_URL.");
-  }
-  if (logFormat !== "text" && logFormat !== "json") {
-    throw new OutboxConfigError(`Expected --log-format to be text or json, got ${JSON.stringify(logFormat)}.`);
   }
   return {
     help,
@@ -78,7 +63,7 @@ export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): 
     exportName: pick("export", "OUTBOX_INBOX_EXPORT"),
     databaseUrl: databaseUrl ?? "",
     amqpUrl: amqpUrl ?? "",
-    logFormat,
+    logFormat: parseLogFormat(values, env),
     metricsPort: parseMetricsPort(values["metrics-port"] as string | undefined, env),
     metricsHost: parseMetricsHost(values["metrics-host"] as string | undefined, env),
   };

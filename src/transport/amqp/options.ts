@@ -6,7 +6,7 @@
 // original is not kept as `cause` (it would carry the password along).
 import type { SocketOptions } from "amqplib";
 import { redactUrl, scrubSecrets } from "../../config/redact.js";
-import { exchangesOption, expectNumber, expectUrl, MAX_TIMER_MS } from "../../config/validate.js";
+import { exchangesOption, expectNumber, expectUrl, MAX_TIMER_MS, rejectUnknownKeys } from "../../config/validate.js";
 import { coerceError, OutboxConfigError, OutboxError } from "../../errors.js";
 import type { ExchangeSpec } from "../transport.js";
 
@@ -25,14 +25,21 @@ export interface AmqpTransportOptions {
   exchanges?: ExchangeSpec[] | undefined;
   /** AMQP heartbeat, which notices a silently dead connection; 0 disables it. @defaultValue 10 */
   heartbeatSeconds?: number | undefined;
-  /** Delays between connection attempts: full jitter over an exponential backoff, capped. */
+  /**
+   * Delays between connection attempts: full jitter over an exponential backoff from `initialDelayMs`, capped at
+   * `maxDelayMs`.
+   * @defaultValue { initialDelayMs: 100, maxDelayMs: 10_000 }
+   */
   reconnect?: AmqpReconnectOptions | undefined;
   /**
    * Give up one connection attempt (TCP and AMQP handshake) after this long; also how long close() waits for the
    * broker to answer before dropping the socket. @defaultValue 10_000
    */
   connectTimeoutMs?: number | undefined;
-  /** Passed to amqplib's `connect`: TLS options, `keepAlive`, `clientProperties`... */
+  /**
+   * Passed to amqplib's `connect`: TLS options, `keepAlive`, `clientProperties`... (`timeout` is `connectTimeoutMs`).
+   * @defaultValue { clientProperties: { connection_name: "prisma-outbox" } }
+   */
   socketOptions?: SocketOptions | undefined;
 }
 
@@ -47,11 +54,26 @@ export interface ResolvedAmqpOptions {
   scrubber: Scrubber;
 }
 
+/** Every option of new AmqpTransport(): any other key is refused (a misspelt option would be ignored). */
+const AMQP_OPTION_KEYS = {
+  url: true,
+  exchanges: true,
+  heartbeatSeconds: true,
+  reconnect: true,
+  connectTimeoutMs: true,
+  socketOptions: true,
+} satisfies Record<keyof AmqpTransportOptions, true>;
+
 export function resolveAmqpOptions(options: AmqpTransportOptions): ResolvedAmqpOptions {
   if (typeof options !== "object" || options === null) {
     throw new OutboxConfigError("Expected AmqpTransport options to be an object with a `url`.");
   }
+  rejectUnknownKeys("new AmqpTransport()", options, Object.keys(AMQP_OPTION_KEYS));
   const { url, heartbeatSeconds = 10, reconnect = {}, connectTimeoutMs = 10_000 } = options;
+  if (typeof reconnect !== "object" || reconnect === null) {
+    throw new OutboxConfigError("Expected `reconnect` to be { initialDelayMs?, maxDelayMs? }.");
+  }
+  rejectUnknownKeys("reconnect", reconnect, ["initialDelayMs", "maxDelayMs"]);
   const { initialDelayMs = 100, maxDelayMs = 10_000 } = reconnect;
   const parsed = expectUrl("url", url, ["amqp:", "amqps:"]);
   const exchanges = exchangesOption("exchanges", options.exchanges);

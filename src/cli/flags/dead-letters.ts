@@ -1,23 +1,8 @@
-// Options of the operator commands, `prisma-outbox status` and `prisma-outbox dead-letters`: flags and environment,
-// parsed and validated in one place. Every refusal is an OutboxConfigError of one line saying what to fix; a URL is
-// only ever shown redacted.
-import { type ParseArgsConfig, parseArgs } from "node:util";
-import { expectUrl, schemaOption } from "../../config/validate.js";
+// Options of `prisma-outbox dead-letters`: flags and environment, parsed and validated in one place. Every refusal is
+// an OutboxConfigError of one line saying what to fix; a URL is only ever shown redacted.
 import { OutboxConfigError } from "../../errors.js";
 import type { DeadLetterFilter } from "../../sql/ops/dead-letter-filter.js";
-
-export const STATUS_HELP = `Usage: prisma-outbox status [options]
-
-Shows the outbox backlog (due now, deferred, age of the oldest due row), its dead letters by exchange and by error,
-the relays and inbox workers connected to the database, and the inbox backlog and dead rows. Read-only.
-
-Options (flag / environment):
-  --database-url URL    PostgreSQL holding the outbox and inbox tables      / DATABASE_URL (required)
-  --schema NAME         PostgreSQL schema of the tables (public)            / OUTBOX_SCHEMA
-  --top N               exchanges, handlers and errors listed (5)
-  --json                one JSON object (its shape: docs/operating.md#commands)
-  -h, --help            this help
-`;
+import { countFlag, databaseUrlSetting, type FlagValues, parseFlags, parseTime, schemaSetting } from "./common.js";
 
 export const DEAD_LETTERS_HELP = `Usage: prisma-outbox dead-letters list|retry|purge [filters] [options]
 
@@ -49,14 +34,6 @@ Options (flag / environment):
   -h, --help            this help
 `;
 
-export interface StatusConfig {
-  help: boolean;
-  databaseUrl: string;
-  schema: string;
-  top: number;
-  json: boolean;
-}
-
 export type DeadLetterAction = "list" | "retry" | "purge";
 
 export interface DeadLettersConfig {
@@ -72,86 +49,10 @@ export interface DeadLettersConfig {
   json: boolean;
 }
 
-type Values = Record<string, string | string[] | boolean | undefined>;
-
-/** parseArgs, with its refusals cut to their first sentence and pointed at the command's help. */
-function parse(command: string, argv: string[], options: ParseArgsConfig["options"], positionals = 0) {
-  try {
-    const parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: positionals > 0 });
-    if (parsed.positionals.length > positionals) {
-      throw new Error(`Unexpected argument "${parsed.positionals[positionals]}"`);
-    }
-    return { values: parsed.values as Values, positionals: parsed.positionals };
-  } catch (error) {
-    const first = (error as Error).message.split(/\.\s/)[0]!.replace(/\.$/, "");
-    throw new OutboxConfigError(`${first}. See prisma-outbox ${command} --help.`);
-  }
-}
-
-function databaseUrl(values: Values, env: NodeJS.ProcessEnv): string {
-  const fromFlag = values["database-url"] as string | undefined;
-  const url = fromFlag ?? env.DATABASE_URL;
-  if (!url) throw new OutboxConfigError("Set DATABASE_URL or --database-url (the PostgreSQL holding the tables).");
-  expectUrl(fromFlag !== undefined ? "--database-url" : "DATABASE_URL", url, ["postgres:", "postgresql:"]);
-  return url;
-}
-
-function schema(values: Values, env: NodeJS.ProcessEnv): string {
-  const fromFlag = values.schema as string | undefined;
-  return schemaOption(
-    fromFlag !== undefined ? "--schema" : "OUTBOX_SCHEMA",
-    fromFlag ?? (env.OUTBOX_SCHEMA || undefined),
-  );
-}
-
-function positiveInteger(flag: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1_000_000) {
-    throw new OutboxConfigError(`Expected ${flag} to be an integer from 1 to 1000000, got "${value}".`);
-  }
-  return Number(value);
-}
-
-export function parseStatusConfig(argv: string[], env: NodeJS.ProcessEnv): StatusConfig {
-  const { values } = parse("status", argv, {
-    "database-url": { type: "string" },
-    schema: { type: "string" },
-    top: { type: "string" },
-    json: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
-  const help = values.help === true;
-  return {
-    help,
-    databaseUrl: help ? "" : databaseUrl(values, env),
-    schema: schema(values, env),
-    top: positiveInteger("--top", values.top as string | undefined, 5),
-    json: values.json === true,
-  };
-}
-
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
-
-/** An ISO 8601 date or date-time, as a UTC ISO string; one without an offset is taken as UTC. */
-export function parseTime(flag: string, text: string): string {
-  const match = ISO_TIME.exec(text.trim());
-  const hasTime = match !== null && /[T ]/i.test(text.trim());
-  const normalised = match && hasTime && match[1] === undefined ? `${text.trim().replace(" ", "T")}Z` : text.trim();
-  const ms = match ? Date.parse(normalised.replace(" ", "T")) : Number.NaN;
-  // Date.parse rolls 2026-02-30 over to March 2: the day must exist in its month.
-  const [year, month, day] = text.trim().slice(0, 10).split("-").map(Number) as [number, number, number];
-  if (Number.isNaN(ms) || new Date(Date.UTC(year, month - 1, day)).getUTCDate() !== day) {
-    throw new OutboxConfigError(
-      `Expected ${flag} to be an ISO 8601 time such as 2026-11-24 or 2026-11-24T03:00:00Z, got "${text}".`,
-    );
-  }
-  return new Date(ms).toISOString();
-}
-
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Repeated flags and comma-separated values, as one list without blanks. */
-function list(flag: string, value: string | string[] | boolean | undefined, allowEmpty = false): string[] | undefined {
+function list(flag: string, value: FlagValues[string], allowEmpty = false): string[] | undefined {
   if (value === undefined) return undefined;
   const items = (value as string[]).flatMap((v) => v.split(",")).map((v) => v.trim());
   if (!allowEmpty && items.some((v) => v === "")) {
@@ -160,14 +61,14 @@ function list(flag: string, value: string | string[] | boolean | undefined, allo
   return items;
 }
 
-function text(flag: string, value: string | string[] | boolean | undefined): string | undefined {
+function text(flag: string, value: FlagValues[string]): string | undefined {
   if (value === undefined) return undefined;
   if (value === "") throw new OutboxConfigError(`Expected ${flag} to be non-empty.`);
   return value as string;
 }
 
 export function parseDeadLettersConfig(argv: string[], env: NodeJS.ProcessEnv): DeadLettersConfig {
-  const { values, positionals } = parse(
+  const { values, positionals } = parseFlags(
     "dead-letters",
     argv,
     {
@@ -248,11 +149,11 @@ export function parseDeadLettersConfig(argv: string[], env: NodeJS.ProcessEnv): 
   return {
     help,
     action,
-    databaseUrl: databaseUrl(values, env),
+    databaseUrl: databaseUrlSetting(values, env),
     source,
-    schema: schema(values, env),
+    schema: schemaSetting(values, env),
     filter,
-    limit: positiveInteger("--limit", values.limit as string | undefined, 50),
+    limit: countFlag("--limit", values.limit as string | undefined, 50),
     dryRun: values["dry-run"] === true,
     all,
     json: values.json === true,
