@@ -1,8 +1,8 @@
 // The operator commands' options and the filter SQL they become: parsed values, refusals, and bind parameters only.
 import { describe, expect, it } from "vitest";
-import { parseDeadLettersConfig, parseStatusConfig, parseTime } from "../../src/cli/flags/ops.js";
-import { redactUrl } from "../../src/config/redact.js";
-import { deadLetterFilterSql, routingKeyLike } from "../../src/sql/ops/dead-letter-filter.js";
+import { parseDeadLettersConfig, parseStatusConfig, parseTime } from "../../../src/cli/flags/ops.js";
+import { redactUrl } from "../../../src/config/redact.js";
+import { deadLetterFilterSql, routingKeyLike } from "../../../src/sql/ops/dead-letter-filter.js";
 
 const env = { DATABASE_URL: "postgresql://db/x" };
 
