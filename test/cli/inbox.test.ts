@@ -8,6 +8,7 @@ import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { uniqueName } from "../support/consumer.js";
 import { createTestDatabase } from "../support/database.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
+import { until as waitFor } from "../support/wait.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const amqpUrl = inject("amqpUrl");
@@ -33,13 +34,7 @@ function cli(args: string[], env: Record<string, string | undefined> = {}) {
   return { child, out, exited };
 }
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>) => waitFor(check, 20_000, 25);
 
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");

@@ -8,6 +8,7 @@ import { guardHeaderDecoding } from "../../src/transport/amqp/header-guard.js";
 import { uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { nestedHeaderTable, publishRawHeaders } from "../support/raw-headers.js";
+import { until } from "../support/wait.js";
 
 const amqpUrl = inject("amqpUrl");
 const databaseUrl = await useTestDatabase();
@@ -80,13 +81,6 @@ async function inboxRows(): Promise<
       "SELECT message_id, handler, status, attempts, last_error, payload, body FROM inbox_message ORDER BY id",
     )
   ).rows;
-}
-async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 async function queueDepth(queue: string): Promise<number> {
   return (await channel.checkQueue(queue)).messageCount;

@@ -7,6 +7,8 @@ import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "v
 import { type Inbox, type InboxOptions, inbox, OutboxConfigError } from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { effectCount as countEffects } from "../support/tables.js";
+import { until as waitFor } from "../support/wait.js";
 
 const amqpUrl = inject("amqpUrl");
 const databaseUrl = await useTestDatabase();
@@ -85,14 +87,8 @@ async function handled(): Promise<Map<string, number[]>> {
   for (const r of rows as Array<{ key: string; seq: number }>) out.set(r.key, [...(out.get(r.key) ?? []), r.seq]);
   return out;
 }
-const effectCount = async () => Number((await pool.query('SELECT count(*) FROM "Effect"')).rows[0].count);
-async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const effectCount = () => countEffects(pool);
+const until = (check: () => Promise<boolean>) => waitFor(check, 30_000);
 
 beforeEach(async () => {
   await pool.query('TRUNCATE inbox_message, "Effect" RESTART IDENTITY');

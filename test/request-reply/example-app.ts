@@ -75,14 +75,3 @@ export async function transitions(pool: pg.Pool): Promise<Transition[]> {
     )
   ).rows;
 }
-
-/** Polls until `ok`, failing with the last value after `ms`. */
-export async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms (last: ${JSON.stringify(value)})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
