@@ -2,8 +2,8 @@
 // worker as real processes on the test file's database, with an exchange and a queue of the test's own; and a log of
 // every status transition of outbox_request, written by a trigger, to prove "written once" and "never backwards".
 import type pg from "pg";
-import { type Proc, spawnTsx } from "../reliability/harness.js";
 import { uniqueName } from "../support/consumer.js";
+import { type Proc, spawnTsx } from "../support/process-harness.js";
 
 export interface ExampleApp {
   env: Record<string, string>;
