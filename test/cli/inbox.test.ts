@@ -1,3 +1,4 @@
+// `prisma-outbox inbox`, run as users run it: its own process, loading a handlers module of the user's.
 import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";

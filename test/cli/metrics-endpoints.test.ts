@@ -1,3 +1,5 @@
+// --metrics-port of `prisma-outbox worker` and `prisma-outbox inbox`: /metrics, /healthz and /readyz served by the
+// CLI process itself, against the real services; the broker reached through a TCP proxy that the test cuts.
 import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";

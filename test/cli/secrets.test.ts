@@ -1,3 +1,6 @@
+// What `worker`, `status` and `dead-letters` print, run as users run them: no form of a password (userinfo,
+// ?password=, sslpassword=, an unencoded @ followed by #, / or ?), no control character from the rows they show, and
+// the metrics port on the address asked for.
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";

@@ -1,3 +1,4 @@
+// The bundled worker, run as users run it: its own process, configured from the environment and flags.
 import { connect } from "amqplib";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { outbox } from "../../src/index.js";

@@ -42,6 +42,18 @@ function byKey(arrivals: readonly Arrival[]): Map<string, string[]> {
   return out;
 }
 
+/** Moves a message to the dead letters with its id, as if it had failed its last attempt. */
+async function deadLetter(messageId: string): Promise<void> {
+  await pool.query(
+    `WITH moved AS (DELETE FROM outbox_message WHERE message_id = $1 RETURNING *)
+    INSERT INTO outbox_dead_letter (id, message_id, exchange, routing_key, payload, headers, type, correlation_id,
+      attempts, last_error, created_at, ordering_key)
+    SELECT id, message_id, exchange, routing_key, payload, headers, type, correlation_id, 3, 'x', created_at, ordering_key
+    FROM moved`,
+    [messageId],
+  );
+}
+
 beforeEach(async () => {
   await pool.query("TRUNCATE outbox_message, outbox_dead_letter RESTART IDENTITY CASCADE");
 });
@@ -223,14 +235,7 @@ describe("relay: ordering keys", () => {
       { routingKey: "m.2", payload: 2, key: "moved" },
     ]);
     // As if the first had failed its last attempt: in the dead letters with its id.
-    await pool.query(
-      `WITH moved AS (DELETE FROM outbox_message WHERE message_id = $1 RETURNING *)
-      INSERT INTO outbox_dead_letter (id, message_id, exchange, routing_key, payload, headers, type, correlation_id,
-        attempts, last_error, created_at, ordering_key)
-      SELECT id, message_id, exchange, routing_key, payload, headers, type, correlation_id, 3, 'x', created_at, ordering_key
-      FROM moved`,
-      [first],
-    );
+    await deadLetter(first!);
     const r = relay({ sweepMinAgeMs: 0 });
     await r.start();
     await new Promise((resolve) => setTimeout(resolve, 600));
@@ -251,14 +256,7 @@ describe("relay: ordering keys", () => {
       { routingKey: "r.1", payload: 1, key: "retried" },
       { routingKey: "r.2", payload: 2, key: "retried" },
     ]);
-    await pool.query(
-      `WITH moved AS (DELETE FROM outbox_message WHERE message_id = $1 RETURNING *)
-      INSERT INTO outbox_dead_letter (id, message_id, exchange, routing_key, payload, headers, type, correlation_id,
-        attempts, last_error, created_at, ordering_key)
-      SELECT id, message_id, exchange, routing_key, payload, headers, type, correlation_id, 3, 'x', created_at, ordering_key
-      FROM moved`,
-      [first],
-    );
+    await deadLetter(first!);
     const filter = deadLetterFilterSql({}, "failed_at");
     const { rows } = await pool.query(retryDeadLettersSql(outboxNames(), filter), filter.params);
     expect(rows[0]).toEqual({ moved: 1, queued: 1 });

@@ -13,7 +13,7 @@ import { type Proc, spawnTsx } from "../support/process-harness.js";
 import { effectCount } from "../support/tables.js";
 import { startInterceptingProxy } from "../support/tcp-proxy.js";
 import { sleep, waitUntil } from "../support/wait.js";
-import type { ScenarioResult } from "./harness.js";
+import { type ScenarioResult, scenarioResult } from "./harness.js";
 
 export const INBOX_HANDLERS = "./test/reliability/fixtures/inbox-handlers.ts";
 
@@ -253,22 +253,7 @@ export function computeInboxRow(
   effects: Effects,
   notes?: string,
 ): ScenarioResult {
-  const expected = new Set(expectedIds);
-  const missing = expectedIds.filter((id) => !effects.counts.has(id));
-  const unexpected = [...effects.counts.keys()].filter((id) => !expected.has(id));
-  let duplicates = 0;
-  for (const id of expected) duplicates += Math.max(0, (effects.counts.get(id) ?? 0) - 1);
-  return {
-    scenario,
-    messages: expected.size,
-    delivered: expected.size - missing.length,
-    lost: missing.length,
-    duplicates,
-    maxDelayMs: Math.round(effects.maxDelayMs),
-    ...(notes ? { notes } : {}),
-    missing,
-    unexpected,
-  };
+  return scenarioResult(scenario, expectedIds, effects.counts, effects.maxDelayMs, notes);
 }
 
 /** The inbox worker's connections: its own pool ('prisma-outbox inbox') and its handlers' Prisma client. */

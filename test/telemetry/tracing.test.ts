@@ -1,3 +1,7 @@
+// Trace context through the outbox: stored at write time, published as AMQP headers, continued by the inbox handler.
+// The chain is proven across processes: this process writes inside a root span, a `prisma-outbox worker` process
+// publishes, a `prisma-outbox inbox` process handles; each child registers an SDK with an in-memory exporter
+// (fixtures/otel-child.ts) and writes its spans to a file at exit.
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
