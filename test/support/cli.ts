@@ -12,22 +12,28 @@ export interface CliResult {
 }
 
 /** Only PATH and HOME are inherited: what the command reads comes from `env` and `args`. */
-export async function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+function spawnCli(args: string[], env: Record<string, string | undefined>, imports: string[] = []) {
+  const preload = imports.flatMap((m) => ["--import", m]);
+  const child = spawn(process.execPath, ["--import", "tsx", ...preload, "src/cli/main.ts", ...args], {
     cwd: root,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
+  const out = { stdout: "", stderr: "" };
   child.stdout.on("data", (d) => {
-    stdout += d;
+    out.stdout += d;
   });
   child.stderr.on("data", (d) => {
-    stderr += d;
+    out.stderr += d;
   });
+  return { child, out };
+}
+
+/** Runs the command to its end: resolves once it exited and its output closed. */
+export async function runCli(args: string[], env: Record<string, string | undefined> = {}): Promise<CliResult> {
+  const { child, out } = spawnCli(args, env);
   const [code] = await once(child, "close");
-  return { code: code as number, stdout, stderr };
+  return { code: code as number, ...out };
 }
 
 export interface RunningCli {
@@ -40,8 +46,8 @@ export interface RunningCli {
 
 export interface CliProcesses {
   /**
-   * Starts `prisma-outbox <args>` without waiting for it, with only PATH and HOME inherited; `imports` are preloaded
-   * (`--import`) after tsx, e.g. a fixture that registers an OpenTelemetry SDK.
+   * Starts `prisma-outbox <args>` without waiting for it, as runCli does; `imports` are preloaded (`--import`) after
+   * tsx, e.g. a fixture that registers an OpenTelemetry SDK.
    */
   start(args: string[], env?: Record<string, string | undefined>, options?: { imports?: string[] }): RunningCli;
   /** SIGKILLs every process it started that still runs (a test's afterEach). */
@@ -53,20 +59,8 @@ export function cliProcesses(): CliProcesses {
   const children: ChildProcess[] = [];
   return {
     start(args, env = {}, { imports = [] } = {}) {
-      const preload = imports.flatMap((m) => ["--import", m]);
-      const child = spawn(process.execPath, ["--import", "tsx", ...preload, "src/cli/main.ts", ...args], {
-        cwd: root,
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      const { child, out } = spawnCli(args, env, imports);
       children.push(child);
-      const out = { stdout: "", stderr: "" };
-      child.stdout.on("data", (d) => {
-        out.stdout += d;
-      });
-      child.stderr.on("data", (d) => {
-        out.stderr += d;
-      });
       const exited = once(child, "exit").then(([code]) => code as number);
       return { child, out, exited };
     },
