@@ -7,7 +7,7 @@
 // It also says, in one line, when the Node.js running the tests is not a line the package supports (the tests run on
 // it anyway: they are development tooling; CI runs them on every supported line).
 //
-// For its own test (test/unit/test-prerequisites.test.ts), without uninstalling anything:
+// For its own test (test/scripts/test-prerequisites.unit.test.ts), without uninstalling anything:
 //   PRISMA_OUTBOX_PRETEND_MISSING=chromium,pgbouncer   look as if these were not installed (before any install)
 //   PRISMA_OUTBOX_PRETEND_UID=1000                      look as if running as this user id
 // apt-get is whatever `apt-get` is first on PATH, so a test can put a recording one there.

@@ -1,48 +1,24 @@
 // `prisma-outbox inbox`, run as users run it: its own process, loading a handlers module of the user's.
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
-import { fileURLToPath } from "node:url";
 import amqp from "amqplib";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import { cliProcesses } from "../support/cli.js";
 import { uniqueName } from "../support/consumer.js";
 import { createTestDatabase } from "../support/database.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
+import { until as waitFor } from "../support/wait.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const pool = newPool(url);
-const children: ChildProcess[] = [];
+const processes = cliProcesses();
 
-function cli(args: string[], env: Record<string, string | undefined> = {}) {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "inbox", ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  const out = { stdout: "", stderr: "" };
-  child.stdout?.on("data", (d) => {
-    out.stdout += d;
-  });
-  child.stderr?.on("data", (d) => {
-    out.stderr += d;
-  });
-  const exited = once(child, "exit").then(([code]) => code as number);
-  return { child, out, exited };
-}
+const cli = (args: string[], env: Record<string, string | undefined> = {}) => processes.start(["inbox", ...args], env);
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (check: () => boolean | Promise<boolean>) => waitFor(check, 20_000, 25);
 
 afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  processes.killAll();
 });
 afterAll(() => pool.end());
 

@@ -1,39 +1,23 @@
 // --metrics-port of `prisma-outbox worker` and `prisma-outbox inbox`: /metrics, /healthz and /readyz served by the
 // CLI process itself, against the real services; the broker reached through a TCP proxy that the test cuts.
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
-import { fileURLToPath } from "node:url";
 import amqp from "amqplib";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { outbox } from "../../src/index.js";
+import { cliProcesses } from "../support/cli.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const pool = newPool(url);
 const base = newPrismaClient(url);
-const children: ChildProcess[] = [];
+const processes = cliProcesses();
 const cleanups: Array<() => Promise<unknown>> = [];
 
 function cli(args: string[], env: Record<string, string | undefined>) {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, OUTBOX_LOG_FORMAT: "json", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  const out = { stdout: "", stderr: "" };
-  child.stdout!.on("data", (d) => {
-    out.stdout += d;
-  });
-  child.stderr!.on("data", (d) => {
-    out.stderr += d;
-  });
-  const exited = once(child, "exit").then(([code]) => code as number);
+  const { child, out, exited } = processes.start(args, { OUTBOX_LOG_FORMAT: "json", ...env });
   /** The port from the "listening" log line. */
   const port = async () => {
     await expect.poll(() => out.stdout, { timeout: 30_000 }).toContain("metrics and health endpoints listening");
@@ -57,7 +41,7 @@ async function proxyToBroker(): Promise<TcpProxy> {
 }
 
 afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  processes.killAll();
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 afterAll(async () => {

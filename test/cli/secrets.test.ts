@@ -1,40 +1,22 @@
 // What `worker`, `status` and `dead-letters` print, run as users run them: no form of a password (userinfo,
 // ?password=, sslpassword=, an unencoded @ followed by #, / or ?), no control character from the rows they show, and
 // the metrics port on the address asked for.
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
-import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
-import { runCli } from "../support/cli.js";
+import { cliProcesses, runCli } from "../support/cli.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const pool = newPool(url);
-const children: ChildProcess[] = [];
+const processes = cliProcesses();
 afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  processes.killAll();
 });
 afterAll(() => pool.end());
 
-function spawnWorker(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "worker", ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  const out = { stdout: "", stderr: "" };
-  child.stdout!.on("data", (d) => {
-    out.stdout += d;
-  });
-  child.stderr!.on("data", (d) => {
-    out.stderr += d;
-  });
-  return { child, out };
-}
+const spawnWorker = (args: string[], env: Record<string, string>) => processes.start(["worker", ...args], env);
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
 const CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/; // every control but the line feed that ends a line

@@ -1,40 +1,20 @@
 // The bundled worker, run as users run it: its own process, configured from the environment and flags.
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
-import { fileURLToPath } from "node:url";
 import { connect } from "amqplib";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { outbox } from "../../src/index.js";
+import { cliProcesses } from "../support/cli.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { migrateIntoSchema } from "../support/database.js";
 import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const base = newPrismaClient(url);
-const children: ChildProcess[] = [];
-
-function worker(args: string[], env: Record<string, string | undefined> = {}) {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  const out = { stdout: "", stderr: "" };
-  child.stdout!.on("data", (d) => {
-    out.stdout += d;
-  });
-  child.stderr!.on("data", (d) => {
-    out.stderr += d;
-  });
-  const exited = once(child, "exit").then(([code]) => code as number);
-  return { child, out, exited };
-}
+const processes = cliProcesses();
+const worker = processes.start;
 
 afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  processes.killAll();
 });
 afterAll(() => base.$disconnect());
 

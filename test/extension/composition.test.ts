@@ -5,6 +5,7 @@ import { Prisma } from "@prisma/client/extension";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { OutboxQueue, outbox } from "../../src/index.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { countRows } from "../support/tables.js";
 
 const url = await useTestDatabase();
 const pool = newPool(url);
@@ -66,9 +67,7 @@ const chains = {
   "outbox between": base.$extends(stamp).$extends(withOutbox()).$extends(observe),
 };
 
-async function count(table: string): Promise<number> {
-  return Number((await pool.query(`SELECT count(*) FROM ${table}`)).rows[0].count);
-}
+const count = (table: string) => countRows(pool, table);
 
 beforeEach(async () => {
   await pool.query('TRUNCATE outbox_message, "Order", "Customer" RESTART IDENTITY CASCADE');

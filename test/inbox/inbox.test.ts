@@ -2,34 +2,26 @@
 // in the handler's own Prisma transaction, retried, dead, invalid input, retention, and start/stop.
 import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
-import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { type Inbox, type InboxEvent, type InboxOptions, inbox, OutboxConfigError, outbox } from "../../src/index.js";
+import { afterAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { type InboxEvent, type InboxOptions, inbox, OutboxConfigError, outbox } from "../../src/index.js";
 import { guardHeaderDecoding } from "../../src/transport/amqp/header-guard.js";
 import { uniqueName } from "../support/consumer.js";
+import { quiet, useInboxBroker } from "../support/inbox.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { nestedHeaderTable, publishRawHeaders } from "../support/raw-headers.js";
+import { until } from "../support/wait.js";
 
 const amqpUrl = inject("amqpUrl");
 const databaseUrl = await useTestDatabase();
 const pool = newPool(databaseUrl);
 const prisma = newPrismaClient(databaseUrl).$extends(outbox({ exchange: "next", queue: false }));
-const connection = await amqp.connect(amqpUrl);
-const channel = await connection.createConfirmChannel();
-const running: Inbox[] = [];
-const cleanups: Array<() => Promise<unknown>> = [];
-const quiet = { info() {}, warn() {}, error() {} };
+const { connection, channel, track, defer, exchangeAndQueue } = await useInboxBroker(amqpUrl);
 
 type Messages = { "order.created": { n: number; fail?: boolean; slow?: boolean } };
 
 /** A fresh exchange + queue pair and an inbox on it; the handler writes one Effect row per handling. */
 async function setUp({ queue: queueOptions, ...options }: Partial<InboxOptions<Messages, typeof prisma, any>> = {}) {
-  const exchange = uniqueName("inbox.x");
-  const queue = queueOptions?.name ?? uniqueName("inbox.q");
-  await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: false });
-  cleanups.push(async () => {
-    await channel.deleteQueue(queue).catch(() => {});
-    await channel.deleteExchange(exchange).catch(() => {});
-  });
+  const { exchange, queue } = await exchangeAndQueue("inbox", queueOptions?.name);
   const events: InboxEvent[] = [];
   const box = inbox<Messages, typeof prisma>({
     prisma,
@@ -52,7 +44,7 @@ async function setUp({ queue: queueOptions, ...options }: Partial<InboxOptions<M
     ...options,
   });
   box.onEvent((e) => events.push(e));
-  running.push(box);
+  track(box);
   const publish = (routingKey: string, body: unknown, props: amqp.Options.Publish = {}) =>
     channel.publish(exchange, routingKey, Buffer.from(typeof body === "string" ? body : JSON.stringify(body)), {
       messageId: randomUUID(),
@@ -81,13 +73,6 @@ async function inboxRows(): Promise<
     )
   ).rows;
 }
-async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 async function queueDepth(queue: string): Promise<number> {
   return (await channel.checkQueue(queue)).messageCount;
 }
@@ -95,12 +80,7 @@ async function queueDepth(queue: string): Promise<number> {
 beforeEach(async () => {
   await pool.query('TRUNCATE inbox_message, "Effect", outbox_message RESTART IDENTITY');
 });
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((b) => b.stop()));
-  await Promise.all(cleanups.splice(0).map((c) => c()));
-});
 afterAll(async () => {
-  await connection.close();
   await prisma.$disconnect();
   await pool.end();
 });
@@ -299,7 +279,7 @@ describe("invalid input", () => {
     await channel.assertExchange(dlx, "fanout", { durable: false });
     const { queue: parked } = await channel.assertQueue("", { exclusive: true });
     await channel.bindQueue(parked, dlx, "");
-    cleanups.push(() => channel.deleteExchange(dlx));
+    defer(() => channel.deleteExchange(dlx));
     const { box, publish } = await setUp({
       invalidMessages: "reject",
       queue: { name: uniqueName("inbox.q"), arguments: { "x-dead-letter-exchange": dlx } },
@@ -356,7 +336,7 @@ describe("a header table amqplib cannot decode (nested 9,000 deep: its recursive
     await channel.assertExchange(dlx, "fanout", { durable: false });
     const { queue: parked } = await channel.assertQueue("", { exclusive: true });
     await channel.bindQueue(parked, dlx, "");
-    cleanups.push(() => channel.deleteExchange(dlx));
+    defer(() => channel.deleteExchange(dlx));
     const args = { "x-dead-letter-exchange": dlx };
     const { box, exchange, queue, events } = await setUp({
       invalidMessages: "reject",
@@ -383,9 +363,9 @@ describe("a header table amqplib cannot decode (nested 9,000 deep: its recursive
       // Not exclusive: a second (guarded) connection reads it.
       const parked = uniqueName("inbox.parked");
       await channel.assertQueue(parked, { durable: false });
-      cleanups.push(() => channel.deleteQueue(parked));
+      defer(() => channel.deleteQueue(parked));
       await channel.bindQueue(parked, dlx, "");
-      cleanups.push(() => channel.deleteExchange(dlx));
+      defer(() => channel.deleteExchange(dlx));
       // The inbox's queue arguments (docs/inbox.md#poison-header-tables), asserted by the inbox itself at start.
       const args = { "x-queue-type": "quorum", "x-delivery-limit": 2, "x-dead-letter-exchange": dlx };
       const { box, exchange, queue, events, publish } = await setUp({
@@ -465,7 +445,7 @@ describe("start and stop", () => {
   it("a missing inbox table fails start() with what to run, and leaves nothing running", async () => {
     const db = await import("../support/database.js");
     const bare = await db.createTestDatabase(inject("databaseUrl"), "template1");
-    cleanups.push(() => bare.drop());
+    defer(() => bare.drop());
     const { box } = await setUp();
     await expect(box.start({ databaseUrl: bare.url, amqpUrl })).rejects.toThrow(
       /inbox_message does not exist.*inbox\.prisma/,

@@ -2,21 +2,18 @@
 // are handled one at a time in the order received, across inboxes; a failing message holds back its key only; after a
 // dead one the key stops (default) or continues.
 import { randomUUID } from "node:crypto";
-import amqp from "amqplib";
-import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { type Inbox, type InboxOptions, inbox, OutboxConfigError } from "../../src/index.js";
-import { uniqueName } from "../support/consumer.js";
+import { afterAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { type InboxOptions, inbox, OutboxConfigError } from "../../src/index.js";
+import { quiet, useInboxBroker } from "../support/inbox.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { effectCount as countEffects } from "../support/tables.js";
+import { until as waitFor } from "../support/wait.js";
 
 const amqpUrl = inject("amqpUrl");
 const databaseUrl = await useTestDatabase();
 const pool = newPool(databaseUrl);
 const prisma = newPrismaClient(databaseUrl);
-const connection = await amqp.connect(amqpUrl);
-const channel = await connection.createConfirmChannel();
-const running: Inbox[] = [];
-const cleanups: Array<() => Promise<unknown>> = [];
-const quiet = { info() {}, warn() {}, error() {} };
+const { channel, track, exchangeAndQueue } = await useInboxBroker(amqpUrl);
 
 type Payload = { key: string; seq: number; fail?: "once" | "always" };
 type Messages = { "order.event": Payload };
@@ -26,13 +23,7 @@ let overlap = 0;
 const active = new Map<string, number>();
 
 async function setUp(options: Partial<InboxOptions<Messages, typeof prisma, any>> = {}) {
-  const exchange = uniqueName("ordering.x");
-  const queue = uniqueName("ordering.q");
-  await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: false });
-  cleanups.push(async () => {
-    await channel.deleteQueue(queue).catch(() => {});
-    await channel.deleteExchange(exchange).catch(() => {});
-  });
+  const { exchange, queue } = await exchangeAndQueue("ordering");
   const make = () => {
     const box = inbox<Messages, typeof prisma>({
       prisma,
@@ -67,8 +58,7 @@ async function setUp(options: Partial<InboxOptions<Messages, typeof prisma, any>
       logger: quiet,
       ...options,
     });
-    running.push(box);
-    return box;
+    return track(box);
   };
   const publish = (key: string, seq: number, fail?: Payload["fail"]) =>
     channel.publish(exchange, "order.event", Buffer.from(JSON.stringify({ key, seq, fail })), {
@@ -85,26 +75,15 @@ async function handled(): Promise<Map<string, number[]>> {
   for (const r of rows as Array<{ key: string; seq: number }>) out.set(r.key, [...(out.get(r.key) ?? []), r.seq]);
   return out;
 }
-const effectCount = async () => Number((await pool.query('SELECT count(*) FROM "Effect"')).rows[0].count);
-async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const effectCount = () => countEffects(pool);
+const until = (check: () => Promise<boolean>) => waitFor(check, 30_000);
 
 beforeEach(async () => {
   await pool.query('TRUNCATE inbox_message, "Effect" RESTART IDENTITY');
   overlap = 0;
   active.clear();
 });
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((b) => b.stop()));
-  await Promise.all(cleanups.splice(0).map((c) => c()));
-});
 afterAll(async () => {
-  await connection.close();
   await prisma.$disconnect();
   await pool.end();
 });

@@ -2,25 +2,19 @@
 // LISTEN); and what `relay.options` shows of them (never a password).
 import { inspect } from "node:util";
 import pg from "pg";
-import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, inject, it } from "vitest";
 import { createRelay, OutboxConfigError, outbox, type Relay } from "../../src/index.js";
 import { OutboxListener } from "../../src/relay/listener.js";
 import { outboxNames } from "../../src/sql/names.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { useTestRelays } from "../support/relay.js";
 
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const probe = newPool(url);
 const base = newPrismaClient(url);
-const relays: Relay[] = [];
-const closers: Array<() => Promise<unknown>> = [];
-
-function relay(options: Partial<Parameters<typeof createRelay>[0]>): Relay {
-  const r = createRelay({ amqpUrl, queue: false, ...options });
-  relays.push(r);
-  return r;
-}
+const { relay, defer } = useTestRelays({ amqpUrl, queue: false });
 
 /** The URL as a pg config object, without a URL anywhere. */
 function configOf(connectionString: string): pg.PoolConfig {
@@ -49,7 +43,7 @@ async function listeners(): Promise<string[]> {
  */
 async function deliveredByListen(r: Relay, n: number): Promise<void> {
   const c = await startCountingConsumer(amqpUrl, uniqueName("conn"));
-  closers.push(() => c.close());
+  defer(() => c.close());
   await r.start();
   const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
   await prisma.$enqueue(Array.from({ length: n }, (_, i) => ({ routingKey: "k", payload: i })));
@@ -58,10 +52,6 @@ async function deliveredByListen(r: Relay, n: number): Promise<void> {
   expect(c.duplicates).toBe(0);
 }
 
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-  await Promise.all(closers.splice(0).map((c) => c()));
-});
 afterAll(async () => {
   await base.$disconnect();
   await probe.end();
@@ -77,7 +67,7 @@ describe("the relay's database", () => {
   it("the app's pg.Pool: LISTEN holds one of its clients; stop() gives it back destroyed and leaves the pool usable", async () => {
     const appPool = new pg.Pool({ connectionString: url, max: 4, application_name: "the-app" });
     appPool.on("error", () => {});
-    closers.push(() => appPool.end());
+    defer(() => appPool.end());
     const r = relay({ database: appPool, listen: true, sweepIntervalMs: 60_000 });
     await deliveredByListen(r, 30);
     // The relay made no connection of its own: the listener and the batches were the app's pool's clients.
@@ -95,7 +85,7 @@ describe("the relay's database", () => {
     );
     await expect.poll(listeners, { timeout: 10_000 }).toEqual(["the-app"]);
     const c = await startCountingConsumer(amqpUrl, uniqueName("conn-again"));
-    closers.push(() => c.close());
+    defer(() => c.close());
     await base.$extends(outbox({ exchange: c.exchange, queue: false })).$enqueue({ routingKey: "k", payload: "again" });
     await c.waitForDistinct(1, 10_000);
 
@@ -109,9 +99,9 @@ describe("the relay's database", () => {
   it("the app's pg.Pool of one client with listen: false: the sweeper delivers, nothing waits for a second client", async () => {
     const appPool = new pg.Pool({ connectionString: url, max: 1 });
     appPool.on("error", () => {});
-    closers.push(() => appPool.end());
+    defer(() => appPool.end());
     const c = await startCountingConsumer(amqpUrl, uniqueName("conn-pool"));
-    closers.push(() => c.close());
+    defer(() => c.close());
     const r = relay({ database: appPool, listen: false, sweepIntervalMs: 50, sweepMinAgeMs: 0 });
     await r.start();
     const prisma = base.$extends(outbox({ exchange: c.exchange, queue: false }));
@@ -184,7 +174,7 @@ describe("the relay's database", () => {
 
   it("a pool of max 1 cannot both LISTEN and run batches: refused unless listen is false", () => {
     const small = new pg.Pool({ connectionString: url, max: 1 });
-    closers.push(() => small.end());
+    defer(() => small.end());
     expect(() => createRelay({ database: small, amqpUrl })).toThrow(/at least 2 clients.*`listen: false`/);
     expect(() => createRelay({ database: small, amqpUrl, listen: false })).not.toThrow();
   });
@@ -249,7 +239,7 @@ describe("relay.options", () => {
 
   it("shows the app's pool as such, not the pool object (which holds its password)", () => {
     const appPool = new pg.Pool({ connectionString: "postgresql://u:pw-db-secret@db.example/app" });
-    closers.push(() => appPool.end());
+    defer(() => appPool.end());
     const r = relay({ database: appPool });
     expect(r.options.database).toBe("pg.Pool (the app's)");
     expect(leaks(r.options)).toEqual([]);

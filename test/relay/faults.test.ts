@@ -4,6 +4,7 @@ import { createRelay, OutboxQueue, outbox, type Relay, type RelayEvent } from ".
 import { MemoryTransport } from "../../src/transport/memory.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, relayBatchesOpen, useTestDatabase } from "../support/prisma.js";
+import { outboxCount as countOutbox } from "../support/tables.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -11,7 +12,7 @@ const url = await useTestDatabase();
 const pool = newPool(url);
 const base = newPrismaClient(url);
 const cleanups: Array<() => Promise<unknown>> = [];
-const outboxCount = async () => Number((await pool.query("SELECT count(*) FROM outbox_message")).rows[0].count);
+const outboxCount = () => countOutbox(pool);
 
 async function brokerProxy(): Promise<TcpProxy> {
   const u = new URL(amqpUrl);

@@ -1,27 +1,27 @@
 // The LISTEN connection's liveness, proven without the sweeper: its interval is 10 minutes here, so every message
 // that arrives in time was published because LISTEN (or its reconnection) woke the relay.
 import { getEventListeners } from "node:events";
-import { afterAll, afterEach, expect, it } from "vitest";
-import { createRelay, outbox, type Relay, type RelayEvent } from "../../src/index.js";
+import { afterAll, expect, it } from "vitest";
+import { createRelay, outbox, type RelayEvent } from "../../src/index.js";
 import { type ListenerOptions, OutboxListener } from "../../src/relay/listener.js";
 import { outboxNames } from "../../src/sql/names.js";
 import { MemoryTransport } from "../../src/transport/memory.js";
 import { type Pgbouncer, startPgbouncer } from "../support/pgbouncer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { useTestRelays } from "../support/relay.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
 const url = await useTestDatabase();
 const pool = newPool(url);
 const base = newPrismaClient(url);
 const prisma = base.$extends(outbox({ exchange: "mem", queue: false }));
-const relays: Relay[] = [];
 const proxies: TcpProxy[] = [];
 const listeners: OutboxListener[] = [];
 const bouncers: Pgbouncer[] = [];
 const closers: Array<() => Promise<void>> = [];
 
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
+// Relays made here are tracked and stopped first; the rest after them, in this order.
+const relays = useTestRelays({}, async () => {
   await Promise.all(listeners.splice(0).map((l) => l.close()));
   await Promise.all(closers.splice(0).map((c) => c()));
   await Promise.all(proxies.splice(0).map((p) => p.close()));
@@ -50,7 +50,7 @@ it("a LISTEN connection lost without a word (no reset, no FIN) is noticed by its
     sweepIntervalMs: 600_000,
     listenCheckIntervalMs: 300,
   });
-  relays.push(r);
+  relays.track(r);
   r.onEvent((e) => events.push(e));
   await r.start();
 
@@ -197,7 +197,7 @@ it("LISTEN through a transaction-mode pooler: losses grow, escalate to an error 
     sweepIntervalMs: 200,
     listenCheckIntervalMs: 200,
   });
-  relays.push(r);
+  relays.track(r);
   r.onEvent((e) => events.push(e));
   await r.start();
 

@@ -1,18 +1,19 @@
 // Liveness of the relay (real PostgreSQL, the in-memory broker): no batch may fail forever, whatever its messages do;
 // what the relay tells (events, logs) comes after what it committed, and a listener or logger that throws changes
 // nothing.
-import { afterAll, afterEach, expect, it, vi } from "vitest";
-import { createRelay, outbox, type Relay, type RelayOptions } from "../../src/index.js";
+import { afterAll, expect, it, vi } from "vitest";
+import { createRelay, outbox, type RelayOptions } from "../../src/index.js";
 import { MemoryTransport } from "../../src/transport/memory.js";
 import type { OutboundMessage, PublishOptions } from "../../src/transport/transport.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { useTestRelays } from "../support/relay.js";
+import { outboxCount as countOutbox } from "../support/tables.js";
 
 const url = await useTestDatabase();
 const pool = newPool(url);
 const base = newPrismaClient(url);
 const prisma = base.$extends(outbox({ exchange: "mem", queue: false }));
-const relays: Relay[] = [];
-const outboxCount = async () => Number((await pool.query("SELECT count(*) FROM outbox_message")).rows[0].count);
+const outboxCount = () => countOutbox(pool);
 const deadLetters = async () =>
   (
     await pool.query<{ message_id: string; attempts: number; last_error: string }>(
@@ -20,29 +21,20 @@ const deadLetters = async () =>
     )
   ).rows;
 
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-  vi.restoreAllMocks();
-  await pool.query("TRUNCATE outbox_message, outbox_dead_letter");
-});
+const relays = useTestRelays(
+  { databaseUrl: url, queue: false, sweepIntervalMs: 50, sweepMinAgeMs: 0, logger: false },
+  async () => {
+    vi.restoreAllMocks();
+    await pool.query("TRUNCATE outbox_message, outbox_dead_letter");
+  },
+);
 afterAll(async () => {
   await base.$disconnect();
   await pool.end();
 });
 
-function relay(transport: MemoryTransport, options: Partial<RelayOptions> = {}) {
-  const r = createRelay({
-    databaseUrl: url,
-    transport,
-    queue: false,
-    sweepIntervalMs: 50,
-    sweepMinAgeMs: 0,
-    logger: false,
-    ...options,
-  });
-  relays.push(r);
-  return r;
-}
+const relay = (transport: MemoryTransport, options: Partial<RelayOptions> = {}) =>
+  relays.relay({ transport, ...options });
 
 /** Records the size of every publish() call. */
 class RecordingTransport extends MemoryTransport {
@@ -204,7 +196,7 @@ it("the default logger writes warnings and errors on stderr; `logger: false` sil
   transport.failNext(1);
   await write(1);
   const loud = createRelay({ databaseUrl: url, transport, queue: false, maxAttempts: 1, sweepMinAgeMs: 0 });
-  relays.push(loud);
+  relays.track(loud);
   await loud.start();
   await expect.poll(deadLetters).toHaveLength(1);
   await expect.poll(() => lines.join("")).toMatch(/prisma-outbox relay warn: message dead-lettered/);

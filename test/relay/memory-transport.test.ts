@@ -1,33 +1,22 @@
 // Relay logic with the in-memory transport (real PostgreSQL, no broker): resource alarms and per-message refusals.
-import { afterAll, afterEach, expect, it } from "vitest";
-import { createRelay, outbox, type Relay } from "../../src/index.js";
+import { afterAll, expect, it } from "vitest";
+import { outbox } from "../../src/index.js";
 import { MemoryTransport } from "../../src/transport/memory.js";
 import { newPool, newPrismaClient, relayBatchesOpen, useTestDatabase } from "../support/prisma.js";
+import { useTestRelays } from "../support/relay.js";
+import { outboxCount as countOutbox } from "../support/tables.js";
 
 const url = await useTestDatabase();
 const pool = newPool(url);
 const prisma = newPrismaClient(url).$extends(outbox({ exchange: "mem", queue: false }));
-const relays: Relay[] = [];
-const outboxCount = async () => Number((await pool.query("SELECT count(*) FROM outbox_message")).rows[0].count);
+const outboxCount = () => countOutbox(pool);
 
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-  await pool.query("TRUNCATE outbox_message, outbox_dead_letter");
-});
+const relays = useTestRelays({ databaseUrl: url, queue: false, sweepIntervalMs: 50, sweepMinAgeMs: 0 }, () =>
+  pool.query("TRUNCATE outbox_message, outbox_dead_letter"),
+);
 afterAll(() => pool.end());
 
-function relay(transport: MemoryTransport, options = {}) {
-  const r = createRelay({
-    databaseUrl: url,
-    transport,
-    queue: false,
-    sweepIntervalMs: 50,
-    sweepMinAgeMs: 0,
-    ...options,
-  });
-  relays.push(r);
-  return r;
-}
+const relay = (transport: MemoryTransport, options = {}) => relays.relay({ transport, ...options });
 
 it("pauses while the broker is blocked (resource alarm) and resumes when unblocked", async () => {
   const transport = new MemoryTransport();

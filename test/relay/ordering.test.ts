@@ -1,32 +1,33 @@
 // Ordering keys at the relay, against PostgreSQL and RabbitMQ: never two messages of one key in flight across relays,
 // a key's later message never published before the one before it is confirmed, a refused message blocks only its key,
 // and after a dead letter the key stops (default) or continues.
-import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { createRelay, OutboxConfigError, OutboxQueue, outbox, type Relay } from "../../src/index.js";
+import { afterAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { OutboxConfigError, OutboxQueue, outbox } from "../../src/index.js";
 import { outboxNames } from "../../src/sql/names.js";
 import { deadLetterFilterSql } from "../../src/sql/ops/dead-letter-filter.js";
 import { retryDeadLettersSql } from "../../src/sql/ops/dead-letters.js";
 import { type Arrival, startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { useTestRelays } from "../support/relay.js";
+import { outboxCount as countOutbox } from "../support/tables.js";
 
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const pool = newPool(url);
 const base = newPrismaClient(url);
-const relays: Relay[] = [];
-const closers: Array<() => Promise<unknown>> = [];
-
-function relay(options: Partial<Parameters<typeof createRelay>[0]> = {}): Relay {
-  const r = createRelay({ databaseUrl: url, amqpUrl, queue: false, sweepIntervalMs: 200, logger: false, ...options });
-  relays.push(r);
-  return r;
-}
+const { relay, defer } = useTestRelays({
+  databaseUrl: url,
+  amqpUrl,
+  queue: false,
+  sweepIntervalMs: 200,
+  logger: false,
+});
 async function consumer(bindingKey = "#") {
   const c = await startCountingConsumer(amqpUrl, uniqueName("ordering"), bindingKey);
-  closers.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
-const outboxCount = async () => Number((await pool.query("SELECT count(*) FROM outbox_message")).rows[0].count);
+const outboxCount = () => countOutbox(pool);
 
 /** The message ids received per ordering key (header x-ordering-key), in arrival order. */
 function byKey(arrivals: readonly Arrival[]): Map<string, string[]> {
@@ -41,12 +42,20 @@ function byKey(arrivals: readonly Arrival[]): Map<string, string[]> {
   return out;
 }
 
+/** Moves a message to the dead letters with its id, as if it had failed its last attempt. */
+async function deadLetter(messageId: string): Promise<void> {
+  await pool.query(
+    `WITH moved AS (DELETE FROM outbox_message WHERE message_id = $1 RETURNING *)
+    INSERT INTO outbox_dead_letter (id, message_id, exchange, routing_key, payload, headers, type, correlation_id,
+      attempts, last_error, created_at, ordering_key)
+    SELECT id, message_id, exchange, routing_key, payload, headers, type, correlation_id, 3, 'x', created_at, ordering_key
+    FROM moved`,
+    [messageId],
+  );
+}
+
 beforeEach(async () => {
   await pool.query("TRUNCATE outbox_message, outbox_dead_letter RESTART IDENTITY CASCADE");
-});
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-  await Promise.all(closers.splice(0).map((c) => c()));
 });
 afterAll(async () => {
   await base.$disconnect();
@@ -64,7 +73,7 @@ describe("relay: ordering keys", () => {
         INSERT INTO written_log VALUES (NEW.id, NEW.message_id::text, NEW.ordering_key) ON CONFLICT DO NOTHING;
         RETURN NEW; END $$;
       CREATE OR REPLACE TRIGGER log_written AFTER INSERT ON outbox_message FOR EACH ROW EXECUTE FUNCTION log_written();`);
-    closers.push(() => pool.query("DROP TRIGGER log_written ON outbox_message"));
+    defer(() => pool.query("DROP TRIGGER log_written ON outbox_message"));
     const rs = [relay({ batchSize: 100 }), relay({ batchSize: 100 }), relay({ batchSize: 100 })];
     await Promise.all(rs.map((r) => r.start()));
     // Written by 6 concurrent writers, each message in its own transaction or in a few keys at once.
@@ -226,14 +235,7 @@ describe("relay: ordering keys", () => {
       { routingKey: "m.2", payload: 2, key: "moved" },
     ]);
     // As if the first had failed its last attempt: in the dead letters with its id.
-    await pool.query(
-      `WITH moved AS (DELETE FROM outbox_message WHERE message_id = $1 RETURNING *)
-      INSERT INTO outbox_dead_letter (id, message_id, exchange, routing_key, payload, headers, type, correlation_id,
-        attempts, last_error, created_at, ordering_key)
-      SELECT id, message_id, exchange, routing_key, payload, headers, type, correlation_id, 3, 'x', created_at, ordering_key
-      FROM moved`,
-      [first],
-    );
+    await deadLetter(first!);
     const r = relay({ sweepMinAgeMs: 0 });
     await r.start();
     await new Promise((resolve) => setTimeout(resolve, 600));
@@ -254,14 +256,7 @@ describe("relay: ordering keys", () => {
       { routingKey: "r.1", payload: 1, key: "retried" },
       { routingKey: "r.2", payload: 2, key: "retried" },
     ]);
-    await pool.query(
-      `WITH moved AS (DELETE FROM outbox_message WHERE message_id = $1 RETURNING *)
-      INSERT INTO outbox_dead_letter (id, message_id, exchange, routing_key, payload, headers, type, correlation_id,
-        attempts, last_error, created_at, ordering_key)
-      SELECT id, message_id, exchange, routing_key, payload, headers, type, correlation_id, 3, 'x', created_at, ordering_key
-      FROM moved`,
-      [first],
-    );
+    await deadLetter(first!);
     const filter = deadLetterFilterSql({}, "failed_at");
     const { rows } = await pool.query(retryDeadLettersSql(outboxNames(), filter), filter.params);
     expect(rows[0]).toEqual({ moved: 1, queued: 1 });

@@ -1,12 +1,11 @@
 import amqp from "amqplib";
-import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeEach, describe, expect, inject, it } from "vitest";
 import {
   createRelay,
   OutboxConfigError,
   OutboxNackError,
   OutboxQueue,
   outbox,
-  type Relay,
   type RelayEvent,
 } from "../../src/index.js";
 import { outboxNames } from "../../src/sql/names.js";
@@ -14,34 +13,25 @@ import { type ClaimedRow, claimNext, keyOf } from "../../src/sql/outbox/claim.js
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { createTestDatabase } from "../support/database.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { useTestRelays } from "../support/relay.js";
+import { outboxCount as countOutbox } from "../support/tables.js";
 
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const pool = newPool(url);
 const base = newPrismaClient(url);
-const relays: Relay[] = [];
-const closers: Array<() => Promise<unknown>> = [];
-
-function relay(options: Partial<Parameters<typeof createRelay>[0]> = {}): Relay {
-  const r = createRelay({ databaseUrl: url, amqpUrl, queue: false, sweepIntervalMs: 200, ...options });
-  relays.push(r);
-  return r;
-}
+const { relay, defer } = useTestRelays({ databaseUrl: url, amqpUrl, queue: false, sweepIntervalMs: 200 });
 async function consumer(exchange = uniqueName("relay")) {
   const c = await startCountingConsumer(amqpUrl, exchange);
-  closers.push(() => c.close());
+  defer(() => c.close());
   return c;
 }
-const outboxCount = async () => Number((await pool.query("SELECT count(*) FROM outbox_message")).rows[0].count);
+const outboxCount = () => countOutbox(pool);
 const deadLetters = async () =>
   (await pool.query("SELECT message_id::text, attempts, last_error, routing_key FROM outbox_dead_letter")).rows;
 
 beforeEach(async () => {
   await pool.query('TRUNCATE outbox_message, outbox_dead_letter, "Order", "Customer" RESTART IDENTITY CASCADE');
-});
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-  await Promise.all(closers.splice(0).map((c) => c()));
 });
 afterAll(async () => {
   await base.$disconnect();
@@ -107,7 +97,7 @@ describe("relay", () => {
     // The consumer binds only "ok.#": "nowhere" has no route.
     await c.close();
     const bound = await startCountingConsumer(amqpUrl, c.exchange, "ok.#");
-    closers.push(() => bound.close());
+    defer(() => bound.close());
     const r = relay({ maxAttempts: 3, retryBaseDelayMs: 20, retryMaxDelayMs: 50, sweepMinAgeMs: 0 });
     const events: string[] = [];
     r.onEvent((e) => events.push(e.type));
@@ -130,7 +120,7 @@ describe("relay", () => {
     const connection = await amqp.connect(amqpUrl);
     const channel = await connection.createChannel();
     const full = uniqueName("relay.full");
-    closers.push(async () => {
+    defer(async () => {
       await channel.deleteQueue(full);
       await connection.close();
     });
@@ -277,7 +267,7 @@ describe("relay", () => {
 
   it("start() on a database without the outbox table fails with what to do", async () => {
     const empty = await createTestDatabase(inject("databaseUrl"), "template0");
-    closers.push(() => empty.drop());
+    defer(() => empty.drop());
     const r = createRelay({ databaseUrl: empty.url, amqpUrl, queue: false });
     await expect(r.start()).rejects.toThrow(/outbox_message does not exist.*prisma migrate/);
     expect(r.state).toBe("stopped");

@@ -1,17 +1,17 @@
 // The outbox tables in another PostgreSQL schema than `public` (Prisma's `?schema=` or `@@schema`): written through
 // the Prisma client with outbox({ schema }), relayed with createRelay({ schema }), woken by that schema's NOTIFY.
-import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
-import { createRelay, OutboxQueue, outbox, type Relay } from "../../src/index.js";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { createRelay, OutboxQueue, outbox } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { migrateIntoSchema } from "../support/database.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { useTestRelays } from "../support/relay.js";
 
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const pool = newPool(url);
 const base = newPrismaClient(url);
-const relays: Relay[] = [];
-const closers: Array<() => Promise<unknown>> = [];
+const { relay, defer } = useTestRelays({ databaseUrl: url, amqpUrl, queue: false });
 
 /** A plain name, and one that only quoting makes one identifier (its NOTIFY channel is hashed). */
 const SCHEMAS = ["outbox_x", 'Outbox "Weird"-x.y'];
@@ -21,16 +21,6 @@ const quoted = (schema: string) => `"${schema.replaceAll('"', '""')}"`;
 const count = async (schema: string) =>
   Number((await pool.query(`SELECT count(*) FROM ${quoted(schema)}.outbox_message`)).rows[0].count);
 
-function relay(options: Partial<Parameters<typeof createRelay>[0]>): Relay {
-  const r = createRelay({ databaseUrl: url, amqpUrl, queue: false, ...options });
-  relays.push(r);
-  return r;
-}
-
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-  await Promise.all(closers.splice(0).map((c) => c()));
-});
 afterAll(async () => {
   await base.$disconnect();
   await pool.end();
@@ -39,7 +29,7 @@ afterAll(async () => {
 describe.each(SCHEMAS)("outbox tables in schema %j", (schema) => {
   it("writes land in the schema's table, and a relay in another process is woken by that schema's NOTIFY", async () => {
     const c = await startCountingConsumer(amqpUrl, uniqueName("schema"));
-    closers.push(() => c.close());
+    defer(() => c.close());
     const prisma = base.$extends(
       outbox<typeof base>({ exchange: c.exchange, schema, queue: false, events: { Order: { create: true } } }),
     );
@@ -69,7 +59,7 @@ describe.each(SCHEMAS)("outbox tables in schema %j", (schema) => {
 
   it("the in-process fast path claims by id from the schema's table", async () => {
     const c = await startCountingConsumer(amqpUrl, uniqueName("schema-q"));
-    closers.push(() => c.close());
+    defer(() => c.close());
     const queue = new OutboxQueue();
     const prisma = base.$extends(outbox<typeof base>({ exchange: c.exchange, schema, queue }));
     const r = relay({ schema, queue, listen: false, sweepIntervalMs: 60_000 });

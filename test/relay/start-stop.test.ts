@@ -1,40 +1,25 @@
 // start() that fails at any step, and stop() during any step: the relay says why, releases everything it opened and
 // leaves nothing running (no connection to the database, no LISTEN, no attached queue). Real PostgreSQL and RabbitMQ;
 // TCP proxies make the steps hang where a test needs them to.
-import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
-import {
-  createRelay,
-  defaultOutboxQueue,
-  OutboxConfigError,
-  OutboxError,
-  OutboxStartError,
-  type Relay,
-  type RelayOptions,
-} from "../../src/index.js";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { defaultOutboxQueue, OutboxConfigError, OutboxError, OutboxStartError, type Relay } from "../../src/index.js";
 import { MemoryTransport } from "../../src/transport/memory.js";
 import { createTestDatabase } from "../support/database.js";
 import { startPgbouncer } from "../support/pgbouncer.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
+import { useTestRelays } from "../support/relay.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const pool = newPool(url);
-const relays: Relay[] = [];
 const proxies: TcpProxy[] = [];
 const database = new URL(url);
 
-afterEach(async () => {
-  await Promise.all(relays.splice(0).map((r) => r.stop()));
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-});
+const { relay } = useTestRelays({ databaseUrl: url, amqpUrl, queue: false, logger: false }, () =>
+  Promise.all(proxies.splice(0).map((p) => p.close())),
+);
 afterAll(() => pool.end());
-
-function relay(options: Partial<RelayOptions> = {}): Relay {
-  const r = createRelay({ databaseUrl: url, amqpUrl, queue: false, logger: false, ...options });
-  relays.push(r);
-  return r;
-}
 
 /** The relay's connections (pool and LISTEN) to the test database. */
 async function relayBackends(db = pool): Promise<number> {

@@ -6,11 +6,14 @@
 // message handled twice shows as two rows. So for the inbox, "lost" is a message with no Effect row, and "duplicates"
 // counts double effects (rows beyond the first), whatever the broker delivered.
 import { randomUUID } from "node:crypto";
-import { connect, createServer, type Socket } from "node:net";
 import amqp from "amqplib";
 import type pg from "pg";
 import { uniqueName } from "../support/consumer.js";
-import { type Proc, type ScenarioResult, sleep, spawnTsx, waitUntil } from "./harness.js";
+import { type Proc, spawnTsx } from "../support/process-harness.js";
+import { effectCount } from "../support/tables.js";
+import { startInterceptingProxy } from "../support/tcp-proxy.js";
+import { sleep, waitUntil } from "../support/wait.js";
+import { type ScenarioResult, scenarioResult } from "./harness.js";
 
 export const INBOX_HANDLERS = "./test/reliability/fixtures/inbox-handlers.ts";
 
@@ -128,22 +131,8 @@ export interface AckSwallower {
  * with no timing luck: the broker delivers them all again.
  */
 export async function startAckSwallower(targetHost: string, targetPort: number): Promise<AckSwallower> {
-  const sockets = new Set<Socket>();
   let swallowed = 0;
-  const server = createServer((client) => {
-    const upstream = connect({ host: targetHost, port: targetPort });
-    sockets.add(client);
-    sockets.add(upstream);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    for (const s of [client, upstream]) {
-      s.on("error", close);
-      s.on("close", close);
-    }
+  const proxy = await startInterceptingProxy({ targetHost, targetPort, name: "The AMQP proxy" }, (client, upstream) => {
     upstream.pipe(client);
     let pending: Buffer = Buffer.alloc(0);
     let header = true;
@@ -172,25 +161,12 @@ export async function startAckSwallower(targetHost: string, targetPort: number):
       if (out.length > 0) upstream.write(Buffer.concat(out));
     });
   });
-  server.listen(0, "127.0.0.1");
-  await new Promise<void>((resolve) => server.once("listening", resolve));
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("The AMQP proxy did not get a TCP port");
-  const port = address.port;
   return {
-    url(original) {
-      const u = new URL(original);
-      u.hostname = "127.0.0.1";
-      u.port = String(port);
-      return u.toString();
-    },
+    url: proxy.url,
     get swallowed() {
       return swallowed;
     },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: proxy.close,
   };
 }
 
@@ -228,9 +204,7 @@ export async function readEffects(pool: pg.Pool): Promise<Effects> {
   return { counts, pids, maxDelayMs, total: rows.length };
 }
 
-export async function effectCount(pool: pg.Pool): Promise<number> {
-  return Number((await pool.query('SELECT count(*) FROM "Effect"')).rows[0].count);
-}
+export { effectCount };
 
 /** Inbox rows by status, e.g. { processed: 10, pending: 2 }. */
 export async function inboxStatuses(pool: pg.Pool): Promise<Record<string, number>> {
@@ -279,22 +253,7 @@ export function computeInboxRow(
   effects: Effects,
   notes?: string,
 ): ScenarioResult {
-  const expected = new Set(expectedIds);
-  const missing = expectedIds.filter((id) => !effects.counts.has(id));
-  const unexpected = [...effects.counts.keys()].filter((id) => !expected.has(id));
-  let duplicates = 0;
-  for (const id of expected) duplicates += Math.max(0, (effects.counts.get(id) ?? 0) - 1);
-  return {
-    scenario,
-    messages: expected.size,
-    delivered: expected.size - missing.length,
-    lost: missing.length,
-    duplicates,
-    maxDelayMs: Math.round(effects.maxDelayMs),
-    ...(notes ? { notes } : {}),
-    missing,
-    unexpected,
-  };
+  return scenarioResult(scenario, expectedIds, effects.counts, effects.maxDelayMs, notes);
 }
 
 /** The inbox worker's connections: its own pool ('prisma-outbox inbox') and its handlers' Prisma client. */

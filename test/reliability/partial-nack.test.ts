@@ -8,7 +8,9 @@ import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import {
   computeRow,
+  deadLetterRows,
   expectNoLoss,
+  fastRetries,
   killProc,
   outboxCount,
   recordRow,
@@ -47,22 +49,11 @@ it(
     const worker = await startWorker({
       databaseUrl: url,
       amqpUrl,
-      env: {
-        OUTBOX_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
-        OUTBOX_RETRY_BASE_DELAY_MS: "20",
-        OUTBOX_RETRY_MAX_DELAY_MS: "100",
-        OUTBOX_SWEEP_INTERVAL_MS: "100",
-        OUTBOX_SWEEP_MIN_AGE_MS: "0",
-      },
+      env: fastRetries(MAX_ATTEMPTS),
     });
     const ids = await writeMessages(prisma, { exchange: healthy.exchange, count: MESSAGES });
     const refused = MESSAGES - ROOM;
-    const deadLetters = async () =>
-      (
-        await pool.query<{ message_id: string; attempts: number; last_error: string }>(
-          "SELECT message_id::text, attempts, last_error FROM outbox_dead_letter",
-        )
-      ).rows;
+    const deadLetters = () => deadLetterRows(pool);
     await waitUntil(
       async () => (await deadLetters()).length === refused,
       "every refused message dead-lettered",

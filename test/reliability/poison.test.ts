@@ -6,8 +6,10 @@ import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import {
   computeRow,
+  deadLetterRows,
   delays,
   expectNoLoss,
+  fastRetries,
   killProc,
   outboxCount,
   recordRow,
@@ -44,11 +46,7 @@ it(
       databaseUrl: url,
       amqpUrl,
       env: {
-        OUTBOX_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
-        OUTBOX_RETRY_BASE_DELAY_MS: "20",
-        OUTBOX_RETRY_MAX_DELAY_MS: "100",
-        OUTBOX_SWEEP_INTERVAL_MS: "100",
-        OUTBOX_SWEEP_MIN_AGE_MS: "0",
+        ...fastRetries(MAX_ATTEMPTS),
         OUTBOX_BATCH_SIZE: "100",
       },
     });
@@ -86,12 +84,7 @@ it(
     // Nothing blocked: every good message arrives (the poison ones are retried and dead-lettered beside them).
     await waitForDelivery(pool, consumer, okIds, 60_000, 200);
     const okDelays = delays(okIds, consumer).sort((a, b) => a - b);
-    const deadLetters = async () =>
-      (
-        await pool.query<{ message_id: string; attempts: number; last_error: string }>(
-          "SELECT message_id::text, attempts, last_error FROM outbox_dead_letter",
-        )
-      ).rows;
+    const deadLetters = () => deadLetterRows(pool);
     await waitUntil(
       async () => (await deadLetters()).length === poison.size,
       "every poison message dead-lettered",

@@ -4,6 +4,7 @@
 // Every message must arrive; the republished batches are counted as duplicates.
 import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
+import { startCommitGate } from "./commit-gate.js";
 import {
   computeRow,
   expectNoLoss,
@@ -14,7 +15,6 @@ import {
   recordRow,
   size,
   sleep,
-  startCommitGate,
   startWorker,
   TEST_TIMEOUT,
   useScenario,

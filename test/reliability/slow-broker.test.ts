@@ -3,9 +3,9 @@
 // every batch timed out, rolled back and was published again, forever (some of its messages reaching the consumer
 // every time). Now each timed-out batch halves the limit until batches fit; the row records how many batches timed
 // out and the duplicates they cost: the bound on duplicates is the rows of those few batches.
-import { connect, createServer, type Socket } from "node:net";
 import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
+import { startInterceptingProxy } from "../support/tcp-proxy.js";
 import {
   computeRow,
   expectNoLoss,
@@ -24,20 +24,8 @@ const MESSAGES = size(2_000, 10_000);
 const BYTES_PER_SECOND = 256 * 1024;
 
 /** A TCP proxy that passes client-to-server bytes at `rate` bytes/s (server-to-client unthrottled). */
-async function startThrottle(targetHost: string, targetPort: number, rate: number) {
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect({ host: targetHost, port: targetPort });
-    sockets.add(client);
-    sockets.add(upstream);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", close);
-    upstream.on("error", close);
-    client.on("close", close);
-    upstream.on("close", close);
+function startThrottle(targetHost: string, targetPort: number, rate: number) {
+  return startInterceptingProxy({ targetHost, targetPort }, (client, upstream) => {
     upstream.pipe(client);
     client.on("data", (chunk: Buffer) => {
       client.pause();
@@ -45,20 +33,6 @@ async function startThrottle(targetHost: string, targetPort: number, rate: numbe
       setTimeout(() => client.resume(), (chunk.length / rate) * 1000);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  return {
-    url(original: string) {
-      const u = new URL(original);
-      u.hostname = "127.0.0.1";
-      u.port = String(port);
-      return u.toString();
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 it(

@@ -15,6 +15,7 @@ import { outbox } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import {
   computeRow,
+  deadLetterRows,
   delays,
   expectNoLoss,
   killProc,
@@ -42,12 +43,7 @@ async function rabbitmqctl(...args: string[]): Promise<string> {
 
 // The scenarios share the file's database: each starts with no dead letters.
 beforeEach(() => pool.query("DELETE FROM outbox_dead_letter"));
-const deadLetters = async () =>
-  (
-    await pool.query<{ message_id: string; attempts: number; last_error: string }>(
-      "SELECT message_id::text, attempts, last_error FROM outbox_dead_letter",
-    )
-  ).rows;
+const deadLetters = () => deadLetterRows(pool);
 
 const WORKER_ENV = {
   OUTBOX_MAX_ATTEMPTS: String(MAX_ATTEMPTS),

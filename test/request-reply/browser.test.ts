@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { afterAll, expect, inject, it } from "vitest";
-import { useProcessCleanup } from "../reliability/harness.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
+import { useProcessCleanup } from "../support/process-harness.js";
 import { exampleApp } from "./example-app.js";
 
 const amqpUrl = inject("amqpUrl");

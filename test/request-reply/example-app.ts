@@ -2,8 +2,8 @@
 // worker as real processes on the test file's database, with an exchange and a queue of the test's own; and a log of
 // every status transition of outbox_request, written by a trigger, to prove "written once" and "never backwards".
 import type pg from "pg";
-import { type Proc, spawnTsx } from "../reliability/harness.js";
 import { uniqueName } from "../support/consumer.js";
+import { type Proc, spawnTsx } from "../support/process-harness.js";
 
 export interface ExampleApp {
   env: Record<string, string>;
@@ -74,15 +74,4 @@ export async function transitions(pool: pg.Pool): Promise<Transition[]> {
       "SELECT id::text, old_status, new_status, result_written FROM request_transition ORDER BY n",
     )
   ).rows;
-}
-
-/** Polls until `ok`, failing with the last value after `ms`. */
-export async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, what: string, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms (last: ${JSON.stringify(value)})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

@@ -3,9 +3,10 @@
 // mid-job, the web server restarted between submit and poll, and 100 concurrent submits.
 import amqp from "amqplib";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
-import { killProc, useProcessCleanup } from "../reliability/harness.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
-import { type ExampleApp, exampleApp, logTransitions, transitions, until } from "./example-app.js";
+import { killProc, useProcessCleanup } from "../support/process-harness.js";
+import { untilValue as until } from "../support/wait.js";
+import { type ExampleApp, exampleApp, logTransitions, transitions } from "./example-app.js";
 
 const amqpUrl = inject("amqpUrl");
 const databaseUrl = await useTestDatabase();

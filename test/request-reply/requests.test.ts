@@ -19,6 +19,7 @@ import {
 } from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { untilValue } from "../support/wait.js";
 
 const amqpUrl = inject("amqpUrl");
 const databaseUrl = await useTestDatabase();
@@ -73,15 +74,8 @@ async function worker(
   return box;
 }
 
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms (last: ${JSON.stringify(value)})`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = <T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string) =>
+  untilValue(read, ok, what, 15_000, 20);
 const finished = (id: string) =>
   until(
     () => reqs.status(id),

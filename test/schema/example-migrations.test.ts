@@ -4,8 +4,8 @@
 // Prisma generates for its models. Compared through PostgreSQL's catalog, as test/schema/migration.test.ts does.
 import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { catalog as readCatalog, resetPublicSchema, withClient } from "../support/catalog.js";
 import { migrationsDir } from "../support/database.js";
 import { useTestDatabase } from "../support/prisma.js";
 import { openSchemaEngine } from "../support/schema-engine.js";
@@ -13,34 +13,9 @@ import { openSchemaEngine } from "../support/schema-engine.js";
 const examples = fileURLToPath(new URL("../../examples/prisma/", import.meta.url));
 const exampleMigrations = `${examples}migrations`;
 
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const catalog = (url: string) => readCatalog(url, (name) => `${name} <> '_prisma_migrations'`);
 
-/** Columns, indexes and constraints of every table of the public schema but Prisma's own, as comparable text. */
-function catalog(url: string): Promise<string[]> {
-  return withClient(url, async (c) => {
-    const columns = await c.query(`
-      SELECT table_name || '.' || column_name || ' ' || data_type || coalesce('(' || character_maximum_length || ')', '')
-             || coalesce(' p' || datetime_precision, '') || ' ' || is_nullable || ' ' || coalesce(column_default, '-') AS d
-      FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> '_prisma_migrations'`);
-    const indexes = await c.query(
-      "SELECT indexdef AS d FROM pg_indexes WHERE schemaname = 'public' AND tablename <> '_prisma_migrations'",
-    );
-    const constraints = await c.query(`
-      SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) AS d
-      FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text <> '_prisma_migrations'`);
-    return [...columns.rows, ...indexes.rows, ...constraints.rows].map((r) => r.d as string).sort();
-  });
-}
-
-const reset = (url: string) => withClient(url, (c) => c.query("DROP SCHEMA public CASCADE; CREATE SCHEMA public"));
+const reset = resetPublicSchema;
 
 const directories = async (dir: string) =>
   (await readdir(dir, { withFileTypes: true }))

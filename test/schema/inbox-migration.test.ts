@@ -3,6 +3,7 @@
 import { readFile } from "node:fs/promises";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { catalog as readCatalog } from "../support/catalog.js";
 import { migrationsDir } from "../support/database.js";
 import { withoutOrdering } from "../support/models.js";
 import { useTestDatabase } from "../support/prisma.js";
@@ -11,25 +12,7 @@ import { openSchemaEngine } from "../support/schema-engine.js";
 const model = await readFile(new URL("../../prisma/inbox.prisma", import.meta.url), "utf8");
 const migration = await readFile(`${migrationsDir}/20261124120000_prisma_outbox_inbox/migration.sql`, "utf8");
 
-async function catalog(url: string): Promise<string[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    const columns = await c.query(`
-      SELECT table_name || '.' || column_name || ' ' || data_type || coalesce('(' || character_maximum_length || ')', '')
-             || coalesce(' p' || datetime_precision, '') || ' ' || is_nullable || ' ' || coalesce(column_default, '-') AS d
-      FROM information_schema.columns WHERE table_schema = 'public' AND table_name LIKE 'inbox%'`);
-    const indexes = await c.query(
-      "SELECT indexdef AS d FROM pg_indexes WHERE schemaname = 'public' AND tablename LIKE 'inbox%'",
-    );
-    const constraints = await c.query(`
-      SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) AS d
-      FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text LIKE 'inbox%'`);
-    return [...columns.rows, ...indexes.rows, ...constraints.rows].map((r) => r.d as string).sort();
-  } finally {
-    await c.end();
-  }
-}
+const catalog = (url: string) => readCatalog(url, (name) => `${name} LIKE 'inbox%'`);
 
 describe("shipped inbox model and migration", async () => {
   // The test database is a clone of the template, which the shipped migrations built the way `migrate deploy` does.

@@ -3,8 +3,8 @@
 // check compares PostgreSQL's own catalog: a database migrated the way `prisma migrate deploy` does, against a
 // database built from the SQL Prisma generates for the model plus the hand-written statements listed below.
 import { readdir, readFile } from "node:fs/promises";
-import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { catalog as readCatalog, resetPublicSchema, withClient } from "../support/catalog.js";
 import { migrationsDir } from "../support/database.js";
 import { withoutOrdering } from "../support/models.js";
 import { useTestDatabase } from "../support/prisma.js";
@@ -57,41 +57,11 @@ function checkAlteringMigration(migration: string, engineSql: string): void {
   }
 }
 
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+// The outbox tables with their storage parameters; outbox_request is prisma/request.prisma's (request-migration.test.ts).
+const catalog = (url: string) =>
+  readCatalog(url, (name) => `${name} LIKE 'outbox%' AND ${name} NOT LIKE 'outbox_request%'`, { storage: true });
 
-/**
- * Columns (type, nullability, default), indexes, constraints and table storage parameters of the outbox tables of the
- * public schema, as comparable text (outbox_request is prisma/request.prisma's, checked in request-migration.test.ts).
- */
-function catalog(url: string): Promise<string[]> {
-  return withClient(url, async (c) => {
-    const columns = await c.query(`
-      SELECT table_name || '.' || column_name || ' ' || data_type || coalesce('(' || character_maximum_length || ')', '')
-             || coalesce(' p' || datetime_precision, '') || ' ' || is_nullable || ' ' || coalesce(column_default, '-') AS d
-      FROM information_schema.columns WHERE table_schema = 'public' AND table_name LIKE 'outbox%' AND table_name <> 'outbox_request'`);
-    const indexes = await c.query(
-      "SELECT indexdef AS d FROM pg_indexes WHERE schemaname = 'public' AND tablename LIKE 'outbox%' AND tablename <> 'outbox_request'",
-    );
-    const constraints = await c.query(`
-      SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) AS d
-      FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text LIKE 'outbox%'
-        AND conrelid::regclass::text <> 'outbox_request'`);
-    const storage = await c.query(`
-      SELECT relname || ' reloptions ' || coalesce(array_to_string(reloptions, ','), '-') AS d
-      FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relname LIKE 'outbox%' AND relname NOT LIKE 'outbox_request%'`);
-    return [...columns.rows, ...indexes.rows, ...constraints.rows, ...storage.rows].map((r) => r.d as string).sort();
-  });
-}
-
-const reset = (url: string) => withClient(url, (c) => c.query("DROP SCHEMA public CASCADE; CREATE SCHEMA public"));
+const reset = resetPublicSchema;
 
 /** A migration without its hand-written statements and its comment lines. */
 function generatedPart(migration: string): string {

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { claimDueInbox, claimDueInboxSql } from "../../src/sql/inbox/claim.js";
 import { inboxNames } from "../../src/sql/names.js";
+import { buffersOf as planBuffers } from "../support/plans.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
 const url = await useTestDatabase();
@@ -18,24 +19,7 @@ const LIMIT = 16;
 const BOUND = 2_500;
 const ROWS = 45_000;
 
-/** Buffers (shared hit + read) the statement touched, and the rows it returned; nothing is kept. */
-async function buffersOf(setup: string, sql: string): Promise<{ buffers: number; rows: number; plan: string }> {
-  const c = await pool.connect();
-  try {
-    await c.query("BEGIN");
-    if (setup) await c.query(setup);
-    const r = await c.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`);
-    const plan = r.rows[0]["QUERY PLAN"][0].Plan;
-    return {
-      buffers: plan["Shared Hit Blocks"] + plan["Shared Read Blocks"],
-      rows: plan["Actual Rows"],
-      plan: JSON.stringify(plan),
-    };
-  } finally {
-    await c.query("ROLLBACK");
-    c.release();
-  }
-}
+const buffersOf = (setup: string, sql: string) => planBuffers(pool, sql, setup);
 
 /** The statements of claimDueInbox: [BEGIN, the SET LOCALs..., the claim, COMMIT]. */
 function statementsOf(text: string): string[] {

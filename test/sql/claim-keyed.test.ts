@@ -6,6 +6,7 @@ import pg from "pg";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import { outboxNames } from "../../src/sql/names.js";
 import { claimKeyed, claimKeyHeads, claimNext } from "../../src/sql/outbox/claim.js";
+import { buffersOf as planBuffers } from "../support/plans.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
 const url = await useTestDatabase();
@@ -169,16 +170,4 @@ describe("claimKeyed", () => {
   }, 60_000);
 });
 
-/** Buffers (shared hit + read) the statement touched, and the rows it returned; nothing is kept. */
-async function buffersOf(sql: string): Promise<{ buffers: number; rows: number }> {
-  const c = await pool.connect();
-  try {
-    await c.query("BEGIN");
-    const r = await c.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`);
-    const plan = r.rows[0]["QUERY PLAN"][0].Plan;
-    return { buffers: plan["Shared Hit Blocks"] + plan["Shared Read Blocks"], rows: plan["Actual Rows"] };
-  } finally {
-    await c.query("ROLLBACK");
-    c.release();
-  }
-}
+const buffersOf = (sql: string) => planBuffers(pool, sql);

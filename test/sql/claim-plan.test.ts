@@ -6,6 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { outboxNames } from "../../src/sql/names.js";
 import { claimByIds, claimNext, claimSweep } from "../../src/sql/outbox/claim.js";
+import { buffersOf as planBuffers } from "../support/plans.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
 const url = await useTestDatabase();
@@ -16,20 +17,7 @@ const names = outboxNames();
 const LIMIT = 100;
 const BOUND = 12 * LIMIT + 200;
 
-/** Buffers (shared hit + read) the statement touched, and the rows it returned; nothing is kept. */
-async function buffersOf(sql: string, setup = ""): Promise<{ buffers: number; rows: number }> {
-  const c = await pool.connect();
-  try {
-    await c.query("BEGIN");
-    if (setup) await c.query(setup);
-    const r = await c.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`);
-    const plan = r.rows[0]["QUERY PLAN"][0].Plan;
-    return { buffers: plan["Shared Hit Blocks"] + plan["Shared Read Blocks"], rows: plan["Actual Rows"] };
-  } finally {
-    await c.query("ROLLBACK");
-    c.release();
-  }
-}
+const buffersOf = (sql: string, setup = "") => planBuffers(pool, sql, setup);
 
 /** Inserts `n` rows in one statement (sequential message ids keep the unique index cheap to fill). */
 async function insertRows(n: number, availableAt: string, offset: number): Promise<void> {

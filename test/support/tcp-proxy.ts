@@ -1,7 +1,7 @@
 // A TCP proxy that tests put between a client and a server (RabbitMQ, PostgreSQL: it knows no protocol) to break
 // the network on purpose: cut every connection, refuse new ones, or let traffic hang.
 import { once } from "node:events";
-import { connect, createServer, type Socket } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 
 export interface TcpProxy {
   readonly host: "127.0.0.1";
@@ -90,21 +90,12 @@ export async function startTcpProxy({ targetHost, targetPort }: TcpProxyOptions)
     client.on("close", () => drop(pair));
     if (mode === "forward") forward(pair);
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("The proxy did not get a TCP port");
-  const port = address.port;
+  const port = await listenLocally(server, "The proxy");
 
   return {
     host: "127.0.0.1",
     port,
-    url(original) {
-      const url = new URL(original);
-      url.hostname = "127.0.0.1";
-      url.port = String(port);
-      return url.toString();
-    },
+    url: (original) => atLocalPort(original, port),
     cut() {
       mode = "cut";
       for (const pair of [...pairs]) drop(pair);
@@ -131,6 +122,86 @@ export async function startTcpProxy({ targetHost, targetPort }: TcpProxyOptions)
     async close() {
       mode = "cut";
       for (const pair of [...pairs, ...stranded]) drop(pair);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** The same URL with host and port replaced by 127.0.0.1:`port`. */
+export function atLocalPort(original: string, port: number): string {
+  const url = new URL(original);
+  url.hostname = "127.0.0.1";
+  url.port = String(port);
+  return url.toString();
+}
+
+/** Listens on a free port of 127.0.0.1 and resolves with it. */
+export async function listenLocally(server: Server, what: string): Promise<number> {
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error(`${what} did not get a TCP port`);
+  return address.port;
+}
+
+export interface InterceptingProxy {
+  /** The same URL with host and port replaced by the proxy's. */
+  url(original: string): string;
+  /** Client connections open now. */
+  readonly connections: number;
+  /** Closes the listener and every connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy whose forwarding the test writes, for faults that must read the protocol (hold a COMMIT, swallow an
+ * ack) or shape the traffic (throttle): `wire` gets each client connection and its own connection to the target, and
+ * moves the bytes itself. An error or a close on either side ends both.
+ */
+export async function startInterceptingProxy(
+  {
+    targetHost,
+    targetPort,
+    name = "The proxy",
+    noDelay = false,
+  }: TcpProxyOptions & { name?: string; noDelay?: boolean },
+  wire: (client: Socket, upstream: Socket) => void,
+): Promise<InterceptingProxy> {
+  const sockets = new Set<Socket>();
+  let open = 0;
+  const server = createServer((client) => {
+    const upstream = connect({ host: targetHost, port: targetPort });
+    sockets.add(client);
+    sockets.add(upstream);
+    open++;
+    if (noDelay) {
+      client.setNoDelay(true);
+      upstream.setNoDelay(true);
+    }
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      open--;
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      s.on("error", close);
+      s.on("close", close);
+    }
+    wire(client, upstream);
+  });
+  const port = await listenLocally(server, name);
+  return {
+    url: (original) => atLocalPort(original, port),
+    get connections() {
+      return open;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

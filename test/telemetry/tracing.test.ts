@@ -2,35 +2,32 @@
 // The chain is proven across processes: this process writes inside a root span, a `prisma-outbox worker` process
 // publishes, a `prisma-outbox inbox` process handles; each child registers an SDK with an in-memory exporter
 // (fixtures/otel-child.ts) and writes its spans to a file at exit.
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import amqp from "amqplib";
 import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
 import { inbox, outbox, requests } from "../../src/index.js";
+import { cliProcesses } from "../support/cli.js";
 import { uniqueName } from "../support/consumer.js";
 import { disableTelemetry, registerTracing, type SpanRecord } from "../support/otel.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const pool = newPool(url);
 const base = newPrismaClient(url);
 const dir = mkdtempSync(join(tmpdir(), "prisma-outbox-spans-"));
-const children: ChildProcess[] = [];
+const processes = cliProcesses();
 
 type Row = { message_id: string; headers: Record<string, unknown> | null };
 const outboxRows = async () =>
   (await pool.query<Row>("SELECT message_id::text, headers FROM outbox_message ORDER BY id")).rows;
 
 afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+  processes.killAll();
   await pool.query(
     'TRUNCATE outbox_message, inbox_message, outbox_request, "Effect", "Order" RESTART IDENTITY CASCADE',
   );
@@ -177,27 +174,8 @@ describe("inbox, in this process", () => {
   });
 });
 
-function cli(args: string[], env: Record<string, string>, spansFile: string) {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "--import", "./test/telemetry/fixtures/otel-child.ts", "src/cli/main.ts", ...args],
-    {
-      cwd: root,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, SPANS_FILE: spansFile, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  children.push(child);
-  const out = { stdout: "", stderr: "" };
-  child.stdout!.on("data", (d) => {
-    out.stdout += d;
-  });
-  child.stderr!.on("data", (d) => {
-    out.stderr += d;
-  });
-  const exited = once(child, "exit").then(([code]) => code as number);
-  return { child, out, exited };
-}
+const cli = (args: string[], env: Record<string, string>, spansFile: string) =>
+  processes.start(args, { SPANS_FILE: spansFile, ...env }, { imports: ["./test/telemetry/fixtures/otel-child.ts"] });
 
 const readSpans = (file: string): SpanRecord[] => JSON.parse(readFileSync(file, "utf8"));
 

@@ -9,6 +9,7 @@ import { OutboxConfigError, OutboxPublishError } from "../../src/errors.js";
 import { AmqpTransport, type AmqpTransportOptions, redactUrl } from "../../src/transport/amqp.js";
 import type { OutboundMessage, PublishOutcome, TransportEvent } from "../../src/transport/transport.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
+import { until as waitFor } from "../support/wait.js";
 
 const amqpUrl = inject("amqpUrl");
 const amqplibExports = createRequire(import.meta.url)("amqplib") as { connect: typeof connect };
@@ -119,13 +120,7 @@ async function receive(queue: string, count: number): Promise<ConsumeMessage[]> 
   return received;
 }
 
-async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${condition}`);
-    await delay(10);
-  }
-}
+const until = (condition: () => boolean) => waitFor(condition, 10_000, 10);
 
 const ok: PublishOutcome = { ok: true };
 

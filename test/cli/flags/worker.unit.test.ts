@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { parseInboxWorkerConfig } from "../../src/cli/flags/inbox.js";
-import { parseWorkerConfig } from "../../src/cli/flags/worker.js";
-import { OutboxConfigError } from "../../src/index.js";
+import { parseInboxWorkerConfig } from "../../../src/cli/flags/inbox.js";
+import { parseWorkerConfig } from "../../../src/cli/flags/worker.js";
+import { OutboxConfigError } from "../../../src/index.js";
 
 const env = { DATABASE_URL: "postgresql://db/x", AMQP_URL: "amqp://mq" };
 

@@ -1,10 +1,10 @@
 // The operator commands' options and the filter SQL they become: parsed values, refusals, and bind parameters only.
 import { describe, expect, it } from "vitest";
-import { parseTime } from "../../src/cli/flags/common.js";
-import { parseDeadLettersConfig } from "../../src/cli/flags/dead-letters.js";
-import { parseStatusConfig } from "../../src/cli/flags/status.js";
-import { redactUrl } from "../../src/config/redact.js";
-import { deadLetterFilterSql, routingKeyLike } from "../../src/sql/ops/dead-letter-filter.js";
+import { parseTime } from "../../../src/cli/flags/common.js";
+import { parseDeadLettersConfig } from "../../../src/cli/flags/dead-letters.js";
+import { parseStatusConfig } from "../../../src/cli/flags/status.js";
+import { redactUrl } from "../../../src/config/redact.js";
+import { deadLetterFilterSql, routingKeyLike } from "../../../src/sql/ops/dead-letter-filter.js";
 
 const env = { DATABASE_URL: "postgresql://db/x" };
 

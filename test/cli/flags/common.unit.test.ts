@@ -9,10 +9,10 @@ import {
   parseFlags,
   parseLogFormat,
   setting,
-} from "../../src/cli/flags/common.js";
-import { parseInboxWorkerConfig } from "../../src/cli/flags/inbox.js";
-import { parseWorkerConfig } from "../../src/cli/flags/worker.js";
-import { OutboxConfigError } from "../../src/index.js";
+} from "../../../src/cli/flags/common.js";
+import { parseInboxWorkerConfig } from "../../../src/cli/flags/inbox.js";
+import { parseWorkerConfig } from "../../../src/cli/flags/worker.js";
+import { OutboxConfigError } from "../../../src/index.js";
 
 describe("shared flag helpers", () => {
   it("a flag wins over its variable; an empty variable is unset", () => {
