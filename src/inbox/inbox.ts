@@ -246,10 +246,7 @@ export class Inbox {
         maxPayloadBytes: this.#options.maxPayloadBytes,
         ack: (d, multiple) => consumer?.ack(d, multiple) ?? false,
         reject: (d) => consumer?.reject(d) ?? false,
-        handoff: (ids) => processor?.notify(ids),
-        leaseMs: processor.leaseMs,
-        reserve: (wanted) => processor?.reserve(wanted) ?? 0,
-        adopt: (rows, reserved) => processor?.adopt(rows, reserved),
+        rows: processor,
         logger,
         emit: this.#emit,
       });

@@ -25,6 +25,7 @@ import { RELEASE_INBOX_MESSAGES_SQL } from "../sql/inbox/release.js";
 import { InboxAttempts, type PrismaLike } from "./attempt.js";
 import type { InboxEvent } from "./events.js";
 import type { ResolvedInboxOptions } from "./options.js";
+import type { ReceivedRows } from "./received-rows.js";
 import type { HandlerRegistry } from "./registry.js";
 
 export type { PrismaLike } from "./attempt.js";
@@ -36,7 +37,7 @@ const MAX_HANDED_IDS = 10_000;
  * is released, so that a started row always has most of its lease margin left. */
 const MAX_BUFFERED_MS = 5_000;
 
-export class Processor {
+export class Processor implements ReceivedRows {
   readonly #pool: pg.Pool;
   readonly #attempts: InboxAttempts;
   readonly #options: ResolvedInboxOptions;
@@ -114,7 +115,7 @@ export class Processor {
   }
 
   /** Rows the receiver just committed: claim them at once. */
-  notify(ids: readonly string[]): void {
+  handoff(ids: readonly string[]): void {
     if (this.#stopping) return;
     const room = MAX_HANDED_IDS - this.#handed.length;
     for (const id of ids.slice(0, Math.max(0, room))) this.#handed.push(id);

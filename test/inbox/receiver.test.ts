@@ -70,16 +70,18 @@ function receiverWithRoom(
       got.rejectedTags.push(d.tag.deliveryTag);
       return true;
     },
-    handoff: (ids) => got.handed.push(...ids),
-    leaseMs: LEASE_MS,
-    reserve: (wanted) => {
-      const granted = Math.min(wanted, left);
-      left -= granted;
-      return granted;
-    },
-    adopt: (rows, reserved) => {
-      got.adopted.push(...rows);
-      got.reservedBack += reserved;
+    rows: {
+      handoff: (ids) => got.handed.push(...ids),
+      leaseMs: LEASE_MS,
+      reserve: (wanted) => {
+        const granted = Math.min(wanted, left);
+        left -= granted;
+        return granted;
+      },
+      adopt: (rows, reserved) => {
+        got.adopted.push(...rows);
+        got.reservedBack += reserved;
+      },
     },
     logger: {
       info() {},
