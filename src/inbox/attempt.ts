@@ -111,12 +111,18 @@ export class InboxAttempts {
         type: "handled",
         messageId,
         handler: row.handler,
+        attempts: row.attempts,
         attempt: row.attempts,
         durationMs: performance.now() - started,
       });
     } catch (thrown) {
       if (thrown instanceof LeaseLostError) {
-        logger.warn(thrown.message);
+        logger.warn("inbox row taken over by another processor (its lease ran out): this attempt rolled back", {
+          id: row.id,
+          messageId,
+          handler: row.handler,
+          attempts: row.attempts,
+        });
         return;
       }
       await this.#fail(row, message, coerceError(thrown), row.attempts >= maxAttempts);
@@ -149,15 +155,39 @@ export class InboxAttempts {
     if (recorded === 0) return; // taken over meanwhile
     const messageId = row.message_id ?? "";
     if (dead) {
-      logger.error(
-        `message ${messageId} is dead for handler "${row.handler}" after ${row.attempts} attempts: ${error.message}`,
-      );
-      this.#emit({ type: "dead", messageId, handler: row.handler, attempt: row.attempts, error });
+      logger.error("message dead-lettered", {
+        messageId,
+        handler: row.handler,
+        attempts: row.attempts,
+        error: error.message,
+      });
+      this.#emit({ type: "dead-lettered", messageId, handler: row.handler, attempts: row.attempts, error });
+      // The deprecated name, right after, for the listeners written against it.
+      this.#emit({
+        type: "dead",
+        messageId,
+        handler: row.handler,
+        attempts: row.attempts,
+        attempt: row.attempts,
+        error,
+      });
     } else {
-      logger.warn(
-        `handler "${row.handler}" failed on message ${messageId} (attempt ${row.attempts}); retry in ${delayMs} ms: ${error.message}`,
-      );
-      this.#emit({ type: "retry-scheduled", messageId, handler: row.handler, attempt: row.attempts, delayMs, error });
+      logger.warn("handler failed; retry scheduled", {
+        messageId,
+        handler: row.handler,
+        attempts: row.attempts,
+        delayMs,
+        error: error.message,
+      });
+      this.#emit({
+        type: "retry-scheduled",
+        messageId,
+        handler: row.handler,
+        attempts: row.attempts,
+        attempt: row.attempts,
+        delayMs,
+        error,
+      });
     }
   }
 

@@ -8,11 +8,13 @@
 //            stopped (handlers finish, or roll back past `stopTimeoutMs`), retention stopped, connections closed
 //            --> stopped. stop() during start() waits for start to settle, then stops.
 import type pg from "pg";
+import { resolveDatabase } from "../config/database.js";
 import { secretScrubber } from "../config/redact.js";
 import { expectUrl } from "../config/validate.js";
-import { coerceError, OutboxConfigError } from "../errors.js";
+import { OutboxConfigError, OutboxStartError } from "../errors.js";
 import { safeEmit } from "../runtime/emitter.js";
 import { type Logger, scrubbingLogger } from "../runtime/logger.js";
+import { type DatabaseSource, describePgError, type OwnedPool, openPool } from "../runtime/pg.js";
 import { CHECK_INBOX_TABLE_SQL, UNDEFINED_TABLE } from "../sql/check-table.js";
 import { INBOX_TABLE } from "../sql/names.js";
 import { type BacklogRow, INBOX_BACKLOG_SQL } from "../sql/outbox/backlog.js";
@@ -28,10 +30,18 @@ import { HandlerRegistry } from "./registry.js";
 import { Retention } from "./retention.js";
 import type { TransactionClientOf } from "./types.js";
 
-/** Where the inbox connects: the consumer's database (holding the inbox table) and RabbitMQ. */
+/**
+ * Where the inbox connects: the consumer's database (holding the inbox table) and RabbitMQ. The database as the
+ * relay takes it: `databaseUrl` or `database` (exactly one).
+ */
 export interface InboxConnection {
   /** PostgreSQL URL of the database your Prisma client uses (the inbox table lives there). */
-  databaseUrl: string;
+  databaseUrl?: string | undefined;
+  /**
+   * A pg connection config (TLS, a password function, a socket path...), or your app's `pg.Pool`: borrowed, never
+   * ended by the inbox (end it yourself after `stop()`).
+   */
+  database?: pg.PoolConfig | pg.Pool | undefined;
   /** RabbitMQ URL (amqp:// or amqps://). */
   amqpUrl: string;
   /** Replaces the definition's logger for this run (the CLI passes its own). */
@@ -70,13 +80,15 @@ export function isInbox(value: unknown): value is Inbox {
 export class Inbox {
   readonly [INBOX_BRAND] = true;
   readonly #prisma: PrismaLike;
+  /** The options as given to inbox(); #options is them with this run's logger (wrapped once, at start). */
+  readonly #given: ResolvedInboxOptions;
   #options: ResolvedInboxOptions;
   readonly #registry: HandlerRegistry;
   readonly #listeners = new Set<InboxEventListener>();
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #parts:
-    | { pool: pg.Pool; consumer: AmqpConsumer; receiver: Receiver; processor: Processor; retention: Retention }
+    | { pool: OwnedPool; consumer: AmqpConsumer; receiver: Receiver; processor: Processor; retention: Retention }
     | undefined;
   #state: InboxHealth["state"] = "idle";
   #brokerConnected = false;
@@ -88,7 +100,8 @@ export class Inbox {
   #scrub: (text: string) => string = (text) => text;
 
   constructor(options: InboxOptions<any, any, any>) {
-    this.#options = resolveInboxOptions(options);
+    this.#given = resolveInboxOptions(options);
+    this.#options = this.#given;
     this.#registry = new HandlerRegistry(resolveHandlers(options.handlers));
     this.#prisma = options.prisma as PrismaLike;
   }
@@ -185,7 +198,7 @@ export class Inbox {
       case "retry-scheduled":
         m?.failed(event.handler);
         break;
-      case "dead":
+      case "dead-lettered":
         m?.dead(event.handler);
         break;
       case "decode-failure":
@@ -201,32 +214,31 @@ export class Inbox {
   }
 
   async #start(connection: InboxConnection): Promise<void> {
-    const { databaseUrl, amqpUrl } = checkConnection(connection);
-    if (connection.logger) this.#options = { ...this.#options, logger: connection.logger };
+    const { database, amqpUrl } = checkConnection(connection);
     // A driver's error may echo a URL, or name a piece of a misread password as the host it could not reach.
-    const scrub = secretScrubber([databaseUrl, amqpUrl]);
+    const scrub = connectionScrubber(database.source, amqpUrl);
     this.#scrub = scrub;
-    this.#options = { ...this.#options, logger: scrubbingLogger(this.#options.logger, scrub) };
-    const { default: pgModule } = await import("pg");
+    // Wrapped once, from the logger given (a restart must not wrap a wrapped one).
+    this.#options = { ...this.#given, logger: scrubbingLogger(connection.logger ?? this.#given.logger, scrub) };
     this.#state = "starting";
-    const pool = new pgModule.Pool({
-      connectionString: databaseUrl,
+    const logger = this.#options.logger;
+    // The app's pool is borrowed as it is (openPool guards the clients the inbox holds); a pool of the inbox's own
+    // guards every client (runtime/pg.ts: a backend dying under a statement must not crash the process, reliability
+    // row I4) and says when it loses one.
+    const owned = openPool(database.source, {
       max: 4,
       application_name: "prisma-outbox inbox",
       connectionTimeoutMillis: 10_000,
     });
-    const logger = this.#options.logger;
-    pool.on("error", (error) => logger.warn(`inbox database connection lost: ${error.message}`));
-    // pg-pool listens for a client's errors only while it is idle: a backend that dies while a statement holds its
-    // client (pg_terminate_backend, a restart) can emit 'error' after the statement failed and the client went back,
-    // and an 'error' without a listener crashes the process (reliability row I4). The statement's own failure is
-    // where the inbox sees and handles it, as the relay does (relay/connections.ts).
-    pool.on("connect", (client) => client.on("error", () => {}));
+    const pool = owned.pool;
+    if (database.source.kind === "config") {
+      pool.on("error", (error) => logger.warn("inbox database connection lost", { error: error.message }));
+    }
     let consumer: AmqpConsumer | undefined;
     let processor: Processor | undefined;
     let retention: Retention | undefined;
     try {
-      await checkTable(pool);
+      await checkTable(pool, database.shown);
       const probe = new BacklogProbe(async () => (await pool.query<BacklogRow>(INBOX_BACKLOG_SQL)).rows[0]!);
       this.#probe = probe;
       // Taken here, not at construction: an app registers its MeterProvider before start() (telemetry/metrics.ts).
@@ -269,13 +281,21 @@ export class Inbox {
               );
               return;
             case "decode-loop":
-              logger.error(decodeLoopText(this.#options.queue.name, event.error), { failures: event.failures });
+              logger.error(
+                "broker: the connection drops on every reconnection: a message this client cannot decode heads the queue and is redelivered forever",
+                {
+                  queue: this.#options.queue.name,
+                  failures: event.failures,
+                  error: event.error.message,
+                  hint: DECODE_LOOP_HINT,
+                },
+              );
               this.#emit(event);
               return;
             case "decode-loop-ended":
-              logger.info(
-                `the connection to RabbitMQ stays up again: the decoding loop on queue ${this.#options.queue.name} ended`,
-              );
+              logger.info("the connection to RabbitMQ stays up again: the decoding loop ended", {
+                queue: this.#options.queue.name,
+              });
               this.#emit(event);
               return;
             case "decode-failure":
@@ -283,9 +303,13 @@ export class Inbox {
               return;
           }
           if (event.type === "reconnecting")
-            logger.warn(`RabbitMQ reconnecting (attempt ${event.attempt}): ${event.error.message}`);
+            logger.warn("RabbitMQ reconnecting", {
+              attempt: event.attempt,
+              delayMs: event.delayMs,
+              error: event.error.message,
+            });
           if (event.type === "disconnected")
-            logger.warn(`RabbitMQ connection lost${event.error ? `: ${event.error.message}` : ""}`);
+            logger.warn("RabbitMQ connection lost", event.error ? { error: event.error.message } : {});
           this.#emit({ type: "transport", event });
         },
       });
@@ -293,9 +317,9 @@ export class Inbox {
       retention.start();
       await consumer.start();
       this.#brokerConnected = true;
-      this.#parts = { pool, consumer, receiver, processor, retention };
+      this.#parts = { pool: owned, consumer, receiver, processor, retention };
       this.#state = "running";
-      logger.info(`inbox started on queue ${this.#options.queue.name}`);
+      logger.info("inbox started", { queue: this.#options.queue.name, database: database.shown });
       this.#emit({ type: "started" });
     } catch (error) {
       this.#state = "stopped";
@@ -303,7 +327,7 @@ export class Inbox {
       await processor?.stop(0);
       await retention?.stop();
       await consumer?.close();
-      await pool.end().catch(() => {});
+      await owned.close().catch(() => {});
       throw error;
     }
   }
@@ -324,48 +348,71 @@ export class Inbox {
     await parts.processor.stop(Math.max(0, deadline - Date.now()));
     await parts.retention.stop();
     await parts.consumer.close();
-    await parts.pool.end().catch(() => {});
+    await parts.pool.close().catch(() => {});
     this.#state = "stopped";
     this.#options.logger.info("inbox stopped");
     this.#emit({ type: "stopped" });
   }
 }
 
+const DECODE_LOOP_HINT =
+  "move it away (docs/inbox.md#poison-header-tables: a quorum queue with x-delivery-limit and a dead-letter exchange ends it by itself)";
+
 /** The loop, said so that an operator knows what is wrong and what to do. */
 function decodeLoopText(queue: string, error: Error): string {
   return (
     `broker: the connection drops on every reconnection (${error.message}): a message this client cannot decode ` +
-    `heads queue "${queue}" and is redelivered forever; move it away (docs/inbox.md#poison-header-tables: a quorum queue ` +
-    "with x-delivery-limit and a dead-letter exchange ends it by itself)"
+    `heads queue "${queue}" and is redelivered forever; ${DECODE_LOOP_HINT}`
   );
 }
 
-function checkConnection(connection: InboxConnection): InboxConnection {
+function checkConnection(connection: InboxConnection): {
+  database: ReturnType<typeof resolveDatabase>;
+  amqpUrl: string;
+} {
   if (typeof connection !== "object" || connection === null) {
-    throw new OutboxConfigError("Expected start() to get { databaseUrl, amqpUrl }.");
+    throw new OutboxConfigError("Expected start() to get { databaseUrl | database, amqpUrl }.");
   }
-  expectUrl("databaseUrl", connection.databaseUrl, ["postgres:", "postgresql:"]);
+  const database = resolveDatabase(connection.databaseUrl, connection.database);
   expectUrl("amqpUrl", connection.amqpUrl, ["amqp:", "amqps:"]);
-  return connection;
+  return { database, amqpUrl: connection.amqpUrl };
 }
 
-/** Fails fast, saying what to run, when the database is unreachable or the inbox table is missing. */
-async function checkTable(pool: pg.Pool): Promise<void> {
+/** The secrets of the connections given (URLs, a config's password) out of a text; the app's pool's are its own. */
+function connectionScrubber(source: DatabaseSource, amqpUrl: string): (text: string) => string {
+  const config = source.kind === "config" ? source.config : undefined;
+  const urls = [config?.connectionString, amqpUrl].filter((u): u is string => typeof u === "string");
+  const byUrl = secretScrubber(urls);
+  // Shorter passwords would blank out ordinary words; pg does not echo a config's password in its errors anyway.
+  const password = typeof config?.password === "string" && config.password.length >= 4 ? config.password : undefined;
+  return password === undefined ? byUrl : (text) => byUrl(text).replaceAll(password, "***");
+}
+
+/**
+ * Fails fast, saying what to do: OutboxConfigError when a person must change something (the inbox table missing, a
+ * wrong password, role or database), OutboxStartError when waiting may fix it (the database down or not answering),
+ * as the relay's start() does.
+ */
+async function checkTable(pool: pg.Pool, shown: string): Promise<void> {
   try {
     await pool.query(CHECK_INBOX_TABLE_SQL);
   } catch (thrown) {
-    const code = (thrown as { code?: string }).code;
+    const { message, code, permanent } = describePgError(thrown);
     if (code === UNDEFINED_TABLE) {
       throw new OutboxConfigError(
         `The table ${INBOX_TABLE} does not exist: add prisma/inbox.prisma of the package to your schema and migrate (see docs/inbox.md in the package).`,
       );
     }
-    throw new OutboxConfigError(
-      `The inbox cannot use its database: ${coerceError(thrown).message}${code ? ` (${code})` : ""}`,
-      {
-        cause: thrown,
-      },
-    );
+    if (permanent) {
+      throw new OutboxConfigError(
+        `The database (${shown}) refused the inbox: ${message}; check the user, password and database name of \`databaseUrl\` (or \`database\`).`,
+        { cause: thrown },
+      );
+    }
+    throw new OutboxStartError(`The inbox could not connect to the database (${shown}): ${message}.`, {
+      cause: thrown,
+      code,
+    });
   }
 }
 

@@ -153,7 +153,8 @@ export class Processor implements ReceivedRows {
         } catch (thrown) {
           const error = coerceError(thrown);
           this.claimError = error.message;
-          this.#options.logger.warn(`claiming inbox rows failed; retrying: ${error.message}`, {
+          this.#options.logger.warn("claiming inbox rows failed; retrying", {
+            error: error.message,
             code: (thrown as { code?: string }).code,
           });
           await this.#sleep(Math.min(this.#options.sweepIntervalMs, 1_000));
@@ -196,11 +197,10 @@ export class Processor implements ReceivedRows {
     try {
       await this.#pool.query(RELEASE_INBOX_MESSAGES_SQL, [rows.map((r) => r.id), rows.map((r) => r.attempts)]);
     } catch (thrown) {
-      this.#options.logger.warn(
-        `releasing ${rows.length} claimed inbox rows failed; they are due again when their lease runs out: ${
-          coerceError(thrown).message
-        }`,
-      );
+      this.#options.logger.warn("releasing claimed inbox rows failed; they are due again when their lease runs out", {
+        rows: rows.length,
+        error: coerceError(thrown).message,
+      });
     }
   }
 
@@ -253,7 +253,10 @@ export class Processor implements ReceivedRows {
       .run(row, controller)
       .catch((thrown) => {
         // An attempt reports its own failures; anything reaching here is a bug or a database outage while recording.
-        this.#options.logger.error(`inbox row ${row.id}: ${coerceError(thrown).message}`);
+        this.#options.logger.error("inbox attempt failed unrecorded", {
+          id: row.id,
+          error: coerceError(thrown).message,
+        });
       })
       .finally(() => {
         this.#inFlight.delete(row.id);

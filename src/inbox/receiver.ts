@@ -160,9 +160,10 @@ export class Receiver {
     };
     const step = this.#flush(batch, previous, previousInserted, ended).catch((thrown) => {
       // #flush handles the database's failures itself; reaching here is a bug. Nothing of the batch was acked.
-      this.#deps.logger.error(
-        `receiving ${batch.length} deliveries failed (not acked): ${coerceError(thrown).message}`,
-      );
+      this.#deps.logger.error("receiving deliveries failed (not acked)", {
+        deliveries: batch.length,
+        error: coerceError(thrown).message,
+      });
       return false;
     });
     this.#acked = step;
@@ -242,8 +243,8 @@ export class Receiver {
   #invalid(d: Delivery, reason: string): "dead" | "rejected" {
     const outcome = this.#deps.invalidMessages === "reject" ? "rejected" : "dead";
     this.#deps.logger.warn(
-      `invalid delivery ${outcome === "dead" ? "stored as dead" : "rejected to the dead-letter exchange"}: ${reason}`,
-      { messageId: d.messageId, routingKey: d.routingKey },
+      outcome === "dead" ? "invalid delivery stored as dead" : "invalid delivery rejected to the dead-letter exchange",
+      { messageId: d.messageId, routingKey: d.routingKey, reason },
     );
     this.#deps.emit({ type: "invalid", messageId: d.messageId, routingKey: d.routingKey, reason, outcome });
     return outcome;

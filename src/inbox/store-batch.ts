@@ -86,8 +86,8 @@ export class BatchStore {
     }
     if (entries.length === 1) return this.#storeCulprit(entries[0]!, result, stored, rejected);
     this.#deps.logger.warn(
-      `storing ${entries.length} deliveries failed the same way again; storing them in halves to find the delivery it is about (not acked meanwhile)`,
-      { error: result.signature },
+      "storing deliveries failed the same way again; storing them in halves to find the delivery it is about (not acked meanwhile)",
+      { deliveries: entries.length, error: result.signature },
     );
     const half = Math.ceil(entries.length / 2);
     return (
@@ -109,7 +109,8 @@ export class BatchStore {
       rejected.push(d);
       return true;
     }
-    if (entry.invalid) this.#deps.logger.warn(`invalid delivery: ${why}`, { messageId: d.messageId });
+    if (entry.invalid)
+      this.#deps.logger.warn("invalid delivery refused by PostgreSQL", { messageId: d.messageId, reason: why });
     const kept = inboxRow(entry.received, null, "", "dead", reason, headersProblem(d.headers) === undefined);
     const bare = bareDeadRow(entry.received, `${reason} (body, headers, type and correlationId not kept)`);
     for (let attempt = 1; ; attempt++) {
@@ -125,8 +126,8 @@ export class BatchStore {
       }
       const delayMs = backoffDelay(attempt, 1_000, 60_000);
       this.#deps.logger.error(
-        `PostgreSQL refuses even a dead row without body for an invalid delivery: the inbox table needs a look; retrying in ${delayMs} ms (not acked)`,
-        { messageId: d.messageId, error: refusal.signature },
+        "PostgreSQL refuses even a dead row without body for an invalid delivery: the inbox table needs a look; retrying (not acked)",
+        { messageId: d.messageId, delayMs, error: refusal.signature },
       );
       await sleep(delayMs, this.#abort.signal);
       if (this.#abort.signal.aborted) return false;
@@ -159,7 +160,9 @@ export class BatchStore {
         }
         if (kind === "data" || signature === poison || same >= SAME_FAILURES) return { error, signature };
         const delayMs = backoffDelay(attempt, 100, 5_000);
-        this.#deps.logger.warn(`storing ${rows.length} deliveries failed; retrying in ${delayMs} ms (not acked)`, {
+        this.#deps.logger.warn("storing deliveries failed; retrying (not acked)", {
+          deliveries: rows.length,
+          delayMs,
           code: (thrown as { code?: string }).code,
           error: error.message,
         });
