@@ -92,7 +92,7 @@ export class Inbox {
     | undefined;
   #state: InboxHealth["state"] = "idle";
   #brokerConnected = false;
-  /** Set while the consumer's connection drops on every reconnection decoding a delivery (amqp-consumer.ts). */
+  /** Set while the consumer's connection drops on every reconnection decoding a delivery (transport/amqp/consumer.ts). */
   #decodeLoop: Error | undefined;
   #probe: BacklogProbe | undefined;
   #metrics: InboxMetrics | undefined;

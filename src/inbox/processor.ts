@@ -13,10 +13,10 @@
 // Leased by the receiver: rows the receiver's INSERT claimed for this processor (reserve() before it, adopt() after its
 // COMMIT) join the buffer as claimed rows do, without a claim statement; reserve() counts them in the same 2 x
 // `concurrency` room, so a claim and a lease never overfill it.
-// Claim-ahead: claiming one row per freed slot put a claim round trip (~1-2 ms) between every two handler
-// transactions of a slot; claiming several rows in one statement while the slots are still busy keeps the slots fed
-// (bench:inbox (c)). A buffered row is leased from its claim, so it must not wait long: rows buffered longer than
-// MAX_BUFFERED_MS are released rather than started with a shortened lease.
+// Claim-ahead: claiming one row per freed slot puts a claim round trip between every two handler transactions of a
+// slot; claiming several rows in one statement while the slots are still busy keeps the slots fed. A buffered row is
+// leased from its claim, so it must not wait long: rows buffered longer than MAX_BUFFERED_MS are released rather than
+// started with a shortened lease.
 // One attempt of a row (the handler, its transaction, the outcome recorded) is attempt.ts.
 import type pg from "pg";
 import { coerceError, InboxHandlerTimeoutError } from "../errors.js";
