@@ -1,5 +1,6 @@
-// `prisma-outbox inbox` says each dead-lettered message once: the inbox logs it (with the CLI's logger), and the CLI
-// does not log it again.
+// `prisma-outbox inbox` as the relay's worker: each dead-lettered message said once (the inbox logs it, with the CLI's
+// logger; the CLI does not log it again), and the relay's exit codes at start (1 when waiting may fix it, 2 when a
+// person must change something).
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
@@ -28,9 +29,7 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000
   }
 }
 
-it("logs a dead-lettered message once, with its fields", async () => {
-  const exchange = uniqueName("inbox.cli.x");
-  const queue = uniqueName("inbox.cli.q");
+function cli(databaseUrl: string, exchange: string, queue: string) {
   const child = spawn(
     process.execPath,
     ["--import", "tsx", "src/cli/main.ts", "inbox", "--handlers", "./test/inbox/fixtures/failing-handlers.ts"],
@@ -39,7 +38,7 @@ it("logs a dead-lettered message once, with its fields", async () => {
       env: {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
-        DATABASE_URL: url,
+        DATABASE_URL: databaseUrl,
         AMQP_URL: amqpUrl,
         INBOX_QUEUE: queue,
         INBOX_EXCHANGE: exchange,
@@ -49,15 +48,33 @@ it("logs a dead-lettered message once, with its fields", async () => {
     },
   );
   children.push(child);
-  let output = "";
+  const out = { text: "" };
   child.stdout?.on("data", (d) => {
-    output += d;
+    out.text += d;
   });
   child.stderr?.on("data", (d) => {
-    output += d;
+    out.text += d;
   });
   const exited = once(child, "exit").then(([code]) => code as number);
-  await until(() => output.includes("inbox started"));
+  return { child, out, exited };
+}
+
+it("a database that is down exits 1 (waiting may fix it); one that does not exist exits 2", async () => {
+  const down = cli(url.replace(/@[^/]+\//, "@127.0.0.1:1/"), uniqueName("inbox.cli.x"), uniqueName("inbox.cli.q"));
+  expect(await down.exited).toBe(1);
+  expect(down.out.text).toMatch(/could not start.*ECONNREFUSED/);
+  const missing = new URL(url);
+  missing.pathname = `/no_such_db_${randomUUID().slice(0, 8)}`;
+  const wrong = cli(missing.toString(), uniqueName("inbox.cli.x"), uniqueName("inbox.cli.q"));
+  expect(await wrong.exited).toBe(2);
+  expect(wrong.out.text).toMatch(/could not start.*3D000/);
+});
+
+it("logs a dead-lettered message once, with its fields", async () => {
+  const exchange = uniqueName("inbox.cli.x");
+  const queue = uniqueName("inbox.cli.q");
+  const { child, out, exited } = cli(url, exchange, queue);
+  await until(() => out.text.includes("inbox started"));
   const connection = await amqp.connect(amqpUrl);
   try {
     const channel = await connection.createConfirmChannel();
@@ -66,7 +83,7 @@ it("logs a dead-lettered message once, with its fields", async () => {
     await channel.waitForConfirms();
     await until(async () => (await pool.query("SELECT 1 FROM inbox_message WHERE status = 'dead'")).rowCount === 1);
     await new Promise((r) => setTimeout(r, 500)); // a second line, if any, would be written by now
-    const about = output
+    const about = out.text
       .split("\n")
       .filter((l) => l.includes(messageId))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
