@@ -1,74 +1,24 @@
-// `inbox()`: the consumer's mirror of the outbox. A definition (queue, handlers, options) that starts in the app's
-// process or in the bundled CLI (`prisma-outbox inbox --handlers <module>`).
-//
-// Lifecycle (start() and stop() are idempotent and race-safe: each keeps its in-flight promise):
-//   created --start()--> starting: database pool, inbox table check, processor (drains what is due), retention timer,
-//            then the consumer (deliveries flow) --> running. Any step failing releases what was opened and rejects.
-//   running --stop()--> stopping: consumer paused (no new deliveries), receiver drained (stored and acked), processor
-//            stopped (handlers finish, or roll back past `stopTimeoutMs`), retention stopped, connections closed
-//            --> stopped. stop() during start() waits for start to settle, then stops.
-import type pg from "pg";
-import { resolveDatabase } from "../config/database.js";
-import { secretScrubber } from "../config/redact.js";
-import { expectUrl } from "../config/validate.js";
-import { OutboxConfigError, OutboxStartError } from "../errors.js";
+import { OutboxConfigError } from "../errors.js";
 import { safeEmit } from "../runtime/emitter.js";
-import { type Logger, scrubbingLogger } from "../runtime/logger.js";
-import { type DatabaseSource, describePgError, type OwnedPool, openPool } from "../runtime/pg.js";
-import { CHECK_INBOX_TABLE_SQL, UNDEFINED_TABLE } from "../sql/check-table.js";
-import { INBOX_TABLE } from "../sql/names.js";
+import { scrubbingLogger } from "../runtime/logger.js";
+import { type OwnedPool, openPool } from "../runtime/pg.js";
 import { type BacklogRow, INBOX_BACKLOG_SQL } from "../sql/outbox/backlog.js";
 import { BacklogProbe } from "../telemetry/backlog-probe.js";
-import { type BacklogSnapshot, InboxMetrics } from "../telemetry/metrics.js";
+import { InboxMetrics } from "../telemetry/metrics.js";
 import { AmqpConsumer } from "../transport/amqp/consumer.js";
 import type { InboxEvent, InboxEventListener } from "./events.js";
+import { DECODE_LOOP_HINT, decodeLoopText, type InboxHealth } from "./health.js";
 import { type InboxOptions, type ResolvedInboxOptions, resolveHandlers, resolveInboxOptions } from "./options.js";
 import { warnUnusableOrderingKey } from "./ordering-key.js";
 import { type PrismaLike, Processor } from "./processor.js";
 import { RECEIVE_STALL_MS, Receiver } from "./receiver.js";
 import { HandlerRegistry } from "./registry.js";
 import { Retention } from "./retention.js";
+import { checkConnection, checkTable, connectionScrubber, type InboxConnection } from "./startup.js";
 import type { TransactionClientOf } from "./types.js";
 
-/**
- * Where the inbox connects: the consumer's database (holding the inbox table) and RabbitMQ. The database as the
- * relay takes it: `databaseUrl` or `database` (exactly one).
- */
-export interface InboxConnection {
-  /** PostgreSQL URL of the database your Prisma client uses (the inbox table lives there). */
-  databaseUrl?: string | undefined;
-  /**
-   * A pg connection config (TLS, a password function, a socket path...), or your app's `pg.Pool`: borrowed, never
-   * ended by the inbox (end it yourself after `stop()`).
-   */
-  database?: pg.PoolConfig | pg.Pool | undefined;
-  /** RabbitMQ URL (amqp:// or amqps://). */
-  amqpUrl: string;
-  /** Replaces the definition's logger for this run (the CLI passes its own). */
-  logger?: Logger;
-}
-
-/** What `inbox.health()` reports (and the CLI's /readyz serves). */
-export interface InboxHealth {
-  /** Running, database and broker connected, and claiming: the last claim is recent, or nothing is due. */
-  ok: boolean;
-  state: "idle" | "starting" | "running" | "stopping" | "stopped";
-  /** Whether the processor's last claim reached the database; its error when it did not. */
-  database: { connected: boolean; error?: string };
-  /** Whether the consumer's connection is up, as its last event said. */
-  broker: { connected: boolean };
-  /** When the processor's last claim (of due rows or handed-over ids, even an empty one) ended well. */
-  lastBatchAt: Date | undefined;
-  /**
-   * Deliveries received and not yet stored (unacknowledged), and since when receiving is stalled: deliveries have
-   * waited 30 s with no batch stored (the database refusing every INSERT, or a batch retried for a long time).
-   */
-  receiving: { unstored: number; stalledSince: Date | undefined };
-  /** Pending rows of the inbox table, all queues (cached for a few seconds); undefined when it could not be read. */
-  backlog: BacklogSnapshot | undefined;
-  /** Why `ok` is false, in words. */
-  problems: string[];
-}
+export type { InboxHealth } from "./health.js";
+export type { InboxConnection } from "./startup.js";
 
 const INBOX_BRAND = Symbol.for("prisma-outbox.inbox");
 
@@ -352,67 +302,6 @@ export class Inbox {
     this.#state = "stopped";
     this.#options.logger.info("inbox stopped");
     this.#emit({ type: "stopped" });
-  }
-}
-
-const DECODE_LOOP_HINT =
-  "move it away (docs/inbox.md#poison-header-tables: a quorum queue with x-delivery-limit and a dead-letter exchange ends it by itself)";
-
-/** The loop, said so that an operator knows what is wrong and what to do. */
-function decodeLoopText(queue: string, error: Error): string {
-  return (
-    `broker: the connection drops on every reconnection (${error.message}): a message this client cannot decode ` +
-    `heads queue "${queue}" and is redelivered forever; ${DECODE_LOOP_HINT}`
-  );
-}
-
-function checkConnection(connection: InboxConnection): {
-  database: ReturnType<typeof resolveDatabase>;
-  amqpUrl: string;
-} {
-  if (typeof connection !== "object" || connection === null) {
-    throw new OutboxConfigError("Expected start() to get { databaseUrl | database, amqpUrl }.");
-  }
-  const database = resolveDatabase(connection.databaseUrl, connection.database);
-  expectUrl("amqpUrl", connection.amqpUrl, ["amqp:", "amqps:"]);
-  return { database, amqpUrl: connection.amqpUrl };
-}
-
-/** The secrets of the connections given (URLs, a config's password) out of a text; the app's pool's are its own. */
-function connectionScrubber(source: DatabaseSource, amqpUrl: string): (text: string) => string {
-  const config = source.kind === "config" ? source.config : undefined;
-  const urls = [config?.connectionString, amqpUrl].filter((u): u is string => typeof u === "string");
-  const byUrl = secretScrubber(urls);
-  // Shorter passwords would blank out ordinary words; pg does not echo a config's password in its errors anyway.
-  const password = typeof config?.password === "string" && config.password.length >= 4 ? config.password : undefined;
-  return password === undefined ? byUrl : (text) => byUrl(text).replaceAll(password, "***");
-}
-
-/**
- * Fails fast, saying what to do: OutboxConfigError when a person must change something (the inbox table missing, a
- * wrong password, role or database), OutboxStartError when waiting may fix it (the database down or not answering),
- * as the relay's start() does.
- */
-async function checkTable(pool: pg.Pool, shown: string): Promise<void> {
-  try {
-    await pool.query(CHECK_INBOX_TABLE_SQL);
-  } catch (thrown) {
-    const { message, code, permanent } = describePgError(thrown);
-    if (code === UNDEFINED_TABLE) {
-      throw new OutboxConfigError(
-        `The table ${INBOX_TABLE} does not exist: add prisma/inbox.prisma of the package to your schema and migrate (see docs/inbox.md in the package).`,
-      );
-    }
-    if (permanent) {
-      throw new OutboxConfigError(
-        `The database (${shown}) refused the inbox: ${message}; check the user, password and database name of \`databaseUrl\` (or \`database\`).`,
-        { cause: thrown },
-      );
-    }
-    throw new OutboxStartError(`The inbox could not connect to the database (${shown}): ${message}.`, {
-      cause: thrown,
-      code,
-    });
   }
 }
 
