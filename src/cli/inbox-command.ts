@@ -45,15 +45,11 @@ export async function runInbox(argv: string[], env: NodeJS.ProcessEnv): Promise<
   try {
     box = findInbox((await import(url)) as Record<string, unknown>, config.exportName, specifier);
   } catch (error) {
-    logger.error(`cannot load the inbox from ${specifier}: ${(error as Error).message}`);
+    logger.error("cannot load the inbox", { module: specifier, error: (error as Error).message });
     return 2;
   }
-  // An invalid delivery is logged by the inbox itself (its receiver, with this logger): not again here.
-  box.onEvent((event) => {
-    if (event.type === "dead") {
-      logger.error("message dead", { messageId: event.messageId, handler: event.handler, error: event.error.message });
-    }
-  });
+  // What becomes of messages (invalid, retried, dead-lettered) is logged by the inbox itself, with this logger: not
+  // again here.
 
   // Before start(): the inbox takes its meter when it starts.
   let endpoints: MetricsServer | undefined;
@@ -105,7 +101,9 @@ async function run(
     await box.start({ databaseUrl: config.databaseUrl, amqpUrl: config.amqpUrl, logger }); // logs "inbox started"
   } catch (error) {
     if (signals > 0) return stopped;
-    logger.error(`could not start: ${(error as Error).message}`);
+    logger.error("could not start", { error: (error as Error).message });
+    // As the relay's worker: 2 when a person must change something (OutboxConfigError), 1 when waiting may fix it
+    // (OutboxStartError: the database or the broker down or not answering).
     return error instanceof OutboxConfigError ? 2 : 1;
   }
   return stopped;

@@ -1,65 +1,25 @@
-// `inbox()`: the consumer's mirror of the outbox. A definition (queue, handlers, options) that starts in the app's
-// process or in the bundled CLI (`prisma-outbox inbox --handlers <module>`).
-//
-// Lifecycle (start() and stop() are idempotent and race-safe: each keeps its in-flight promise):
-//   created --start()--> starting: database pool, inbox table check, processor (drains what is due), retention timer,
-//            then the consumer (deliveries flow) --> running. Any step failing releases what was opened and rejects.
-//   running --stop()--> stopping: consumer paused (no new deliveries), receiver drained (stored and acked), processor
-//            stopped (handlers finish, or roll back past `stopTimeoutMs`), retention stopped, connections closed
-//            --> stopped. stop() during start() waits for start to settle, then stops.
-import type pg from "pg";
-import { secretScrubber } from "../config/redact.js";
-import { expectUrl } from "../config/validate.js";
-import { coerceError, OutboxConfigError } from "../errors.js";
+import { OutboxConfigError } from "../errors.js";
 import { safeEmit } from "../runtime/emitter.js";
-import { type Logger, scrubbingLogger } from "../runtime/logger.js";
-import { UNDEFINED_TABLE } from "../sql/check-table.js";
+import { scrubbingLogger } from "../runtime/logger.js";
+import { type OwnedPool, openPool } from "../runtime/pg.js";
 import { type BacklogRow, inboxBacklogGaugesSql } from "../sql/inbox/backlog.js";
-import { checkInboxTableSql } from "../sql/inbox/check-table.js";
-import { type InboxNames, inboxNames } from "../sql/names.js";
+import { inboxNames } from "../sql/names.js";
 import { BacklogProbe } from "../telemetry/backlog-probe.js";
-import { type BacklogSnapshot, InboxMetrics } from "../telemetry/metrics.js";
+import { InboxMetrics } from "../telemetry/metrics.js";
 import { AmqpConsumer } from "../transport/amqp/consumer.js";
 import type { InboxEvent, InboxEventListener } from "./events.js";
+import { DECODE_LOOP_HINT, decodeLoopText, type InboxHealth } from "./health.js";
 import { type InboxOptions, type ResolvedInboxOptions, resolveHandlers, resolveInboxOptions } from "./options.js";
 import { warnUnusableOrderingKey } from "./ordering-key.js";
 import { type PrismaLike, Processor } from "./processor.js";
 import { RECEIVE_STALL_MS, Receiver } from "./receiver.js";
 import { HandlerRegistry } from "./registry.js";
 import { Retention } from "./retention.js";
+import { checkConnection, checkTable, connectionScrubber, type InboxConnection } from "./startup.js";
 import type { TransactionClientOf } from "./types.js";
 
-/** Where the inbox connects: the consumer's database (holding the inbox table) and RabbitMQ. */
-export interface InboxConnection {
-  /** PostgreSQL URL of the database your Prisma client uses (the inbox table lives there). */
-  databaseUrl: string;
-  /** RabbitMQ URL (amqp:// or amqps://). */
-  amqpUrl: string;
-  /** Replaces the definition's logger for this run (the CLI passes its own). */
-  logger?: Logger;
-}
-
-/** What `inbox.health()` reports (and the CLI's /readyz serves). */
-export interface InboxHealth {
-  /** Running, database and broker connected, and claiming: the last claim is recent, or nothing is due. */
-  ok: boolean;
-  state: "idle" | "starting" | "running" | "stopping" | "stopped";
-  /** Whether the processor's last claim reached the database; its error when it did not. */
-  database: { connected: boolean; error?: string };
-  /** Whether the consumer's connection is up, as its last event said. */
-  broker: { connected: boolean };
-  /** When the processor's last claim (of due rows or handed-over ids, even an empty one) ended well. */
-  lastBatchAt: Date | undefined;
-  /**
-   * Deliveries received and not yet stored (unacknowledged), and since when receiving is stalled: deliveries have
-   * waited 30 s with no batch stored (the database refusing every INSERT, or a batch retried for a long time).
-   */
-  receiving: { unstored: number; stalledSince: Date | undefined };
-  /** Pending rows of the inbox table, all queues (cached for a few seconds); undefined when it could not be read. */
-  backlog: BacklogSnapshot | undefined;
-  /** Why `ok` is false, in words. */
-  problems: string[];
-}
+export type { InboxHealth } from "./health.js";
+export type { InboxConnection } from "./startup.js";
 
 const INBOX_BRAND = Symbol.for("prisma-outbox.inbox");
 
@@ -71,17 +31,19 @@ export function isInbox(value: unknown): value is Inbox {
 export class Inbox {
   readonly [INBOX_BRAND] = true;
   readonly #prisma: PrismaLike;
+  /** The options as given to inbox(); #options is them with this run's logger (wrapped once, at start). */
+  readonly #given: ResolvedInboxOptions;
   #options: ResolvedInboxOptions;
   readonly #registry: HandlerRegistry;
   readonly #listeners = new Set<InboxEventListener>();
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #parts:
-    | { pool: pg.Pool; consumer: AmqpConsumer; receiver: Receiver; processor: Processor; retention: Retention }
+    | { pool: OwnedPool; consumer: AmqpConsumer; receiver: Receiver; processor: Processor; retention: Retention }
     | undefined;
   #state: InboxHealth["state"] = "idle";
   #brokerConnected = false;
-  /** Set while the consumer's connection drops on every reconnection decoding a delivery (amqp-consumer.ts). */
+  /** Set while the consumer's connection drops on every reconnection decoding a delivery (transport/amqp/consumer.ts). */
   #decodeLoop: Error | undefined;
   #probe: BacklogProbe | undefined;
   #metrics: InboxMetrics | undefined;
@@ -89,7 +51,8 @@ export class Inbox {
   #scrub: (text: string) => string = (text) => text;
 
   constructor(options: InboxOptions<any, any, any>) {
-    this.#options = resolveInboxOptions(options);
+    this.#given = resolveInboxOptions(options);
+    this.#options = this.#given;
     this.#registry = new HandlerRegistry(resolveHandlers(options.handlers));
     this.#prisma = options.prisma as PrismaLike;
   }
@@ -186,7 +149,7 @@ export class Inbox {
       case "retry-scheduled":
         m?.failed(event.handler);
         break;
-      case "dead":
+      case "dead-lettered":
         m?.dead(event.handler);
         break;
       case "decode-failure":
@@ -202,33 +165,32 @@ export class Inbox {
   }
 
   async #start(connection: InboxConnection): Promise<void> {
-    const { databaseUrl, amqpUrl } = checkConnection(connection);
-    if (connection.logger) this.#options = { ...this.#options, logger: connection.logger };
+    const { database, amqpUrl } = checkConnection(connection);
     // A driver's error may echo a URL, or name a piece of a misread password as the host it could not reach.
-    const scrub = secretScrubber([databaseUrl, amqpUrl]);
+    const scrub = connectionScrubber(database.source, amqpUrl);
     this.#scrub = scrub;
-    this.#options = { ...this.#options, logger: scrubbingLogger(this.#options.logger, scrub) };
-    const { default: pgModule } = await import("pg");
+    // Wrapped once, from the logger given (a restart must not wrap a wrapped one).
+    this.#options = { ...this.#given, logger: scrubbingLogger(connection.logger ?? this.#given.logger, scrub) };
     this.#state = "starting";
-    const pool = new pgModule.Pool({
-      connectionString: databaseUrl,
+    const logger = this.#options.logger;
+    // The app's pool is borrowed as it is (openPool guards the clients the inbox holds); a pool of the inbox's own
+    // guards every client (runtime/pg.ts: a backend dying under a statement must not crash the process, reliability
+    // row I4) and says when it loses one.
+    const owned = openPool(database.source, {
       max: 4,
       application_name: "prisma-outbox inbox",
       connectionTimeoutMillis: 10_000,
     });
-    const logger = this.#options.logger;
-    pool.on("error", (error) => logger.warn(`inbox database connection lost: ${error.message}`));
-    // pg-pool listens for a client's errors only while it is idle: a backend that dies while a statement holds its
-    // client (pg_terminate_backend, a restart) can emit 'error' after the statement failed and the client went back,
-    // and an 'error' without a listener crashes the process (reliability row I4). The statement's own failure is
-    // where the inbox sees and handles it, as the relay does (relay/connections.ts).
-    pool.on("connect", (client) => client.on("error", () => {}));
+    const pool = owned.pool;
+    if (database.source.kind === "config") {
+      pool.on("error", (error) => logger.warn("inbox database connection lost", { error: error.message }));
+    }
     let consumer: AmqpConsumer | undefined;
     let processor: Processor | undefined;
     let retention: Retention | undefined;
     try {
       const names = inboxNames(this.#options.schema);
-      await checkTable(pool, names);
+      await checkTable(pool, names, database.shown);
       const probe = new BacklogProbe(async () => (await pool.query<BacklogRow>(inboxBacklogGaugesSql(names))).rows[0]!);
       this.#probe = probe;
       // Taken here, not at construction: an app registers its MeterProvider before start() (telemetry/metrics.ts).
@@ -241,7 +203,6 @@ export class Inbox {
       processor = new Processor(pool, this.#prisma, this.#registry, this.#options, this.#emit);
       receiver = new Receiver({
         pool,
-        names,
         registry: this.#registry,
         invalidMessages: this.#options.invalidMessages,
         batchSize: this.#options.prefetch,
@@ -249,11 +210,9 @@ export class Inbox {
         maxPayloadBytes: this.#options.maxPayloadBytes,
         ack: (d, multiple) => consumer?.ack(d, multiple) ?? false,
         reject: (d) => consumer?.reject(d) ?? false,
-        handoff: (ids) => processor?.notify(ids),
-        leaseMs: processor.leaseMs,
-        reserve: (wanted) => processor?.reserve(wanted) ?? 0,
-        adopt: (rows, reserved) => processor?.adopt(rows, reserved),
+        rows: processor,
         logger,
+        names,
         emit: this.#emit,
       });
       retention = new Retention(pool, this.#options, logger, (count) => this.#emit({ type: "purged", count }));
@@ -275,13 +234,21 @@ export class Inbox {
               );
               return;
             case "decode-loop":
-              logger.error(decodeLoopText(this.#options.queue.name, event.error), { failures: event.failures });
+              logger.error(
+                "broker: the connection drops on every reconnection: a message this client cannot decode heads the queue and is redelivered forever",
+                {
+                  queue: this.#options.queue.name,
+                  failures: event.failures,
+                  error: event.error.message,
+                  hint: DECODE_LOOP_HINT,
+                },
+              );
               this.#emit(event);
               return;
             case "decode-loop-ended":
-              logger.info(
-                `the connection to RabbitMQ stays up again: the decoding loop on queue ${this.#options.queue.name} ended`,
-              );
+              logger.info("the connection to RabbitMQ stays up again: the decoding loop ended", {
+                queue: this.#options.queue.name,
+              });
               this.#emit(event);
               return;
             case "decode-failure":
@@ -289,9 +256,13 @@ export class Inbox {
               return;
           }
           if (event.type === "reconnecting")
-            logger.warn(`RabbitMQ reconnecting (attempt ${event.attempt}): ${event.error.message}`);
+            logger.warn("RabbitMQ reconnecting", {
+              attempt: event.attempt,
+              delayMs: event.delayMs,
+              error: event.error.message,
+            });
           if (event.type === "disconnected")
-            logger.warn(`RabbitMQ connection lost${event.error ? `: ${event.error.message}` : ""}`);
+            logger.warn("RabbitMQ connection lost", event.error ? { error: event.error.message } : {});
           this.#emit({ type: "transport", event });
         },
       });
@@ -299,9 +270,9 @@ export class Inbox {
       retention.start();
       await consumer.start();
       this.#brokerConnected = true;
-      this.#parts = { pool, consumer, receiver, processor, retention };
+      this.#parts = { pool: owned, consumer, receiver, processor, retention };
       this.#state = "running";
-      logger.info(`inbox started on queue ${this.#options.queue.name}`);
+      logger.info("inbox started", { queue: this.#options.queue.name, database: database.shown });
       this.#emit({ type: "started" });
     } catch (error) {
       this.#state = "stopped";
@@ -309,7 +280,7 @@ export class Inbox {
       await processor?.stop(0);
       await retention?.stop();
       await consumer?.close();
-      await pool.end().catch(() => {});
+      await owned.close().catch(() => {});
       throw error;
     }
   }
@@ -330,48 +301,10 @@ export class Inbox {
     await parts.processor.stop(Math.max(0, deadline - Date.now()));
     await parts.retention.stop();
     await parts.consumer.close();
-    await parts.pool.end().catch(() => {});
+    await parts.pool.close().catch(() => {});
     this.#state = "stopped";
     this.#options.logger.info("inbox stopped");
     this.#emit({ type: "stopped" });
-  }
-}
-
-/** The loop, said so that an operator knows what is wrong and what to do. */
-function decodeLoopText(queue: string, error: Error): string {
-  return (
-    `broker: the connection drops on every reconnection (${error.message}): a message this client cannot decode ` +
-    `heads queue "${queue}" and is redelivered forever; move it away (docs/inbox.md#poison-header-tables: a quorum queue ` +
-    "with x-delivery-limit and a dead-letter exchange ends it by itself)"
-  );
-}
-
-function checkConnection(connection: InboxConnection): InboxConnection {
-  if (typeof connection !== "object" || connection === null) {
-    throw new OutboxConfigError("Expected start() to get { databaseUrl, amqpUrl }.");
-  }
-  expectUrl("databaseUrl", connection.databaseUrl, ["postgres:", "postgresql:"]);
-  expectUrl("amqpUrl", connection.amqpUrl, ["amqp:", "amqps:"]);
-  return connection;
-}
-
-/** Fails fast, saying what to run, when the database is unreachable or the inbox table is missing. */
-async function checkTable(pool: pg.Pool, names: InboxNames): Promise<void> {
-  try {
-    await pool.query(checkInboxTableSql(names));
-  } catch (thrown) {
-    const code = (thrown as { code?: string }).code;
-    if (code === UNDEFINED_TABLE) {
-      throw new OutboxConfigError(
-        `The table inbox_message does not exist in schema "${names.schema}": add prisma/inbox.prisma of the package to your schema and migrate (see docs/inbox.md in the package), or set \`schema\` to the schema that holds it.`,
-      );
-    }
-    throw new OutboxConfigError(
-      `The inbox cannot use its database: ${coerceError(thrown).message}${code ? ` (${code})` : ""}`,
-      {
-        cause: thrown,
-      },
-    );
   }
 }
 

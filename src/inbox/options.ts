@@ -97,9 +97,12 @@ export interface InboxOptions<TMessages, TClient, TTx> {
   /**
    * What the later messages of an ordering key (header x-ordering-key) do for a handler once one of them is dead for
    * it: `"stop"`: they wait while it is dead (retry it, or delete it, and the key goes on); `"continue"`: they are
-   * handled, with a gap. Every inbox on the same table must be given the same. docs/ordering.md.
+   * handled, with a gap. Every inbox on the same table must be given the same. docs/ordering.md. The relay's option
+   * of the same name.
    * @defaultValue "stop"
    */
+  keyAfterDeadLetter?: KeyAfterDead;
+  /** @deprecated Use `keyAfterDeadLetter` (the relay's name); this one is accepted for one more release. */
   keyAfterDead?: KeyAfterDead;
   /** How long `stop()` lets handlers finish before aborting them (they roll back). @defaultValue 10_000 */
   stopTimeoutMs?: number;
@@ -218,12 +221,29 @@ const INBOX_OPTION_KEYS = {
   purgeIntervalMs: true,
   purgeBatchSize: true,
   invalidMessages: true,
+  keyAfterDeadLetter: true,
   keyAfterDead: true,
   stopTimeoutMs: true,
   logger: true,
   schema: true,
   guardHeaders: true,
 } satisfies Record<keyof InboxOptions<unknown, unknown, unknown> | "guardHeaders", true>;
+
+/** `keyAfterDeadLetter`, or its deprecated name `keyAfterDead` (not both with different values). */
+function keyAfterDeadLetterOption(options: InboxOptions<unknown, unknown, unknown>): KeyAfterDead {
+  const { keyAfterDeadLetter, keyAfterDead } = options;
+  if (keyAfterDeadLetter !== undefined && keyAfterDead !== undefined && keyAfterDeadLetter !== keyAfterDead) {
+    throw new OutboxConfigError(
+      "Expected `keyAfterDeadLetter` or its deprecated name `keyAfterDead`, not both with different values.",
+    );
+  }
+  const name = keyAfterDeadLetter === undefined && keyAfterDead !== undefined ? "keyAfterDead" : "keyAfterDeadLetter";
+  const value = keyAfterDeadLetter ?? keyAfterDead ?? "stop";
+  if (value !== "stop" && value !== "continue") {
+    throw new OutboxConfigError(`Expected \`${name}\` to be "stop" or "continue", got ${JSON.stringify(value)}.`);
+  }
+  return value;
+}
 
 export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unknown>): ResolvedInboxOptions {
   if (typeof options !== "object" || options === null) {
@@ -251,7 +271,7 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
   });
   const exchanges = exchangesOption("exchanges", options.exchanges);
   const invalidMessages = enumOption("invalidMessages", options.invalidMessages, ["dead", "reject"], "dead");
-  const keyAfterDead = enumOption("keyAfterDead", options.keyAfterDead, ["stop", "continue"], "stop");
+  const keyAfterDead = keyAfterDeadLetterOption(options);
   const retryBaseDelayMs = durationOption("retryBaseDelayMs", options.retryBaseDelayMs, 1_000, 0);
   const retryMaxDelayMs = durationOption("retryMaxDelayMs", options.retryMaxDelayMs, 300_000, 0);
   if (retryMaxDelayMs < retryBaseDelayMs) {

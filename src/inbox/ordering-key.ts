@@ -19,7 +19,8 @@ export function warnUnusableOrderingKey(delivery: Delivery, logger: Logger): voi
   else if (key.length === 0) reason = "empty";
   else if (Buffer.byteLength(key) > MAX_KEY_BYTES) reason = `longer than ${MAX_KEY_BYTES} bytes`;
   else return;
-  logger.warn(`ordering key dropped (${reason}): the delivery is handled without order`, {
+  logger.warn("ordering key dropped: the delivery is handled without order", {
+    reason,
     messageId: delivery.messageId,
     routingKey: delivery.routingKey,
     ...(typeof key === "string" ? { keyBytes: Buffer.byteLength(key), keyStart: key.slice(0, 32) } : {}),

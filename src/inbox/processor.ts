@@ -13,34 +13,23 @@
 // Leased by the receiver: rows the receiver's INSERT claimed for this processor (reserve() before it, adopt() after its
 // COMMIT) join the buffer as claimed rows do, without a claim statement; reserve() counts them in the same 2 x
 // `concurrency` room, so a claim and a lease never overfill it.
-// Claim-ahead: claiming one row per freed slot put a claim round trip (~1-2 ms) between every two handler
-// transactions of a slot; claiming several rows in one statement while the slots are still busy keeps the slots fed
-// (bench:inbox (c)). A buffered row is leased from its claim, so it must not wait long: rows buffered longer than
-// MAX_BUFFERED_MS are released rather than started with a shortened lease.
-// One attempt of a row: claim (attempts + 1, lease) -> handler + complete, in one transaction -> COMMIT; or, when the
-// handler throws or times out: ROLLBACK, then attempts stay counted, the error is stored, and the row is due again
-// after a backoff, or dead after `maxAttempts`.
+// Claim-ahead: claiming one row per freed slot puts a claim round trip between every two handler transactions of a
+// slot; claiming several rows in one statement while the slots are still busy keeps the slots fed. A buffered row is
+// leased from its claim, so it must not wait long: rows buffered longer than MAX_BUFFERED_MS are released rather than
+// started with a shortened lease.
+// One attempt of a row (the handler, its transaction, the outcome recorded) is attempt.ts.
 import type pg from "pg";
-import { coerceError, InboxHandlerTimeoutError, LeaseLostError, OutboxError } from "../errors.js";
-import { backoffDelay, sleep } from "../runtime/backoff.js";
+import { coerceError, InboxHandlerTimeoutError } from "../errors.js";
 import { type ClaimedInboxRow, claimDueInbox, claimInboxByIdsSql } from "../sql/inbox/claim.js";
-import { completeInboxMessageSql } from "../sql/inbox/complete.js";
-import { failInboxMessageSql } from "../sql/inbox/fail.js";
 import { releaseInboxMessagesSql } from "../sql/inbox/release.js";
 import { inboxNames } from "../sql/names.js";
-import { withConsumerSpan } from "../telemetry/tracing.js";
+import { InboxAttempts, type PrismaLike } from "./attempt.js";
 import type { InboxEvent } from "./events.js";
 import type { ResolvedInboxOptions } from "./options.js";
+import type { ReceivedRows } from "./received-rows.js";
 import type { HandlerRegistry } from "./registry.js";
-import type { InboxMessage } from "./types.js";
 
-/** The Prisma client, as far as the processor uses it. */
-export interface PrismaLike {
-  $transaction(fn: (tx: any) => Promise<unknown>, options?: { maxWait?: number; timeout?: number }): Promise<unknown>;
-}
-
-/** Tries to record a failed attempt before giving up (the row then comes back when its lease runs out). */
-const RECORD_ATTEMPTS = 3;
+export type { PrismaLike } from "./attempt.js";
 
 /** Ids handed over but not claimed yet are kept up to this many; beyond, the sweeper finds them. */
 const MAX_HANDED_IDS = 10_000;
@@ -49,12 +38,10 @@ const MAX_HANDED_IDS = 10_000;
  * is released, so that a started row always has most of its lease margin left. */
 const MAX_BUFFERED_MS = 5_000;
 
-export class Processor {
+export class Processor implements ReceivedRows {
   readonly #pool: pg.Pool;
-  readonly #prisma: PrismaLike;
-  readonly #registry: HandlerRegistry;
+  readonly #attempts: InboxAttempts;
   readonly #options: ResolvedInboxOptions;
-  readonly #emit: (event: InboxEvent) => void;
   readonly #claimByIdsSql: string;
   readonly #handed: string[] = [];
   readonly #inFlight = new Map<string, AbortController>();
@@ -79,10 +66,8 @@ export class Processor {
     emit: (event: InboxEvent) => void,
   ) {
     this.#pool = pool;
-    this.#prisma = prisma;
-    this.#registry = registry;
     this.#options = options;
-    this.#emit = emit;
+    this.#attempts = new InboxAttempts(pool, prisma, registry, options, emit);
     this.#claimByIdsSql = claimInboxByIdsSql(inboxNames(options.schema), options.keyAfterDead);
   }
 
@@ -131,7 +116,7 @@ export class Processor {
   }
 
   /** Rows the receiver just committed: claim them at once. */
-  notify(ids: readonly string[]): void {
+  handoff(ids: readonly string[]): void {
     if (this.#stopping) return;
     const room = MAX_HANDED_IDS - this.#handed.length;
     for (const id of ids.slice(0, Math.max(0, room))) this.#handed.push(id);
@@ -169,7 +154,8 @@ export class Processor {
         } catch (thrown) {
           const error = coerceError(thrown);
           this.claimError = error.message;
-          this.#options.logger.warn(`claiming inbox rows failed; retrying: ${error.message}`, {
+          this.#options.logger.warn("claiming inbox rows failed; retrying", {
+            error: error.message,
             code: (thrown as { code?: string }).code,
           });
           await this.#sleep(Math.min(this.#options.sweepIntervalMs, 1_000));
@@ -215,11 +201,10 @@ export class Processor {
         rows.map((r) => r.attempts),
       ]);
     } catch (thrown) {
-      this.#options.logger.warn(
-        `releasing ${rows.length} claimed inbox rows failed; they are due again when their lease runs out: ${
-          coerceError(thrown).message
-        }`,
-      );
+      this.#options.logger.warn("releasing claimed inbox rows failed; they are due again when their lease runs out", {
+        rows: rows.length,
+        error: coerceError(thrown).message,
+      });
     }
   }
 
@@ -268,10 +253,14 @@ export class Processor {
   #startHandling(row: ClaimedInboxRow): void {
     const controller = new AbortController();
     this.#inFlight.set(row.id, controller);
-    void this.#handle(row, controller)
+    void this.#attempts
+      .run(row, controller)
       .catch((thrown) => {
-        // #handle reports its own failures; anything reaching here is a bug or a database outage while recording.
-        this.#options.logger.error(`inbox row ${row.id}: ${coerceError(thrown).message}`);
+        // An attempt reports its own failures; anything reaching here is a bug or a database outage while recording.
+        this.#options.logger.error("inbox attempt failed unrecorded", {
+          id: row.id,
+          error: coerceError(thrown).message,
+        });
       })
       .finally(() => {
         this.#inFlight.delete(row.id);
@@ -281,146 +270,4 @@ export class Processor {
         this.#wake?.();
       });
   }
-
-  async #handle(row: ClaimedInboxRow, controller: AbortController): Promise<void> {
-    const { maxAttempts, handlerTimeoutMs, logger } = this.#options;
-    const messageId = row.message_id ?? "";
-    const handler = this.#registry.byName(row.handler);
-    const message: InboxMessage = {
-      id: row.id,
-      messageId,
-      handler: row.handler,
-      exchange: row.exchange,
-      routingKey: row.routing_key,
-      payload: row.payload,
-      headers: (row.headers ?? {}) as Record<string, unknown>,
-      type: row.type ?? undefined,
-      correlationId: row.correlation_id ?? undefined,
-      attempt: row.attempts,
-      receivedAt: row.received_at,
-      key: row.ordering_key ?? undefined,
-    };
-    if (row.attempts > maxAttempts) {
-      // Every allowed attempt started and none finished: the processor died or timed out inside the handler each time.
-      const error = new Error(
-        `${maxAttempts} attempts started and none finished (a crash or timeout inside the handler?)`,
-      );
-      return this.#fail(row, message, error, true);
-    }
-    if (!handler) {
-      return this.#fail(
-        row,
-        message,
-        new Error(`no handler named "${row.handler}" is registered in this inbox`),
-        false,
-      );
-    }
-    const started = performance.now();
-    const timer = setTimeout(
-      () => controller.abort(new InboxHandlerTimeoutError(`handler "${row.handler}" ran past ${handlerTimeoutMs} ms`)),
-      handlerTimeoutMs,
-    );
-    try {
-      // In a CONSUMER span whose parent is the writer's trace context, stored with the message (telemetry/tracing.ts).
-      await withConsumerSpan({ ...message, headers: row.headers }, () =>
-        this.#prisma.$transaction(
-          async (tx) => {
-            await untilAborted(handler.handle(message, tx, { signal: controller.signal }), controller.signal);
-            const count = await (
-              tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }
-            ).$executeRawUnsafe(completeInboxMessageSql(inboxNames(this.#options.schema)), row.id, row.attempts);
-            if (count !== 1) throw new LeaseLostError(`inbox row ${row.id} was taken over by another processor`);
-          },
-          { timeout: handlerTimeoutMs + 5_000 },
-        ),
-      );
-      this.#emit({
-        type: "handled",
-        messageId,
-        handler: row.handler,
-        attempt: row.attempts,
-        durationMs: performance.now() - started,
-      });
-    } catch (thrown) {
-      if (thrown instanceof LeaseLostError) {
-        logger.warn(thrown.message);
-        return;
-      }
-      await this.#fail(row, message, coerceError(thrown), row.attempts >= maxAttempts);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async #fail(row: ClaimedInboxRow, message: InboxMessage, error: Error, dead: boolean): Promise<void> {
-    const { retryBaseDelayMs, retryMaxDelayMs, logger } = this.#options;
-    const onDead = dead ? this.#registry.byName(row.handler)?.dead : undefined;
-    const delayMs = dead ? 0 : backoffDelay(row.attempts, retryBaseDelayMs, retryMaxDelayMs);
-    const text = `${error.name}: ${error.message}`.slice(0, 8_000);
-    const params = [row.id, row.attempts, delayMs, text, dead];
-    // Retried a few times: a handler that failed because the database connection was lost often meets the same loss
-    // here, and an outcome left unrecorded keeps the row leased (handlerTimeoutMs + leaseMarginMs) before its next attempt.
-    // Repeating is harmless: the guard on attempts makes a second run match nothing or write the same values.
-    let recorded: number;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        recorded = onDead
-          ? await this.#recordDead(params, (tx) => onDead(message, tx, error))
-          : ((await this.#pool.query(failInboxMessageSql(inboxNames(this.#options.schema)), params)).rowCount ?? 0);
-        break;
-      } catch (thrown) {
-        if (attempt >= RECORD_ATTEMPTS) throw thrown;
-        await sleep(backoffDelay(attempt, 50, 500));
-      }
-    }
-    if (recorded === 0) return; // taken over meanwhile
-    const messageId = row.message_id ?? "";
-    if (dead) {
-      logger.error(
-        `message ${messageId} is dead for handler "${row.handler}" after ${row.attempts} attempts: ${error.message}`,
-      );
-      this.#emit({ type: "dead", messageId, handler: row.handler, attempt: row.attempts, error });
-    } else {
-      logger.warn(
-        `handler "${row.handler}" failed on message ${messageId} (attempt ${row.attempts}); retry in ${delayMs} ms: ${error.message}`,
-      );
-      this.#emit({ type: "retry-scheduled", messageId, handler: row.handler, attempt: row.attempts, delayMs, error });
-    }
-  }
-
-  /**
-   * The dead transition of a handler with a `dead` hook: the mark and the hook's writes in one transaction of the
-   * user's client (request-reply's `failed` status commits with it, or neither does). Resolves with the rows marked.
-   */
-  async #recordDead(params: unknown[], hook: (tx: unknown) => Promise<unknown>): Promise<number> {
-    let count = 0;
-    await this.#prisma.$transaction(async (tx) => {
-      count = await (tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }).$executeRawUnsafe(
-        failInboxMessageSql(inboxNames(this.#options.schema)),
-        ...params,
-      );
-      if (count === 1) await hook(tx);
-    });
-    return count;
-  }
-}
-
-/** The handler's promise, or a rejection as soon as the signal aborts (a handler that never settles is let go). */
-function untilAborted(work: Promise<unknown>, signal: AbortSignal): Promise<unknown> {
-  work.catch(() => {}); // settled later, after the abort: its outcome no longer matters
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }

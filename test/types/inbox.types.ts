@@ -1,5 +1,6 @@
 // Type tests of inbox(), checked by `npm run typecheck`: each @ts-expect-error must be an error, the rest must compile.
-import { inbox } from "../../src/index.js";
+import type pg from "pg";
+import { type InboxEvent, inbox } from "../../src/index.js";
 import type { PrismaClient } from "../support/prisma.js";
 
 declare const prisma: PrismaClient;
@@ -60,3 +61,43 @@ inbox<Messages, typeof prisma>({
     },
   },
 });
+
+// The relay's words, and the old ones (deprecated) for one release.
+const box = inbox<Messages, typeof prisma>({
+  prisma,
+  queue: { name: "q" },
+  handlers: { h: { on: "order.created", handle: async () => {} } },
+  keyAfterDeadLetter: "continue",
+});
+inbox<Messages, typeof prisma>({
+  prisma,
+  queue: { name: "q" },
+  handlers: { h: { on: "order.created", handle: async () => {} } },
+  keyAfterDead: "stop",
+});
+inbox<Messages, typeof prisma>({
+  prisma,
+  queue: { name: "q" },
+  handlers: { h: { on: "order.created", handle: async () => {} } },
+  // @ts-expect-error not a policy
+  keyAfterDeadLetter: "skip",
+});
+box.onEvent((event: InboxEvent) => {
+  if (event.type === "dead-lettered") {
+    const attempts: number = event.attempts;
+    // @ts-expect-error the new event has only the new field
+    event.attempt;
+    return attempts;
+  }
+  if (event.type === "dead" || event.type === "handled" || event.type === "retry-scheduled") {
+    const both: number = event.attempts + event.attempt;
+    return both;
+  }
+  return undefined;
+});
+
+// The relay's connection forms.
+declare const appPool: pg.Pool;
+void box.start({ databaseUrl: "postgres://x", amqpUrl: "amqp://x" });
+void box.start({ database: appPool, amqpUrl: "amqp://x" });
+void box.start({ database: { host: "db", password: async () => "s" }, amqpUrl: "amqp://x" });

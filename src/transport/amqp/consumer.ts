@@ -18,11 +18,12 @@
 // consuming, emit `decode-loop` once; a connection that then stays up for LOOP_WINDOW_MS, or is lost for another
 // reason, emits `decode-loop-ended`. Each such loss is reported as `decode-failure`.
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
-import { OutboxConfigError } from "../../errors.js";
+import { OutboxConfigError, OutboxStartError } from "../../errors.js";
 import { backoffDelay, sleep } from "../../runtime/backoff.js";
-import { redactUrl } from "../amqp.js";
 import type { ExchangeSpec, TransportEvent } from "../transport.js";
 import { guardHeaderDecoding, undecodableReason } from "./header-guard.js";
+import { brokerText, codeOf, loadAmqplib, quietly } from "./helpers.js";
+import { Scrubber } from "./options.js";
 
 /** The queue the inbox consumes, asserted with its bindings at start and after every reconnection. */
 export interface QueueSpec {
@@ -88,6 +89,8 @@ type State = "idle" | "connecting" | "consuming" | "paused" | "waiting" | "close
 
 export class AmqpConsumer {
   readonly #options: AmqpConsumerOptions;
+  /** Keeps the URL's password out of every error the consumer lets out (the publisher's scrubber). */
+  readonly #scrubber: Scrubber;
   #state: State = "idle";
   #connection: ChannelModel | undefined;
   #channel: Channel | undefined;
@@ -102,6 +105,7 @@ export class AmqpConsumer {
 
   constructor(options: AmqpConsumerOptions) {
     this.#options = options;
+    this.#scrubber = new Scrubber(options.url, options.url);
   }
 
   get state(): State {
@@ -116,7 +120,7 @@ export class AmqpConsumer {
       await this.#connect();
     } catch (error) {
       this.#state = "closed";
-      throw startError(error, this.#options);
+      throw startError(this.#scrubber.scrub(error), codeOf(error), this.#scrubber.safeUrl, this.#options.queue.name);
     }
   }
 
@@ -154,7 +158,7 @@ export class AmqpConsumer {
     this.#connection = undefined;
     this.#channel = undefined;
     this.#generation++;
-    await connection?.close().catch(() => {});
+    if (connection) await quietly(() => connection.close());
     await this.#loop;
   }
 
@@ -163,9 +167,8 @@ export class AmqpConsumer {
   }
 
   async #connect(): Promise<void> {
-    const amqp = await import("amqplib");
-    const connect = ((amqp as unknown as { default?: typeof amqp }).default ?? amqp).connect;
-    const connection = await connect(this.#options.url, { timeout: 10_000 });
+    const amqp = await loadAmqplib();
+    const connection = await amqp.connect(this.#options.url, { timeout: 10_000 });
     try {
       // 'close' follows; a decoding failure is only seen here, since amqplib closes the channels (whose 'close' comes
       // first and carries no reason) before the connection.
@@ -193,7 +196,7 @@ export class AmqpConsumer {
         this.#lostAfter(Date.now() - consumingAt, connectionError);
         this.#channel = undefined;
         this.#connection = undefined;
-        connection.close().catch(() => {});
+        void quietly(() => connection.close());
         if (this.#state === "closed") return;
         this.#options.onEvent({ type: "disconnected", error });
         this.#state = "waiting";
@@ -230,7 +233,7 @@ export class AmqpConsumer {
       if (this.#state !== "closed") this.#state = "consuming";
       this.#options.onEvent({ type: "connected" });
     } catch (error) {
-      await connection.close().catch(() => {});
+      await quietly(() => connection.close());
       throw error;
     }
   }
@@ -273,8 +276,7 @@ export class AmqpConsumer {
         return;
       } catch (error) {
         this.#state = "waiting";
-        const err = scrub(error, this.#options.url);
-        this.#options.onEvent({ type: "reconnecting", attempt, delayMs, error: err });
+        this.#options.onEvent({ type: "reconnecting", attempt, delayMs, error: this.#scrubber.scrub(error) });
       }
     }
   }
@@ -289,31 +291,30 @@ function isDecodeFailure(error: unknown): error is RangeError | TypeError {
   return error instanceof RangeError || error instanceof TypeError;
 }
 
-/** The error without the URL's password anywhere in its message. */
-function scrub(error: unknown, url: string): Error {
-  const e = error instanceof Error ? error : new Error(String(error));
-  const parsed = URL.canParse(url) ? new URL(url) : undefined;
-  if (parsed?.password && e.message.includes(parsed.password)) {
-    return new Error(e.message.replaceAll(parsed.password, "***"));
-  }
-  return e;
-}
-
-/** What a failed first start means, said so that the user knows what to fix. */
-function startError(error: unknown, options: AmqpConsumerOptions): Error {
-  const e = scrub(error, options.url);
-  const code = (error as { code?: number | string }).code;
-  const where = redactUrl(options.url);
-  if (code === 403 || /ACCESS_REFUSED/.test(e.message)) {
+/**
+ * What a failed first start means, as the publisher's transport says it: OutboxConfigError when a person must change
+ * something (credentials, the virtual host, the queue's arguments or bindings), OutboxStartError when waiting may
+ * fix it (the broker down, not answering, or closing the connection).
+ */
+function startError(e: Error, code: unknown, where: string, queue: string): Error {
+  if (code === 403 || /ACCESS[-_]REFUSED/.test(e.message)) {
     return new OutboxConfigError(
-      `RabbitMQ at ${where} refused access (check the user and its permissions): ${e.message}`,
+      `RabbitMQ at ${where} refused access (check the user and its permissions): ${brokerText(e)}`,
+    );
+  }
+  if (/Expected ConnectionOpenOk; got <ConnectionClose/.test(e.message)) {
+    return new OutboxConfigError(
+      `RabbitMQ at ${where} refused to open the virtual host (it does not exist or the user may not access it); check the path of \`amqpUrl\``,
     );
   }
   if (code === 406 || code === 404 || /PRECONDITION_FAILED|NOT_FOUND/.test(e.message)) {
     return new OutboxConfigError(
-      `RabbitMQ refused the inbox queue "${options.queue.name}" or its bindings (an existing queue with other ` +
+      `RabbitMQ refused the inbox queue "${queue}" or its bindings (an existing queue with other ` +
         `arguments, or a binding to a missing exchange: declare it in \`exchanges\`): ${e.message}`,
     );
   }
-  return new OutboxConfigError(`cannot connect to RabbitMQ at ${where}: ${e.message}`, { cause: e });
+  return new OutboxStartError(`cannot connect to RabbitMQ at ${where}: ${e.message}`, {
+    cause: e,
+    code: typeof code === "string" ? code : undefined,
+  });
 }
