@@ -1,5 +1,6 @@
-// How the relay (and the inbox) reach PostgreSQL: a URL, a pg connection config (TLS, a password function, a socket path...), or
-// the app's own pg.Pool. Checked once, when the relay is created; what is shown of it never holds a password.
+// How the relay and the inbox reach PostgreSQL: a URL, a pg connection config (TLS, a password function, a socket
+// path...), or the app's own pg.Pool. Checked once, when the part is created or started; what is shown of it never
+// holds a password.
 import type pg from "pg";
 import { OutboxConfigError } from "../errors.js";
 import type { DatabaseSource } from "../runtime/pg.js";
@@ -50,7 +51,7 @@ export function resolveDatabase(databaseUrl: unknown, database: unknown): Resolv
   }
   if (typeof (database as { connect?: unknown }).connect === "function") {
     throw new OutboxConfigError(
-      "Expected `database` to be a pg.Pool or a connection config; a single pg.Client cannot serve the relay's concurrent batches and its LISTEN.",
+      "Expected `database` to be a pg.Pool or a connection config; a single pg.Client cannot serve concurrent batches (and the relay's LISTEN).",
     );
   }
   const config = { ...(database as pg.PoolConfig) };
