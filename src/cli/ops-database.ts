@@ -4,6 +4,7 @@
 import pg from "pg";
 import { redactUrl, scrubSecrets } from "../config/redact.js";
 import { coerceError, OutboxConfigError } from "../errors.js";
+import { describePgError } from "../runtime/pg.js";
 
 export const CLI_APPLICATION_NAME = "prisma-outbox cli";
 
@@ -22,9 +23,6 @@ export function openOpsPool(databaseUrl: string): pg.Pool {
   return pool;
 }
 
-/** SQLSTATEs that mean the settings are wrong (credentials, database name), not that the server is down. */
-const CONFIG_CODES = new Set(["28P01", "28000", "3D000", "3F000"]);
-
 /** One line, no stack trace, and the exit code: 2 for what the user must fix, 1 for the server's failure. */
 export function describeFailure(error: unknown, databaseUrl: string): { message: string; exitCode: number } {
   const e = coerceError(error);
@@ -40,6 +38,8 @@ export function describeFailure(error: unknown, databaseUrl: string): { message:
   if (!(error instanceof OutboxConfigError)) {
     message = `could not query the database at ${redactUrl(databaseUrl)}: ${message}${code ? ` (${code})` : ""}`;
   }
-  const exitCode = error instanceof OutboxConfigError || (code !== undefined && CONFIG_CODES.has(code)) ? 2 : 1;
+  // The rule of every start(): 2 when a person must change something (runtime/pg.ts says which errors), 1 when
+  // waiting may fix it.
+  const exitCode = error instanceof OutboxConfigError || describePgError(error).permanent ? 2 : 1;
   return { message, exitCode };
 }

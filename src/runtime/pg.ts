@@ -57,7 +57,8 @@ export function openPool(source: DatabaseSource, settings: pg.PoolConfig): Owned
   return { pool, close: () => pool.end() };
 }
 
-// What a database error means for the relay: its code for the logs, and whether waiting can fix it.
+// What a database error means for every part (relay, inbox, the operator commands): its code for the logs, and
+// whether waiting can fix it.
 //
 // PostgreSQL errors carry a SQLSTATE (`code`, e.g. 28P01); socket errors carry a Node code (ECONNREFUSED). Both go
 // into every log line, so that "the relay cannot publish" comes with the reason an operator can act on.
@@ -68,6 +69,7 @@ const NEEDS_A_PERSON: Array<string | RegExp> = [
   "3D000", // the database does not exist
   /^42/, // syntax, permission (42501), undefined table (42P01) or column
   "0A000", // feature not supported (e.g. a pooler refusing something)
+  "3F000", // the schema does not exist
 ];
 
 /**
