@@ -19,6 +19,7 @@ import {
 import { runCli } from "../support/cli.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { createTestDatabase, migrateIntoSchema } from "../support/database.js";
+import { quiet, recordEffect } from "../support/inbox.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -26,7 +27,6 @@ const url = await useTestDatabase();
 const pool = newPool(url);
 const prisma = newPrismaClient(url);
 const env = { DATABASE_URL: url };
-const quiet = { info() {}, warn() {}, error() {} };
 afterAll(async () => {
   await prisma.$disconnect();
   await pool.end();
@@ -329,9 +329,7 @@ describe("prisma-outbox dead-letters --inbox", () => {
         record: {
           on: "order.created",
           handle: async (message, tx) => {
-            await tx.effect.create({
-              data: { messageId: message.messageId, handler: "record", payload: message.payload },
-            });
+            await recordEffect(tx, message, "record");
             if (failing) throw new Error("Downstream UNAVAILABLE");
           },
         },

@@ -6,7 +6,7 @@ import { afterAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { type InboxEvent, type InboxOptions, inbox, OutboxConfigError, outbox } from "../../src/index.js";
 import { guardHeaderDecoding } from "../../src/transport/amqp/header-guard.js";
 import { uniqueName } from "../support/consumer.js";
-import { quiet, useInboxBroker } from "../support/inbox.js";
+import { quiet, recordEffect, useInboxBroker } from "../support/inbox.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { nestedHeaderTable, publishRawHeaders } from "../support/raw-headers.js";
 import { until } from "../support/wait.js";
@@ -30,9 +30,7 @@ async function setUp({ queue: queueOptions, ...options }: Partial<InboxOptions<M
       effect: {
         on: "order.created",
         handle: async (message, tx) => {
-          await tx.effect.create({
-            data: { messageId: message.messageId, handler: "effect", payload: message.payload },
-          });
+          await recordEffect(tx, message, "effect");
           if (message.payload.fail) throw new Error(`failing on purpose (${message.payload.n})`);
         },
       },

@@ -15,6 +15,7 @@ import {
 } from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
 import { migrateIntoSchema } from "../support/database.js";
+import { recordEffect } from "../support/inbox.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -54,9 +55,7 @@ async function setUp(options: { schema?: string; retentionMs?: number; purgeInte
       effect: {
         on: "order.created",
         handle: async (message, tx) => {
-          await tx.effect.create({
-            data: { messageId: message.messageId, handler: "effect", payload: message.payload },
-          });
+          await recordEffect(tx, message, "effect");
           if (message.payload.failOnce && !failedOnce.has(message.messageId)) {
             failedOnce.add(message.messageId);
             throw new Error("failing once on purpose");

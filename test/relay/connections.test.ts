@@ -9,6 +9,7 @@ import { outboxNames } from "../../src/sql/names.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { useTestRelays } from "../support/relay.js";
+import { passwordUrlForms } from "../support/url-forms.js";
 
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
@@ -202,24 +203,17 @@ describe("relay.options", () => {
     expect(leaks(r)).toEqual([]);
   });
 
-  it.each([
-    ["?password=", "postgresql://u@db.example/app?password=pw-db-secret", "postgresql://u@db.example/app?password=***"],
-    [
-      "sslpassword=",
-      "postgresql://u@db.example/app?sslmode=require&sslpassword=pw-db-secret",
-      "postgresql://u@db.example/app?sslmode=require&sslpassword=***",
-    ],
-    ["an unencoded @ then #", "postgresql://u:x@pw-db-secret#t@db.example/app", "postgresql://u:***@db.example/app"],
-    ["an unencoded @ then /", "postgresql://u:x@pw-db-secret/t@db.example/app", "postgresql://u:***@db.example/app"],
-    ["an unencoded @ then ?", "postgresql://u:x@pw-db-secret?t@db.example/app", "postgresql://u:***@db.example/app"],
-  ])("databaseUrl with a password in %s: shown without it, as listenUrl too", (_, databaseUrl, shown) => {
-    const r = relay({ databaseUrl, listenUrl: databaseUrl, amqpUrl: "amqp://u:x@pw-mq-secret#t@mq.example/v" });
-    expect(r.options.databaseUrl).toBe(shown);
-    expect(r.options.listenUrl).toBe(shown);
-    expect(r.options.amqpUrl).toBe("amqp://u:***@mq.example/v");
-    expect(leaks(r.options)).toEqual([]);
-    expect(leaks(r)).toEqual([]);
-  });
+  it.each(passwordUrlForms("pw-db-secret"))(
+    "databaseUrl with a password in %s: shown without it, as listenUrl too",
+    (_, databaseUrl, shown) => {
+      const r = relay({ databaseUrl, listenUrl: databaseUrl, amqpUrl: "amqp://u:x@pw-mq-secret#t@mq.example/v" });
+      expect(r.options.databaseUrl).toBe(shown);
+      expect(r.options.listenUrl).toBe(shown);
+      expect(r.options.amqpUrl).toBe("amqp://u:***@mq.example/v");
+      expect(leaks(r.options)).toEqual([]);
+      expect(leaks(r)).toEqual([]);
+    },
+  );
 
   it("shows a config object without its password, TLS key or connection string password", () => {
     const r = relay({

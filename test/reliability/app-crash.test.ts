@@ -2,33 +2,14 @@
 // Its messages are committed but no relay was told: a worker that does not LISTEN finds them with its sweeper,
 // within sweepMinAgeMs + sweepIntervalMs of the commit (plus slack). The apps write only once all of them are up
 // (a go on their stdin), so that the measured delays do not include their start-ups.
-import { afterAll, expect, inject, it } from "vitest";
+import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { useTestDatabase } from "../support/prisma.js";
-import {
-  computeRow,
-  delays,
-  expectNoLoss,
-  killProc,
-  newPool,
-  recordRow,
-  size,
-  spawnTsx,
-  startWorker,
-  TEST_TIMEOUT,
-  useProcessCleanup,
-  waitForDelivery,
-  waitUntil,
-} from "./harness.js";
+import * as h from "./harness.js";
 
-const amqpUrl = inject("amqpUrl");
-const url = await useTestDatabase();
-const pool = newPool(url);
-const { defer } = useProcessCleanup();
-afterAll(() => pool.end());
+const { amqpUrl, url, pool, defer } = await h.useScenario();
 
-const APPS = size(2, 8);
-const PER_APP = size(250, 1_000);
+const APPS = h.size(2, 8);
+const PER_APP = h.size(250, 1_000);
 const SWEEP_INTERVAL_MS = 500;
 const SWEEP_MIN_AGE_MS = 2_000;
 /** Generous: another engineer's tests may share the two cores. */
@@ -40,7 +21,7 @@ it(
     const consumer = await startCountingConsumer(amqpUrl, uniqueName("rel.appcrash"));
     defer(() => consumer.close());
     // Started first, so that its start-up drain finds nothing: with LISTEN off only the sweeper can find the rows.
-    const worker = await startWorker({
+    const worker = await h.startWorker({
       databaseUrl: url,
       amqpUrl,
       args: ["--no-listen"],
@@ -54,7 +35,7 @@ it(
       const mode = i % 2 === 0 ? "transaction" : "enqueue";
       return {
         mode,
-        proc: spawnTsx(
+        proc: h.spawnTsx(
           `app-${i}-${mode}`,
           "test/reliability/fixtures/app-dies-after-commit.ts",
           [url, consumer.exchange, mode, String(PER_APP)],
@@ -82,7 +63,7 @@ it(
         [written.ids],
       );
       const inOutbox = new Set(rows.rows.map((r) => r.id));
-      await waitUntil(
+      await h.waitUntil(
         () => written.ids.every((id) => inOutbox.has(id) || consumer.counts.has(id)),
         () => `${proc.name}'s messages: some neither in the outbox nor delivered`,
         5_000,
@@ -93,25 +74,25 @@ it(
       }
     }
 
-    await waitForDelivery(pool, consumer, ids, 60_000);
+    await h.waitForDelivery(pool, consumer, ids, 60_000);
     expect(worker.running).toBe(true);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
 
     const bound = SWEEP_MIN_AGE_MS + SWEEP_INTERVAL_MS;
-    const result = computeRow(
+    const result = h.computeRow(
       "2. app SIGKILLed after COMMIT, before hand-off",
       ids,
       consumer,
       `${APPS} apps; sweeper only; bound ${bound} ms + ${SLACK_MS} slack`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     expect(result.duplicates).toBe(0);
-    const d = delays(ids, consumer);
+    const d = h.delays(ids, consumer);
     // Not before sweepMinAgeMs (writtenAt precedes created_at, the transaction's start): the sweeper took them...
     expect(Math.min(...d)).toBeGreaterThanOrEqual(SWEEP_MIN_AGE_MS - 50);
     // ...and within sweepMinAgeMs + sweepIntervalMs of the commit (writtenAt precedes the commit too).
     expect(result.maxDelayMs).toBeLessThanOrEqual(bound + SLACK_MS);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

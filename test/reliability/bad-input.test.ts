@@ -3,7 +3,7 @@
 // user's interactive transaction next to an Order, a batch that mixes it with valid messages, and a declared event.
 // The user's transaction rolls back: no outbox row and no Order row is left behind, and nothing reaches the broker.
 // Valid writes afterwards flow as usual (through a relay in this process).
-import { afterAll, expect, inject, it } from "vitest";
+import { expect, it } from "vitest";
 import {
   createRelay,
   OutboxMessageError,
@@ -13,30 +13,12 @@ import {
   outbox,
 } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
-import {
-  computeRow,
-  expectNoLoss,
-  newPool,
-  recordRow,
-  size,
-  TEST_TIMEOUT,
-  useProcessCleanup,
-  waitForDelivery,
-} from "./harness.js";
+import * as h from "./harness.js";
 
-const amqpUrl = inject("amqpUrl");
-const url = await useTestDatabase();
-const pool = newPool(url);
-const base = newPrismaClient(url);
-const { defer } = useProcessCleanup();
-afterAll(async () => {
-  await base.$disconnect();
-  await pool.end();
-});
+const { amqpUrl, url, pool, base, defer } = await h.useScenario();
 
 const MAX_PAYLOAD_BYTES = 4_096;
-const GOOD = size(500, 5_000);
+const GOOD = h.size(500, 5_000);
 
 const circular: Record<string, unknown> = { a: 1 };
 circular.self = { back: circular };
@@ -171,21 +153,21 @@ it(
         );
       });
     }
-    await waitForDelivery(pool, consumer, ids, 60_000, 200);
+    await h.waitForDelivery(pool, consumer, ids, 60_000, 200);
     expect(Number((await pool.query('SELECT count(*) FROM "Order"')).rows[0].count)).toBe(GOOD / 50);
 
-    const result = computeRow(
+    const result = h.computeRow(
       "7. invalid messages refused at write",
       ids,
       consumer,
       `${CASES.length} invalid kinds x 3 write paths + ${TO_JSON_CASES.length} toJSON kinds refused, 0 rows left; then ${GOOD} valid`,
     );
-    recordRow(result);
+    h.recordRow(result);
     // Only the valid messages ever reached the broker.
-    expectNoLoss(result);
+    h.expectNoLoss(result);
     expect(result.duplicates).toBe(0);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );
 
 it("a payload whose toJSON() returns a BigInt, a cycle or undefined is refused with OutboxPayloadError", async () => {

@@ -4,31 +4,16 @@
 import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
-import {
-  computeRow,
-  expectNoLoss,
-  inOutbox,
-  killProc,
-  outboxCount,
-  recordRow,
-  size,
-  sleep,
-  startWorker,
-  streamMessages,
-  TEST_TIMEOUT,
-  useScenario,
-  waitForDelivery,
-  waitUntil,
-} from "./harness.js";
+import * as h from "./harness.js";
 
-const { amqpUrl, url, pool, prisma, defer } = await useScenario();
+const { amqpUrl, url, pool, prisma, defer } = await h.useScenario();
 
 /**
  * cut: every connection reset and new ones refused (the relay sees it at once). blackhole: nothing forwarded and
  * nothing closed, as a silent network partition; longer than the publish timeout (10 s), so the batches in flight
  * time out and roll back, and their messages, held in the proxy, reach the broker after restore() (duplicates).
  */
-const OUTAGES: Array<{ kind: "cut" | "blackhole"; ms: number }> = size(
+const OUTAGES: Array<{ kind: "cut" | "blackhole"; ms: number }> = h.size(
   [
     { kind: "cut", ms: 3_000 },
     { kind: "blackhole", ms: 12_000 },
@@ -53,14 +38,14 @@ it(
     const broker = new URL(amqpUrl);
     const proxy = await startTcpProxy({ targetHost: broker.hostname, targetPort: Number(broker.port || 5672) });
     defer(() => proxy.close());
-    const worker = await startWorker({ databaseUrl: url, amqpUrl: proxy.url(amqpUrl) });
+    const worker = await h.startWorker({ databaseUrl: url, amqpUrl: proxy.url(amqpUrl) });
 
-    const writer = streamMessages(prisma, { exchange: consumer.exchange, chunk: CHUNK, everyMs: 25 });
+    const writer = h.streamMessages(prisma, { exchange: consumer.exchange, chunk: CHUNK, everyMs: 25 });
     const growth: string[] = [];
     for (const outage of OUTAGES) {
-      await sleep(FLOW_MS);
+      await h.sleep(FLOW_MS);
       // Flowing: the relay keeps up.
-      await waitUntil(
+      await h.waitUntil(
         () => writer.ids.slice(0, -100).every((id) => consumer.counts.has(id)),
         "the relay to keep up before the outage",
         30_000,
@@ -79,9 +64,9 @@ it(
       }
       // Batches in flight at a cut roll back; from here on nothing is committed (in a blackhole, batches may still
       // be claimed, but their rows stay in the table until they commit, which needs the broker's confirms).
-      await sleep(300);
-      const before = await outboxCount(pool);
-      await sleep(outage.ms);
+      await h.sleep(300);
+      const before = await h.outboxCount(pool);
+      await h.sleep(outage.ms);
       // The ids first, then the checks: all before restore(), while the outage lasts.
       const during = writer.ids.slice(startedAt + CHUNK);
       expect(during.length).toBeGreaterThan(0);
@@ -89,31 +74,31 @@ it(
       const arrived = during.filter((id) => consumer.counts.has(id));
       expect(arrived.slice(0, 10), `${arrived.length} of ${during.length} arrived during the outage`).toEqual([]);
       // ...and every one of them is still in the outbox: the backlog grew by them.
-      expect(await inOutbox(pool, during)).toBe(during.length);
-      const after = await outboxCount(pool);
+      expect(await h.inOutbox(pool, during)).toBe(during.length);
+      const after = await h.outboxCount(pool);
       growth.push(`${outage.kind} ${before}->${after}`);
       expect(after).toBeGreaterThan(before);
       proxy.restore();
     }
-    await sleep(FLOW_MS);
+    await h.sleep(FLOW_MS);
     const ids = await writer.stop();
     expect(writer.errors).toEqual([]);
 
-    await waitForDelivery(pool, consumer, ids, 60_000);
+    await h.waitForDelivery(pool, consumer, ids, 60_000);
     // The same process did it all: it reconnected by itself.
     expect(worker.running).toBe(true);
     const cuts = OUTAGES.filter((o) => o.kind === "cut").length;
     expect(worker.countLines(/broker reconnected/)).toBeGreaterThanOrEqual(cuts);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
 
-    const result = computeRow(
+    const result = h.computeRow(
       "3. broker unreachable mid-stream",
       ids,
       consumer,
       `outbox during outages: ${growth.join(", ")}`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

@@ -4,29 +4,12 @@
 import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
-import {
-  computeRow,
-  expectNoLoss,
-  killProc,
-  outboxCount,
-  recordRow,
-  relayBackends,
-  size,
-  sleep,
-  startWorker,
-  stoppedStats,
-  streamMessages,
-  TEST_TIMEOUT,
-  terminateRelayBackendsMidBatch,
-  useScenario,
-  waitForDelivery,
-  writeMessages,
-} from "./harness.js";
+import * as h from "./harness.js";
 
-const { amqpUrl, url, pool, prisma, defer } = await useScenario();
+const { amqpUrl, url, pool, prisma, defer } = await h.useScenario();
 
-const BACKLOG = size(5_000, 20_000);
-const ROUNDS = size(12, 40);
+const BACKLOG = h.size(5_000, 20_000);
+const ROUNDS = h.size(12, 40);
 const EVERY_MS = 300;
 
 it(
@@ -34,28 +17,28 @@ it(
   async () => {
     const consumer = await startCountingConsumer(amqpUrl, uniqueName("rel.database"));
     defer(() => consumer.close());
-    const backlog = await writeMessages(prisma, { exchange: consumer.exchange, count: BACKLOG });
+    const backlog = await h.writeMessages(prisma, { exchange: consumer.exchange, count: BACKLOG });
     // Small batches and one drain loop: the backlog lasts through several terminations.
-    const worker = await startWorker({
+    const worker = await h.startWorker({
       databaseUrl: url,
       amqpUrl,
       env: { OUTBOX_BATCH_SIZE: "50", OUTBOX_CONCURRENCY: "1", OUTBOX_SWEEP_MIN_AGE_MS: "1000" },
     });
-    const writer = streamMessages(prisma, { exchange: consumer.exchange, chunk: 10, everyMs: 25 });
+    const writer = h.streamMessages(prisma, { exchange: consumer.exchange, chunk: 10, everyMs: 25 });
 
     let terminated = 0;
     let roundsThatHit = 0;
     let roundsInBatch = 0;
     const bursts: string[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      await sleep(EVERY_MS);
+      await h.sleep(EVERY_MS);
       // A burst right before each termination, so that the relay is busy when it loses its connections however
       // fast it drains (Node 24 drains the initial backlog in well under a second); and the termination comes, if
       // it can within a moment, while a batch is open (rows claimed, waiting for confirms): it interrupts that batch.
       bursts.push(
-        ...(await writeMessages(prisma, { exchange: consumer.exchange, count: 500, from: BACKLOG + round * 500 })),
+        ...(await h.writeMessages(prisma, { exchange: consumer.exchange, count: 500, from: BACKLOG + round * 500 })),
       );
-      const hit = await terminateRelayBackendsMidBatch(pool, 2_000);
+      const hit = await h.terminateRelayBackendsMidBatch(pool, 2_000);
       terminated += hit.terminated;
       if (hit.terminated > 0) roundsThatHit++;
       if (hit.inBatch > 0) roundsInBatch++;
@@ -63,30 +46,30 @@ it(
     const ids = [...backlog, ...bursts, ...(await writer.stop())];
     expect(writer.errors).toEqual([]);
 
-    await waitForDelivery(pool, consumer, ids, 90_000);
+    await h.waitForDelivery(pool, consumer, ids, 90_000);
     expect(worker.running, worker.log()).toBe(true);
     // It connected again (pool and LISTEN) on its own.
-    expect(await relayBackends(pool)).toBeGreaterThan(0);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
-    const failedBatches = stoppedStats(worker)?.failedBatches;
+    expect(await h.relayBackends(pool)).toBeGreaterThan(0);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
+    const failedBatches = h.stoppedStats(worker)?.failedBatches;
 
-    const result = computeRow(
+    const result = h.computeRow(
       "4. relay's DB connections terminated",
       ids,
       consumer,
       `${terminated} backends in ${roundsThatHit}/${ROUNDS} rounds (${roundsInBatch} in a batch); ${failedBatches} batches failed`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     // The faults were real: most rounds found relay connections to terminate, and terminations interrupted batches
     // that had claimed rows (the worker's own count of the batches that failed and rolled back).
     expect(roundsThatHit).toBeGreaterThanOrEqual(Math.ceil(ROUNDS / 2));
     expect(failedBatches, worker.log()).toBeGreaterThan(0);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );
 
-const PARTITION_MS = size(12_000, 25_000);
+const PARTITION_MS = h.size(12_000, 25_000);
 
 it(
   `the relay's network to PostgreSQL silently partitioned for ${PARTITION_MS} ms mid-stream: recovers after, nothing lost`,
@@ -97,36 +80,36 @@ it(
     // Only the worker goes through the proxy; the app keeps writing directly.
     const proxy = await startTcpProxy({ targetHost: db.hostname, targetPort: Number(db.port || 5432) });
     defer(() => proxy.close());
-    const worker = await startWorker({
+    const worker = await h.startWorker({
       databaseUrl: proxy.url(url),
       amqpUrl,
       env: { OUTBOX_BATCH_SIZE: "100", OUTBOX_SWEEP_MIN_AGE_MS: "1000" },
     });
-    const writer = streamMessages(prisma, { exchange: consumer.exchange, chunk: 20, everyMs: 50 });
-    await sleep(1_500);
+    const writer = h.streamMessages(prisma, { exchange: consumer.exchange, chunk: 20, everyMs: 50 });
+    await h.sleep(1_500);
     // Nothing forwarded, nothing closed: the relay's queries (a COMMIT among them, perhaps) hang.
     proxy.blackhole();
-    await sleep(300);
-    const before = await outboxCount(pool);
-    await sleep(PARTITION_MS);
-    const after = await outboxCount(pool);
+    await h.sleep(300);
+    const before = await h.outboxCount(pool);
+    await h.sleep(PARTITION_MS);
+    const after = await h.outboxCount(pool);
     proxy.restore();
-    await sleep(1_500);
+    await h.sleep(1_500);
     const ids = await writer.stop();
     expect(writer.errors).toEqual([]);
     expect(after).toBeGreaterThan(before);
 
-    await waitForDelivery(pool, consumer, ids, 90_000);
+    await h.waitForDelivery(pool, consumer, ids, 90_000);
     expect(worker.running, worker.log()).toBe(true);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
-    const result = computeRow(
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
+    const result = h.computeRow(
       "4b. relay's DB network partitioned",
       ids,
       consumer,
       `${PARTITION_MS / 1000} s blackhole; outbox ${before}->${after}`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

@@ -6,30 +6,12 @@
 import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
-import {
-  computeRow,
-  expectNoLoss,
-  inOutbox,
-  killProc,
-  outboxCount,
-  randomInt,
-  recordRow,
-  size,
-  sleep,
-  startWorker,
-  stoppedStats,
-  TEST_TIMEOUT,
-  useScenario,
-  waitForDelivery,
-  waitForOpenRelayBatch,
-  waitUntil,
-  writeMessages,
-} from "./harness.js";
+import * as h from "./harness.js";
 
-const { amqpUrl, url, pool, prisma, defer } = await useScenario();
+const { amqpUrl, url, pool, prisma, defer } = await h.useScenario();
 
-const MESSAGES = size(10_000, 50_000);
-const STOPS = size(2, 6);
+const MESSAGES = h.size(10_000, 50_000);
+const STOPS = h.size(2, 6);
 /** Exit after the deadline: closing connections, the CLI's own exit. Generous, for shared cores. */
 const EXIT_SLACK_MS = 3_000;
 /**
@@ -51,19 +33,19 @@ it(
     const broker = new URL(amqpUrl);
     const proxy = await startTcpProxy({ targetHost: broker.hostname, targetPort: Number(broker.port || 5672) });
     defer(() => proxy.close());
-    const ids = await writeMessages(prisma, { exchange: consumer.exchange, count: MESSAGES });
+    const ids = await h.writeMessages(prisma, { exchange: consumer.exchange, count: MESSAGES });
     const stops: string[] = [];
     let longestStopMs = 0;
     for (let k = 0; k < STOPS; k++) {
-      const worker = await startWorker({ databaseUrl: url, amqpUrl: proxy.url(amqpUrl), env, name: `worker-${k}` });
+      const worker = await h.startWorker({ databaseUrl: url, amqpUrl: proxy.url(amqpUrl), env, name: `worker-${k}` });
       const target = Math.floor(((k + 0.2 + Math.random() * 0.5) / (STOPS + 1)) * MESSAGES);
-      await waitUntil(() => consumer.distinct >= target, `${target} messages delivered`, 60_000, 5);
-      await sleep(randomInt(0, 20));
+      await h.waitUntil(() => consumer.distinct >= target, `${target} messages delivered`, 60_000, 5);
+      await h.sleep(h.randomInt(0, 20));
       // However fast it drains, the SIGTERM comes with batches in flight and rows waiting: the broker's traffic is
       // held (its confirms cannot come), a burst is written, and a claimed batch is seen open.
       proxy.blackhole();
-      ids.push(...(await writeMessages(prisma, { exchange: consumer.exchange, count: BURST, from: ids.length })));
-      await waitForOpenRelayBatch(pool);
+      ids.push(...(await h.writeMessages(prisma, { exchange: consumer.exchange, count: BURST, from: ids.length })));
+      await h.waitForOpenRelayBatch(pool);
       const signalledAt = Date.now();
       worker.kill("SIGTERM");
       // Once it has begun to stop (it claims nothing more), the broker answers again: the batches in flight finish.
@@ -74,15 +56,15 @@ it(
       longestStopMs = Math.max(longestStopMs, tookMs);
       expect(exit.code, worker.log()).toBe(0);
       expect(tookMs, worker.log()).toBeLessThanOrEqual(stopTimeoutMs + EXIT_SLACK_MS);
-      const stats = stoppedStats(worker);
+      const stats = h.stoppedStats(worker);
       expect(stats, worker.log()).toBeDefined();
       // No batch reached the deadline: every one in flight was finished (committed), none aborted.
       expect(stats?.failedBatches, worker.log()).toBe(0);
       // It stopped mid-drain (the burst is larger than what it can have claimed)...
-      const left = await outboxCount(pool);
+      const left = await h.outboxCount(pool);
       expect(left).toBeGreaterThan(0);
       // ...and every row that left the outbox was delivered, once: batches in flight were finished, not dropped.
-      await waitUntil(
+      await h.waitUntil(
         () => consumer.distinct === ids.length - left,
         () => `${ids.length - left} delivered, got ${consumer.distinct}`,
         10_000,
@@ -90,22 +72,22 @@ it(
       expect(consumer.duplicates).toBe(0);
       stops.push(`${tookMs} ms with ${left} left`);
     }
-    const last = await startWorker({ databaseUrl: url, amqpUrl, env, name: "final" });
-    await waitForDelivery(pool, consumer, ids, 60_000);
-    expect((await killProc(last, "SIGTERM")).code).toBe(0);
+    const last = await h.startWorker({ databaseUrl: url, amqpUrl, env, name: "final" });
+    await h.waitForDelivery(pool, consumer, ids, 60_000);
+    expect((await h.killProc(last, "SIGTERM")).code).toBe(0);
 
-    const result = computeRow(
+    const result = h.computeRow(
       "8. graceful stop (SIGTERM) under load",
       ids,
       consumer,
       `${STOPS} stops with batches in flight, longest ${longestStopMs} ms (deadline ${stopTimeoutMs} ms), none aborted`,
     );
-    recordRow(result);
+    h.recordRow(result);
     console.log(`stops: ${stops.join("; ")}`);
-    expectNoLoss(result);
+    h.expectNoLoss(result);
     expect(result.duplicates).toBe(0);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );
 
 /**
@@ -125,18 +107,18 @@ it(
     const broker = new URL(amqpUrl);
     const proxy = await startTcpProxy({ targetHost: broker.hostname, targetPort: Number(broker.port || 5672) });
     defer(() => proxy.close());
-    const count = size(5_000, 20_000);
-    const ids = await writeMessages(prisma, { exchange: consumer.exchange, count });
-    const worker = await startWorker({ databaseUrl: url, amqpUrl: proxy.url(amqpUrl), env, name: "hung" });
-    await waitUntil(() => consumer.distinct >= count / 5, "some messages delivered", 60_000, 5);
+    const count = h.size(5_000, 20_000);
+    const ids = await h.writeMessages(prisma, { exchange: consumer.exchange, count });
+    const worker = await h.startWorker({ databaseUrl: url, amqpUrl: proxy.url(amqpUrl), env, name: "hung" });
+    await h.waitUntil(() => consumer.distinct >= count / 5, "some messages delivered", 60_000, 5);
     // The broker stops answering (no reset, as a dead network); then messages come, and a batch of them is claimed
     // and published: it waits for confirms that cannot come.
     proxy.blackhole();
-    const burst = await writeMessages(prisma, { exchange: consumer.exchange, count: BURST, from: count });
+    const burst = await h.writeMessages(prisma, { exchange: consumer.exchange, count: BURST, from: count });
     ids.push(...burst);
-    await waitForOpenRelayBatch(pool);
+    await h.waitForOpenRelayBatch(pool);
     const signalledAt = Date.now();
-    const exit = await killProc(worker, "SIGTERM");
+    const exit = await h.killProc(worker, "SIGTERM");
     const tookMs = exit.at - signalledAt;
     console.log(`stop with the broker hung took ${tookMs} ms (deadline ${stopTimeoutMs} ms)`);
     expect(exit.code, worker.log()).toBe(0);
@@ -144,21 +126,21 @@ it(
     // It waited for the deadline, then aborted the batches that could not finish; they rolled back: every message
     // written while the broker was silent is in the outbox again.
     expect(tookMs).toBeGreaterThanOrEqual(stopTimeoutMs - 100);
-    expect(stoppedStats(worker)?.failedBatches, worker.log()).toBeGreaterThan(0);
-    expect(await inOutbox(pool, burst)).toBe(burst.length);
+    expect(h.stoppedStats(worker)?.failedBatches, worker.log()).toBeGreaterThan(0);
+    expect(await h.inOutbox(pool, burst)).toBe(burst.length);
 
-    const last = await startWorker({ databaseUrl: url, amqpUrl, env, name: "final" });
-    await waitForDelivery(pool, consumer, ids, 60_000);
-    expect((await killProc(last, "SIGTERM")).code).toBe(0);
-    const result = computeRow(
+    const last = await h.startWorker({ databaseUrl: url, amqpUrl, env, name: "final" });
+    await h.waitForDelivery(pool, consumer, ids, 60_000);
+    expect((await h.killProc(last, "SIGTERM")).code).toBe(0);
+    const result = h.computeRow(
       "8b. graceful stop with the broker hung",
       ids,
       consumer,
       `stop took ${tookMs} ms (deadline ${stopTimeoutMs} ms + grace)`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     expect(tookMs, worker.log()).toBeLessThanOrEqual(stopTimeoutMs + HUNG_STOP_GRACE_MS + EXIT_SLACK_MS);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

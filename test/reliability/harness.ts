@@ -4,6 +4,9 @@
 //
 // Each scenario is a real run against the real PostgreSQL and RabbitMQ. Consumers count arrivals by message id, so
 // "lost" and "duplicate" are exact. Two sizes: the default (CI) and CHAOS=1 (more messages, more faults).
+//
+// A scenario file imports it whole (`import * as h from "./harness.js"`, and `ih` for inbox-harness.ts) and starts
+// with `useScenario()`: its imports and preamble then name only what it adds.
 import { appendFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -411,10 +414,9 @@ export function expectNoLoss(result: ScenarioResult): void {
 }
 
 // The scenarios take everything from this module: the shared helpers it builds on, too.
-export { type Exit, killAll, killProc, type Proc, spawnTsx, useProcessCleanup } from "../support/process-harness.js";
+export { type Exit, killAll, killProc, type Proc, spawnTsx } from "../support/process-harness.js";
 export { outboxCount } from "../support/tables.js";
 export { sleep, waitUntil } from "../support/wait.js";
-export { newPool };
 
 /**
  * What most scenario files start with: their own database (dropped after the file), a pool on it, the app's Prisma

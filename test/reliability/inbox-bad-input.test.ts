@@ -6,21 +6,12 @@
 import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
 import { expect, it } from "vitest";
-import { expectNoLoss, killProc, recordRow, size, TEST_TIMEOUT, useScenario } from "./harness.js";
-import {
-  computeInboxRow,
-  inboxStats,
-  inboxStatuses,
-  readEffects,
-  resetInboxTables,
-  startInbox,
-  startPublisher,
-  waitForEffects,
-} from "./inbox-harness.js";
+import * as h from "./harness.js";
+import * as ih from "./inbox-harness.js";
 
-const { amqpUrl, url, pool, defer } = await useScenario();
+const { amqpUrl, url, pool, defer } = await h.useScenario();
 
-const GOOD = size(2_000, 20_000);
+const GOOD = h.size(2_000, 20_000);
 
 type Culprit = { name: string; body: Buffer; options: amqp.Options.Publish; reason: RegExp };
 
@@ -71,13 +62,13 @@ function culprits(): Culprit[] {
 it(
   `I8. ${GOOD} good messages with 7 deliveries PostgreSQL cannot store mixed in: culprits dead with their reason, the others handled`,
   async () => {
-    await resetInboxTables(pool);
-    const publisher = await startPublisher(amqpUrl, "rel.inbox.bad");
+    await ih.resetInboxTables(pool);
+    const publisher = await ih.startPublisher(amqpUrl, "rel.inbox.bad");
     defer(() => publisher.close());
     const connection = await amqp.connect(amqpUrl);
     defer(() => connection.close().catch(() => {}));
     const channel = await connection.createConfirmChannel();
-    const worker = await startInbox({ ...publisher, databaseUrl: url, amqpUrl });
+    const worker = await ih.startInbox({ ...publisher, databaseUrl: url, amqpUrl });
 
     const bad = culprits();
     // Spread over the stream, so that each lands in a receive batch with good deliveries.
@@ -97,10 +88,10 @@ it(
     }
     await channel.waitForConfirms();
 
-    await waitForEffects(pool, ids, { timeoutMs: 60_000, dead: bad.length });
-    const stats = inboxStats(worker);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
-    expect(await inboxStatuses(pool)).toEqual({ processed: GOOD, dead: bad.length });
+    await ih.waitForEffects(pool, ids, { timeoutMs: 60_000, dead: bad.length });
+    const stats = ih.inboxStats(worker);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
+    expect(await ih.inboxStatuses(pool)).toEqual({ processed: GOOD, dead: bad.length });
     const { rows } = await pool.query<{ message_id: string | null; last_error: string; body: Buffer | null }>(
       "SELECT message_id, last_error, body FROM inbox_message WHERE status = 'dead' ORDER BY id",
     );
@@ -117,17 +108,17 @@ it(
     expect(rowOf(bad[6]!).body).toBeNull(); // the oversized body let go
     expect(await publisher.ready()).toBe(0);
 
-    const effects = await readEffects(pool);
-    const result = computeInboxRow(
+    const effects = await ih.readEffects(pool);
+    const result = ih.computeInboxRow(
       "I8. deliveries PostgreSQL cannot store mixed in",
       ids,
       effects,
       `7 culprits (NUL in messageId, type, correlationId, x-ordering-key, a header; 30,000-deep JSON; 2 MiB body) dead with their reason; ${stats.received} deliveries received`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     expect(result.duplicates).toBe(0);
     expect(result.maxDelayMs).toBeLessThan(30_000);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

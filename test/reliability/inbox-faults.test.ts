@@ -4,26 +4,14 @@
 // for some messages; I6 four inbox workers on one queue.
 import { expect, it } from "vitest";
 import { startTcpProxy } from "../support/tcp-proxy.js";
-import { expectNoLoss, killProc, recordRow, size, sleep, TEST_TIMEOUT, useScenario, waitUntil } from "./harness.js";
-import {
-  computeInboxRow,
-  inboxBackends,
-  inboxStats,
-  inboxStatuses,
-  type Publisher,
-  readEffects,
-  resetInboxTables,
-  startInbox,
-  startPublisher,
-  terminateInboxBackends,
-  waitForEffects,
-} from "./inbox-harness.js";
+import * as h from "./harness.js";
+import * as ih from "./inbox-harness.js";
 
-const { amqpUrl, url, pool, defer } = await useScenario();
+const { amqpUrl, url, pool, defer } = await h.useScenario();
 
-async function setUp(prefix: string): Promise<Publisher> {
-  await resetInboxTables(pool);
-  const publisher = await startPublisher(amqpUrl, prefix);
+async function setUp(prefix: string): Promise<ih.Publisher> {
+  await ih.resetInboxTables(pool);
+  const publisher = await ih.startPublisher(amqpUrl, prefix);
   defer(() => publisher.close());
   return publisher;
 }
@@ -32,14 +20,14 @@ async function setUp(prefix: string): Promise<Publisher> {
  * Publishes `chunk` messages every `everyMs` until stopped; stop() resolves with every id, or rejects with the error
  * that ended the stream. Stopped at the test's cleanup too (before the publisher closes), if the test failed first.
  */
-function publishStream(publisher: Publisher, chunk: number, everyMs: number) {
+function publishStream(publisher: ih.Publisher, chunk: number, everyMs: number) {
   const ids: string[] = [];
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
       const started = Date.now();
       ids.push(...(await publisher.publish(chunk, { from: ids.length })));
-      await sleep(Math.max(0, everyMs - (Date.now() - started)));
+      await h.sleep(Math.max(0, everyMs - (Date.now() - started)));
     }
   })();
   loop.catch(() => {}); // reported by stop()
@@ -55,35 +43,35 @@ function publishStream(publisher: Publisher, chunk: number, everyMs: number) {
   return stream;
 }
 
-const STORM = size(1_000, 10_000);
+const STORM = h.size(1_000, 10_000);
 
 it(
   `I3. every one of ${STORM} messages published 3 times, copies shuffled: each handled once`,
   async () => {
     const publisher = await setUp("rel.inbox.storm");
-    const worker = await startInbox({ ...publisher, databaseUrl: url, amqpUrl });
+    const worker = await ih.startInbox({ ...publisher, databaseUrl: url, amqpUrl });
     const ids = await publisher.publish(STORM, { times: 3 });
-    await waitForEffects(pool, ids);
-    await waitUntil(() => (inboxStats(worker).received ?? 0) >= 3 * STORM, "the worker's stats", 10_000);
-    const stats = inboxStats(worker);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
-    expect(await inboxStatuses(pool)).toEqual({ processed: STORM });
+    await ih.waitForEffects(pool, ids);
+    await h.waitUntil(() => (ih.inboxStats(worker).received ?? 0) >= 3 * STORM, "the worker's stats", 10_000);
+    const stats = ih.inboxStats(worker);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
+    expect(await ih.inboxStatuses(pool)).toEqual({ processed: STORM });
     expect(stats).toMatchObject({ received: 3 * STORM, stored: STORM, duplicates: 2 * STORM, handled: STORM });
 
-    const result = computeInboxRow(
+    const result = ih.computeInboxRow(
       "I3. duplicate storm (each message published 3 times)",
       ids,
-      await readEffects(pool),
+      await ih.readEffects(pool),
       `${stats.received} deliveries: ${stats.stored} stored, ${stats.duplicates} deduplicated`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     expect(result.duplicates).toBe(0);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );
 
-const ROUNDS = size(10, 40);
+const ROUNDS = h.size(10, 40);
 
 it(
   `I4. the inbox's PostgreSQL connections terminated ${ROUNDS} times mid-stream: recovers by itself, each handled once`,
@@ -96,42 +84,42 @@ it(
       INBOX_HANDLER_TIMEOUT_MS: "1000",
       INBOX_SWEEP_INTERVAL_MS: "100",
     };
-    const worker = await startInbox({ ...publisher, databaseUrl: url, amqpUrl, env });
+    const worker = await ih.startInbox({ ...publisher, databaseUrl: url, amqpUrl, env });
     const stream = publishStream(publisher, 20, 50);
     let terminated = 0;
     let inHandler = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      await sleep(300);
-      const hit = await terminateInboxBackends(pool);
+      await h.sleep(300);
+      const hit = await ih.terminateInboxBackends(pool);
       terminated += hit.terminated;
       inHandler += hit.inHandler;
     }
     const ids = await stream.stop();
     // Rows claimed when a connection died may wait out their lease (handlerTimeoutMs + 15 s).
-    await waitForEffects(pool, ids, { timeoutMs: 60_000 });
+    await ih.waitForEffects(pool, ids, { timeoutMs: 60_000 });
     expect(worker.running, worker.log()).toBe(true);
-    expect(await inboxBackends(pool)).toBeGreaterThan(0);
-    const stats = inboxStats(worker);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
-    expect(await inboxStatuses(pool)).toEqual({ processed: ids.length });
+    expect(await ih.inboxBackends(pool)).toBeGreaterThan(0);
+    const stats = ih.inboxStats(worker);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
+    expect(await ih.inboxStatuses(pool)).toEqual({ processed: ids.length });
     const unrecorded = worker.countLines(/ERROR inbox row/);
 
-    const result = computeInboxRow(
+    const result = ih.computeInboxRow(
       "I4. inbox's DB connections terminated",
       ids,
-      await readEffects(pool),
+      await ih.readEffects(pool),
       `${terminated} backends in ${ROUNDS} rounds (${inHandler} inside a handler); ${stats.retries} handler retries; ${unrecorded} outcomes not recorded (row back after its lease)`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     expect(result.duplicates).toBe(0);
     expect(terminated).toBeGreaterThanOrEqual(ROUNDS);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );
 
-const CUTS = size(1, 3);
-const CUT_MS = size(2_000, 5_000);
+const CUTS = h.size(1, 3);
+const CUT_MS = h.size(2_000, 5_000);
 
 it(
   `I4b. the inbox's broker connection cut ${CUTS} times for ${CUT_MS} ms mid-stream: reconnects, each handled once`,
@@ -140,44 +128,44 @@ it(
     const broker = new URL(amqpUrl);
     const proxy = await startTcpProxy({ targetHost: broker.hostname, targetPort: Number(broker.port || 5672) });
     defer(() => proxy.close());
-    const worker = await startInbox({ ...publisher, databaseUrl: url, amqpUrl: proxy.url(amqpUrl) });
+    const worker = await ih.startInbox({ ...publisher, databaseUrl: url, amqpUrl: proxy.url(amqpUrl) });
     const stream = publishStream(publisher, 20, 50);
     const backlog: number[] = [];
     for (let cut = 0; cut < CUTS; cut++) {
-      await sleep(1_000);
+      await h.sleep(1_000);
       // Connected and keeping up (after a cut, the reconnection's backoff may have outlasted the cut).
-      await waitUntil(async () => (await publisher.ready()) < 100, "the worker to consume again", 60_000, 50);
+      await h.waitUntil(async () => (await publisher.ready()) < 100, "the worker to consume again", 60_000, 50);
       const lost = worker.countLines(/RabbitMQ connection lost/);
       proxy.cut();
       await worker.waitForLine(/RabbitMQ connection lost/, 10_000, lost + 1);
-      await sleep(CUT_MS);
+      await h.sleep(CUT_MS);
       // Published meanwhile, held by the broker.
       backlog.push(await publisher.ready());
       proxy.restore();
     }
-    await sleep(1_000);
+    await h.sleep(1_000);
     const ids = await stream.stop();
-    await waitForEffects(pool, ids, { timeoutMs: 60_000 });
+    await ih.waitForEffects(pool, ids, { timeoutMs: 60_000 });
     expect(worker.running, worker.log()).toBe(true);
-    const stats = inboxStats(worker);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
-    expect(await inboxStatuses(pool)).toEqual({ processed: ids.length });
+    const stats = ih.inboxStats(worker);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
+    expect(await ih.inboxStatuses(pool)).toEqual({ processed: ids.length });
     expect(backlog.every((n) => n > 0)).toBe(true);
 
-    const result = computeInboxRow(
+    const result = ih.computeInboxRow(
       "I4b. inbox's broker connection cut",
       ids,
-      await readEffects(pool),
+      await ih.readEffects(pool),
       `queue during cuts: ${backlog.join(", ")}; ${stats.received} deliveries, ${stats.duplicates} redeliveries deduplicated`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     expect(result.duplicates).toBe(0);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );
 
-const POISON_MESSAGES = size(1_000, 5_000);
+const POISON_MESSAGES = h.size(1_000, 5_000);
 const POISON_EVERY = 25;
 const MAX_ATTEMPTS = 3;
 
@@ -191,16 +179,16 @@ it(
       INBOX_RETRY_MAX_DELAY_MS: "100",
       INBOX_SWEEP_INTERVAL_MS: "50",
     };
-    const worker = await startInbox({ ...publisher, databaseUrl: url, amqpUrl, env });
+    const worker = await ih.startInbox({ ...publisher, databaseUrl: url, amqpUrl, env });
     const all = await publisher.publish(POISON_MESSAGES, {
       extra: (i) => (i % POISON_EVERY === 0 ? { poison: true } : {}),
     });
     const poison = all.filter((_, i) => i % POISON_EVERY === 0);
     const ids = all.filter((_, i) => i % POISON_EVERY !== 0);
-    await waitForEffects(pool, ids, { dead: poison.length });
-    const stats = inboxStats(worker);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
-    expect(await inboxStatuses(pool)).toEqual({ processed: ids.length, dead: poison.length });
+    await ih.waitForEffects(pool, ids, { dead: poison.length });
+    const stats = ih.inboxStats(worker);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
+    expect(await ih.inboxStatuses(pool)).toEqual({ processed: ids.length, dead: poison.length });
     const { rows } = await pool.query<{ message_id: string; attempts: number; last_error: string }>(
       "SELECT message_id, attempts, last_error FROM inbox_message WHERE status = 'dead'",
     );
@@ -209,25 +197,25 @@ it(
       expect(r.attempts).toBe(MAX_ATTEMPTS);
       expect(r.last_error).toMatch(/poison message \d+/);
     }
-    const effects = await readEffects(pool);
+    const effects = await ih.readEffects(pool);
     // Each attempt wrote its Effect row before throwing: every one of those writes rolled back.
     expect(poison.filter((id) => effects.counts.has(id))).toEqual([]);
 
-    const result = computeInboxRow(
+    const result = ih.computeInboxRow(
       "I5. poison messages (handler always throws)",
       ids,
       effects,
       `${poison.length} dead after ${MAX_ATTEMPTS} attempts with their error, no effect left; ${stats.retries} retries`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     expect(result.duplicates).toBe(0);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );
 
 const WORKERS = 4;
-const SHARED = size(2_000, 20_000);
+const SHARED = h.size(2_000, 20_000);
 
 it(
   `I6. ${WORKERS} inbox workers on one queue, ${SHARED} messages: each handled once, work shared`,
@@ -235,26 +223,26 @@ it(
     const publisher = await setUp("rel.inbox.four");
     const workers = await Promise.all(
       Array.from({ length: WORKERS }, (_, i) =>
-        startInbox({ ...publisher, databaseUrl: url, amqpUrl, env: { INBOX_PREFETCH: "100" }, name: `inbox-${i}` }),
+        ih.startInbox({ ...publisher, databaseUrl: url, amqpUrl, env: { INBOX_PREFETCH: "100" }, name: `inbox-${i}` }),
       ),
     );
     const ids = await publisher.publish(SHARED);
-    await waitForEffects(pool, ids);
-    const exits = await Promise.all(workers.map((w) => killProc(w, "SIGTERM")));
+    await ih.waitForEffects(pool, ids);
+    const exits = await Promise.all(workers.map((w) => h.killProc(w, "SIGTERM")));
     expect(exits.map((e) => e.code)).toEqual(workers.map(() => 0));
-    const effects = await readEffects(pool);
+    const effects = await ih.readEffects(pool);
     const perWorker = workers.map((w) => [...effects.pids.values()].filter((pid) => pid === w.pid).length);
 
-    const result = computeInboxRow(
+    const result = ih.computeInboxRow(
       `I6. ${WORKERS} inbox workers on one queue`,
       ids,
       effects,
       `handled per worker: ${perWorker.join("/")}`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     expect(result.duplicates).toBe(0);
     expect(perWorker.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

@@ -9,24 +9,12 @@
 // written, since the relays delete the rows.
 import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import {
-  computeRow,
-  expectNoLoss,
-  killProc,
-  type Proc,
-  recordRow,
-  size,
-  sleep,
-  startWorker,
-  TEST_TIMEOUT,
-  useScenario,
-  waitForDelivery,
-} from "./harness.js";
-import { computeInboxRow, inboxStatuses, readEffects, startInbox, waitForEffects } from "./inbox-harness.js";
+import * as h from "./harness.js";
+import * as ih from "./inbox-harness.js";
 
-const { amqpUrl, url, pool, prisma, defer } = await useScenario();
+const { amqpUrl, url, pool, prisma, defer } = await h.useScenario();
 
-const MESSAGES = size(4_000, 50_000);
+const MESSAGES = h.size(4_000, 50_000);
 const KEYS = 1_000;
 const RELAYS = 4;
 const KILLS = 3;
@@ -70,12 +58,12 @@ it(
     const broker = { queue, exchange: consumer.exchange, databaseUrl: url, amqpUrl, env: inboxEnv };
     // Both declare the queue (single active consumer: one receives at a time, in queue order); both handle.
     const inboxes = [
-      await startInbox({ ...broker, name: "inbox-a" }),
-      await startInbox({ ...broker, name: "inbox-b" }),
+      await ih.startInbox({ ...broker, name: "inbox-a" }),
+      await ih.startInbox({ ...broker, name: "inbox-b" }),
     ];
     const relayEnv = { OUTBOX_BATCH_SIZE: "100", OUTBOX_SWEEP_MIN_AGE_MS: "1000" };
-    const startRelay = (name: string) => startWorker({ databaseUrl: url, amqpUrl, env: relayEnv, name });
-    const relays: Proc[] = [];
+    const startRelay = (name: string) => h.startWorker({ databaseUrl: url, amqpUrl, env: relayEnv, name });
+    const relays: h.Proc[] = [];
     for (let r = 0; r < RELAYS; r++) relays.push(await startRelay(`relay-${r}`));
 
     // Writers: each transaction writes CHUNK messages of random keys; messages of every 20th key fail once in the
@@ -105,16 +93,16 @@ it(
     // The kills, spread over the writing (and after it, if it ends first).
     const kills: string[] = [];
     for (let k = 0; k < KILLS; k++) {
-      await sleep(size(700, 4_000));
+      await h.sleep(h.size(700, 4_000));
       const victim = k % RELAYS;
-      expect((await killProc(relays[victim]!, "SIGKILL")).signal).toBe("SIGKILL");
+      expect((await h.killProc(relays[victim]!, "SIGKILL")).signal).toBe("SIGKILL");
       kills.push(`relay-${victim} killed at ${written}/${MESSAGES} written`);
-      await sleep(100);
+      await h.sleep(100);
       relays[victim] = await startRelay(`relay-${victim}-${k + 1}`);
     }
     await writing;
-    await waitForDelivery(pool, consumer, ids, size(120_000, 600_000));
-    await waitForEffects(pool, ids, { timeoutMs: size(120_000, 600_000) });
+    await h.waitForDelivery(pool, consumer, ids, h.size(120_000, 600_000));
+    await ih.waitForEffects(pool, ids, { timeoutMs: h.size(120_000, 600_000) });
 
     const { rows } = await pool.query<{ message_id: string; ordering_key: string }>(
       "SELECT message_id, ordering_key FROM written_log ORDER BY id",
@@ -135,26 +123,26 @@ it(
     const inEffects = new Map<string, string[]>();
     for (const e of effectRows) inEffects.set(e.key, [...(inEffects.get(e.key) ?? []), e.messageId]);
 
-    for (const relay of relays) expect((await killProc(relay, "SIGTERM")).code).toBe(0);
-    for (const box of inboxes) expect((await killProc(box, "SIGTERM")).code).toBe(0);
-    expect(await inboxStatuses(pool)).toEqual({ processed: ids.length });
+    for (const relay of relays) expect((await h.killProc(relay, "SIGTERM")).code).toBe(0);
+    for (const box of inboxes) expect((await h.killProc(box, "SIGTERM")).code).toBe(0);
+    expect(await ih.inboxStatuses(pool)).toEqual({ processed: ids.length });
 
     const consumerBad = outOfOrder(expected, atConsumer, true);
     const effectsBad = outOfOrder(expected, inEffects, false);
     const retries = Number((await pool.query("SELECT count(*) FROM inbox_message WHERE attempts > 1")).rows[0].count);
     const notes = `${kills.join("; ")}; ${expected.size} keys; ${retries} handled after a transient failure; keys out of order: consumer ${consumerBad.length}, effects ${effectsBad.length}`;
-    const atRelay = computeRow("O1. per-key order: at the consumer", ids, consumer, notes);
-    const atInbox = computeInboxRow("O1. per-key order: handler effects", ids, await readEffects(pool), notes);
-    recordRow(atRelay);
-    recordRow(atInbox);
+    const atRelay = h.computeRow("O1. per-key order: at the consumer", ids, consumer, notes);
+    const atInbox = ih.computeInboxRow("O1. per-key order: handler effects", ids, await ih.readEffects(pool), notes);
+    h.recordRow(atRelay);
+    h.recordRow(atInbox);
     console.log(notes);
-    expectNoLoss(atRelay);
-    expectNoLoss(atInbox);
+    h.expectNoLoss(atRelay);
+    h.expectNoLoss(atInbox);
     expect(atInbox.duplicates).toBe(0);
     expect(consumerBad.slice(0, 5)).toEqual([]);
     expect(effectsBad.slice(0, 5)).toEqual([]);
     expect(retries).toBeGreaterThan(0);
-    expect(expected.size).toBeGreaterThan(size(900, 999));
+    expect(expected.size).toBeGreaterThan(h.size(900, 999));
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

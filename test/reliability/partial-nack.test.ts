@@ -6,29 +6,13 @@
 import amqp from "amqplib";
 import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import {
-  computeRow,
-  deadLetterRows,
-  expectNoLoss,
-  fastRetries,
-  killProc,
-  outboxCount,
-  recordRow,
-  size,
-  startWorker,
-  stoppedStats,
-  TEST_TIMEOUT,
-  useScenario,
-  waitForDelivery,
-  waitUntil,
-  writeMessages,
-} from "./harness.js";
+import * as h from "./harness.js";
 
-const { amqpUrl, url, pool, prisma, defer } = await useScenario();
+const { amqpUrl, url, pool, prisma, defer } = await h.useScenario();
 
-const MESSAGES = size(1_000, 10_000);
+const MESSAGES = h.size(1_000, 10_000);
 /** The full queue's x-max-length: it takes the first ROOM messages, and refuses every later one. */
-const ROOM = size(400, 4_000);
+const ROOM = h.size(400, 4_000);
 const MAX_ATTEMPTS = 4;
 
 it(
@@ -46,23 +30,23 @@ it(
       await connection.close().catch(() => {});
     });
 
-    const worker = await startWorker({
+    const worker = await h.startWorker({
       databaseUrl: url,
       amqpUrl,
-      env: fastRetries(MAX_ATTEMPTS),
+      env: h.fastRetries(MAX_ATTEMPTS),
     });
-    const ids = await writeMessages(prisma, { exchange: healthy.exchange, count: MESSAGES });
+    const ids = await h.writeMessages(prisma, { exchange: healthy.exchange, count: MESSAGES });
     const refused = MESSAGES - ROOM;
-    const deadLetters = () => deadLetterRows(pool);
-    await waitUntil(
+    const deadLetters = () => h.deadLetterRows(pool);
+    await h.waitUntil(
       async () => (await deadLetters()).length === refused,
       "every refused message dead-lettered",
       120_000,
     );
-    await waitForDelivery(pool, healthy, ids, 60_000, 500);
-    expect(await outboxCount(pool)).toBe(0);
+    await h.waitForDelivery(pool, healthy, ids, 60_000, 500);
+    expect(await h.outboxCount(pool)).toBe(0);
     expect((await channel.checkQueue(full)).messageCount).toBe(ROOM);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
 
     const dead = await deadLetters();
     for (const d of dead) {
@@ -70,24 +54,24 @@ it(
       expect(d.last_error).toMatch(/broker nacked message .*other queues bound to the exchange may already have it/);
     }
     // Every attempt of every refused message was nacked, counted and logged.
-    const stats = stoppedStats(worker);
+    const stats = h.stoppedStats(worker);
     expect(stats?.nacked).toBe(refused * MAX_ATTEMPTS);
     expect(stats?.deadLettered).toBe(refused);
     expect(worker.lines.some((l) => l.includes("the broker nacked messages"))).toBe(true);
 
-    const result = computeRow(
+    const result = h.computeRow(
       "13. one of two bound queues full (reject-publish)",
       ids,
       healthy,
       `maxAttempts ${MAX_ATTEMPTS}; full queue took ${ROOM}, nacked ${refused} x ${MAX_ATTEMPTS} (dead-lettered ${refused}); duplicates = ${refused} x ${MAX_ATTEMPTS - 1}, all at the healthy queue`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     // The exact count: a nacked message reached the healthy queue once per attempt, an accepted one once.
     expect(result.duplicates).toBe(refused * (MAX_ATTEMPTS - 1));
     // Two drain loops share the channel, so which messages the full queue took is not known in advance; how many is.
     const deadIds = new Set(dead.map((d) => d.message_id));
     for (const id of ids) expect(healthy.counts.get(id), id).toBe(deadIds.has(id) ? MAX_ATTEMPTS : 1);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

@@ -12,22 +12,10 @@ import { outbox } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { type Pgbouncer, startPgbouncer } from "../support/pgbouncer.js";
 import { newPool, newPrismaClient } from "../support/prisma.js";
-import {
-  computeRow,
-  delays,
-  expectNoLoss,
-  killProc,
-  recordRow,
-  size,
-  startWorker,
-  streamMessages,
-  TEST_TIMEOUT,
-  useScenario,
-  waitForDelivery,
-} from "./harness.js";
+import * as h from "./harness.js";
 
-const { amqpUrl, url, pool, defer } = await useScenario();
-const STREAM_MS = size(3_000, 20_000);
+const { amqpUrl, url, pool, defer } = await h.useScenario();
+const STREAM_MS = h.size(3_000, 20_000);
 
 async function bouncer(): Promise<Pgbouncer> {
   const b = await startPgbouncer(url);
@@ -48,17 +36,17 @@ async function scenario(name: string, b: Pgbouncer, args: string[], env: Record<
   const app = newPrismaClient(pooled);
   defer(() => app.$disconnect());
   const prisma = app.$extends(outbox({ queue: false }));
-  const worker = await startWorker({ databaseUrl: pooled, amqpUrl, args, env });
-  const writer = streamMessages(prisma, { exchange: consumer.exchange, chunk: 5, everyMs: 20 });
+  const worker = await h.startWorker({ databaseUrl: pooled, amqpUrl, args, env });
+  const writer = h.streamMessages(prisma, { exchange: consumer.exchange, chunk: 5, everyMs: 20 });
   await new Promise((r) => setTimeout(r, STREAM_MS));
   const ids = await writer.stop();
   expect(writer.errors).toEqual([]);
-  await waitForDelivery(pool, consumer, ids, 60_000, 300);
+  await h.waitForDelivery(pool, consumer, ids, 60_000, 300);
   expect(worker.countLines(/batch failed|sweep failed|could not start/)).toBe(0);
-  const ms = delays(ids, consumer);
-  const result = computeRow(name, ids, consumer, `p50 ${percentile(ms, 0.5)} ms, p99 ${percentile(ms, 0.99)} ms`);
-  recordRow(result);
-  expectNoLoss(result);
+  const ms = h.delays(ids, consumer);
+  const result = h.computeRow(name, ids, consumer, `p50 ${percentile(ms, 0.5)} ms, p99 ${percentile(ms, 0.99)} ms`);
+  h.recordRow(result);
+  h.expectNoLoss(result);
   expect(result.duplicates).toBe(0);
   expect(b.log()).not.toMatch(/unsupported startup parameter/);
   return { worker, result, ms };
@@ -72,9 +60,9 @@ it(
     expect(worker.countLines(/LISTEN/)).toBe(0);
     // Woken by NOTIFY, not by the sweeper (which leaves rows younger than 5 s): generous for shared cores.
     expect(percentile(ms, 0.5)).toBeLessThan(1_000);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );
 
 it(
@@ -84,9 +72,9 @@ it(
     const { worker, ms } = await scenario("11b. PgBouncer; --no-listen (sweeper every 1 s)", b, ["--no-listen"]);
     // Swept every second with no minimum age: at most about one interval behind.
     expect(percentile(ms, 0.99)).toBeLessThan(5_000);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );
 
 it(
@@ -113,7 +101,7 @@ it(
     });
     await worker.waitForLine(/ERROR LISTEN connection lost; reconnecting attempt=3 .*hint=.*--listen-url/, 30_000);
     expect(worker.countLines(/LISTEN connection lost; reconnecting attempt=1 /)).toBe(1);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

@@ -4,26 +4,11 @@
 // last error after OUTBOX_MAX_ATTEMPTS; everything else is delivered, and nothing waits behind them.
 import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import {
-  computeRow,
-  deadLetterRows,
-  delays,
-  expectNoLoss,
-  fastRetries,
-  killProc,
-  outboxCount,
-  recordRow,
-  size,
-  startWorker,
-  TEST_TIMEOUT,
-  useScenario,
-  waitForDelivery,
-  waitUntil,
-} from "./harness.js";
+import * as h from "./harness.js";
 
-const { amqpUrl, url, pool, prisma, defer } = await useScenario();
+const { amqpUrl, url, pool, prisma, defer } = await h.useScenario();
 
-const MESSAGES = size(3_000, 20_000);
+const MESSAGES = h.size(3_000, 20_000);
 const MAX_ATTEMPTS = 3;
 
 type Kind = "ok" | "unroutable" | "no-exchange" | "huge-headers";
@@ -42,11 +27,11 @@ it(
     const consumer = await startCountingConsumer(amqpUrl, uniqueName("rel.poison"), "ok.#");
     defer(() => consumer.close());
     const missingExchange = uniqueName("rel.missing");
-    const worker = await startWorker({
+    const worker = await h.startWorker({
       databaseUrl: url,
       amqpUrl,
       env: {
-        ...fastRetries(MAX_ATTEMPTS),
+        ...h.fastRetries(MAX_ATTEMPTS),
         OUTBOX_BATCH_SIZE: "100",
       },
     });
@@ -82,17 +67,17 @@ it(
     }
 
     // Nothing blocked: every good message arrives (the poison ones are retried and dead-lettered beside them).
-    await waitForDelivery(pool, consumer, okIds, 60_000, 200);
-    const okDelays = delays(okIds, consumer).sort((a, b) => a - b);
-    const deadLetters = () => deadLetterRows(pool);
-    await waitUntil(
+    await h.waitForDelivery(pool, consumer, okIds, 60_000, 200);
+    const okDelays = h.delays(okIds, consumer).sort((a, b) => a - b);
+    const deadLetters = () => h.deadLetterRows(pool);
+    await h.waitUntil(
       async () => (await deadLetters()).length === poison.size,
       "every poison message dead-lettered",
       60_000,
     );
-    expect(await outboxCount(pool)).toBe(0);
+    expect(await h.outboxCount(pool)).toBe(0);
     expect(worker.running).toBe(true);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
 
     const dead = await deadLetters();
     expect(new Set(dead.map((d) => d.message_id))).toEqual(new Set(poison.keys()));
@@ -114,7 +99,7 @@ it(
       acc[k] = (acc[k] ?? 0) + 1;
       return acc;
     }, {});
-    const result = computeRow(
+    const result = h.computeRow(
       "6. poison and unroutable mixed in",
       okIds,
       consumer,
@@ -122,11 +107,11 @@ it(
         .map(([k, n]) => `${n} ${k}`)
         .join(", ")}; ok p99 ${Math.round(okDelays[Math.floor(okDelays.length * 0.99)] ?? 0)} ms`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     expect(result.duplicates).toBe(0);
     // Generous (shared cores); a relay stuck behind a poison message would take minutes, or forever.
     expect(result.maxDelayMs).toBeLessThan(15_000);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

@@ -5,34 +5,17 @@
 import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { startCommitGate } from "./commit-gate.js";
-import {
-  computeRow,
-  expectNoLoss,
-  inOutbox,
-  killProc,
-  outboxCount,
-  randomInt,
-  recordRow,
-  size,
-  sleep,
-  startWorker,
-  TEST_TIMEOUT,
-  useScenario,
-  waitForDelivery,
-  waitForNoRelayBackends,
-  waitUntil,
-  writeMessages,
-} from "./harness.js";
+import * as h from "./harness.js";
 
-const { amqpUrl, url, pool, prisma, defer } = await useScenario();
+const { amqpUrl, url, pool, prisma, defer } = await h.useScenario();
 
-const MESSAGES = size(10_000, 50_000);
-const KILLS = size(5, 10);
+const MESSAGES = h.size(10_000, 50_000);
+const KILLS = h.size(5, 10);
 /**
  * Written before each worker starts, so that it always has a backlog to drain (however fast the previous ones
  * were): the gated worker has a batch to COMMIT, and the others are killed part-way through their own backlog.
  */
-const BURST = size(2_000, 5_000);
+const BURST = h.size(2_000, 5_000);
 /** Small batches: more transactions, so that kills land inside them (claimed, published, confirmed, committing). */
 const env = { OUTBOX_BATCH_SIZE: "100", OUTBOX_SWEEP_MIN_AGE_MS: "1000" };
 
@@ -41,37 +24,37 @@ it(
   async () => {
     const consumer = await startCountingConsumer(amqpUrl, uniqueName("rel.sigkill"));
     defer(() => consumer.close());
-    const ids = await writeMessages(prisma, { exchange: consumer.exchange, count: MESSAGES });
+    const ids = await h.writeMessages(prisma, { exchange: consumer.exchange, count: MESSAGES });
 
     // The kill after the confirms and before COMMIT comes at a random place among the others.
-    const gatedKill = randomInt(0, KILLS - 1);
+    const gatedKill = h.randomInt(0, KILLS - 1);
     const kills: string[] = [];
     let held: string[] = [];
     /** Kills, besides the gated one, after which the outbox was not empty: the worker had not finished. */
     let midDrain = 0;
 
     for (let k = 0; k < KILLS; k++) {
-      ids.push(...(await writeMessages(prisma, { exchange: consumer.exchange, count: BURST, from: ids.length })));
+      ids.push(...(await h.writeMessages(prisma, { exchange: consumer.exchange, count: BURST, from: ids.length })));
       if (k === gatedKill) {
         const gate = await startCommitGate("127.0.0.1", Number(new URL(url).port || 5432));
         defer(() => gate.close());
         const holding = gate.arm();
-        const worker = await startWorker({ databaseUrl: gate.url(url), amqpUrl, env, name: `gated-${k}` });
+        const worker = await h.startWorker({ databaseUrl: gate.url(url), amqpUrl, env, name: `gated-${k}` });
         const commit = await Promise.race([
           holding,
-          sleep(30_000).then(() => {
+          h.sleep(30_000).then(() => {
             throw new Error("the gated worker never sent a COMMIT for a non-empty batch");
           }),
         ]);
-        const exit = await killProc(worker, "SIGKILL");
+        const exit = await h.killProc(worker, "SIGKILL");
         expect(exit.signal).toBe("SIGKILL");
         held = commit.messageIds;
         // Its connections are gone, so the open transaction rolled back: the rows are back in the outbox...
-        await waitForNoRelayBackends(pool);
-        expect(await inOutbox(pool, held)).toBe(held.length);
+        await h.waitForNoRelayBackends(pool);
+        expect(await h.inOutbox(pool, held)).toBe(held.length);
         // ...although the broker had confirmed every one of them (RabbitMQ confirms a routed persistent message once
         // its queue has it): the consumer gets them all.
-        await waitUntil(
+        await h.waitUntil(
           () => held.every((id) => consumer.counts.has(id)),
           "the held batch's messages to reach the consumer",
           10_000,
@@ -81,41 +64,41 @@ it(
       }
       // The kill comes when this worker has published a random share of the backlog it started with (arrivals count
       // republished messages too), plus a random few milliseconds.
-      const backlog = await outboxCount(pool);
+      const backlog = await h.outboxCount(pool);
       const arrivalsBefore = consumer.arrivals.length;
       const target = Math.floor((0.05 + Math.random() * 0.55) * backlog);
-      const worker = await startWorker({ databaseUrl: url, amqpUrl, env, name: `worker-${k}` });
-      await waitUntil(
+      const worker = await h.startWorker({ databaseUrl: url, amqpUrl, env, name: `worker-${k}` });
+      await h.waitUntil(
         () => consumer.arrivals.length - arrivalsBefore >= target || !worker.running,
         `${target} of ${backlog} messages published by worker-${k}`,
         60_000,
         5,
       );
-      await sleep(randomInt(0, 40));
+      await h.sleep(h.randomInt(0, 40));
       const published = consumer.arrivals.length - arrivalsBefore;
-      const exit = await killProc(worker, "SIGKILL");
+      const exit = await h.killProc(worker, "SIGKILL");
       expect(exit.signal, `worker ${k} was expected to be alive until killed:\n${worker.log()}`).toBe("SIGKILL");
       // Once its transactions have rolled back, what is left shows whether it was killed mid-drain.
-      await waitForNoRelayBackends(pool);
-      const left = await outboxCount(pool);
+      await h.waitForNoRelayBackends(pool);
+      const left = await h.outboxCount(pool);
       if (left > 0) midDrain++;
       kills.push(`after ~${published}/${backlog} published, ${left} left`);
     }
 
     // The last worker, never killed, delivers the rest.
-    const last = await startWorker({ databaseUrl: url, amqpUrl, env, name: "final" });
-    await waitForDelivery(pool, consumer, ids, 120_000);
-    expect((await killProc(last, "SIGTERM")).code).toBe(0);
+    const last = await h.startWorker({ databaseUrl: url, amqpUrl, env, name: "final" });
+    await h.waitForDelivery(pool, consumer, ids, 120_000);
+    expect((await h.killProc(last, "SIGTERM")).code).toBe(0);
 
-    const result = computeRow(
+    const result = h.computeRow(
       "1. relay SIGKILLed while draining",
       ids,
       consumer,
       `${KILLS} kills: 1 after confirm/before COMMIT (${held.length} held, all republished), ${midDrain}/${KILLS - 1} others mid-drain`,
     );
-    recordRow(result);
+    h.recordRow(result);
     console.log(`kills: ${kills.join("; ")}`);
-    expectNoLoss(result);
+    h.expectNoLoss(result);
     // Every message of the held batch was published twice: once before the kill, once by a later worker.
     expect(held.length).toBeGreaterThan(0);
     expect(held.filter((id) => (consumer.counts.get(id) ?? 0) < 2)).toEqual([]);
@@ -124,5 +107,5 @@ it(
     expect(midDrain, kills.join("; ")).toBeGreaterThanOrEqual(1);
     expect(Number((await pool.query("SELECT count(*) FROM outbox_dead_letter")).rows[0].count)).toBe(0);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

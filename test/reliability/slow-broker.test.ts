@@ -6,21 +6,10 @@
 import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { startInterceptingProxy } from "../support/tcp-proxy.js";
-import {
-  computeRow,
-  expectNoLoss,
-  killProc,
-  recordRow,
-  size,
-  startWorker,
-  stoppedStats,
-  TEST_TIMEOUT,
-  useScenario,
-  waitForDelivery,
-} from "./harness.js";
+import * as h from "./harness.js";
 
-const { amqpUrl, url, pool, prisma, defer } = await useScenario();
-const MESSAGES = size(2_000, 10_000);
+const { amqpUrl, url, pool, prisma, defer } = await h.useScenario();
+const MESSAGES = h.size(2_000, 10_000);
 const BYTES_PER_SECOND = 256 * 1024;
 
 /** A TCP proxy that passes client-to-server bytes at `rate` bytes/s (server-to-client unthrottled). */
@@ -57,23 +46,23 @@ it(
         )),
       );
     }
-    const worker = await startWorker({
+    const worker = await h.startWorker({
       databaseUrl: url,
       amqpUrl: throttle.url(amqpUrl),
       env: { OUTBOX_PUBLISH_TIMEOUT_MS: "1500", OUTBOX_BATCH_SIZE: "500" },
     });
-    await waitForDelivery(pool, consumer, ids, 120_000, 500);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
-    const stats = stoppedStats(worker)!;
+    await h.waitForDelivery(pool, consumer, ids, 120_000, 500);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
+    const stats = h.stoppedStats(worker)!;
     const timeouts = worker.countLines(/publish timed out: batch limit lowered/);
-    const result = computeRow(
+    const result = h.computeRow(
       "12. slow broker (256 KiB/s link, 1.5 s timeout)",
       ids,
       consumer,
       `${stats.failedBatches} batches timed out (limit 500 -> ${stats.batchLimit}), then none`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     // The limit came down and stayed there: a few halvings, each failing at most the batches in flight then (two
     // drain loops and the sweeper), not one batch per publishTimeoutMs for as long as the backlog lasts.
     expect(stats.batchLimit).toBeLessThan(500);
@@ -83,5 +72,5 @@ it(
     // Duplicates come only from those batches.
     expect(result.duplicates).toBeLessThanOrEqual(stats.failedBatches! * 500);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

@@ -13,26 +13,12 @@ import amqp from "amqplib";
 import { beforeEach, expect, it } from "vitest";
 import { outbox } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import {
-  computeRow,
-  deadLetterRows,
-  delays,
-  expectNoLoss,
-  killProc,
-  outboxCount,
-  recordRow,
-  size,
-  startWorker,
-  TEST_TIMEOUT,
-  useScenario,
-  waitForDelivery,
-  waitUntil,
-} from "./harness.js";
+import * as h from "./harness.js";
 
 const run = promisify(execFile);
-const { amqpUrl, url, pool, base, defer } = await useScenario();
+const { amqpUrl, url, pool, base, defer } = await h.useScenario();
 
-const MESSAGES = size(2_000, 10_000);
+const MESSAGES = h.size(2_000, 10_000);
 const MAX_ATTEMPTS = 3;
 
 /** rabbitmqctl of the broker the suite uses (a local one: these scenarios change its users and settings). */
@@ -43,7 +29,7 @@ async function rabbitmqctl(...args: string[]): Promise<string> {
 
 // The scenarios share the file's database: each starts with no dead letters.
 beforeEach(() => pool.query("DELETE FROM outbox_dead_letter"));
-const deadLetters = () => deadLetterRows(pool);
+const deadLetters = () => h.deadLetterRows(pool);
 
 const WORKER_ENV = {
   OUTBOX_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
@@ -80,14 +66,18 @@ async function writeMixed(
 }
 
 async function expectCulpritsDeadLettered(culprits: string[], pattern: RegExp): Promise<void> {
-  await waitUntil(async () => (await deadLetters()).length === culprits.length, "every culprit dead-lettered", 90_000);
+  await h.waitUntil(
+    async () => (await deadLetters()).length === culprits.length,
+    "every culprit dead-lettered",
+    90_000,
+  );
   const dead = await deadLetters();
   expect(new Set(dead.map((d) => d.message_id))).toEqual(new Set(culprits));
   for (const d of dead) {
     expect(d.attempts).toBe(MAX_ATTEMPTS);
     expect(d.last_error).toMatch(pattern);
   }
-  expect(await outboxCount(pool)).toBe(0);
+  expect(await h.outboxCount(pool)).toBe(0);
 }
 
 it(
@@ -115,7 +105,7 @@ it(
     userUrl.password = password;
 
     const prisma = base.$extends(outbox({ queue: false }));
-    const worker = await startWorker({ databaseUrl: url, amqpUrl: userUrl.toString(), env: WORKER_ENV });
+    const worker = await h.startWorker({ databaseUrl: url, amqpUrl: userUrl.toString(), env: WORKER_ENV });
     const { okIds, culprits } = await writeMixed(
       prisma as never,
       (i, writtenAt) => ({ exchange: consumer.exchange, routingKey: `ok.${i}`, payload: { i, writtenAt } }),
@@ -123,24 +113,24 @@ it(
       200,
     );
 
-    await waitForDelivery(pool, consumer, okIds, 90_000, 300);
+    await h.waitForDelivery(pool, consumer, okIds, 90_000, 300);
     await expectCulpritsDeadLettered(culprits, /ACCESS_REFUSED|403/);
     expect(worker.countLines(/published in parts to find it/)).toBeGreaterThan(0);
     expect(worker.running).toBe(true);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
 
-    const okDelays = delays(okIds, consumer).sort((a, b) => a - b);
-    const result = computeRow(
+    const okDelays = h.delays(okIds, consumer).sort((a, b) => a - b);
+    const result = h.computeRow(
       "9. no write permission on one exchange (403)",
       okIds,
       consumer,
       `${culprits.length} culprits dead-lettered after ${MAX_ATTEMPTS} attempts; ok p50 ${Math.round(okDelays[Math.floor(okDelays.length / 2)] ?? 0)} ms`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     expect([...culprits].filter((id) => consumer.counts.has(id))).toEqual([]);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );
 
 it(
@@ -158,7 +148,7 @@ it(
     const consumer = await startCountingConsumer(amqpUrl, uniqueName("rel.406"), "#");
     defer(() => consumer.close());
     const prisma = base.$extends(outbox({ queue: false, maxPayloadBytes: 4 * 1024 * 1024 }));
-    const worker = await startWorker({ databaseUrl: url, amqpUrl, env: WORKER_ENV });
+    const worker = await h.startWorker({ databaseUrl: url, amqpUrl, env: WORKER_ENV });
     const big = "x".repeat(LIMIT + 1024);
     const { okIds, culprits } = await writeMixed(
       prisma as never,
@@ -167,21 +157,21 @@ it(
       500,
     );
 
-    await waitForDelivery(pool, consumer, okIds, 90_000, 300);
-    await expectCulpritsDeadLettered(culprits, /PRECONDITION_FAILED|406|max size/);
+    await h.waitForDelivery(pool, consumer, okIds, 90_000, 300);
+    await expectCulpritsDeadLettered(culprits, /PRECONDITION_FAILED|406|max h.size/);
     expect(worker.running).toBe(true);
-    expect((await killProc(worker, "SIGTERM")).code).toBe(0);
+    expect((await h.killProc(worker, "SIGTERM")).code).toBe(0);
 
-    const okDelays = delays(okIds, consumer).sort((a, b) => a - b);
-    const result = computeRow(
+    const okDelays = h.delays(okIds, consumer).sort((a, b) => a - b);
+    const result = h.computeRow(
       "10. message above max_message_size (406)",
       okIds,
       consumer,
       `${culprits.length} culprits of ${Math.round(big.length / 1024)} KiB dead-lettered after ${MAX_ATTEMPTS} attempts; ok p50 ${Math.round(okDelays[Math.floor(okDelays.length / 2)] ?? 0)} ms`,
     );
-    recordRow(result);
-    expectNoLoss(result);
+    h.recordRow(result);
+    h.expectNoLoss(result);
     expect([...culprits].filter((id) => consumer.counts.has(id))).toEqual([]);
   },
-  TEST_TIMEOUT,
+  h.TEST_TIMEOUT,
 );

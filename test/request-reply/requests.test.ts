@@ -1,15 +1,12 @@
 // requests() against the real PostgreSQL and RabbitMQ: submit (own or caller's transaction, idempotency keys, races),
 // the handler (running, progress seen while it runs, result once with the inbox completion, failure after the last
 // attempt, cancellation pending and running), status never going back, retention, and bad input.
-import amqp from "amqplib";
-import { afterAll, afterEach, beforeEach, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   createRelay,
   type Inbox,
   inbox,
   OutboxConfigError,
-  OutboxQueue,
-  outbox,
   type Relay,
   RequestCancelledError,
   RequestIdempotencyError,
@@ -18,22 +15,13 @@ import {
   requests,
 } from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
-import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { quiet } from "../support/inbox.js";
+import { useRequests } from "../support/requests.js";
 import { untilValue } from "../support/wait.js";
 
-const amqpUrl = inject("amqpUrl");
-const databaseUrl = await useTestDatabase();
-const pool = newPool(databaseUrl);
-const base = newPrismaClient(databaseUrl);
-const exchange = uniqueName("rr.x");
-const handoff = new OutboxQueue();
-const prisma = base.$extends(outbox<typeof base>({ exchange, queue: handoff }));
+const { amqpUrl, databaseUrl, pool, base, exchange, handoff, prisma, reqs, connection, channel } =
+  await useRequests("rr");
 type Tx = Parameters<Parameters<typeof prisma.$transaction>[0]>[0];
-const quiet = { info() {}, warn() {}, error() {} };
-const reqs = requests<typeof prisma>({ prisma, exchange, logger: quiet, cancelCheckIntervalMs: 50 });
-const connection = await amqp.connect(amqpUrl);
-const channel = await connection.createChannel();
-await channel.assertExchange(exchange, "topic", { durable: false });
 const running: Array<Inbox | Relay> = [];
 const queues: string[] = [];
 

@@ -1,52 +1,24 @@
 // Request-reply with every table in another PostgreSQL schema than `public`: requests({ schema }) submits, runs the
 // work (running, progress, result), answers status, cancels and purges there, with the outbox, relay and inbox given
 // the same schema; `public` is never touched, and a requests() on `public` does not see the schema's requests.
-import amqp from "amqplib";
-import { afterAll, describe, expect, inject, it } from "vitest";
-import {
-  createRelay,
-  type Inbox,
-  inbox,
-  OutboxConfigError,
-  OutboxQueue,
-  outbox,
-  type Relay,
-  requests,
-} from "../../src/index.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { createRelay, type Inbox, inbox, OutboxConfigError, type Relay, requests } from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
-import { migrateIntoSchema } from "../support/database.js";
-import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { quiet } from "../support/inbox.js";
+import { useRequests } from "../support/requests.js";
+import { untilValue } from "../support/wait.js";
 
-const amqpUrl = inject("amqpUrl");
-const databaseUrl = await useTestDatabase();
 const SCHEMA = "Requests-Schema";
-await migrateIntoSchema(databaseUrl, SCHEMA);
-const pool = newPool(databaseUrl);
-const base = newPrismaClient(databaseUrl);
-const exchange = uniqueName("rr-schema.x");
-const handoff = new OutboxQueue();
-const prisma = base.$extends(outbox<typeof base>({ exchange, schema: SCHEMA, queue: handoff }));
-const quiet = { info() {}, warn() {}, error() {} };
-const reqs = requests<typeof prisma>({ prisma, exchange, schema: SCHEMA, logger: quiet, cancelCheckIntervalMs: 50 });
-const connection = await amqp.connect(amqpUrl);
-const channel = await connection.createChannel();
-await channel.assertExchange(exchange, "topic", { durable: false });
+const { amqpUrl, databaseUrl, pool, exchange, handoff, prisma, reqs, connection, channel } = await useRequests(
+  "rr-schema",
+  SCHEMA,
+);
 const queue = uniqueName("rr-schema.q");
 const running: Array<Inbox | Relay> = [];
 
 const count = async (table: string, where = "TRUE") =>
   Number((await pool.query(`SELECT count(*) FROM ${table} WHERE ${where}`)).rows[0].count);
 const inSchema = (table: string) => `"${SCHEMA}".${table}`;
-
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms (last: ${JSON.stringify(value)})`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 afterAll(async () => {
   for (const r of running.splice(0).reverse()) await r.stop();
@@ -99,10 +71,12 @@ describe(`request-reply in schema ${JSON.stringify(SCHEMA)}`, () => {
       created: false,
     });
 
-    const done = await until(
+    const done = await untilValue(
       () => reqs.status(id),
       (s) => s?.status === "succeeded",
       "the request succeeded",
+      15_000,
+      20,
     );
     expect(done).toMatchObject({ status: "succeeded", result: { rows: 3, month: "2026-11" }, attempts: 1 });
     expect(progressSeen).toBe(50);

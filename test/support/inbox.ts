@@ -45,3 +45,17 @@ export async function useInboxBroker(amqpUrl: string) {
     },
   };
 }
+
+/** What an Effect row is written with: a Prisma client or transaction client of the example app. */
+interface EffectWriter {
+  effect: { create(args: { data: { messageId: string; handler: string; payload: any } }): PromiseLike<unknown> };
+}
+
+/** A handler's one write in these tests: an Effect row naming the message and the handler, with its payload. */
+export async function recordEffect(
+  tx: EffectWriter,
+  message: { messageId: string; payload: unknown },
+  handler: string,
+): Promise<void> {
+  await tx.effect.create({ data: { messageId: message.messageId, handler, payload: message.payload } });
+}
