@@ -128,11 +128,15 @@ describe("relay under faults", () => {
     const ids = await prisma.$enqueue(Array.from({ length: 20 }, (_, i) => ({ routingKey: "k", payload: i })));
     // Relay A claims the batch, and its network dies while it waits for confirms that never come (in-memory broker).
     const silent = new MemoryTransport({ confirmLatencyMs: 120_000 });
+    // One claimer (one drain loop, no sweep during the test): two loops claiming at once could split the 20 rows
+    // into two batches (seen once in CI under load), and the wait below is for the one batch that holds them all.
     const a = createRelay({
       databaseUrl: pgProxy.url(url),
       transport: silent,
       queue: false,
       listen: false,
+      concurrency: 1,
+      sweepIntervalMs: 60_000,
       publishTimeoutMs: 5_000,
       stopTimeoutMs: 100,
     });
