@@ -9,10 +9,12 @@ import { resolveRelayOptions } from "../../src/relay/options.js";
 import { escapeControl, escapeJsonControl } from "../../src/runtime/escape.js";
 import { createLogger, stderrLogger } from "../../src/runtime/logger.js";
 
-/** Every control character a terminal or a log line reader acts on: C0, DEL, C1. */
+/** Every control character a terminal or a log line reader acts on: C0, DEL, C1, bidirectional, separators. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/;
-const EVIL = "order.x\n2026-01-01T00:00:00.000Z ERROR forged line\r\u001b[2J\u001b]0;title\u0007\u009b31m\u007f\u0000";
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
+const EVIL =
+  "order.x\n2026-01-01T00:00:00.000Z ERROR forged line\r\u001b[2J\u001b]0;title\u0007\u009b31m\u007f\u0000" +
+  "\u202edetacer.x\u202c\u2066\u2069\u2028\u061c";
 
 describe("redactUrl: every form of a password", () => {
   it.each([
