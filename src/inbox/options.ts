@@ -10,7 +10,6 @@ import {
   schemaOption,
 } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
-import { escapeControl, escapeJsonControl } from "../runtime/escape.js";
 import { type Logger, loggerOption } from "../runtime/logger.js";
 import type { KeyAfterDead } from "../sql/inbox/claim.js";
 import type { QueueSpec } from "../transport/amqp/consumer.js";

@@ -9,7 +9,6 @@ import {
   stringOption,
 } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
-import { escapeControl, escapeJsonControl } from "../runtime/escape.js";
 import { type Logger, loggerOption } from "../runtime/logger.js";
 
 export interface RequestsOptions<TClient> {

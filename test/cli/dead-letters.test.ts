@@ -19,7 +19,8 @@ import {
 import { runCli } from "../support/cli.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { createTestDatabase, migrateIntoSchema } from "../support/database.js";
-import { quiet, recordEffect } from "../support/inbox.js";
+import { recordEffect } from "../support/inbox.js";
+import { quiet } from "../support/logger.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");

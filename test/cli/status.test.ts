@@ -7,13 +7,13 @@ import { createRelay, type Inbox, inbox } from "../../src/index.js";
 import { runCli } from "../support/cli.js";
 import { uniqueName } from "../support/consumer.js";
 import { createTestDatabase, migrateIntoSchema } from "../support/database.js";
+import { quiet } from "../support/logger.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const pool = newPool(url);
 const prisma = newPrismaClient(url);
-const quiet = { info() {}, warn() {}, error() {} };
 afterAll(async () => {
   await prisma.$disconnect();
   await pool.end();

@@ -16,6 +16,7 @@ import {
   OutboxStartError,
 } from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
+import { quiet } from "../support/logger.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -26,7 +27,6 @@ const connection = await amqp.connect(amqpUrl);
 const channel = await connection.createConfirmChannel();
 const running: Inbox[] = [];
 const cleanups: Array<() => Promise<unknown>> = [];
-const quiet = { info() {}, warn() {}, error() {} };
 
 type Messages = { "order.created": { n: number; fail?: boolean } };
 

@@ -4,7 +4,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { type InboxOptions, inbox, OutboxConfigError } from "../../src/index.js";
-import { quiet, useInboxBroker } from "../support/inbox.js";
+import { useInboxBroker } from "../support/inbox.js";
+import { quiet } from "../support/logger.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { effectCount as countEffects } from "../support/tables.js";
 import { until as waitFor } from "../support/wait.js";

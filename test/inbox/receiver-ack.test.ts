@@ -6,6 +6,7 @@ import pg from "pg";
 import { afterAll, afterEach, expect, inject, it } from "vitest";
 import { type Inbox, inbox, outbox } from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
+import { quiet } from "../support/logger.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -15,7 +16,6 @@ const prisma = newPrismaClient(databaseUrl).$extends(outbox({ exchange: "next", 
 const connection = await amqp.connect(amqpUrl);
 const channel = await connection.createConfirmChannel();
 const cleanups: Array<() => Promise<unknown>> = [];
-const quiet = { info() {}, warn() {}, error() {} };
 const MESSAGES = 20;
 
 afterEach(async () => {

@@ -16,6 +16,7 @@ import {
 import { uniqueName } from "../support/consumer.js";
 import { migrateIntoSchema } from "../support/database.js";
 import { recordEffect } from "../support/inbox.js";
+import { quiet } from "../support/logger.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -26,7 +27,6 @@ const connection = await amqp.connect(amqpUrl);
 const channel = await connection.createConfirmChannel();
 const running: Inbox[] = [];
 const cleanups: Array<() => Promise<unknown>> = [];
-const quiet = { info() {}, warn() {}, error() {} };
 
 /** Mixed case, a dash, both quotes and a backslash: one identifier only when quoted, one literal only when escaped. */
 const SCHEMA = `Inbox-Schema 'q" \\x`;

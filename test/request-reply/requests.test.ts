@@ -15,7 +15,7 @@ import {
   requests,
 } from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
-import { quiet } from "../support/inbox.js";
+import { quiet } from "../support/logger.js";
 import { useRequests } from "../support/requests.js";
 import { untilValue } from "../support/wait.js";
 

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { createRelay, type Inbox, inbox, OutboxConfigError, type Relay, requests } from "../../src/index.js";
 import { uniqueName } from "../support/consumer.js";
-import { quiet } from "../support/inbox.js";
+import { quiet } from "../support/logger.js";
 import { useRequests } from "../support/requests.js";
 import { untilValue } from "../support/wait.js";
 

@@ -4,9 +4,6 @@ import amqp from "amqplib";
 import { afterAll, afterEach } from "vitest";
 import { uniqueName } from "./consumer.js";
 
-/** A logger that drops everything: the tests assert on events and rows, not on log lines. */
-export const quiet = { info() {}, warn() {}, error() {} };
-
 /**
  * Opens the file's channel and registers the hooks: after each test, every tracked inbox stops, then the deferred
  * cleanups run (exchanges and queues deleted); after the file, the connection closes.

@@ -7,7 +7,7 @@ import { inject } from "vitest";
 import { OutboxQueue, outbox, requests } from "../../src/index.js";
 import { uniqueName } from "./consumer.js";
 import { migrateIntoSchema } from "./database.js";
-import { quiet } from "./inbox.js";
+import { quiet } from "./logger.js";
 import { newPool, newPrismaClient, useTestDatabase } from "./prisma.js";
 
 export async function useRequests(prefix: string, schema?: string) {

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, i
 import { toPrometheus } from "../../src/cli/prometheus.js";
 import { createRelay, type Inbox, inbox, MemoryTransport, outbox, type Relay } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
+import { quiet } from "../support/logger.js";
 import { disableTelemetry, registerMetrics, registerTracing, type SpanRecord } from "../support/otel.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { nestedHeaderTable, publishRawHeaders } from "../support/raw-headers.js";
@@ -16,7 +17,6 @@ const amqpUrl = inject("amqpUrl");
 const url = await useTestDatabase();
 const pool = newPool(url);
 const base = newPrismaClient(url);
-const quiet = { info() {}, warn() {}, error() {} };
 const stops: Array<() => Promise<unknown>> = [];
 let collect: () => Promise<ResourceMetrics>;
 let spans: () => SpanRecord[];
