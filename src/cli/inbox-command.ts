@@ -6,7 +6,7 @@ import { OutboxConfigError } from "../errors.js";
 import { type Inbox, isInbox } from "../inbox/inbox.js";
 import { createLogger } from "../runtime/logger.js";
 import { INBOX_WORKER_HELP, parseInboxWorkerConfig } from "./flags/inbox.js";
-import { type MetricsServer, startMetricsServer } from "./metrics-server.js";
+import { runUntilSignal } from "./run-until-signal.js";
 
 /** The inbox a loaded module exports: the named export, else `default`, else `inbox`, else its only Inbox. */
 function findInbox(module: Record<string, unknown>, exportName: string | undefined, specifier: string): Inbox {
@@ -51,60 +51,13 @@ export async function runInbox(argv: string[], env: NodeJS.ProcessEnv): Promise<
   // What becomes of messages (invalid, retried, dead-lettered) is logged by the inbox itself, with this logger: not
   // again here.
 
-  // Before start(): the inbox takes its meter when it starts.
-  let endpoints: MetricsServer | undefined;
-  if (config.metricsPort !== undefined) {
-    try {
-      endpoints = await startMetricsServer({
-        port: config.metricsPort,
-        host: config.metricsHost,
-        health: () => box.health(),
-        logger,
-      });
-    } catch (error) {
-      logger.error(`cannot serve --metrics-port ${config.metricsPort}: ${(error as Error).message}`);
-      return 2;
-    }
-  }
-  const code = await run(box, config, logger);
-  await endpoints?.close();
-  return code;
-}
-
-/** Runs the inbox until a signal stops it; the exit code. */
-async function run(
-  box: Inbox,
-  config: ReturnType<typeof parseInboxWorkerConfig>,
-  logger: ReturnType<typeof createLogger>,
-): Promise<number> {
-  let signals = 0;
-  const stopped = new Promise<number>((done) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
-        logger.error("second signal: exiting without waiting", { signal });
-        process.exit(1);
-      }
-      logger.info("stopping", { signal });
-      box.stop().then(
-        () => done(0),
-        (error) => {
-          logger.error("stop failed", { error: String(error) });
-          done(1);
-        },
-      );
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
-  });
-  try {
-    await box.start({ databaseUrl: config.databaseUrl, amqpUrl: config.amqpUrl, logger }); // logs "inbox started"
-  } catch (error) {
-    if (signals > 0) return stopped;
-    logger.error("could not start", { error: (error as Error).message });
-    // As the relay's worker: 2 when a person must change something (OutboxConfigError), 1 when waiting may fix it
-    // (OutboxStartError: the database or the broker down or not answering).
-    return error instanceof OutboxConfigError ? 2 : 1;
-  }
-  return stopped;
+  return runUntilSignal(
+    {
+      start: () => box.start({ databaseUrl: config.databaseUrl, amqpUrl: config.amqpUrl, logger }), // logs "inbox started"
+      stop: () => box.stop(),
+      health: () => box.health(),
+      startFailed: (error) => logger.error("could not start", { error: (error as Error).message }),
+    },
+    { logger, metricsPort: config.metricsPort, metricsHost: config.metricsHost },
+  );
 }

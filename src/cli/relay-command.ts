@@ -4,7 +4,7 @@ import { OutboxConfigError } from "../errors.js";
 import { createRelay } from "../relay/relay.js";
 import { createLogger } from "../runtime/logger.js";
 import { parseWorkerConfig, WORKER_HELP } from "./flags/worker.js";
-import { type MetricsServer, startMetricsServer } from "./metrics-server.js";
+import { runUntilSignal } from "./run-until-signal.js";
 import { packageVersion } from "./version.js";
 
 export async function runWorker(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -34,55 +34,15 @@ export async function runWorker(argv: string[], env: NodeJS.ProcessEnv): Promise
     return 2;
   }
 
-  // Before start(): the relay takes its meter when it starts.
-  let endpoints: MetricsServer | undefined;
-  if (config.metricsPort !== undefined) {
-    try {
-      endpoints = await startMetricsServer({
-        port: config.metricsPort,
-        host: config.metricsHost,
-        health: () => relay.health(),
-        logger,
-      });
-    } catch (error) {
-      logger.error(`cannot serve --metrics-port ${config.metricsPort}: ${(error as Error).message}`);
-      return 2;
-    }
-  }
-  const code = await run(relay, logger);
-  await endpoints?.close();
-  return code;
-}
-
-/** Runs the relay until a signal stops it; the exit code. */
-async function run(relay: ReturnType<typeof createRelay>, logger: ReturnType<typeof createLogger>): Promise<number> {
-  let signals = 0;
-  const stopped = new Promise<number>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
-        logger.error("second signal: exiting without waiting", { signal });
-        process.exit(1);
-      }
-      logger.info("stopping", { signal, deadlineMs: relay.options.stopTimeoutMs });
-      relay.stop().then(
-        () => resolve(0),
-        (error) => {
-          logger.error("stop failed", { error: String(error) });
-          resolve(1);
-        },
-      );
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
-  });
-  try {
-    await relay.start();
-  } catch (error) {
-    if (signals > 0) return stopped;
-    // The relay logged why ("relay could not start") and closed what it had opened.
-    await relay.stop();
-    return error instanceof OutboxConfigError ? 2 : 1;
-  }
-  return stopped;
+  return runUntilSignal(
+    {
+      start: () => relay.start(),
+      stop: () => relay.stop(),
+      health: () => relay.health(),
+      stoppingFields: { deadlineMs: relay.options.stopTimeoutMs },
+      // The relay logged why ("relay could not start"); stop() closes what it had opened.
+      startFailed: () => relay.stop(),
+    },
+    { logger, metricsPort: config.metricsPort, metricsHost: config.metricsHost },
+  );
 }

@@ -36,6 +36,8 @@ export class InboxAttempts {
   readonly #registry: HandlerRegistry;
   readonly #options: ResolvedInboxOptions;
   readonly #emit: (event: InboxEvent) => void;
+  /** Built once: an attempt runs them on every row. */
+  readonly #sql: { complete: string; fail: string };
 
   constructor(
     pool: pg.Pool,
@@ -49,6 +51,8 @@ export class InboxAttempts {
     this.#registry = registry;
     this.#options = options;
     this.#emit = emit;
+    const names = inboxNames(options.schema);
+    this.#sql = { complete: completeInboxMessageSql(names), fail: failInboxMessageSql(names) };
   }
 
   /** One attempt of a claimed row; `controller` aborts the handler (its timeout, or stop() past its deadline). */
@@ -102,7 +106,7 @@ export class InboxAttempts {
             await untilAborted(handler.handle(message, tx, { signal: controller.signal }), controller.signal);
             const count = await (
               tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }
-            ).$executeRawUnsafe(completeInboxMessageSql(inboxNames(this.#options.schema)), row.id, row.attempts);
+            ).$executeRawUnsafe(this.#sql.complete, row.id, row.attempts);
             if (count !== 1) throw new LeaseLostError(`inbox row ${row.id} was taken over by another processor`);
           },
           { timeout: handlerTimeoutMs + 5_000 },
@@ -146,7 +150,7 @@ export class InboxAttempts {
       try {
         recorded = onDead
           ? await this.#recordDead(params, (tx) => onDead(message, tx, error))
-          : ((await this.#pool.query(failInboxMessageSql(inboxNames(this.#options.schema)), params)).rowCount ?? 0);
+          : ((await this.#pool.query(this.#sql.fail, params)).rowCount ?? 0);
         break;
       } catch (thrown) {
         if (attempt >= RECORD_ATTEMPTS) throw thrown;
@@ -200,7 +204,7 @@ export class InboxAttempts {
     let count = 0;
     await this.#prisma.$transaction(async (tx) => {
       count = await (tx as { $executeRawUnsafe(sql: string, ...v: unknown[]): Promise<number> }).$executeRawUnsafe(
-        failInboxMessageSql(inboxNames(this.#options.schema)),
+        this.#sql.fail,
         ...params,
       );
       if (count === 1) await hook(tx);

@@ -22,7 +22,7 @@ import type pg from "pg";
 import { coerceError, InboxHandlerTimeoutError } from "../errors.js";
 import { type ClaimedInboxRow, claimDueInbox, claimInboxByIdsSql } from "../sql/inbox/claim.js";
 import { releaseInboxMessagesSql } from "../sql/inbox/release.js";
-import { inboxNames } from "../sql/names.js";
+import { type InboxNames, inboxNames } from "../sql/names.js";
 import { InboxAttempts, type PrismaLike } from "./attempt.js";
 import type { InboxEvent } from "./events.js";
 import type { ResolvedInboxOptions } from "./options.js";
@@ -43,6 +43,8 @@ export class Processor implements ReceivedRows {
   readonly #attempts: InboxAttempts;
   readonly #options: ResolvedInboxOptions;
   readonly #claimByIdsSql: string;
+  readonly #releaseSql: string;
+  readonly #names: InboxNames;
   readonly #handed: string[] = [];
   readonly #inFlight = new Map<string, AbortController>();
   /** Claimed, not started yet (claim-ahead), oldest first. */
@@ -68,7 +70,9 @@ export class Processor implements ReceivedRows {
     this.#pool = pool;
     this.#options = options;
     this.#attempts = new InboxAttempts(pool, prisma, registry, options, emit);
-    this.#claimByIdsSql = claimInboxByIdsSql(inboxNames(options.schema), options.keyAfterDead);
+    this.#names = inboxNames(options.schema);
+    this.#claimByIdsSql = claimInboxByIdsSql(this.#names, options.keyAfterDead);
+    this.#releaseSql = releaseInboxMessagesSql(this.#names);
   }
 
   /** The lease of a claim: the handler's time, plus room for the transaction to start and commit. */
@@ -196,10 +200,7 @@ export class Processor implements ReceivedRows {
   async #release(rows: ClaimedInboxRow[]): Promise<void> {
     if (rows.length === 0) return;
     try {
-      await this.#pool.query(releaseInboxMessagesSql(inboxNames(this.#options.schema)), [
-        rows.map((r) => r.id),
-        rows.map((r) => r.attempts),
-      ]);
+      await this.#pool.query(this.#releaseSql, [rows.map((r) => r.id), rows.map((r) => r.attempts)]);
     } catch (thrown) {
       this.#options.logger.warn("releasing claimed inbox rows failed; they are due again when their lease runs out", {
         rows: rows.length,
@@ -228,7 +229,7 @@ export class Processor implements ReceivedRows {
    */
   async #claimDue(limit: number): Promise<ClaimedInboxRow[]> {
     const results = (await this.#pool.query(
-      claimDueInbox(inboxNames(this.#options.schema), this.#options.keyAfterDead, this.leaseMs, limit),
+      claimDueInbox(this.#names, this.#options.keyAfterDead, this.leaseMs, limit),
     )) as unknown as pg.QueryResult<ClaimedInboxRow>[];
     return results[2]!.rows;
   }

@@ -56,6 +56,8 @@ export class BatchStore {
   readonly #invalid: (d: Delivery, reason: string) => "dead" | "rejected";
   /** When an INSERT last committed (undefined before the first). */
   lastStoredAt: number | undefined;
+  /** Built once: every batch runs it. */
+  readonly #insertSql: string;
 
   constructor(
     deps: BatchStoreDeps,
@@ -65,6 +67,7 @@ export class BatchStore {
     this.#deps = deps;
     this.#abort = abort;
     this.#invalid = invalid;
+    this.#insertSql = insertInboxMessagesSql(deps.names);
   }
 
   /** Stores the entries' rows (see #store), appending what was stored to `stored` and the culprits to `rejected`. */
@@ -148,7 +151,7 @@ export class BatchStore {
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await this.#deps.pool.query<InsertedInboxRow>(
-          insertInboxMessagesSql(this.#deps.names),
+          this.#insertSql,
           insertInboxParams(rows, this.#deps.leaseMs),
         );
         this.lastStoredAt = Date.now();

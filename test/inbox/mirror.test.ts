@@ -3,41 +3,25 @@
 // the inbox); the relay's start-error rule (OutboxStartError when waiting may fix it, OutboxConfigError when a person
 // must change something).
 import { randomUUID } from "node:crypto";
-import amqp from "amqplib";
 import pg from "pg";
-import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { resolveInboxOptions } from "../../src/inbox/options.js";
-import {
-  type Inbox,
-  type InboxEvent,
-  type InboxOptions,
-  inbox,
-  OutboxConfigError,
-  OutboxStartError,
-} from "../../src/index.js";
-import { uniqueName } from "../support/consumer.js";
+import { type InboxEvent, type InboxOptions, inbox, OutboxConfigError, OutboxStartError } from "../../src/index.js";
+import { recordEffect, useInboxBroker } from "../support/inbox.js";
 import { quiet } from "../support/logger.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { until } from "../support/wait.js";
 
 const amqpUrl = inject("amqpUrl");
 const databaseUrl = await useTestDatabase();
 const pool = newPool(databaseUrl);
 const prisma = newPrismaClient(databaseUrl);
-const connection = await amqp.connect(amqpUrl);
-const channel = await connection.createConfirmChannel();
-const running: Inbox[] = [];
-const cleanups: Array<() => Promise<unknown>> = [];
+const { channel, track, exchangeAndQueue } = await useInboxBroker(amqpUrl);
 
 type Messages = { "order.created": { n: number; fail?: boolean } };
 
 async function setUp(options: Partial<InboxOptions<Messages, typeof prisma, any>> = {}) {
-  const exchange = uniqueName("mirror.x");
-  const queue = uniqueName("mirror.q");
-  await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: false });
-  cleanups.push(async () => {
-    await channel.deleteQueue(queue).catch(() => {});
-    await channel.deleteExchange(exchange).catch(() => {});
-  });
+  const { exchange, queue } = await exchangeAndQueue("mirror");
   const events: InboxEvent[] = [];
   const box = inbox<Messages, typeof prisma>({
     prisma,
@@ -46,7 +30,7 @@ async function setUp(options: Partial<InboxOptions<Messages, typeof prisma, any>
       effect: {
         on: "order.created",
         handle: async (message, tx) => {
-          await tx.effect.create({ data: { messageId: message.messageId, handler: "effect" } });
+          await recordEffect(tx, message, "effect");
           if (message.payload.fail) throw new Error("failing on purpose");
         },
       },
@@ -58,7 +42,7 @@ async function setUp(options: Partial<InboxOptions<Messages, typeof prisma, any>
     ...options,
   });
   box.onEvent((e) => events.push(e));
-  running.push(box);
+  track(box);
   const publish = (body: unknown, messageId = randomUUID()) => {
     channel.publish(exchange, "order.created", Buffer.from(JSON.stringify(body)), { messageId });
     return messageId;
@@ -66,21 +50,10 @@ async function setUp(options: Partial<InboxOptions<Messages, typeof prisma, any>
   return { box, events, publish };
 }
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-afterEach(async () => {
-  for (const box of running.splice(0)) await box.stop();
-  for (const cleanup of cleanups.splice(0)) await cleanup();
+beforeEach(async () => {
   await pool.query('TRUNCATE inbox_message, "Effect"');
 });
 afterAll(async () => {
-  await connection.close();
   await prisma.$disconnect();
   await pool.end();
 });

@@ -2,10 +2,8 @@
 // stores, deduplicates, handles, retries, purges and reports health there, and the operator calls (status,
 // dead-letters) given the schema read and change that table; `public` is never touched.
 import { randomUUID } from "node:crypto";
-import amqp from "amqplib";
-import { afterAll, afterEach, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeEach, describe, expect, inject, it } from "vitest";
 import {
-  type Inbox,
   type InboxEvent,
   inbox,
   listDeadLetters,
@@ -13,20 +11,17 @@ import {
   outboxStatus,
   retryDeadLetters,
 } from "../../src/index.js";
-import { uniqueName } from "../support/consumer.js";
 import { migrateIntoSchema } from "../support/database.js";
-import { recordEffect } from "../support/inbox.js";
+import { recordEffect, useInboxBroker } from "../support/inbox.js";
 import { quiet } from "../support/logger.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
+import { until } from "../support/wait.js";
 
 const amqpUrl = inject("amqpUrl");
 const databaseUrl = await useTestDatabase();
 const pool = newPool(databaseUrl);
 const prisma = newPrismaClient(databaseUrl);
-const connection = await amqp.connect(amqpUrl);
-const channel = await connection.createConfirmChannel();
-const running: Inbox[] = [];
-const cleanups: Array<() => Promise<unknown>> = [];
+const { channel, track, exchangeAndQueue } = await useInboxBroker(amqpUrl);
 
 /** Mixed case, a dash, both quotes and a backslash: one identifier only when quoted, one literal only when escaped. */
 const SCHEMA = `Inbox-Schema 'q" \\x`;
@@ -38,13 +33,7 @@ const count = async (from: string, where = "TRUE") =>
 
 /** An inbox in SCHEMA on a fresh queue; the handler writes one Effect row per handling, failing where asked. */
 async function setUp(options: { schema?: string; retentionMs?: number; purgeIntervalMs?: number } = {}) {
-  const exchange = uniqueName("inbox-schema.x");
-  const queue = uniqueName("inbox-schema.q");
-  await channel.assertExchange(exchange, "topic", { durable: false, autoDelete: false });
-  cleanups.push(async () => {
-    await channel.deleteQueue(queue).catch(() => {});
-    await channel.deleteExchange(exchange).catch(() => {});
-  });
+  const { exchange, queue } = await exchangeAndQueue("inbox-schema");
   const failedOnce = new Set<string>();
   const events: InboxEvent[] = [];
   const box = inbox<{ "order.created": { n: number; failOnce?: boolean } }, typeof prisma>({
@@ -70,27 +59,16 @@ async function setUp(options: { schema?: string; retentionMs?: number; purgeInte
     ...options,
   });
   box.onEvent((e) => events.push(e));
-  running.push(box);
+  track(box);
   const publish = (body: unknown, messageId: string = randomUUID()) =>
     channel.publish(exchange, "order.created", Buffer.from(JSON.stringify(body)), { messageId });
   return { box, events, publish };
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((b) => b.stop()));
-  await Promise.all(cleanups.splice(0).map((c) => c()));
+beforeEach(async () => {
   await pool.query(`TRUNCATE ${table}, inbox_message, "Effect" RESTART IDENTITY`);
 });
 afterAll(async () => {
-  await connection.close();
   await prisma.$disconnect();
   await pool.end();
 });
