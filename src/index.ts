@@ -63,7 +63,6 @@ export { type OutboxStatus, outboxStatus, type StatusOptions } from "./ops/statu
 
 // Transports: RabbitMQ (amqplib, loaded on first connect), in memory, and the contract a transport implements.
 
-export type { QueueSpec } from "./transport/amqp/consumer.js";
 export {
   type AmqpReconnectOptions,
   AmqpTransport,
@@ -73,10 +72,16 @@ export {
 } from "./transport/amqp.js";
 export { MemoryTransport, type MemoryTransportOptions } from "./transport/memory.js";
 export type {
+  Consumer,
+  ConsumerEvent,
+  ConsumerOptions,
+  Delivery,
   ExchangeSpec,
+  InboxTransport,
   OutboundMessage,
   PublishOptions,
   PublishOutcome,
+  QueueSpec,
   Transport,
   TransportEvent,
 } from "./transport/transport.js";

@@ -5,7 +5,7 @@
 // 255 bytes. What these checks miss, the INSERT's split finds (store-batch.ts).
 import type { ClaimedInboxRow } from "../sql/inbox/claim.js";
 import type { InboxRowInput, InsertedInboxRow } from "../sql/inbox/insert.js";
-import type { Delivery } from "../transport/amqp/consumer.js";
+import type { Delivery } from "../transport/transport.js";
 import type { InvalidMessagePolicy } from "./options.js";
 import type { HandlerRegistry } from "./registry.js";
 

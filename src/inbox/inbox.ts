@@ -7,6 +7,7 @@ import { inboxNames } from "../sql/names.js";
 import { BacklogProbe } from "../telemetry/backlog-probe.js";
 import { InboxMetrics } from "../telemetry/metrics.js";
 import { AmqpConsumer } from "../transport/amqp/consumer.js";
+import type { Consumer, ConsumerOptions } from "../transport/transport.js";
 import type { InboxEvent, InboxEventListener } from "./events.js";
 import { DECODE_LOOP_HINT, decodeLoopText, type InboxHealth } from "./health.js";
 import { type InboxOptions, type ResolvedInboxOptions, resolveHandlers, resolveInboxOptions } from "./options.js";
@@ -39,7 +40,7 @@ export class Inbox {
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   #parts:
-    | { pool: OwnedPool; consumer: AmqpConsumer; receiver: Receiver; processor: Processor; retention: Retention }
+    | { pool: OwnedPool; consumer: Consumer; receiver: Receiver; processor: Processor; retention: Retention }
     | undefined;
   #state: InboxHealth["state"] = "idle";
   #brokerConnected = false;
@@ -165,7 +166,8 @@ export class Inbox {
   }
 
   async #start(connection: InboxConnection): Promise<void> {
-    const { database, amqpUrl } = checkConnection(connection);
+    const { database, broker } = checkConnection(connection);
+    const amqpUrl = "amqpUrl" in broker ? broker.amqpUrl : undefined;
     // A driver's error may echo a URL, or name a piece of a misread password as the host it could not reach.
     const scrub = connectionScrubber(database.source, amqpUrl);
     this.#scrub = scrub;
@@ -185,7 +187,7 @@ export class Inbox {
     if (database.source.kind === "config") {
       pool.on("error", (error) => logger.warn("inbox database connection lost", { error: error.message }));
     }
-    let consumer: AmqpConsumer | undefined;
+    let consumer: Consumer | undefined;
     let processor: Processor | undefined;
     let retention: Retention | undefined;
     try {
@@ -216,12 +218,10 @@ export class Inbox {
         emit: this.#emit,
       });
       retention = new Retention(pool, this.#options, logger, (count) => this.#emit({ type: "purged", count }));
-      consumer = new AmqpConsumer({
-        url: amqpUrl,
+      const consumerOptions: ConsumerOptions = {
         queue: this.#options.queue,
         exchanges: this.#options.exchanges,
         prefetch: this.#options.prefetch,
-        guardHeaders: this.#options.guardHeaders,
         onDelivery: (d) => {
           warnUnusableOrderingKey(d, logger);
           receiver?.push(d);
@@ -265,7 +265,15 @@ export class Inbox {
             logger.warn("RabbitMQ connection lost", event.error ? { error: event.error.message } : {});
           this.#emit({ type: "transport", event });
         },
-      });
+      };
+      consumer =
+        "transport" in broker
+          ? broker.transport.consumer(consumerOptions)
+          : new AmqpConsumer({
+              ...consumerOptions,
+              url: broker.amqpUrl,
+              guardHeaders: this.#options.guardHeaders,
+            });
       processor.start();
       retention.start();
       await consumer.start();

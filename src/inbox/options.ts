@@ -12,8 +12,7 @@ import {
 import { OutboxConfigError } from "../errors.js";
 import { type Logger, loggerOption } from "../runtime/logger.js";
 import type { KeyAfterDead } from "../sql/inbox/claim.js";
-import type { QueueSpec } from "../transport/amqp/consumer.js";
-import type { ExchangeSpec } from "../transport/transport.js";
+import type { ExchangeSpec, QueueSpec } from "../transport/transport.js";
 import type { HandlerSpec } from "./types.js";
 
 /**
@@ -267,6 +266,15 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
   bindings.forEach((b, i) => {
     shortString(b?.exchange, `queue.bindings[${i}].exchange`);
     expectString(`queue.bindings[${i}].routingKey`, b.routingKey, { maxBytes: 255 });
+    const bindingArgs = b.arguments;
+    if (
+      bindingArgs !== undefined &&
+      (typeof bindingArgs !== "object" || bindingArgs === null || Array.isArray(bindingArgs))
+    ) {
+      throw new OutboxConfigError(
+        `Expected \`queue.bindings[${i}].arguments\` to be an object (e.g. { "x-match": "all" }).`,
+      );
+    }
   });
   const exchanges = exchangesOption("exchanges", options.exchanges);
   const invalidMessages = enumOption("invalidMessages", options.invalidMessages, ["dead", "reject"], "dead");

@@ -5,7 +5,7 @@
 
 import { ORDERING_KEY_HEADER } from "../message/message.js";
 import type { Logger } from "../runtime/logger.js";
-import type { Delivery } from "../transport/amqp/consumer.js";
+import type { Delivery } from "../transport/transport.js";
 
 const MAX_KEY_BYTES = 255;
 

@@ -17,7 +17,7 @@ import { coerceError } from "../errors.js";
 import type { Logger } from "../runtime/logger.js";
 import type { ClaimedInboxRow } from "../sql/inbox/claim.js";
 import type { InboxNames } from "../sql/names.js";
-import type { Delivery } from "../transport/amqp/consumer.js";
+import type { Delivery } from "../transport/transport.js";
 import { deliveryRows, leasedRows, type Received } from "./delivery-rows.js";
 import type { InboxEvent } from "./events.js";
 import type { InvalidMessagePolicy } from "./options.js";

@@ -11,6 +11,7 @@ import { type DatabaseSource, describePgError } from "../runtime/pg.js";
 import { UNDEFINED_TABLE } from "../sql/check-table.js";
 import { checkInboxTableSql } from "../sql/inbox/check-table.js";
 import type { InboxNames } from "../sql/names.js";
+import type { InboxTransport } from "../transport/transport.js";
 
 /**
  * Where the inbox connects: the consumer's database (holding the inbox table) and RabbitMQ. The database as the
@@ -24,26 +25,42 @@ export interface InboxConnection {
    * ended by the inbox (end it yourself after `stop()`).
    */
   database?: pg.PoolConfig | pg.Pool | undefined;
-  /** RabbitMQ URL (amqp:// or amqps://). */
-  amqpUrl: string;
+  /** RabbitMQ URL (amqp:// or amqps://). Required unless `transport` is given. */
+  amqpUrl?: string | undefined;
+  /**
+   * Another transport to receive from instead of RabbitMQ: the test kit's `MemoryBroker` (`prisma-outbox/testing`),
+   * as the relay's `transport` option takes its publishing side.
+   */
+  transport?: InboxTransport | undefined;
   /** Replaces the definition's logger for this run (the CLI passes its own). */
   logger?: Logger;
 }
 
 export function checkConnection(connection: InboxConnection): {
   database: ReturnType<typeof resolveDatabase>;
-  amqpUrl: string;
+  broker: { amqpUrl: string } | { transport: InboxTransport };
 } {
   if (typeof connection !== "object" || connection === null) {
     throw new OutboxConfigError("Expected start() to get { databaseUrl | database, amqpUrl }.");
   }
   const database = resolveDatabase(connection.databaseUrl, connection.database);
-  expectUrl("amqpUrl", connection.amqpUrl, ["amqp:", "amqps:"]);
-  return { database, amqpUrl: connection.amqpUrl };
+  const { amqpUrl, transport } = connection;
+  if (transport !== undefined) {
+    if (amqpUrl !== undefined) throw new OutboxConfigError("Expected `amqpUrl` or `transport`, not both.");
+    if (typeof transport?.consumer !== "function") {
+      throw new OutboxConfigError("Expected `transport` to have a consumer(options) method (an InboxTransport).");
+    }
+    return { database, broker: { transport } };
+  }
+  if (amqpUrl === undefined) {
+    throw new OutboxConfigError("Expected `amqpUrl` (RabbitMQ URL) or `transport`; neither was given.");
+  }
+  expectUrl("amqpUrl", amqpUrl, ["amqp:", "amqps:"]);
+  return { database, broker: { amqpUrl } };
 }
 
 /** The secrets of the connections given (URLs, a config's password) out of a text; the app's pool's are its own. */
-export function connectionScrubber(source: DatabaseSource, amqpUrl: string): (text: string) => string {
+export function connectionScrubber(source: DatabaseSource, amqpUrl: string | undefined): (text: string) => string {
   const config = source.kind === "config" ? source.config : undefined;
   const urls = [config?.connectionString, amqpUrl].filter((u): u is string => typeof u === "string");
   const byUrl = secretScrubber(urls);

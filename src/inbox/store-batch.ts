@@ -15,7 +15,7 @@ import {
   insertInboxParams,
 } from "../sql/inbox/insert.js";
 import type { InboxNames } from "../sql/names.js";
-import type { Delivery } from "../transport/amqp/consumer.js";
+import type { Delivery } from "../transport/transport.js";
 import { bareDeadRow, type Entry, headersProblem, inboxRow } from "./delivery-rows.js";
 
 /** A failure that is neither transient nor data-class splits the batch once it came back this many times in a row. */

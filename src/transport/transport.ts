@@ -57,3 +57,88 @@ export interface Transport {
   /** Subscribes to connection events; returns the unsubscribe function. Listeners must not throw. */
   onEvent(listener: (event: TransportEvent) => void): () => void;
 }
+
+// The receiving side: what the inbox consumes through. RabbitMQ's is transport/amqp/consumer.ts; the test kit's
+// in-memory broker makes another.
+
+/** The queue the inbox consumes, asserted with its bindings at start and after every reconnection. */
+export interface QueueSpec {
+  /** The queue's name. */
+  name: string;
+  /**
+   * Queue arguments, e.g. `{ "x-queue-type": "quorum", "x-dead-letter-exchange": "dlx" }`.
+   * @defaultValue {}
+   */
+  arguments?: Record<string, unknown>;
+  /**
+   * Exchange + routing key pattern pairs to bind; `arguments` for a headers exchange (`x-match` and the headers).
+   * @defaultValue []
+   */
+  bindings?: Array<{ exchange: string; routingKey: string; arguments?: Record<string, unknown> }>;
+}
+
+/** One delivery, with what the inbox stores of it. */
+export interface Delivery {
+  content: Buffer;
+  messageId: string | undefined;
+  exchange: string;
+  routingKey: string;
+  headers: Record<string, unknown> | undefined;
+  type: string | undefined;
+  correlationId: string | undefined;
+  redelivered: boolean;
+  /**
+   * Set when the header table could not be decoded (nested too deep, malformed): `headers` is then undefined, and this
+   * says why. The inbox treats such a delivery as invalid (`invalidMessages`).
+   */
+  undecodable?: string;
+  /** @internal What the consumer that made it needs to ack or reject it. */
+  readonly tag: DeliveryTag;
+}
+
+/** @internal The channel generation and delivery tag; `message` is the consumer's own record of the delivery. */
+export interface DeliveryTag {
+  readonly generation: number;
+  readonly deliveryTag: number;
+  readonly message: { content: Buffer };
+}
+
+/** What only a consumer reports, besides the transport's connection events. */
+export type ConsumerEvent =
+  | { type: "decode-failure"; failures: number; error: Error }
+  | { type: "decode-loop"; failures: number; error: Error }
+  | { type: "decode-loop-ended" }
+  | { type: "guard-unavailable" };
+
+export interface ConsumerOptions {
+  queue: QueueSpec;
+  /** Exchanges to assert before the queue's bindings. */
+  exchanges: ExchangeSpec[];
+  /** Most deliveries unacked at once. */
+  prefetch: number;
+  onDelivery: (delivery: Delivery) => void;
+  onEvent: (event: TransportEvent | ConsumerEvent) => void;
+}
+
+/**
+ * Consumes one queue. State machine: idle --start()--> consuming --pause()--> paused; any --close()--> closed. A
+ * delivery is acked or rejected once; ack/reject return false when the delivery's channel is gone (the broker
+ * delivers it again).
+ */
+export interface Consumer {
+  /** Asserts the topology and starts consuming. Rejects, with nothing left open, if the first try fails. */
+  start(): Promise<void>;
+  /** Stops new deliveries; deliveries already received may still be acked. */
+  pause(): Promise<void>;
+  /** Acks the delivery (and, with `multiple`, every earlier one of its channel). */
+  ack(delivery: Delivery, multiple?: boolean): boolean;
+  /** Rejects without requeue: the queue's dead-letter exchange gets it, or the broker drops it. */
+  reject(delivery: Delivery): boolean;
+  /** Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Where an inbox receives from instead of RabbitMQ at `amqpUrl` (the test kit's `MemoryBroker` is one). */
+export interface InboxTransport {
+  consumer(options: ConsumerOptions): Consumer;
+}

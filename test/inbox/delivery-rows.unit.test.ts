@@ -10,7 +10,7 @@ import {
 } from "../../src/inbox/delivery-rows.js";
 import { resolveHandlers } from "../../src/inbox/options.js";
 import { HandlerRegistry } from "../../src/inbox/registry.js";
-import type { Delivery } from "../../src/transport/amqp/consumer.js";
+import type { Delivery } from "../../src/transport/transport.js";
 
 const registry = new HandlerRegistry(
   resolveHandlers({

@@ -12,7 +12,7 @@ import { Receiver, type ReceiverDeps } from "../../src/inbox/receiver.js";
 import { HandlerRegistry } from "../../src/inbox/registry.js";
 import type { ClaimedInboxRow } from "../../src/sql/inbox/claim.js";
 import { inboxNames } from "../../src/sql/names.js";
-import type { Delivery } from "../../src/transport/amqp/consumer.js";
+import type { Delivery } from "../../src/transport/transport.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
 const databaseUrl = await useTestDatabase();

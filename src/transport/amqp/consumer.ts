@@ -20,62 +20,18 @@
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { OutboxConfigError, OutboxStartError } from "../../errors.js";
 import { backoffDelay, sleep } from "../../runtime/backoff.js";
-import type { ExchangeSpec, TransportEvent } from "../transport.js";
+import type { Consumer, ConsumerOptions, Delivery } from "../transport.js";
 import { guardHeaderDecoding, undecodableReason } from "./header-guard.js";
 import { brokerText, codeOf, loadAmqplib, quietly } from "./helpers.js";
 import { Scrubber } from "./options.js";
-
-/** The queue the inbox consumes, asserted with its bindings at start and after every reconnection. */
-export interface QueueSpec {
-  /** The queue's name. */
-  name: string;
-  /**
-   * Queue arguments, e.g. `{ "x-queue-type": "quorum", "x-dead-letter-exchange": "dlx" }`.
-   * @defaultValue {}
-   */
-  arguments?: Record<string, unknown>;
-  /** Exchange + routing key pattern pairs to bind. @defaultValue [] */
-  bindings?: Array<{ exchange: string; routingKey: string }>;
-}
-
-/** One delivery, with what the inbox stores of it. */
-export interface Delivery {
-  content: Buffer;
-  messageId: string | undefined;
-  exchange: string;
-  routingKey: string;
-  headers: Record<string, unknown> | undefined;
-  type: string | undefined;
-  correlationId: string | undefined;
-  redelivered: boolean;
-  /**
-   * Set when the header table could not be decoded (nested too deep, malformed): `headers` is then undefined, and this
-   * says why. The inbox treats such a delivery as invalid (`invalidMessages`).
-   */
-  undecodable?: string;
-  /** @internal the channel generation and delivery tag, for ack/reject. */
-  readonly tag: { generation: number; deliveryTag: number; message: ConsumeMessage };
-}
 
 /** Losses in a row, each a decoding failure soon after consuming, that make a loop. */
 export const LOOP_AFTER = 3;
 /** How soon after consuming a decoding failure counts toward a loop; also how long a connection must live to end it. */
 export const LOOP_WINDOW_MS = 10_000;
 
-/** What only the consumer reports, besides the transport's connection events. */
-export type ConsumerEvent =
-  | { type: "decode-failure"; failures: number; error: Error }
-  | { type: "decode-loop"; failures: number; error: Error }
-  | { type: "decode-loop-ended" }
-  | { type: "guard-unavailable" };
-
-export interface AmqpConsumerOptions {
+export interface AmqpConsumerOptions extends ConsumerOptions {
   url: string;
-  queue: QueueSpec;
-  exchanges: ExchangeSpec[];
-  prefetch: number;
-  onDelivery: (delivery: Delivery) => void;
-  onEvent: (event: TransportEvent | ConsumerEvent) => void;
   reconnectBaseMs?: number;
   reconnectMaxMs?: number;
   /**
@@ -87,7 +43,7 @@ export interface AmqpConsumerOptions {
 
 type State = "idle" | "connecting" | "consuming" | "paused" | "waiting" | "closed";
 
-export class AmqpConsumer {
+export class AmqpConsumer implements Consumer {
   readonly #options: AmqpConsumerOptions;
   /** Keeps the URL's password out of every error the consumer lets out (the publisher's scrubber). */
   readonly #scrubber: Scrubber;
@@ -137,7 +93,7 @@ export class AmqpConsumer {
   ack(delivery: Delivery, multiple = false): boolean {
     const channel = this.#channelOf(delivery);
     if (!channel) return false;
-    channel.ack(delivery.tag.message, multiple);
+    channel.ack(delivery.tag.message as ConsumeMessage, multiple);
     return true;
   }
 
@@ -145,7 +101,7 @@ export class AmqpConsumer {
   reject(delivery: Delivery): boolean {
     const channel = this.#channelOf(delivery);
     if (!channel) return false;
-    channel.nack(delivery.tag.message, false, false);
+    channel.nack(delivery.tag.message as ConsumeMessage, false, false);
     return true;
   }
 
@@ -184,7 +140,7 @@ export class AmqpConsumer {
       const { queue, exchanges, prefetch } = this.#options;
       for (const e of exchanges) await channel.assertExchange(e.name, e.type, { durable: e.durable ?? true });
       await channel.assertQueue(queue.name, { durable: true, arguments: queue.arguments ?? {} });
-      for (const b of queue.bindings ?? []) await channel.bindQueue(queue.name, b.exchange, b.routingKey);
+      for (const b of queue.bindings ?? []) await channel.bindQueue(queue.name, b.exchange, b.routingKey, b.arguments);
       await channel.prefetch(prefetch);
       const generation = ++this.#generation;
       this.#connection = connection;
