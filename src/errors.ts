@@ -137,3 +137,9 @@ export function coerceError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;
   return new Error(typeof thrown === "string" ? thrown : `Non-error thrown: ${String(thrown)}`, { cause: thrown });
 }
+
+/**
+ * An expectation of the test kit (`prisma-outbox/testing`) failed, or what it waited for did not happen in time. The
+ * message lists what was expected and what happened instead.
+ */
+export class OutboxExpectationError extends OutboxError {}

@@ -63,6 +63,16 @@ export class Inbox {
     return this.#options.queue.name;
   }
 
+  /** The queue's bindings, as given in `queue.bindings`. */
+  get bindings(): ReadonlyArray<{ exchange: string; routingKey: string }> {
+    return this.#options.queue.bindings ?? [];
+  }
+
+  /** The schema of the inbox table. */
+  get schema(): string {
+    return this.#options.schema;
+  }
+
   onEvent(listener: InboxEventListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
