@@ -4,6 +4,7 @@
 // words. Every failure is an OutboxConfigError of the form: Expected `name` to be <what>, got <value>. The value
 // shown is redacted when it could hold a password.
 import { OutboxConfigError } from "../errors.js";
+import { type Clock, databaseClock } from "../runtime/clock.js";
 import { redactUrl } from "./redact.js";
 
 /** The longest delay setTimeout takes (about 24.8 days); longer ones would fire at once. */
@@ -193,6 +194,24 @@ export function schemaOption(name: string, value: unknown, fallback = "public"):
     throw expected(`\`${name}\``, `a PostgreSQL schema name of 1 to ${MAX_IDENTIFIER_BYTES} bytes`, value);
   }
   return value;
+}
+
+/**
+ * The clock of the relay or the inbox (runtime/clock.ts): `{ sql, onAdvance, install? }`, the test kit's TestClock;
+ * PostgreSQL's now() when undefined.
+ */
+export function clockOption(name: string, value: unknown): Clock {
+  if (value === undefined) return databaseClock;
+  const clock = value as Partial<Clock> | null;
+  const ok =
+    typeof clock === "object" &&
+    clock !== null &&
+    typeof clock.sql === "string" &&
+    clock.sql.trim() !== "" &&
+    typeof clock.onAdvance === "function" &&
+    (clock.install === undefined || typeof clock.install === "function");
+  if (!ok) throw expected(`\`${name}\``, "a clock ({ sql, onAdvance }: the test kit's TestClock)", value);
+  return clock as Clock;
 }
 
 /** Edit distance (insertions, deletions, substitutions, swaps of neighbours), case ignored. */

@@ -14,7 +14,7 @@ import { backoffDelay, sleep } from "../runtime/backoff.js";
 import type { ClaimedInboxRow } from "../sql/inbox/claim.js";
 import { completeInboxMessageSql } from "../sql/inbox/complete.js";
 import { failInboxMessageSql } from "../sql/inbox/fail.js";
-import { inboxNames } from "../sql/names.js";
+import type { InboxNames } from "../sql/names.js";
 import { withConsumerSpan } from "../telemetry/tracing.js";
 import type { InboxEvent } from "./events.js";
 import type { ResolvedInboxOptions } from "./options.js";
@@ -44,6 +44,7 @@ export class InboxAttempts {
     prisma: PrismaLike,
     registry: HandlerRegistry,
     options: ResolvedInboxOptions,
+    names: InboxNames,
     emit: (event: InboxEvent) => void,
   ) {
     this.#pool = pool;
@@ -51,7 +52,6 @@ export class InboxAttempts {
     this.#registry = registry;
     this.#options = options;
     this.#emit = emit;
-    const names = inboxNames(options.schema);
     this.#sql = { complete: completeInboxMessageSql(names), fail: failInboxMessageSql(names) };
   }
 

@@ -1,4 +1,5 @@
 import { OutboxConfigError } from "../errors.js";
+import { installClock } from "../runtime/clock.js";
 import { safeEmit } from "../runtime/emitter.js";
 import { scrubbingLogger } from "../runtime/logger.js";
 import { type OwnedPool, openPool } from "../runtime/pg.js";
@@ -42,6 +43,8 @@ export class Inbox {
   #parts:
     | { pool: OwnedPool; consumer: Consumer; receiver: Receiver; processor: Processor; retention: Retention }
     | undefined;
+  /** Ends the processor's wake-ups on the clock's moves (set while running). */
+  #stopClock: (() => void) | undefined;
   #state: InboxHealth["state"] = "idle";
   #brokerConnected = false;
   /** Set while the consumer's connection drops on every reconnection decoding a delivery (transport/amqp/consumer.ts). */
@@ -176,7 +179,7 @@ export class Inbox {
   }
 
   async #start(connection: InboxConnection): Promise<void> {
-    const { database, broker } = checkConnection(connection);
+    const { database, broker, clock } = checkConnection(connection);
     const amqpUrl = "amqpUrl" in broker ? broker.amqpUrl : undefined;
     // A driver's error may echo a URL, or name a piece of a misread password as the host it could not reach.
     const scrub = connectionScrubber(database.source, amqpUrl);
@@ -201,8 +204,10 @@ export class Inbox {
     let processor: Processor | undefined;
     let retention: Retention | undefined;
     try {
-      const names = inboxNames(this.#options.schema);
+      // Every statement of this run (receiver, processor, attempts, retention, gauges) is built with the clock's SQL.
+      const names = inboxNames(this.#options.schema, clock);
       await checkTable(pool, names, database.shown);
+      await installClock(clock, pool, "inbox");
       const probe = new BacklogProbe(async () => (await pool.query<BacklogRow>(inboxBacklogGaugesSql(names))).rows[0]!);
       this.#probe = probe;
       // Taken here, not at construction: an app registers its MeterProvider before start() (telemetry/metrics.ts).
@@ -212,7 +217,7 @@ export class Inbox {
         () => probe.read(),
         () => receiver?.unstored ?? 0,
       );
-      processor = new Processor(pool, this.#prisma, this.#registry, this.#options, this.#emit);
+      processor = new Processor(pool, this.#prisma, this.#registry, this.#options, names, this.#emit);
       receiver = new Receiver({
         pool,
         registry: this.#registry,
@@ -227,7 +232,7 @@ export class Inbox {
         names,
         emit: this.#emit,
       });
-      retention = new Retention(pool, this.#options, logger, (count) => this.#emit({ type: "purged", count }));
+      retention = new Retention(pool, this.#options, names, logger, (count) => this.#emit({ type: "purged", count }));
       const consumerOptions: ConsumerOptions = {
         queue: this.#options.queue,
         exchanges: this.#options.exchanges,
@@ -285,6 +290,9 @@ export class Inbox {
               guardHeaders: this.#options.guardHeaders,
             });
       processor.start();
+      // A test clock moved forward: retries and leases may have ended, which only a claim finds.
+      const wakes = processor;
+      this.#stopClock = clock.onAdvance(() => wakes.wake());
       retention.start();
       await consumer.start();
       this.#brokerConnected = true;
@@ -295,6 +303,7 @@ export class Inbox {
     } catch (error) {
       this.#state = "stopped";
       this.#metrics?.close();
+      this.#stopClock?.();
       await processor?.stop(0);
       await retention?.stop();
       await consumer?.close();
@@ -309,6 +318,7 @@ export class Inbox {
     if (!parts) return;
     this.#state = "stopping";
     this.#metrics?.close();
+    this.#stopClock?.();
     const { stopTimeoutMs } = this.#options;
     const deadline = Date.now() + stopTimeoutMs;
     await parts.consumer.pause();

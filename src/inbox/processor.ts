@@ -22,7 +22,7 @@ import type pg from "pg";
 import { coerceError, InboxHandlerTimeoutError } from "../errors.js";
 import { type ClaimedInboxRow, claimDueInbox, claimInboxByIdsSql } from "../sql/inbox/claim.js";
 import { releaseInboxMessagesSql } from "../sql/inbox/release.js";
-import { type InboxNames, inboxNames } from "../sql/names.js";
+import type { InboxNames } from "../sql/names.js";
 import { InboxAttempts, type PrismaLike } from "./attempt.js";
 import type { InboxEvent } from "./events.js";
 import type { ResolvedInboxOptions } from "./options.js";
@@ -65,12 +65,13 @@ export class Processor implements ReceivedRows {
     prisma: PrismaLike,
     registry: HandlerRegistry,
     options: ResolvedInboxOptions,
+    names: InboxNames,
     emit: (event: InboxEvent) => void,
   ) {
     this.#pool = pool;
     this.#options = options;
-    this.#attempts = new InboxAttempts(pool, prisma, registry, options, emit);
-    this.#names = inboxNames(options.schema);
+    this.#attempts = new InboxAttempts(pool, prisma, registry, options, names, emit);
+    this.#names = names;
     this.#claimByIdsSql = claimInboxByIdsSql(this.#names, options.keyAfterDead);
     this.#releaseSql = releaseInboxMessagesSql(this.#names);
   }
@@ -124,6 +125,16 @@ export class Processor implements ReceivedRows {
     if (this.#stopping) return;
     const room = MAX_HANDED_IDS - this.#handed.length;
     for (const id of ids.slice(0, Math.max(0, room))) this.#handed.push(id);
+    this.#wake?.();
+  }
+
+  /**
+   * Claims due rows now, as the sweeper's timer would: the clock moved (a test clock's advance), so retries whose
+   * backoff ended and rows whose lease ran out are due, and nothing else announces them. Ends the loop's wait.
+   */
+  wake(): void {
+    if (this.#stopping) return;
+    this.#sweepDue = true;
     this.#wake?.();
   }
 

@@ -4,16 +4,17 @@ import type pg from "pg";
 import type { Logger } from "../runtime/logger.js";
 import { PurgeLoop } from "../runtime/purge-loop.js";
 import { purgeInboxMessagesSql } from "../sql/inbox/purge.js";
-import { inboxNames } from "../sql/names.js";
+import type { InboxNames } from "../sql/names.js";
 
 export class Retention extends PurgeLoop {
   constructor(
     pool: pg.Pool,
-    options: { retentionMs: number; purgeIntervalMs: number; purgeBatchSize: number; schema: string },
+    options: { retentionMs: number; purgeIntervalMs: number; purgeBatchSize: number },
+    names: InboxNames,
     logger: Logger,
     onPurged: (count: number) => void,
   ) {
-    const sql = purgeInboxMessagesSql(inboxNames(options.schema));
+    const sql = purgeInboxMessagesSql(names);
     super({
       batch: async () => {
         const { rows } = await pool.query<{ deleted: number }>(sql, [options.retentionMs, options.purgeBatchSize]);

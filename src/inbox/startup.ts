@@ -4,8 +4,9 @@
 import type pg from "pg";
 import { resolveDatabase } from "../config/database.js";
 import { secretScrubber } from "../config/redact.js";
-import { expectUrl } from "../config/validate.js";
+import { clockOption, expectUrl } from "../config/validate.js";
 import { OutboxConfigError, OutboxStartError } from "../errors.js";
+import type { Clock } from "../runtime/clock.js";
 import type { Logger } from "../runtime/logger.js";
 import { type DatabaseSource, describePgError } from "../runtime/pg.js";
 import { UNDEFINED_TABLE } from "../sql/check-table.js";
@@ -32,6 +33,13 @@ export interface InboxConnection {
    * as the relay's `transport` option takes its publishing side.
    */
   transport?: InboxTransport | undefined;
+  /**
+   * The time the inbox's statements compare with (a retry's backoff, a lease, the dedupe window): the test kit's
+   * `TestClock` (`prisma-outbox/testing`), which a test moves forward instead of waiting; the inbox installs it in its
+   * database at start and claims what became due when it moves.
+   * @defaultValue PostgreSQL's now()
+   */
+  clock?: Clock | undefined;
   /** Replaces the definition's logger for this run (the CLI passes its own). */
   logger?: Logger;
 }
@@ -39,24 +47,26 @@ export interface InboxConnection {
 export function checkConnection(connection: InboxConnection): {
   database: ReturnType<typeof resolveDatabase>;
   broker: { amqpUrl: string } | { transport: InboxTransport };
+  clock: Clock;
 } {
   if (typeof connection !== "object" || connection === null) {
     throw new OutboxConfigError("Expected start() to get { databaseUrl | database, amqpUrl }.");
   }
   const database = resolveDatabase(connection.databaseUrl, connection.database);
+  const clock = clockOption("clock", connection.clock);
   const { amqpUrl, transport } = connection;
   if (transport !== undefined) {
     if (amqpUrl !== undefined) throw new OutboxConfigError("Expected `amqpUrl` or `transport`, not both.");
     if (typeof transport?.consumer !== "function") {
       throw new OutboxConfigError("Expected `transport` to have a consumer(options) method (an InboxTransport).");
     }
-    return { database, broker: { transport } };
+    return { database, broker: { transport }, clock };
   }
   if (amqpUrl === undefined) {
     throw new OutboxConfigError("Expected `amqpUrl` (RabbitMQ URL) or `transport`; neither was given.");
   }
   expectUrl("amqpUrl", amqpUrl, ["amqp:", "amqps:"]);
-  return { database, broker: { amqpUrl } };
+  return { database, broker: { amqpUrl }, clock };
 }
 
 /** The secrets of the connections given (URLs, a config's password) out of a text; the app's pool's are its own. */

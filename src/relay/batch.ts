@@ -233,7 +233,7 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
         events.push({ type: "retry-scheduled", messageId: row.message_id, attempts, delayMs, error });
       }
     });
-    const names = outboxNames(options.schema);
+    const names = outboxNames(options.schema, options.clock);
     if (retry.length > 0) await client.query(requeueMessagesSql(names), [JSON.stringify(retry)]);
     if (dead.length > 0) await client.query(deadLetterMessagesSql(names), [JSON.stringify(dead)]);
     await client.query(COMMIT_SQL);

@@ -4,6 +4,7 @@ import { resolveDatabase } from "../config/database.js";
 import { redactUrl, secretScrubber } from "../config/redact.js";
 import {
   booleanOption,
+  clockOption,
   durationOption,
   enumOption,
   exchangesOption,
@@ -14,6 +15,7 @@ import {
 } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
 import { defaultOutboxQueue, type OutboxQueue } from "../handoff/outbox-queue.js";
+import type { Clock } from "../runtime/clock.js";
 import { type Logger, loggerOption, scrubbingLogger } from "../runtime/logger.js";
 import type { DatabaseSource } from "../runtime/pg.js";
 import type { KeyAfterDeadLetter } from "../sql/outbox/claim.js";
@@ -146,6 +148,13 @@ export interface RelayOptions {
    */
   stopTimeoutMs?: number;
   /**
+   * The time the relay's statements compare with (a retry's backoff, a delayed message's `availableAt`): the test
+   * kit's `TestClock` (`prisma-outbox/testing`), which a test moves forward instead of waiting; the relay installs it
+   * in its database at start and wakes when it moves. Rows are still written on the database's time.
+   * @defaultValue PostgreSQL's now()
+   */
+  clock?: Clock;
+  /**
    * Where the relay says what it does; `false` for nothing. What the logger throws is ignored.
    * @defaultValue warnings and errors as lines on stderr (info is dropped)
    */
@@ -182,6 +191,7 @@ export interface ResolvedRelayOptions {
   retryMaxDelayMs: number;
   keyAfterDeadLetter: KeyAfterDeadLetter;
   stopTimeoutMs: number;
+  clock: Clock;
   logger: Logger;
 }
 
@@ -218,6 +228,7 @@ const RELAY_OPTION_KEYS = {
   retryMaxDelayMs: true,
   keyAfterDeadLetter: true,
   stopTimeoutMs: true,
+  clock: true,
   logger: true,
 } satisfies Record<keyof RelayOptions, true>;
 
@@ -286,6 +297,7 @@ export function resolveRelayOptions(options: RelayOptions): {
     retryMaxDelayMs,
     keyAfterDeadLetter: enumOption("keyAfterDeadLetter", options.keyAfterDeadLetter, ["stop", "continue"], "stop"),
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
+    clock: clockOption("clock", options.clock),
     logger: scrubbingLogger(loggerOption(options.logger, "relay"), scrub),
   };
   return {

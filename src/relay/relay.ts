@@ -68,12 +68,14 @@ export class Relay {
   /** Starts the sweeper (set once the resources are open). */
   #runSweeper: (() => Promise<void>) | undefined;
   #sweeper: Promise<void> | undefined;
+  /** Ends the wake-ups on the clock's moves (set while running). */
+  #stopClock: (() => void) | undefined;
 
   constructor(options: RelayOptions) {
     const resolved = resolveRelayOptions(options);
     this.options = resolved.options;
     this.#connections = resolved.connections;
-    this.#names = outboxNames(resolved.options.schema);
+    this.#names = outboxNames(resolved.options.schema, resolved.options.clock);
     this.#limit = new BatchLimit(this.options.batchSize, this.options.publishTimeoutMs, this.options.logger);
     this.#keyed = new KeyedMode(this.options.concurrency);
   }
@@ -157,6 +159,8 @@ export class Relay {
     }
     this.#state = "running";
     this.#sweeper = this.#runSweeper?.();
+    // A test clock moved forward: retries and delayed rows may be due now, which no NOTIFY announces.
+    this.#stopClock = o.clock.onAdvance(() => this.wake());
     this.wake(); // what was written while no relay ran
     o.logger.info("relay started", { batchSize: o.batchSize, concurrency: o.concurrency, listen: o.listen });
     this.#emit({ type: "started" });
@@ -215,6 +219,7 @@ export class Relay {
       return;
     }
     this.#state = "stopping";
+    this.#stopClock?.();
     this.#halt.abort();
     this.#broker.release();
     const deadline = setTimeout(() => this.#abort.abort(), this.options.stopTimeoutMs);

@@ -6,6 +6,7 @@
 // open() rejects: a failed start leaves nothing running. close() closes whatever is open; it never rejects.
 import type pg from "pg";
 import { OutboxConfigError, OutboxError, OutboxStartError } from "../errors.js";
+import { installClock } from "../runtime/clock.js";
 import { describePgError, type OwnedPool, openPool } from "../runtime/pg.js";
 import { checkTableSql, UNDEFINED_TABLE } from "../sql/check-table.js";
 import type { OutboxNames } from "../sql/names.js";
@@ -82,6 +83,7 @@ export class RelayResources {
       const pool = this.relayPool.pool;
       this.pool = pool;
       inputs.keyed.on = await haltable(halt, "connecting to the database", checkDatabase(pool, inputs));
+      await haltable(halt, "installing the clock", installClock(o.clock, pool, "relay"));
       inputs.record.database = { connected: true };
       const backlogSql = outboxBacklogGaugesSql(names);
       const probe = new BacklogProbe(async () => (await pool.query<BacklogRow>(backlogSql)).rows[0]!);

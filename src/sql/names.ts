@@ -6,7 +6,12 @@
 // Every statement uses the schema-qualified, quoted names: the tables are found where the app's Prisma put them,
 // whatever the session's search_path (which Prisma does not set, and which a pooler may not keep), and any schema
 // name PostgreSQL accepts (mixed case, dashes, quotes) is written safely.
+//
+// `now` is the SQL for the current time in the relay's and the inbox's statements: PostgreSQL's now() unless a clock
+// is given (the test kit's TestClock, src/runtime/clock.ts). Names are computed once per schema and clock, so every
+// statement is built with the clock's SQL once, not per query.
 import { createHash } from "node:crypto";
+import { type Clock, databaseClock } from "../runtime/clock.js";
 
 /** The default schema, where Prisma puts the models unless told otherwise. */
 export const DEFAULT_SCHEMA = "public";
@@ -32,6 +37,8 @@ export interface OutboxNames {
    * not be a plain name of at most 63 bytes). Only [a-z0-9_.] characters, so it is safe inside a string literal.
    */
   notifyChannel: string;
+  /** SQL for "now" in the relay's statements: `now()`, or the clock's (runtime/clock.ts). */
+  now: string;
 }
 
 /** A quoted identifier: `"` doubled inside, so that any name is one identifier and nothing else. */
@@ -47,28 +54,24 @@ function channelFor(schema: string): string {
   return `${BASE_CHANNEL}.${createHash("sha256").update(schema).digest("hex").slice(0, 32)}`;
 }
 
-const cache = new Map<string, OutboxNames>();
-
-/** The names for one schema (computed once per schema). */
-export function outboxNames(schema: string = DEFAULT_SCHEMA): OutboxNames {
-  let names = cache.get(schema);
-  if (!names) {
-    const qualified = quoteIdentifier(schema);
-    names = {
-      schema,
-      outboxTable: `${qualified}.${quoteIdentifier("outbox_message")}`,
-      deadLetterTable: `${qualified}.${quoteIdentifier("outbox_dead_letter")}`,
-      notifyChannel: channelFor(schema),
-    };
-    cache.set(schema, names);
-  }
-  return names;
-}
+/** The outbox's names for one schema and clock (computed once per pair). */
+export const outboxNames: (schema?: string, clock?: Clock) => OutboxNames = cached((schema, now) => {
+  const qualified = quoteIdentifier(schema);
+  return {
+    schema,
+    outboxTable: `${qualified}.${quoteIdentifier("outbox_message")}`,
+    deadLetterTable: `${qualified}.${quoteIdentifier("outbox_dead_letter")}`,
+    notifyChannel: channelFor(schema),
+    now,
+  };
+});
 
 export interface InboxNames {
   schema: string;
   /** `"schema"."inbox_message"`: the inbox table (prisma/inbox.prisma), dedupe records and pending work. */
   inboxTable: string;
+  /** SQL for "now" in the inbox's statements: `now()`, or the clock's (runtime/clock.ts). */
+  now: string;
 }
 
 export interface RequestNames {
@@ -86,26 +89,39 @@ export function quoteLiteral(text: string): string {
   return `E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
 }
 
-/** One cache per kind of names: a schema's names are computed once. */
-function cached<T>(make: (schema: string) => T): (schema?: string) => T {
-  const cache = new Map<string, T>();
-  return (schema = DEFAULT_SCHEMA) => {
-    let names = cache.get(schema);
+/**
+ * One cache per kind of names: the names of a schema and a clock's SQL are computed once. Keyed by both (a schema
+ * name may hold any character, so the key is the pair, not a joined text).
+ */
+function cached<T>(make: (schema: string, now: string) => T): (schema?: string, clock?: Clock) => T {
+  const cache = new Map<string, Map<string, T>>();
+  return (schema = DEFAULT_SCHEMA, clock = databaseClock) => {
+    let bySchema = cache.get(clock.sql);
+    if (!bySchema) {
+      bySchema = new Map();
+      cache.set(clock.sql, bySchema);
+    }
+    let names = bySchema.get(schema);
     if (!names) {
-      names = make(schema);
-      cache.set(schema, names);
+      // In brackets, so that the clock's expression binds as one operand wherever a statement puts it.
+      names = make(schema, clock.sql === databaseClock.sql ? clock.sql : `(${clock.sql})`);
+      bySchema.set(schema, names);
     }
     return names;
   };
 }
 
-/** The inbox's names in one schema (the `schema` option of `inbox()`). */
-export const inboxNames: (schema?: string) => InboxNames = cached((schema) => ({
+/** The inbox's names in one schema (the `schema` option of `inbox()`), with the clock of its `start()`. */
+export const inboxNames: (schema?: string, clock?: Clock) => InboxNames = cached((schema, now) => ({
   schema,
   inboxTable: `${quoteIdentifier(schema)}.${quoteIdentifier("inbox_message")}`,
+  now,
 }));
 
-/** Request-reply's names in one schema (the `schema` option of `requests()`). */
+/**
+ * Request-reply's names in one schema (the `schema` option of `requests()`). Its statements stay on PostgreSQL's
+ * now(): its times are the status's own record (started, updated, expires) and no retry or lease waits on them.
+ */
 export const requestNames: (schema?: string) => RequestNames = cached((schema) => ({
   schema,
   requestTable: `${quoteIdentifier(schema)}.${quoteIdentifier("outbox_request")}`,

@@ -25,8 +25,11 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   inbox: [...foundation, "config", "sql", "transport"],
   "request-reply": [...foundation, "config", "sql", "extension", "inbox"],
   ops: [...foundation, "config", "sql"],
-  // prisma-outbox/testing: drives a real relay and a real inbox on the in-memory transport.
-  testing: [...foundation, "config", "sql", "handoff", "transport", "relay", "inbox"],
+  // The test kit (prisma-outbox/testing): runs a relay and inboxes on the in-memory broker, with its clock.
+  testing: [
+    ...foundation,
+    ...["config", "sql", "handoff", "transport", "extension", "relay", "inbox", "request-reply"],
+  ],
   cli: [
     ...foundation,
     ...["config", "sql", "handoff", "transport", "extension", "relay", "inbox", "request-reply", "ops"],

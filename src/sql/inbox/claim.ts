@@ -8,8 +8,12 @@ import type { InboxNames } from "../names.js";
 // - the handler's transaction completes the row with `attempts = <the claimed value>` as a guard (complete.ts): if
 //   the lease ran out and another processor claimed it, the guard fails and the handler's writes roll back. One commit per (message, handler), whatever the races.
 // - FOR UPDATE SKIP LOCKED in the subquery: concurrent claims never wait for each other or take the same row.
-// - The (status, available_at, id) index serves `status = 'pending' AND available_at <= now() ORDER BY available_at,
-//   id`: due rows come first in the index, so deferred rows (backoff, leases) and processed rows are never read.
+// - The (status, available_at, id) index serves `status = 'pending' AND available_at <= names.now ORDER BY
+//   available_at, id`: due rows come first in the index, so deferred rows (backoff, leases) and processed rows are
+//   never read. names.now is PostgreSQL's now(), or the test kit's clock (now() plus an offset that only grows): every
+//   inbox statement that writes or compares available_at uses the same one, so a backoff or a lease ends when that
+//   clock passes it (a test that moves the clock past a running handler's lease sees the lease run out, as waiting
+//   would show).
 // - Ordering keys: a row with a key is claimable only when no row of the same key and handler with a lower id is still
 //   pending (due, backing off after a failure, or leased by a processor in any process) or, with keyAfterDead
 //   "stop", dead. The receiver stores a queue's deliveries in the order it got them (receiver.ts), so per key and
@@ -33,9 +37,9 @@ function keyHeadOnly(names: InboxNames, afterDead: KeyAfterDead): string {
 /** The due claim, with its lease (ms) and limit given as SQL text: parameters, or integers written in. */
 function dueClaim(names: InboxNames, afterDead: KeyAfterDead, leaseMs: string, limit: string): string {
   return `
-UPDATE ${names.inboxTable} m SET attempts = m.attempts + 1, available_at = now() + make_interval(secs => ${leaseMs}::float8 / 1000)
+UPDATE ${names.inboxTable} m SET attempts = m.attempts + 1, available_at = ${names.now} + make_interval(secs => ${leaseMs}::float8 / 1000)
 FROM (
-  SELECT r.id FROM ${names.inboxTable} r WHERE r.status = 'pending' AND r.available_at <= now()
+  SELECT r.id FROM ${names.inboxTable} r WHERE r.status = 'pending' AND r.available_at <= ${names.now}
   ${keyHeadOnly(names, afterDead)}
   ORDER BY r.available_at, r.id LIMIT ${limit} FOR UPDATE SKIP LOCKED
 ) c
@@ -72,10 +76,10 @@ export function claimDueInbox(names: InboxNames, afterDead: KeyAfterDead, leaseM
 /** Claims the given rows (the receiver's in-process hand-off) where still pending and due. $1: lease ms, $2: ids. */
 export function claimInboxByIdsSql(names: InboxNames, afterDead: KeyAfterDead = "stop"): string {
   return `
-UPDATE ${names.inboxTable} m SET attempts = m.attempts + 1, available_at = now() + make_interval(secs => $1::float8 / 1000)
+UPDATE ${names.inboxTable} m SET attempts = m.attempts + 1, available_at = ${names.now} + make_interval(secs => $1::float8 / 1000)
 FROM (
   SELECT r.id FROM ${names.inboxTable} r
-  WHERE r.id = ANY($2::bigint[]) AND r.status = 'pending' AND r.available_at <= now()
+  WHERE r.id = ANY($2::bigint[]) AND r.status = 'pending' AND r.available_at <= ${names.now}
   ${keyHeadOnly(names, afterDead)}
   ORDER BY r.id FOR UPDATE SKIP LOCKED
 ) c

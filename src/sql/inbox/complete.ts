@@ -9,6 +9,6 @@ import type { InboxNames } from "../names.js";
  */
 export function completeInboxMessageSql(names: InboxNames): string {
   return `
-UPDATE ${names.inboxTable} SET status = 'processed', processed_at = now(), last_error = NULL
+UPDATE ${names.inboxTable} SET status = 'processed', processed_at = ${names.now}, last_error = NULL
 WHERE id = $1::bigint AND status = 'pending' AND attempts = $2::int`;
 }

@@ -32,7 +32,7 @@ WHERE ${retryOnly ? RETRYABLE : "status = 'dead'"} AND ${filter.where}`;
  */
 export function retryInboxDeadSql(names: InboxNames, filter: FilterSql): string {
   return `WITH retried AS (
-  UPDATE ${names.inboxTable} SET status = 'pending', attempts = 0, available_at = now()
+  UPDATE ${names.inboxTable} SET status = 'pending', attempts = 0, available_at = ${names.now}
   WHERE ${RETRYABLE} AND ${filter.where}
   RETURNING 1
 )

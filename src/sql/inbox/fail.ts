@@ -10,7 +10,7 @@ export function failInboxMessageSql(names: InboxNames): string {
   return `
 UPDATE ${names.inboxTable}
 SET status = CASE WHEN $5::boolean THEN 'dead' ELSE 'pending' END,
-    available_at = now() + make_interval(secs => $3::float8 / 1000),
+    available_at = ${names.now} + make_interval(secs => $3::float8 / 1000),
     last_error = $4
 WHERE id = $1::bigint AND status = 'pending' AND attempts = $2::int
 RETURNING status`;

@@ -36,9 +36,10 @@ export interface InboxRowInput {
  *   not JSON go to `body`, and a body over maxPayloadBytes goes nowhere), unlike a body that is JSON null.
  * - RETURNING gives the ids of the rows actually inserted and pending, for the in-process hand-off to the processor.
  * - Leased rows are claimed by the INSERT itself (attempts 1, due only after the lease $13 ms, as the processor's claim
- *   would set them: claim.ts), for the processor of this process, which has room for them: it starts
- *   them without a claim round trip. A duplicate is not inserted, so never leased twice. `leased` comes back for
- *   those rows only (NULL otherwise), with the message id and handler that say which input row each one is.
+ *   would set them: claim.ts, from the same clock, names.now), for the processor of this process, which has room
+ *   for them: it starts them without a claim round trip. A duplicate is not inserted, so never leased twice.
+ *   `leased` comes back for those rows only (NULL otherwise), with the message id and handler that say which input
+ *   row each one is.
  * - Rows go into the unique index in (message_id, handler) order, whatever the delivery order: two INSERTs in flight
  *   at once (the receiver's two batches, or two inbox processes) holding the same keys (duplicate publishes) then
  *   take them in the same order, so one waits for the other instead of each waiting for a key the other holds
@@ -65,7 +66,7 @@ INSERT INTO ${names.inboxTable} (id, message_id, handler, exchange, routing_key,
                                   correlation_id, status, last_error, ordering_key, attempts, available_at)
 SELECT id, message_id, handler, exchange, routing_key, CASE WHEN has_payload THEN payload END, body, headers::jsonb,
        type, correlation_id, status, last_error, ordering_key, CASE WHEN leased THEN 1 ELSE 0 END,
-       CASE WHEN leased THEN now() + make_interval(secs => $13::float8 / 1000) ELSE now() END
+       CASE WHEN leased THEN ${names.now} + make_interval(secs => $13::float8 / 1000) ELSE ${names.now} END
 FROM input
 ORDER BY message_id, handler
 ON CONFLICT (message_id, handler) DO NOTHING

@@ -9,7 +9,7 @@ import type { InboxNames } from "../names.js";
  */
 export function releaseInboxMessagesSql(names: InboxNames): string {
   return `
-UPDATE ${names.inboxTable} m SET attempts = m.attempts - 1, available_at = now()
+UPDATE ${names.inboxTable} m SET attempts = m.attempts - 1, available_at = ${names.now}
 FROM unnest($1::bigint[], $2::int[]) AS r(id, attempts)
 WHERE m.id = r.id AND m.status = 'pending' AND m.attempts = r.attempts`;
 }

@@ -1,5 +1,7 @@
 // `prisma-outbox dead-letters` on the outbox's dead letters: list, count, retry (move back into the outbox), purge.
 // The WHERE clause comes from dead-letter-filter.ts (bind parameters only); the tables from outboxNames(schema).
+// PostgreSQL's now(), never a test clock: an operator's command has none, and a row due at now() is due on any clock
+// (a test clock is never behind it: src/runtime/clock.ts).
 
 import type { OutboxNames } from "../names.js";
 import type { FilterSql } from "./dead-letter-filter.js";

@@ -2,6 +2,7 @@
 // (plain SELECTs never block the relay's SKIP LOCKED claims, nor are blocked by them).
 // The counts read every row of the tables they count: a status check is run by a person or a probe every few seconds
 // at most, and an exact backlog is what it is for. On a backlog of millions it takes a second or two, not minutes.
+// "Due" is PostgreSQL's now(): an operator's command runs on the database's time, never on a test's clock.
 import type { InboxNames, OutboxNames } from "../names.js";
 
 /**

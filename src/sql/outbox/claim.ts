@@ -19,6 +19,10 @@ import type { OutboxNames } from "../names.js";
 //   than their delete, vacuum cannot remove them and every walk from the start visits each of them in the heap.
 //   While a backlog drains, the relay claims after its last row, and walks from the start only now and then (see
 //   src/relay/claim-position.ts).
+// - "Due" is `available_at <= names.now`: PostgreSQL's now() (the transaction's start), the one clock every relay
+//   of the outbox shares; or the test kit's clock (now() plus an offset that only grows, src/runtime/clock.ts), so
+//   that a retry's backoff or a delayed message ends when a test moves the clock, not when it waits. New rows are
+//   written on the database's time (insert.ts), never ahead of either clock, so they are due at once with both.
 // - payload::text returns the exact JSON text written, which becomes the message body without a parse/stringify.
 // - BEGIN travels with the claim in one simple-protocol query: one round trip instead of two on the hot path. The
 //   simple protocol takes no bind parameters, so the values are written into the text by the functions below, which
@@ -89,7 +93,7 @@ export function claimByIds(
   afterDeadLetter: KeyAfterDeadLetter = "stop",
 ): string {
   return `DELETE FROM ${names.outboxTable} WHERE id IN (
-  SELECT id FROM ${names.outboxTable} WHERE id = ANY('{${ids.map(outboxId).join(",")}}'::bigint[]) AND available_at <= now()
+  SELECT id FROM ${names.outboxTable} WHERE id = ANY('{${ids.map(outboxId).join(",")}}'::bigint[]) AND available_at <= ${names.now}
   ${keyHeadOnly(names, afterDeadLetter)}
   ORDER BY id FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
@@ -103,7 +107,7 @@ export function claimNext(
   afterDeadLetter: KeyAfterDeadLetter = "stop",
 ): string {
   return `DELETE FROM ${names.outboxTable} WHERE id IN (
-  SELECT id FROM ${names.outboxTable} WHERE available_at <= now() ${afterPlace(after)}
+  SELECT id FROM ${names.outboxTable} WHERE available_at <= ${names.now} ${afterPlace(after)}
   ${keyHeadOnly(names, afterDeadLetter)}
   ORDER BY available_at, id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
@@ -113,7 +117,8 @@ export function claimNext(
  * The sweeper's claim: the oldest due rows written at least `minAgeMs` ago, so that it leaves fresh rows to the fast
  * paths and takes only what they missed (a crash after commit, a full in-process queue, a broker outage) and retries
  * whose backoff ended. Fresh rows are the last due ones in claim order, so the walk reaches them only when there is
- * nothing older left.
+ * nothing older left. created_at is the writer's database time: on a test clock moved ahead, fresh rows count as old,
+ * as they would once that much time had passed.
  */
 export function claimSweep(
   names: OutboxNames,
@@ -124,7 +129,7 @@ export function claimSweep(
 ): string {
   return `DELETE FROM ${names.outboxTable} WHERE id IN (
   SELECT id FROM ${names.outboxTable}
-  WHERE available_at <= now() AND created_at <= now() - interval '${integer(minAgeMs)} milliseconds' ${afterPlace(after)}
+  WHERE available_at <= ${names.now} AND created_at <= ${names.now} - interval '${integer(minAgeMs)} milliseconds' ${afterPlace(after)}
   ${keyHeadOnly(names, afterDeadLetter)}
   ORDER BY available_at, id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED
 ) ${RETURNING}`;
@@ -170,8 +175,8 @@ export function claimKeyed(
   const k = integer(Math.max(1, Math.min(limit, keyLimit)));
   const due =
     minAgeMs === undefined
-      ? "available_at <= now()"
-      : `available_at <= now() AND created_at <= now() - interval '${integer(minAgeMs)} milliseconds'`;
+      ? `available_at <= ${names.now}`
+      : `available_at <= ${names.now} AND created_at <= ${names.now} - interval '${integer(minAgeMs)} milliseconds'`;
   const notBehindDeadLetter =
     afterDeadLetter === "stop"
       ? `AND NOT EXISTS (SELECT 1 FROM ${names.deadLetterTable} d WHERE d.ordering_key = ${t}.ordering_key AND d.id < ${t}.id)`
@@ -228,7 +233,7 @@ export function claimKeyHeads(
   SELECT m.id FROM json_array_elements_text(convert_from(decode('${hex}', 'hex'), 'UTF8')::json) AS k(key)
   CROSS JOIN LATERAL (SELECT e.id FROM ${t} e WHERE e.ordering_key = k.key ORDER BY e.id LIMIT 1) h
   JOIN ${t} m ON m.id = h.id
-  WHERE m.available_at <= now() ${notBehindDeadLetter}
+  WHERE m.available_at <= ${names.now} ${notBehindDeadLetter}
   ORDER BY m.available_at, m.id LIMIT ${integer(keys.length)} FOR UPDATE OF m SKIP LOCKED
 ) ${RETURNING}`;
 }

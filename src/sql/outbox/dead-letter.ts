@@ -16,5 +16,5 @@ SELECT r.id, r.message_id, r.exchange, r.routing_key, r.payload::json, r.headers
 FROM json_to_recordset($1::json) AS r(id bigint, message_id uuid, exchange text, routing_key text, payload text,
   headers jsonb, type text, correlation_id text, attempts int, last_error text, created_at float8, ordering_key text)
 ON CONFLICT (message_id) DO UPDATE SET id = excluded.id, attempts = excluded.attempts, ordering_key = excluded.ordering_key,
-  last_error = excluded.last_error, failed_at = now()`;
+  last_error = excluded.last_error, failed_at = ${names.now}`;
 }

@@ -14,6 +14,10 @@ import type { OutboxNames } from "../names.js";
  *   column's milliseconds, never rounded up: a relay whose claim starts within half a millisecond of the insert
  *   (the in-process hand-off) would otherwise find the row not yet due, and leave it to the sweeper. created_at keeps
  *   now().
+ * - Both stay on the database's time even when the relay runs on the test kit's clock (names.now, which the write side
+ *   never uses: the app's client does not know the relay's clock). That clock is now() plus an offset that only grows,
+ *   so rows written on the database's time are earlier than its now: simply due, as a fresh row is for a relay on
+ *   now(). A row's `availableAt` given by the writer is compared with the relay's clock as it is.
  * - The table and the channel are those of the schema the outbox lives in (names.ts).
  *
  * `notify: false` (the default wake-up: relays in other processes are woken after commit, see
