@@ -272,7 +272,8 @@ export class InboxHarness {
 
   #onEvent(event: InboxEvent): void {
     if (event.type === "retry-scheduled") this.#retries.set(`${event.messageId}\0${event.handler}`, event.attempts);
-    else if (event.type === "invalid" && event.messageId !== undefined) this.#invalid.set(event.messageId, event.reason);
+    else if (event.type === "invalid" && event.messageId !== undefined)
+      this.#invalid.set(event.messageId, event.reason);
     this.#wake?.();
   }
 }

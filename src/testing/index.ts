@@ -2,8 +2,8 @@
 // is replaced, by one in memory that routes as RabbitMQ does. Loads no amqplib. docs/testing.md shows it in use.
 
 export { OutboxExpectationError } from "../errors.js";
-export { MemoryBroker } from "../transport/memory-broker.js";
 export { MemoryTransport, type MemoryTransportOptions } from "../transport/memory.js";
+export { MemoryBroker } from "../transport/memory-broker.js";
 export { TestClock } from "./clock.js";
 export {
   type DeliveryInput,

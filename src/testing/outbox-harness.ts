@@ -111,7 +111,7 @@ export class OutboxHarness {
         headers: { ...message.headers },
         type: message.type,
         correlationId: message.correlationId,
-        queues,
+        queues: [...queues],
       });
     });
   }
