@@ -135,8 +135,8 @@ export class InboxHarness {
       const message = this.#message(one);
       const id = message.messageId!;
       const held = (await this.#pool.pool.query<{ held: boolean }>(this.#sql.holds, [id])).rows[0]!.held;
-      this.#tracked.set(id, { duplicate: held });
       this.#send(message);
+      this.#tracked.set(id, { duplicate: held });
       ids.push(id);
     }
     const outcomes = await this.#settle(ids);

@@ -102,6 +102,8 @@ export class OutboxHarness {
     this.#state = parts.state;
     this.#timeoutMs = parts.timeoutMs;
     this.#unsubscribe = parts.broker.onPublish(({ message, queues }) => {
+      // Unroutable: returned to the relay (mandatory), which retries it; not published.
+      if (queues.length === 0) return;
       this.#captured.push({
         messageId: message.messageId,
         exchange: message.exchange,
