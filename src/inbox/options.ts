@@ -162,6 +162,8 @@ export interface ResolvedHandler {
   dead: ((...args: any[]) => Promise<unknown>) | undefined;
 }
 
+const HANDLER_KEYS = ["on", "pattern", "type", "handle", "dead"];
+
 export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
   if (typeof handlers !== "object" || handlers === null || Array.isArray(handlers)) {
     throw new OutboxConfigError("Expected `handlers` to be an object of handlers keyed by name.");
@@ -173,6 +175,8 @@ export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
     if (typeof s !== "object" || s === null || typeof s.handle !== "function") {
       throw new OutboxConfigError(`Expected \`handlers.${name}\` to be { on | pattern | type, handle(message, tx) }.`);
     }
+    // A misspelt key (`onDead` for `dead`) would otherwise be a hook that silently never runs.
+    rejectUnknownKeys(`handlers.${name}`, s, HANDLER_KEYS);
     if (s.dead !== undefined && typeof s.dead !== "function") {
       throw new OutboxConfigError(
         `Expected \`handlers.${name}.dead\` to be a function (message, tx, error), or absent.`,

@@ -16,6 +16,11 @@ describe("inbox() options", () => {
     [{ ...valid, handlers: {} }, /at least one handler/],
     [{ ...valid, handlers: { h: { handle } } }, /`handlers.h` matches nothing: give `on`/],
     [{ ...valid, handlers: { h: { on: "a" } } }, /`handlers.h` to be \{ on \| pattern \| type, handle/],
+    [{ ...valid, handlers: { h: { on: "a", handle, onDead: handle } } }, /Unknown `handlers.h` key `onDead`/],
+    [
+      { ...valid, queue: { name: "q", bindings: [{ exchange: "x", routingKey: "", arguments: [] }] } },
+      /`queue.bindings\[0\].arguments` to be an object/,
+    ],
     [{ ...valid, prefetch: 0 }, /`prefetch` to be an integer >= 1, got 0/],
     [{ ...valid, handlerTimeoutMs: 1.5 }, /`handlerTimeoutMs` to be an integer/],
     [{ ...valid, leaseMarginMs: 500 }, /`leaseMarginMs` to be an integer from 1000 .*, got 500/],
