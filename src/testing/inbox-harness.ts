@@ -303,6 +303,12 @@ export async function startInboxHarness(inbox: Inbox, options: InboxHarnessOptio
     });
   } catch (error) {
     await pool.close().catch(() => {});
+    if (error instanceof OutboxConfigError && /NOT_FOUND 404/.test(error.message)) {
+      throw new OutboxConfigError(
+        `${error.message}: declare the exchange in the inbox's \`exchanges\`, or start an outbox harness that declares it on the same broker first.`,
+        { cause: error },
+      );
+    }
     throw error;
   }
   const now = clock?.sql ?? "now()";
