@@ -143,9 +143,13 @@ export class InboxHarness {
     return Array.isArray(input) ? outcomes : outcomes[0]!;
   }
 
-  /** Waits until every message delivered or routed to the inbox so far is settled; returns their outcomes. */
-  settled(): Promise<DeliveryOutcome[]> {
-    return this.#settle([...this.#tracked.keys()]);
+  /**
+   * Waits until these messages (by id; default: every message delivered or routed to the inbox so far) are settled,
+   * and returns their outcomes.
+   */
+  settled(messageIds?: string | string[]): Promise<DeliveryOutcome[]> {
+    const ids = messageIds === undefined ? [...this.#tracked.keys()] : [messageIds].flat();
+    return this.#settle(ids);
   }
 
   /** Where a message stands now (no waiting). */
