@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { claimDueInbox, claimDueInboxSql } from "../../src/sql/inbox/claim.js";
 import { inboxNames } from "../../src/sql/names.js";
+import { TestClock } from "../../src/testing/clock.js";
 import { buffersOf as planBuffers } from "../support/plans.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
@@ -53,6 +54,16 @@ describe("the inbox's due claim", () => {
     const claim = await buffersOf(setup, parts.at(-2)!);
     expect(claim.rows).toBe(LIMIT);
     expect(claim.buffers).toBeLessThan(BOUND);
+    expect(claim.plan).not.toContain("Bitmap");
+  });
+
+  it("on the test kit's clock (its function in place of now()) the claim keeps its bound", async () => {
+    const clock = new TestClock();
+    await clock.install(pool);
+    const parts = statementsOf(claimDueInbox(inboxNames(undefined, clock), "stop", 30_000, LIMIT));
+    const claim = await buffersOf(parts.slice(1, -2).join(";"), parts.at(-2)!);
+    expect(claim.rows).toBe(LIMIT);
+    expect(claim.buffers, claim.plan).toBeLessThan(BOUND);
     expect(claim.plan).not.toContain("Bitmap");
   });
 

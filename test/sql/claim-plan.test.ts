@@ -6,6 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { outboxNames } from "../../src/sql/names.js";
 import { claimByIds, claimNext, claimSweep } from "../../src/sql/outbox/claim.js";
+import { TestClock } from "../../src/testing/clock.js";
 import { buffersOf as planBuffers } from "../support/plans.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 
@@ -60,6 +61,27 @@ describe("claim plans", () => {
     );
     expect(byIds.rows).toBe(LIMIT);
     expect(byIds.buffers).toBeLessThan(BOUND);
+  });
+
+  it("on the test kit's clock (its function in place of now()) the claims keep their bounds", async () => {
+    const clock = new TestClock();
+    await clock.install(pool);
+    const onClock = outboxNames(undefined, clock);
+    const next = await buffersOf(claimNext(onClock, LIMIT));
+    const sweep = await buffersOf(claimSweep(onClock, LIMIT, 5_000));
+    const ids = (await pool.query("SELECT id::text AS id FROM outbox_message WHERE available_at <= now() LIMIT 100"))
+      .rows;
+    const byIds = await buffersOf(
+      claimByIds(
+        onClock,
+        ids.map((r) => r.id),
+      ),
+    );
+    for (const claim of [next, sweep, byIds]) {
+      expect(claim.rows).toBe(LIMIT);
+      expect(claim.buffers, claim.plan).toBeLessThan(BOUND);
+    }
+    expect(next.plan).toContain("Index");
   });
 
   it("the bound catches a plan that walks the deferred rows (the first version's ORDER BY id on the primary key)", async () => {

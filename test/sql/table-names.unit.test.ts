@@ -5,7 +5,7 @@ import { inboxNames, quoteIdentifier, quoteLiteral, requestNames } from "../../s
 
 describe("inboxNames and requestNames", () => {
   it("qualify and quote the tables, public by default", () => {
-    expect(inboxNames()).toEqual({ schema: "public", inboxTable: '"public"."inbox_message"' });
+    expect(inboxNames()).toEqual({ schema: "public", inboxTable: '"public"."inbox_message"', now: "now()" });
     expect(requestNames()).toEqual({ schema: "public", requestTable: '"public"."outbox_request"' });
     expect(inboxNames("Inbox-Schema").inboxTable).toBe('"Inbox-Schema"."inbox_message"');
     expect(requestNames('We"ird').requestTable).toBe(`${quoteIdentifier('We"ird')}."outbox_request"`);
