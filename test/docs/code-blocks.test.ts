@@ -5,7 +5,7 @@
 //   - db.ts: `export const prisma`, the client extended with outbox(), for blocks that import "./db.js";
 //   - globals.ts: what a block uses without declaring it (`base`, `prisma`, `idempotencyKey`), as the text around
 //     it says.
-// "prisma-outbox" resolves to src/index.ts. The compiler is the project's tsc (a native binary: one process for all
+// "prisma-outbox" resolves to src/index.ts, "prisma-outbox/testing" to src/testing/index.ts. The compiler is the project's tsc (a native binary: one process for all
 // blocks, a few seconds). Blocks in other languages (```js, ```sh, ```jsonc, ```text) are not compiled.
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -75,7 +75,10 @@ function tsconfig(files: string[]) {
       // Examples elide what is not the point (an unused result, a parameter), as prose does.
       noUnusedLocals: false,
       noUnusedParameters: false,
-      paths: { "prisma-outbox": ["../../../src/index.ts"] },
+      paths: {
+        "prisma-outbox": ["../../../src/index.ts"],
+        "prisma-outbox/testing": ["../../../src/testing/index.ts"],
+      },
     },
     include: [],
     files,
