@@ -5,8 +5,8 @@
 //   - db.ts: `export const prisma`, the client extended with outbox(), for blocks that import "./db.js";
 //   - globals.ts: what a block uses without declaring it (`base`, `prisma`, `idempotencyKey`), as the text around
 //     it says.
-// "prisma-outbox" resolves to src/index.ts, "prisma-outbox/testing" to src/testing/index.ts. The compiler is the project's tsc (a native binary: one process for all
-// blocks, a few seconds). Blocks in other languages (```js, ```sh, ```jsonc, ```text) are not compiled.
+// "prisma-outbox" resolves to src/index.ts, "prisma-outbox/testing" to src/testing/index.ts. The compiler is the
+// project's tsc (a native binary: one process for all blocks, a few seconds). Blocks in other languages (```js, ```sh, ```jsonc, ```text) are not compiled.
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
