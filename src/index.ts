@@ -86,7 +86,9 @@ export type {
   TransportEvent,
 } from "./transport/transport.js";
 
-// Runtime: the logger every part takes.
+// Runtime: the logger every part takes, and the clock the relay and the inbox read "now" from (the test kit's
+// TestClock is one).
+export type { Clock } from "./runtime/clock.js";
 
 export type { Logger } from "./runtime/logger.js";
 
@@ -99,6 +101,7 @@ export {
   OutboxBatchTransactionError,
   OutboxConfigError,
   OutboxError,
+  OutboxExpectationError,
   OutboxMessageError,
   OutboxNackError,
   OutboxPayloadError,
