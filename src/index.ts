@@ -63,6 +63,10 @@ export { type OutboxStatus, outboxStatus, type StatusOptions } from "./ops/statu
 
 // Transports: RabbitMQ (amqplib, loaded on first connect), in memory, and the contract a transport implements.
 
+// Runtime: the logger every part takes, and the clock the relay and the inbox read "now" from (the test kit's
+// TestClock is one).
+export type { Clock } from "./runtime/clock.js";
+export type { Logger } from "./runtime/logger.js";
 export {
   type AmqpReconnectOptions,
   AmqpTransport,
@@ -85,12 +89,6 @@ export type {
   Transport,
   TransportEvent,
 } from "./transport/transport.js";
-
-// Runtime: the logger every part takes, and the clock the relay and the inbox read "now" from (the test kit's
-// TestClock is one).
-export type { Clock } from "./runtime/clock.js";
-
-export type { Logger } from "./runtime/logger.js";
 
 // Errors: every error a user may catch. OutboxConfigError: a person must change something (options, URL, schema);
 // OutboxStartError: start() failed on something waiting may fix (a database or broker down or refusing).
