@@ -264,7 +264,8 @@ function withDeath(message: BrokerMessage, queue: string): Record<string, unknow
     count: typeof earlier?.count === "number" ? earlier.count + 1 : 1,
     reason: "rejected",
     queue,
-    time: Math.floor(Date.now() / 1000),
+    // As amqplib decodes RabbitMQ's AMQP timestamp: seconds, typed.
+    time: { "!": "timestamp", value: Math.floor(Date.now() / 1000) },
     exchange: message.exchange,
     "routing-keys": [message.routingKey],
   });

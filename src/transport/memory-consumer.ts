@@ -13,7 +13,7 @@
 // (connected), as AmqpConsumer reconnects.
 // Prefetch is honoured per consumer (never more than `prefetch` unacked; 0 is unlimited, as in AMQP).
 
-import type { BrokerMessage, MemoryQueue, QueueConsumer, QueuedMessage } from "./memory-queue.js";
+import { type BrokerMessage, later, type MemoryQueue, type QueueConsumer, type QueuedMessage } from "./memory-queue.js";
 import type { Consumer, ConsumerOptions, Delivery, DeliveryTag } from "./transport.js";
 
 /** @internal What a consumer needs of its broker. */
@@ -151,7 +151,7 @@ export class MemoryConsumer implements Consumer, QueueConsumer {
     this.#reopening = true;
     this.#giveBack();
     this.#options.onEvent({ type: "disconnected", error: new Error(`channel closed by the broker: ${reason}`) });
-    setImmediate(() => {
+    later(() => {
       this.#reopening = false;
       if (this.#state === "closed") return;
       this.#options.onEvent({ type: "connected" });

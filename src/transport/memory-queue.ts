@@ -6,6 +6,12 @@
 // prefetch allows, round robin: each message goes to the next consumer after the one that got the previous message
 // that has room, as RabbitMQ spreads a queue over its consumers.
 
+/**
+ * @internal The real setImmediate, taken when this module loads: a test that fakes timers (vi.useFakeTimers() fakes
+ * setImmediate) must not stall the broker's deliveries.
+ */
+export const later: (callback: () => void) => void = setImmediate;
+
 /** What a queue holds and a consumer gets. */
 export interface BrokerMessage {
   content: Buffer;
@@ -85,7 +91,7 @@ export class MemoryQueue {
   schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    later(() => {
       this.#scheduled = false;
       this.#dispatch();
     });

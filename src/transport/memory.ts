@@ -77,7 +77,10 @@ export class MemoryTransport implements Transport {
    * own. The standalone transport has nothing to assert and ignores them.
    */
   useExchanges(exchanges: readonly ExchangeSpec[]): void {
-    if (this.#sink) this.#exchanges.push(...exchanges);
+    if (!this.#sink) return;
+    // A relay started again with the same transport gives them again: each declared once.
+    const known = (e: ExchangeSpec) => this.#exchanges.some((k) => k.name === e.name && k.type === e.type);
+    this.#exchanges.push(...exchanges.filter((e) => !known(e)));
   }
 
   /**

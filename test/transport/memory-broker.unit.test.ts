@@ -1,6 +1,6 @@
 // The in-memory broker's queues and consumers (prefetch, acks, redelivery, dead-lettering, round robin) and its
 // publishing transport, without servers.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { OutboxConfigError, OutboxPublishError } from "../../src/errors.js";
 import { MemoryTransport } from "../../src/transport/memory.js";
 import { type BrokerMessage, MemoryBroker } from "../../src/transport/memory-broker.js";
@@ -12,7 +12,8 @@ import type {
   TransportEvent,
 } from "../../src/transport/transport.js";
 
-const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+const realSetImmediate = setImmediate;
+const tick = () => new Promise<void>((resolve) => realSetImmediate(resolve));
 
 function message(body: string, headers?: Record<string, unknown>): Omit<BrokerMessage, "exchange" | "routingKey"> {
   return {
@@ -61,6 +62,20 @@ describe("MemoryBroker consumers", () => {
     expect(bodies()).toEqual(["1"]);
     expect(broker.messages("q")).toEqual([]);
     expect(broker.unacked("q")).toBe(1);
+  });
+
+  it("delivers while the test fakes timers (vi.useFakeTimers fakes setImmediate)", async () => {
+    const { consumer, publish } = setUp();
+    const { c, bodies } = consumer();
+    vi.useFakeTimers();
+    try {
+      await c.start();
+      publish("1");
+      await tick();
+      expect(bodies()).toEqual(["1"]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("never holds more than `prefetch` unacked; an ack (multiple too) lets more come", async () => {

@@ -133,6 +133,12 @@ afterAll(async () => {
 /** Message index => the queues (suffixes, one per copy, sorted) it reached, or "returned". */
 type Outcome = Record<number, string[] | "returned">;
 
+function reached(outcome: Outcome, i: number, queue: string): void {
+  const queues = outcome[i];
+  if (Array.isArray(queues)) queues.push(queue);
+  else outcome[i] = [queue];
+}
+
 it("routes every message to the queues RabbitMQ routes it to, one copy each, and returns the same ones", async () => {
   const returned = new Set<number>();
   channel.on("return", (m) => returned.add(Number(m.properties.messageId)));
@@ -151,7 +157,7 @@ it("routes every message to the queues RabbitMQ routes it to, one copy each, and
       const got = await channel.get(queueName(suffix), { noAck: true });
       if (got === false) break;
       const i = Number(got.properties.messageId);
-      ((real[i] ??= []) as string[]).push(suffix);
+      reached(real, i, suffix);
     }
   }
   for (const i of returned) real[i] = "returned";
@@ -159,7 +165,7 @@ it("routes every message to the queues RabbitMQ routes it to, one copy each, and
   const memory: Outcome = {};
   messages.forEach((m, i) => {
     const x = m.type === "default" ? "" : exchange(m.type);
-    const reached = broker.publish(x, m.key, {
+    const queuesReached = broker.publish(x, m.key, {
       content: Buffer.from(String(i)),
       messageId: String(i),
       headers: m.headers,
@@ -167,11 +173,10 @@ it("routes every message to the queues RabbitMQ routes it to, one copy each, and
       correlationId: undefined,
       timestamp: undefined,
     });
-    if (reached.length === 0) memory[i] = "returned";
+    if (queuesReached.length === 0) memory[i] = "returned";
   });
   for (const suffix of Object.keys(queues)) {
-    for (const message of broker.messages(queueName(suffix)))
-      ((memory[Number(message.messageId)] ??= []) as string[]).push(suffix);
+    for (const message of broker.messages(queueName(suffix))) reached(memory, Number(message.messageId), suffix);
   }
 
   // Every message reached somewhere or came back: the comparison covers them all.

@@ -61,7 +61,7 @@ describe("topic", () => {
   });
 
   it("stays linear on many `#` against a long key that does not match", () => {
-    const binding = Array.from({ length: 30 }, () => "#").join(".") + ".z";
+    const binding = `${Array.from({ length: 30 }, () => "#").join(".")}.z`;
     const key = Array.from({ length: 200 }, () => "a").join(".");
     const started = performance.now();
     expect(topicMatches(binding, key)).toBe(false);
