@@ -89,8 +89,10 @@ export class RelayResources {
       // Taken here, not at construction: an app registers its MeterProvider before start() (telemetry/metrics.ts).
       this.metrics = new RelayMetrics(() => probe.read());
       let transport: Transport;
-      if (o.transport) transport = o.transport;
-      else {
+      if (o.transport) {
+        transport = o.transport;
+        transport.useExchanges?.(o.exchanges);
+      } else {
         const { AmqpTransport } = await import("../transport/amqp.js");
         if (halt.aborted) throw stoppedWhileStarting("loading the transport");
         transport = new AmqpTransport({ url: connections.amqpUrl!, exchanges: o.exchanges });

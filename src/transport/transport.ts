@@ -56,6 +56,11 @@ export interface Transport {
   close(): Promise<void>;
   /** Subscribes to connection events; returns the unsubscribe function. Listeners must not throw. */
   onEvent(listener: (event: TransportEvent) => void): () => void;
+  /**
+   * Optional: the relay's `exchanges` option, given before start() to a transport the relay did not make (it makes
+   * an AmqpTransport with them), so that start() asserts them too. The test kit's broker transport takes them.
+   */
+  useExchanges?(exchanges: readonly ExchangeSpec[]): void;
 }
 
 // The receiving side: what the inbox consumes through. RabbitMQ's is transport/amqp/consumer.ts; the test kit's
