@@ -35,7 +35,7 @@ export interface EmbeddedPostgres {
   runsAs: string;
   /** The server's data directory (removed by stop()). */
   dataDir: string;
-  /** Fast shutdown, then the data directory (and any copied binaries) deleted. Idempotent. */
+  /** Shuts the server down once its clients are gone, then deletes the data directory (and any copied binaries). Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -195,10 +195,15 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
       (stopping ??= (async () => {
         if (running.exitCode === null && running.signalCode === null) {
           const exited = new Promise((r) => running.once("close", r));
-          running.kill("SIGINT"); // fast shutdown: disconnects clients, no wait for them
-          const timer = setTimeout(() => running.kill("SIGKILL"), 10_000);
+          // Smart shutdown: waits for the sessions to end. A fast one (SIGINT) would send "terminating connection"
+          // to a pg pool whose end() has resolved while its sockets are still closing, an 'error' nobody hears.
+          // Fast after 5 s (a client left open), immediate after 10 s.
+          running.kill("SIGTERM");
+          const fast = setTimeout(() => running.kill("SIGINT"), 5_000);
+          const kill = setTimeout(() => running.kill("SIGKILL"), 10_000);
           await exited;
-          clearTimeout(timer);
+          clearTimeout(fast);
+          clearTimeout(kill);
         }
         process.removeListener("exit", killAtExit);
         cleanUp();
