@@ -6,6 +6,9 @@
 //      and billing has made one invoice per order;
 //   4. deliver one message a second time, as a relay that crashed between publishing and deleting would, and wait
 //      until billing has dropped it; then stop the three with SIGTERM, and check the invoices: exactly one per order.
+// Without servers (examples/README.md, "No servers"): no RabbitMQ, or `-- --embedded` -> everything in this process on
+// the test kit's in-memory broker (run-embedded.ts), on the PostgreSQL found or an embedded one; no PostgreSQL only ->
+// the steps above on an embedded PostgreSQL (support/embedded-postgres.ts). Only what is missing is replaced.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
