@@ -49,7 +49,7 @@ async function until(what: string, done: () => boolean, timeoutMs: number): Prom
 
 export async function runEmbedded({ orders, adminUrl, reason }: EmbeddedRun): Promise<void> {
   await checkShippedMigrationsCopied();
-  log(`one process, no RabbitMQ: ${reason}`);
+  log(`one process, on the in-memory broker: ${reason}`);
   let embedded: EmbeddedPostgres | undefined;
   let db: pg.Pool | undefined;
   let relay: Relay | undefined;

@@ -55,6 +55,11 @@ interface Child {
 }
 
 const children: Child[] = [];
+/**
+ * The one-process run (run-embedded.ts) has no children to wait for: a signal ends it at once, and the embedded
+ * PostgreSQL's exit hook kills the server and deletes its data (the scratch database is worth no graceful stop).
+ */
+let oneProcess = false;
 /** Set by SIGINT / SIGTERM: nothing new starts, and main() unwinds as the children it waits for exit. */
 let interrupted: NodeJS.Signals | undefined;
 
@@ -195,7 +200,8 @@ async function main(): Promise<void> {
     try {
       const reason = found
         ? `no RabbitMQ answered (AMQP_URL unset, no Docker engine, nothing on the local port)${found.databaseUrl ? "" : ", nor PostgreSQL"}`
-        : "asked for with --embedded (or PRISMA_OUTBOX_EXAMPLE_EMBEDDED=1)";
+        : "--embedded was given (or PRISMA_OUTBOX_EXAMPLE_EMBEDDED=1), whatever servers answer";
+      oneProcess = true;
       return await runEmbedded({ orders, adminUrl: found?.databaseUrl, reason });
     } finally {
       await found?.stop();
@@ -284,6 +290,10 @@ async function main(): Promise<void> {
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
     if (interrupted) process.exit(130); // a second Ctrl-C: do not wait (the exit handler kills the children)
+    if (oneProcess) {
+      log(`${signal}: stopping`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }
     interrupted = signal;
     log(`${signal}: stopping the worker, the consumer and billing`);
     void stopAll();
