@@ -149,7 +149,9 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
   process.once("exit", killAtExit);
   try {
     let bin = join(packageDir, "native", "bin");
+    let copied = "";
     if (!canRun(join(bin, "postgres"), user)) {
+      copied = `, its binaries copied to ${scratch} (${UNPRIVILEGED_USER} cannot reach node_modules here)`;
       await cp(join(packageDir, "native"), join(scratch, "native"), { recursive: true, verbatimSymlinks: true });
       await chmod(scratch, 0o755);
       bin = join(scratch, "native", "bin");
@@ -208,7 +210,7 @@ export async function startEmbeddedPostgres(): Promise<EmbeddedPostgres> {
         process.removeListener("exit", killAtExit);
         cleanUp();
       })());
-    const runsAs = user ? `user ${UNPRIVILEGED_USER} (uid ${user.uid}; PostgreSQL refuses root)` : "this user";
+    const runsAs = user ? `user ${UNPRIVILEGED_USER} (uid ${user.uid}; PostgreSQL refuses root)${copied}` : "this user";
     return { url, runsAs, dataDir, stop };
   } catch (error) {
     killAtExit();
