@@ -129,7 +129,11 @@ export class MemoryBroker implements InboxTransport {
       throw new OutboxConfigError(`queue \`${queue}\` cannot be bound to the default exchange (ACCESS_REFUSED 403)`);
     }
     const x = this.#exchanges.get(exchange);
-    if (!x) throw new OutboxConfigError(`no exchange \`${exchange}\` to bind queue \`${queue}\` to (NOT_FOUND 404)`);
+    if (!x) {
+      throw new OutboxConfigError(
+        `no exchange \`${exchange}\` to bind queue \`${queue}\` to (NOT_FOUND 404): declare it first (in \`exchanges\`)`,
+      );
+    }
     if (!this.#queues.has(queue)) throw new OutboxConfigError(`no queue \`${queue}\` to bind (NOT_FOUND 404)`);
     if (x.type === "headers") {
       const invalid = invalidHeadersBinding(args);

@@ -81,3 +81,41 @@ it("a relay publishes into the broker and an inbox on it handles every message o
   expect(broker.log.some((e) => e.message.messageId === unroutable)).toBe(true);
   expect(relay.stats()).toMatchObject({ published: ids.length });
 });
+
+it("an invalid delivery the inbox rejects goes to its queue's dead-letter exchange, with x-death", async () => {
+  const broker = new MemoryBroker();
+  broker.assertExchange("dlx", "fanout");
+  broker.assertQueue("dead");
+  broker.bindQueue("dead", "dlx", "");
+  const box = inbox<Messages, typeof prisma>({
+    prisma,
+    queue: {
+      name: "strict",
+      arguments: { "x-dead-letter-exchange": "dlx" },
+      bindings: [{ exchange: "shop", routingKey: "#" }],
+    },
+    exchanges: [{ name: "shop", type: "topic" }],
+    handlers: { invoice: { on: "order.created", handle: (message, tx) => recordEffect(tx, message, "invoice") } },
+    invalidMessages: "reject",
+    logger: quiet,
+  });
+  running.push(box);
+  await box.start({ databaseUrl, transport: broker });
+  const notJson = {
+    content: Buffer.from("{not json"),
+    messageId: "bad-1",
+    headers: undefined,
+    type: undefined,
+    correlationId: undefined,
+    timestamp: undefined,
+  };
+  expect(broker.publish("shop", "order.created", notJson)).toEqual(["strict"]);
+  await until(() => broker.messages("dead").length === 1);
+  expect(broker.messages("dead")[0]).toMatchObject({
+    messageId: "bad-1",
+    exchange: "dlx",
+    routingKey: "order.created",
+    headers: { "x-first-death-queue": "strict", "x-first-death-reason": "rejected" },
+  });
+  expect(broker.unacked("strict")).toBe(0);
+});
