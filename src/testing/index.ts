@@ -3,7 +3,12 @@
 
 export { OutboxExpectationError } from "../errors.js";
 export { MemoryTransport, type MemoryTransportOptions } from "../transport/memory.js";
-export { MemoryBroker } from "../transport/memory-broker.js";
+export {
+  type BrokerMessage,
+  type ExchangeType,
+  MemoryBroker,
+  type PublishedEntry,
+} from "../transport/memory-broker.js";
 export { TestClock } from "./clock.js";
 export {
   type DeliveryInput,
