@@ -43,6 +43,8 @@ export class Processor implements ReceivedRows {
   readonly #attempts: InboxAttempts;
   readonly #options: ResolvedInboxOptions;
   readonly #claimByIdsSql: string;
+  /** This inbox's handlers: its due claims take only their rows (several inboxes may share one table). */
+  readonly #handlerNames: readonly string[];
   readonly #releaseSql: string;
   readonly #names: InboxNames;
   readonly #handed: string[] = [];
@@ -73,6 +75,7 @@ export class Processor implements ReceivedRows {
     this.#attempts = new InboxAttempts(pool, prisma, registry, options, names, emit);
     this.#names = names;
     this.#claimByIdsSql = claimInboxByIdsSql(this.#names, options.keyAfterDead);
+    this.#handlerNames = registry.names;
     this.#releaseSql = releaseInboxMessagesSql(this.#names);
   }
 
@@ -240,7 +243,7 @@ export class Processor implements ReceivedRows {
    */
   async #claimDue(limit: number): Promise<ClaimedInboxRow[]> {
     const results = (await this.#pool.query(
-      claimDueInbox(this.#names, this.#options.keyAfterDead, this.leaseMs, limit),
+      claimDueInbox(this.#names, this.#options.keyAfterDead, this.leaseMs, limit, this.#handlerNames),
     )) as unknown as pg.QueryResult<ClaimedInboxRow>[];
     return results[2]!.rows;
   }

@@ -36,6 +36,11 @@ export class HandlerRegistry {
     );
   }
 
+  /** The handlers' names: the rows this inbox claims (others on the same table are another inbox's). */
+  get names(): string[] {
+    return this.#handlers.map((h) => h.name);
+  }
+
   byName(name: string): ResolvedHandler | undefined {
     return this.#byName.get(name);
   }

@@ -1,4 +1,4 @@
-import type { InboxNames } from "../names.js";
+import { type InboxNames, quoteLiteral } from "../names.js";
 
 // Claiming an inbox row is leasing it, not locking it. The handler must run in the user's own Prisma transaction, on
 // a connection the inbox does not own, so a row lock taken here could not be held there. Instead:
@@ -34,12 +34,28 @@ function keyHeadOnly(names: InboxNames, afterDead: KeyAfterDead): string {
     AND e.status IN ${statuses} AND e.id < r.id))`;
 }
 
+/**
+ * Only the rows of this inbox's handlers: several inboxes (each with its queue and handlers) may share one table, and
+ * a row claimed by an inbox without its handler could only fail. Written in as literals (the names are the inbox's
+ * own, fixed at its creation); the (status, available_at, id) walk filters the other inboxes' rows as it goes.
+ */
+function ownHandlers(handlers: readonly string[] | undefined): string {
+  return handlers === undefined ? "" : `AND r.handler IN (${handlers.map(quoteLiteral).join(", ")})`;
+}
+
 /** The due claim, with its lease (ms) and limit given as SQL text: parameters, or integers written in. */
-function dueClaim(names: InboxNames, afterDead: KeyAfterDead, leaseMs: string, limit: string): string {
+function dueClaim(
+  names: InboxNames,
+  afterDead: KeyAfterDead,
+  leaseMs: string,
+  limit: string,
+  handlers: readonly string[] | undefined,
+): string {
   return `
 UPDATE ${names.inboxTable} m SET attempts = m.attempts + 1, available_at = ${names.now} + make_interval(secs => ${leaseMs}::float8 / 1000)
 FROM (
   SELECT r.id FROM ${names.inboxTable} r WHERE r.status = 'pending' AND r.available_at <= ${names.now}
+  ${ownHandlers(handlers)}
   ${keyHeadOnly(names, afterDead)}
   ORDER BY r.available_at, r.id LIMIT ${limit} FOR UPDATE SKIP LOCKED
 ) c
@@ -47,9 +63,13 @@ WHERE m.id = c.id
 ${RETURNING}`;
 }
 
-/** Claims the oldest due rows. $1: lease ms, $2: limit. */
-export function claimDueInboxSql(names: InboxNames, afterDead: KeyAfterDead = "stop"): string {
-  return dueClaim(names, afterDead, "$1", "$2");
+/** Claims the oldest due rows (of these handlers' only, when given). $1: lease ms, $2: limit. */
+export function claimDueInboxSql(
+  names: InboxNames,
+  afterDead: KeyAfterDead = "stop",
+  handlers?: readonly string[],
+): string {
+  return dueClaim(names, afterDead, "$1", "$2", handlers);
 }
 
 function integer(n: number): string {
@@ -68,8 +88,14 @@ function integer(n: number): string {
  * sequential scan reads the whole table). SET LOCAL ends with the transaction, so the connection is left as it was.
  * Rows without a key walk the same index as before, and gain the same protection.
  */
-export function claimDueInbox(names: InboxNames, afterDead: KeyAfterDead, leaseMs: number, limit: number): string {
-  const claim = dueClaim(names, afterDead, integer(leaseMs), integer(limit));
+export function claimDueInbox(
+  names: InboxNames,
+  afterDead: KeyAfterDead,
+  leaseMs: number,
+  limit: number,
+  handlers?: readonly string[],
+): string {
+  const claim = dueClaim(names, afterDead, integer(leaseMs), integer(limit), handlers);
   return `BEGIN;\nSET LOCAL enable_bitmapscan = off;\n${claim};\nCOMMIT`;
 }
 
