@@ -5,7 +5,8 @@
 #   1. a vitest suite (TypeScript) and 2. a jest suite (native ESM, .mjs) over the same app code: a write through the
 #      app's outbox() client awaited with expectPublished, the inbox handler run (processed, the duplicate dropped), a
 #      rollback that publishes nothing, a retry made due by advancing the TestClock;
-#   3. `tsc --noEmit` on a file using the subpath's types, with moduleResolution node16 and bundler.
+#   3. `tsc --noEmit` on a file using the subpath's types, with moduleResolution node16 and bundler;
+# and, before them, that the package and the subpath load no amqplib.
 # No RabbitMQ: the kit's in-memory broker replaces it, and AMQP_URL points at a closed port to prove nothing dials it.
 #   scripts/fresh-app-testing.sh [node major]   (default: the node on PATH; else that line, scripts/node-line.sh)
 # Needs the build (`npm run build`: the tarball packs dist/) and DATABASE_URL (an admin URL where CREATE DATABASE may
@@ -64,6 +65,20 @@ await c.query(`CREATE TABLE "Order" (id SERIAL PRIMARY KEY, number TEXT NOT NULL
 await c.query(`CREATE TABLE "Invoice" (id SERIAL PRIMARY KEY, "orderId" INTEGER NOT NULL UNIQUE, "messageId" TEXT NOT NULL)`);
 await c.end();' "$admin_url" "$db_url" "$db"
 took "generated, database migrated"
+
+# The packed dist: the package and its subpath load no amqplib (a resolve hook sees every import and require); the
+# probe is shown to see amqplib when it is loaded, so it cannot pass by seeing nothing.
+node --input-type=module -e '
+import { registerHooks } from "node:module";
+const seen = [];
+registerHooks({ resolve(specifier, context, next) {
+  const r = next(specifier, context); if (r.url.includes("/node_modules/amqplib/")) seen.push(r.url); return r; } });
+const kit = await import("prisma-outbox/testing"); await import("prisma-outbox");
+if (typeof kit.startOutboxHarness !== "function") throw new Error("prisma-outbox/testing exports no startOutboxHarness");
+if (seen.length > 0) throw new Error(`prisma-outbox/testing loaded amqplib: ${seen[0]}`);
+await import("amqplib");
+if (seen.length === 0) throw new Error("the probe did not see amqplib loaded");
+console.log("fresh app testing: prisma-outbox and prisma-outbox/testing load without amqplib");'
 
 export DATABASE_URL="$db_url" AMQP_URL="amqp://guest:guest@127.0.0.1:1"
 npx vitest run test/shop.test.ts
