@@ -1,7 +1,8 @@
 // An app that only writes to the outbox must not load amqplib (nor the relay's pg pool code paths).
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
+import { probeImports } from "../support/module-probe.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -23,18 +24,7 @@ it("importing the package (the write side) does not load amqplib", () => {
 });
 
 /** Whether running `code` imports an ES module of @opentelemetry/sdk-metrics (ESM: not in require.cache). */
-function importsSdkMetrics(code: string): boolean {
-  const hook = `export async function resolve(s, c, next) { const r = await next(s, c);
-    if (r.url.includes("/node_modules/@opentelemetry/sdk-metrics/")) process.stderr.write("SDK-METRICS-LOADED\\n");
-    return r; }`;
-  const register = `import { register } from "node:module"; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
-  const args = ["--import", "tsx", "--import", `data:text/javascript,${encodeURIComponent(register)}`];
-  const out = spawnSync(process.execPath, [...args, "--input-type=module", "-e", code], {
-    cwd: root,
-    encoding: "utf8",
-  });
-  return out.stderr.includes("SDK-METRICS-LOADED");
-}
+const importsSdkMetrics = (code: string) => probeImports(code, "@opentelemetry/sdk-metrics").loaded;
 
 it("the package loads no OpenTelemetry SDK, only the API (the CLI loads sdk-metrics for --metrics-port)", () => {
   const app =

@@ -1,28 +1,18 @@
 // `prisma-outbox/testing` is a subpath of the package (exports, types) and runs both harnesses without loading amqplib:
 // a user's test suite needs no RabbitMQ client, and the kit cannot reach a real broker by accident.
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { expect, it } from "vitest";
+import { probeImports } from "../support/module-probe.js";
 import { useTestDatabase } from "../support/prisma.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const databaseUrl = await useTestDatabase();
 
-/** Runs `code` in a fresh Node.js; says whether it resolved amqplib (an ESM resolve hook sees every import). */
+/** Runs `code` in a fresh Node.js on this file's database; says whether it loaded amqplib. */
 function run(code: string): { amqplib: boolean; status: number | null; output: string } {
-  const hook = `export async function resolve(s, c, next) { const r = await next(s, c);
-    if (r.url.includes("/node_modules/amqplib/")) process.stderr.write("AMQPLIB-LOADED\\n");
-    return r; }`;
-  const register = `import { register } from "node:module"; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
-  const args = ["--import", "tsx", "--import", `data:text/javascript,${encodeURIComponent(register)}`];
-  const out = spawnSync(process.execPath, [...args, "--input-type=module", "-e", code], {
-    cwd: root,
-    encoding: "utf8",
-    env: { ...process.env, DATABASE_URL: databaseUrl },
-    timeout: 60_000,
-  });
-  return { amqplib: out.stderr.includes("AMQPLIB-LOADED"), status: out.status, output: out.stdout + out.stderr };
+  const { loaded, status, output } = probeImports(code, "amqplib", { ...process.env, DATABASE_URL: databaseUrl });
+  return { amqplib: loaded, status, output };
 }
 
 it("is exported with its types", () => {
