@@ -58,6 +58,15 @@ export async function runInbox(argv: string[], env: NodeJS.ProcessEnv): Promise<
       health: () => box.health(),
       startFailed: (error) => logger.error("could not start", { error: (error as Error).message }),
     },
-    { logger, metricsPort: config.metricsPort, metricsHost: config.metricsHost },
+    {
+      logger,
+      metricsPort: config.metricsPort,
+      metricsHost: config.metricsHost,
+      dashboard: config.dashboard && {
+        ...config.dashboard,
+        databaseUrl: config.databaseUrl,
+        schema: config.dashboardSchema,
+      },
+    },
   );
 }

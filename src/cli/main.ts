@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `prisma-outbox <command>`: dispatch only; each command lives in its own module. Signals are handled by the
 // commands that run until one stops them (relay-command.ts, inbox-command.ts), once per process.
+import { runDashboard } from "./dashboard-command.js";
 import { runDeadLetters } from "./dead-letters-command.js";
 import { runInbox } from "./inbox-command.js";
 import { runWorker } from "./relay-command.js";
@@ -15,6 +16,7 @@ Commands:
   status    backlog, dead letters and connected workers of the outbox and inbox (prisma-outbox status --help)
   dead-letters list|retry|purge
             the outbox's dead letters, or the inbox's dead rows with --inbox (prisma-outbox dead-letters --help)
+  dashboard a web page of the backlog, doctor's findings and dead letters (prisma-outbox dashboard --help)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -27,6 +29,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === "status") return runStatus(rest, process.env);
   if (command === "dead-letters") return runDeadLetters(rest, process.env);
   if (command === "worker") return runWorker(rest, process.env);
+  if (command === "dashboard") return runDashboard(rest, process.env);
   const asked = command === undefined || command === "-h" || command === "--help";
   (asked ? process.stdout : process.stderr).write(asked ? USAGE : `Unknown command "${command}".\n\n${USAGE}`);
   return asked ? 0 : 2;

@@ -12,6 +12,7 @@ import {
   parseMetricsPort,
   setting,
 } from "./common.js";
+import { PORT_DASHBOARD_FLAGS, PORT_DASHBOARD_HELP, type PortDashboardConfig, parsePortDashboard } from "./dashboard.js";
 
 export interface WorkerConfig {
   relay: Omit<RelayOptions, "logger">;
@@ -20,6 +21,8 @@ export interface WorkerConfig {
   metricsPort: number | undefined;
   /** Address the metrics port listens on; undefined: every interface. */
   metricsHost: string | undefined;
+  /** The dashboard at /ui of the metrics port; undefined: none. */
+  dashboard: PortDashboardConfig | undefined;
   help: boolean;
   version: boolean;
 }
@@ -75,7 +78,7 @@ Options (each also read from the environment variable named after it):
                               /readyz on this port (none by default)
   --metrics-host ADDRESS      the address it listens on, e.g. 127.0.0.1     OUTBOX_METRICS_HOST
                               (every interface by default)
-  -h, --help                  show this help
+${PORT_DASHBOARD_HELP}  -h, --help                  show this help
   -v, --version               show the version
 `;
 
@@ -91,6 +94,7 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
     "key-after-dead-letter": { type: "string" },
     "metrics-port": { type: "string" },
     "metrics-host": { type: "string" },
+    ...PORT_DASHBOARD_FLAGS,
     help: { type: "boolean", short: "h" },
     version: { type: "boolean", short: "v" },
     ...Object.fromEntries(Object.keys(INTEGER_SETTINGS).map((k) => [k, { type: "string" as const }])),
@@ -125,5 +129,14 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
   const logFormat = parseLogFormat(v, env);
   const metricsPort = parseMetricsPort(v["metrics-port"] as string | undefined, env);
   const metricsHost = parseMetricsHost(v["metrics-host"] as string | undefined, env);
-  return { relay: relay as unknown as WorkerConfig["relay"], logFormat, metricsPort, metricsHost, help, version };
+  const dashboard = help || version ? undefined : parsePortDashboard(v, env, metricsPort);
+  return {
+    relay: relay as unknown as WorkerConfig["relay"],
+    logFormat,
+    metricsPort,
+    metricsHost,
+    dashboard,
+    help,
+    version,
+  };
 }
