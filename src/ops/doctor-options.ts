@@ -121,3 +121,19 @@ export function resolveDoctorOptions(options: DoctorOptions = {}): ResolvedDocto
   pair("backlogAgeWarnMs", resolved.backlogAgeWarnMs, "backlogAgeErrorMs", resolved.backlogAgeErrorMs);
   return resolved;
 }
+
+/** The thresholds alone: what a relay's or an inbox's `doctorThresholds` option takes for its periodic checks. */
+export type DoctorThresholds = Omit<DoctorOptions, "schema" | "checks" | "parts">;
+
+const THRESHOLD_KEYS = Object.keys(DOCTOR_OPTION_KEYS).filter((k) => !["schema", "checks", "parts"].includes(k));
+
+/** Validates `doctorThresholds` (an object of thresholds, each checked as doctor() checks it); returns a copy. */
+export function doctorThresholdsOption(name: string, value: unknown): DoctorThresholds {
+  if (value === undefined) return {};
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new OutboxConfigError(`Expected \`${name}\` to be an object of thresholds, got ${JSON.stringify(value)}.`);
+  }
+  rejectUnknownKeys(name, value, THRESHOLD_KEYS);
+  resolveDoctorOptions(value as DoctorThresholds);
+  return { ...(value as DoctorThresholds) };
+}
