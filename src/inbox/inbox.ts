@@ -1,4 +1,5 @@
 import { OutboxConfigError } from "../errors.js";
+import { DoctorWatch } from "../ops/doctor-watch.js";
 import { safeEmit } from "../runtime/emitter.js";
 import { scrubbingLogger } from "../runtime/logger.js";
 import { type OwnedPool, openPool } from "../runtime/pg.js";
@@ -9,7 +10,7 @@ import { InboxMetrics } from "../telemetry/metrics.js";
 import { AmqpConsumer } from "../transport/amqp/consumer.js";
 import type { Consumer, ConsumerOptions } from "../transport/transport.js";
 import type { InboxEvent, InboxEventListener } from "./events.js";
-import { DECODE_LOOP_HINT, decodeLoopText, type InboxHealth } from "./health.js";
+import { DECODE_LOOP_HINT, decodeLoopText, type InboxHealth, receiverStallFinding } from "./health.js";
 import { type InboxOptions, type ResolvedInboxOptions, resolveHandlers, resolveInboxOptions } from "./options.js";
 import { warnUnusableOrderingKey } from "./ordering-key.js";
 import { type PrismaLike, Processor } from "./processor.js";
@@ -42,6 +43,7 @@ export class Inbox {
   #parts:
     | { pool: OwnedPool; consumer: Consumer; receiver: Receiver; processor: Processor; retention: Retention }
     | undefined;
+  #doctor: DoctorWatch | undefined;
   #state: InboxHealth["state"] = "idle";
   #brokerConnected = false;
   /** Set while the consumer's connection drops on every reconnection decoding a delivery (transport/amqp/consumer.ts). */
@@ -122,6 +124,8 @@ export class Inbox {
       receiving: { unstored, stalledSince },
       backlog,
       problems,
+      warnings: this.#doctor?.warnings() ?? [],
+      doctor: this.#doctor ? { findings: this.#doctor.findings() } : undefined,
     };
   }
 
@@ -280,6 +284,17 @@ export class Inbox {
       this.#brokerConnected = true;
       this.#parts = { pool: owned, consumer, receiver, processor, retention };
       this.#state = "running";
+      const o = this.#options;
+      if (o.doctorIntervalMs > 0)
+        this.#doctor = new DoctorWatch({
+          pool,
+          doctor: { ...o.doctorThresholds, schema: o.schema, parts: ["inbox"] },
+          intervalMs: o.doctorIntervalMs,
+          logger,
+          component: "inbox",
+          local: () => [receiverStallFinding(receiver.stalledSince(RECEIVE_STALL_MS), receiver.unstored)],
+        });
+      this.#doctor?.start();
       logger.info("inbox started", { queue: this.#options.queue.name, database: database.shown });
       this.#emit({ type: "started" });
     } catch (error) {
@@ -299,6 +314,7 @@ export class Inbox {
     if (!parts) return;
     this.#state = "stopping";
     this.#metrics?.close();
+    await this.#doctor?.stop();
     const { stopTimeoutMs } = this.#options;
     const deadline = Date.now() + stopTimeoutMs;
     await parts.consumer.pause();

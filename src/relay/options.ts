@@ -14,6 +14,7 @@ import {
 } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
 import { defaultOutboxQueue, type OutboxQueue } from "../handoff/outbox-queue.js";
+import { type DoctorThresholds, doctorThresholdsOption } from "../ops/doctor-options.js";
 import { type Logger, loggerOption, scrubbingLogger } from "../runtime/logger.js";
 import type { DatabaseSource } from "../runtime/pg.js";
 import type { KeyAfterDeadLetter } from "../sql/outbox/claim.js";
@@ -146,6 +147,19 @@ export interface RelayOptions {
    */
   stopTimeoutMs?: number;
   /**
+   * How often the relay runs the doctor's cheap checks on its database (the xmin horizon, autovacuum, bloat, schema
+   * drift, the outbox backlog: docs/operating.md#doctor) and surfaces what they find: a warning log once per change,
+   * `health().warnings` and `health().doctor` (/readyz), and the `prisma_outbox.doctor.warnings` gauge. The first
+   * check runs one interval after start. 0 turns the checks off.
+   * @defaultValue 60_000
+   */
+  doctorIntervalMs?: number;
+  /**
+   * The thresholds of those checks (`doctor()`'s options of the same names, e.g. `{ xminHorizonWarnMs: 60_000 }`).
+   * @defaultValue doctor()'s defaults
+   */
+  doctorThresholds?: DoctorThresholds;
+  /**
    * Where the relay says what it does; `false` for nothing. What the logger throws is ignored.
    * @defaultValue warnings and errors as lines on stderr (info is dropped)
    */
@@ -182,6 +196,8 @@ export interface ResolvedRelayOptions {
   retryMaxDelayMs: number;
   keyAfterDeadLetter: KeyAfterDeadLetter;
   stopTimeoutMs: number;
+  doctorIntervalMs: number;
+  doctorThresholds: DoctorThresholds;
   logger: Logger;
 }
 
@@ -218,6 +234,8 @@ const RELAY_OPTION_KEYS = {
   retryMaxDelayMs: true,
   keyAfterDeadLetter: true,
   stopTimeoutMs: true,
+  doctorIntervalMs: true,
+  doctorThresholds: true,
   logger: true,
 } satisfies Record<keyof RelayOptions, true>;
 
@@ -286,6 +304,8 @@ export function resolveRelayOptions(options: RelayOptions): {
     retryMaxDelayMs,
     keyAfterDeadLetter: enumOption("keyAfterDeadLetter", options.keyAfterDeadLetter, ["stop", "continue"], "stop"),
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
+    doctorIntervalMs: durationOption("doctorIntervalMs", options.doctorIntervalMs, 60_000, 0),
+    doctorThresholds: doctorThresholdsOption("doctorThresholds", options.doctorThresholds),
     logger: scrubbingLogger(loggerOption(options.logger, "relay"), scrub),
   };
   return {

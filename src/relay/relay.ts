@@ -21,6 +21,7 @@
 // So a slow but healthy broker costs at most one timed-out batch (published again: duplicates) per drain loop and
 // 30 s once the limit has adapted, instead of one every publishTimeoutMs.
 
+import { DoctorWatch } from "../ops/doctor-watch.js";
 import { safeEmit } from "../runtime/emitter.js";
 import { type OutboxNames, outboxNames } from "../sql/names.js";
 import { hasKeyedRowsSql } from "../sql/outbox/claim.js";
@@ -68,6 +69,8 @@ export class Relay {
   /** Starts the sweeper (set once the resources are open). */
   #runSweeper: (() => Promise<void>) | undefined;
   #sweeper: Promise<void> | undefined;
+  /** The doctor's periodic checks (doctorIntervalMs), once running. */
+  #doctor: DoctorWatch | undefined;
 
   constructor(options: RelayOptions) {
     const resolved = resolveRelayOptions(options);
@@ -100,6 +103,7 @@ export class Relay {
       backlog,
       sweepIntervalMs: this.options.sweepIntervalMs,
       publishTimeoutMs: this.options.publishTimeoutMs,
+      doctor: this.#doctor,
     });
   }
 
@@ -157,6 +161,16 @@ export class Relay {
     }
     this.#state = "running";
     this.#sweeper = this.#runSweeper?.();
+    if (o.doctorIntervalMs > 0) {
+      this.#doctor = new DoctorWatch({
+        pool: this.#resources.pool!,
+        doctor: { ...o.doctorThresholds, schema: o.schema, parts: ["outbox"] },
+        intervalMs: o.doctorIntervalMs,
+        logger: o.logger,
+        component: "relay",
+      });
+      this.#doctor.start();
+    }
     this.wake(); // what was written while no relay ran
     o.logger.info("relay started", { batchSize: o.batchSize, concurrency: o.concurrency, listen: o.listen });
     this.#emit({ type: "started" });
@@ -215,6 +229,7 @@ export class Relay {
       return;
     }
     this.#state = "stopping";
+    await this.#doctor?.stop();
     this.#halt.abort();
     this.#broker.release();
     const deadline = setTimeout(() => this.#abort.abort(), this.options.stopTimeoutMs);
