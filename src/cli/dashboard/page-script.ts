@@ -120,9 +120,14 @@ async function refreshDoctor() {
   try {
     const r = await api("/ui/api/doctor");
     show("doctor-level", "overall: " + r.level + " (checked " + r.checkedAt + ")", "level-" + r.level);
-    $("doctor").replaceChildren(...r.findings.map((f) => el("li", { class: "level-" + f.level, "data-check": f.check },
-      el("b", {}, f.level + " · " + f.check), el("div", {}, f.summary),
-      el("div", { class: "muted" }, "cost: " + f.cost), el("div", { class: "muted" }, "do: " + f.action))));
+    // The worst first; what is fine in one line each, so that a problem is never below the fold of fine ones.
+    const rank = { error: 0, warning: 1, ok: 2 };
+    const findings = r.findings.slice().sort((a, b) => rank[a.level] - rank[b.level]);
+    $("doctor").replaceChildren(...findings.map((f) => f.level === "ok"
+      ? el("li", { class: "level-ok compact", "data-check": f.check }, el("b", {}, "ok · " + f.check), " " + f.summary)
+      : el("li", { class: "level-" + f.level, "data-check": f.check },
+        el("b", {}, f.level + " · " + f.check), el("div", {}, f.summary),
+        el("div", { class: "muted" }, "cost: " + f.cost), el("div", { class: "muted" }, "do: " + f.action))));
     if (r.findings.length === 0) $("doctor").replaceChildren(el("li", {}, "no findings"));
   } catch (e) { show("doctor-level", "doctor failed: " + e.message, "error"); }
 }
@@ -165,6 +170,8 @@ async function prepare(action) {
     $("confirm-text").textContent = (action === "retry" ? "Retry " : "Purge ") + r.count + " " + lastFilter.source +
       (r.count === 1 ? " dead letter" : " dead letters") + (all ? " (no filter: every one)" : "") +
       (action === "purge" ? ": deleted for good." : ": moved back to be delivered again.");
+    $("confirm-filter").textContent = all ? "" : "filter: " +
+      Object.entries(lastFilter.filter).map(([k, v]) => k + "=" + v).join(", ");
     rowsTable($("confirm-rows"), r.rows || [], lastFilter.source);
     $("confirm").dataset.action = action;
     $("confirm").dataset.body = JSON.stringify(Object.assign({}, body, { dryRun: false }));

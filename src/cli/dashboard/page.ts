@@ -22,7 +22,7 @@ svg text { font-size: 11px; fill: #56606e; } .axis { stroke: #c5ccd6; }
 .key { margin-right: 1rem; font-size: 12px; }
 ul#doctor { list-style: none; padding: 0; } #doctor li { background: #fff; border-left: 4px solid #2f9e44;
   margin: .3rem 0; padding: .3rem .6rem; } #doctor li.level-warning { border-color: #f08c00; }
-#doctor li.level-error { border-color: #e03131; } .muted { color: #56606e; }
+#doctor li.level-error { border-color: #e03131; } #doctor li.compact { padding: .1rem .6rem; font-size: 12px; } .muted { color: #56606e; }
 .filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; }
 .filters label { display: flex; flex-direction: column; font-size: 12px; }
 table { border-collapse: collapse; background: #fff; margin-top: .5rem; width: 100%; }
@@ -77,7 +77,7 @@ ${filter("handler", "Handler (inbox)", "")}
 <p id="dl-total"></p><p id="action-result"></p>
 <table><thead><tr><th>id</th><th>message id</th><th>handler</th><th>exchange</th><th>routing key</th><th>attempts</th>
 <th>failed / received at</th><th>last error</th></tr></thead><tbody id="dl-rows"></tbody></table>
-<div id="confirm" hidden><p id="confirm-text"></p>
+<div id="confirm" hidden><p id="confirm-text"></p><p id="confirm-filter" class="muted"></p>
 <button id="confirm-yes" type="button">Confirm</button> <button id="confirm-no" type="button">Cancel</button>
 <table><tbody id="confirm-rows"></tbody></table></div>
 <script>${PAGE_SCRIPT}</script>
