@@ -4,7 +4,7 @@
 import type pg from "pg";
 import { schemaOption } from "../config/validate.js";
 import { DEFAULT_SCHEMA, outboxNames } from "../sql/names.js";
-import { outboxActivitySql } from "../sql/ops/activity.js";
+import { TABLE_ACTIVITY_SQL } from "../sql/ops/activity.js";
 
 export interface OutboxActivity {
   /** Rows inserted into the outbox table since the statistics were reset. */
@@ -16,7 +16,7 @@ export interface OutboxActivity {
 /** The counters of the outbox table in `schema`; null when the table does not exist. Read-only. */
 export async function outboxActivity(pool: pg.Pool, options: { schema?: string } = {}): Promise<OutboxActivity | null> {
   const names = outboxNames(schemaOption("schema", options.schema, DEFAULT_SCHEMA));
-  const { rows } = await pool.query(outboxActivitySql(names), [names.outboxTable]);
+  const { rows } = await pool.query(TABLE_ACTIVITY_SQL, [names.outboxTable]);
   if (rows.length === 0) return null;
   return { written: Number(rows[0].inserted), claimed: Number(rows[0].deleted) };
 }

@@ -101,7 +101,12 @@ describe("the dashboard's API", () => {
     });
     expect(preview.status).toBe(200);
     expect(preview.json()).toMatchObject({ action: "retry", count: 2, dryRun: true });
-    expect(preview.json().rows.map((r: { id: string }) => r.id).sort()).toEqual(["1", "2"]);
+    expect(
+      preview
+        .json()
+        .rows.map((r: { id: string }) => r.id)
+        .sort(),
+    ).toEqual(["1", "2"]);
     expect(await deadIds()).toEqual([1, 2, 3, 4]);
     const done = await call(d.port, "POST", "/ui/api/dead-letters/retry", { headers: PAGE, body });
     expect(done.json()).toMatchObject({ action: "retry", count: 2, dryRun: false });
@@ -168,21 +173,24 @@ describe("the dashboard's API", () => {
     expect(overview.status).toBe(200);
     expect(overview.json().config.tokenRequired).toBe(true);
     // The token stands for the page header: a script with the token is no cross-site form.
-    const purge = await call(d.port, "POST", "/ui/api/dead-letters/purge", { headers: right, body: { filter: { id: "2" } } });
+    const purge = await call(d.port, "POST", "/ui/api/dead-letters/purge", {
+      headers: right,
+      body: { filter: { id: "2" } },
+    });
     expect(purge.json()).toMatchObject({ count: 1 });
-    expect((await call(d.port, "POST", "/ui/api/dead-letters/purge", { headers: PAGE, body: { all: true } })).status).toBe(
-      401,
-    );
-    expect(d.log.lines.find((l) => l.message === "dashboard action done")?.fields).toMatchObject({ authenticated: true });
+    expect(
+      (await call(d.port, "POST", "/ui/api/dead-letters/purge", { headers: PAGE, body: { all: true } })).status,
+    ).toBe(401);
+    expect(d.log.lines.find((l) => l.message === "dashboard action done")?.fields).toMatchObject({
+      authenticated: true,
+    });
     expect(d.log.text()).not.toContain(TOKEN);
   });
 
   it("refuses a token too short to be safe, without showing it", async () => {
     const { createDashboard } = await import("../../src/cli/dashboard/dashboard.js");
     const log = recordingLogger();
-    expect(() => createDashboard({ pool, logger: log.logger, token: "short-secret" })).toThrow(
-      /16 to 1024 characters/,
-    );
+    expect(() => createDashboard({ pool, logger: log.logger, token: "short-secret" })).toThrow(/16 to 1024 characters/);
     expect(() => createDashboard({ pool, logger: log.logger, token: "short-secret" })).not.toThrow(/short-secret/);
   });
 });
@@ -201,7 +209,9 @@ describe("as the CLI serves it", () => {
     const line = JSON.parse(p.out.stdout.split("\n").find((l) => l.includes("dashboard listening"))!);
     expect(line).toMatchObject({ host: "127.0.0.1", actions: "read-only", token: "required" });
     expect(p.out.stdout + p.out.stderr).not.toContain(TOKEN);
-    const overview = await call(line.port, "GET", "/ui/api/overview", { headers: { authorization: `Bearer ${TOKEN}` } });
+    const overview = await call(line.port, "GET", "/ui/api/overview", {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     expect(overview.json().config).toMatchObject({ allowActions: false, tokenRequired: true });
     const retry = await call(line.port, "POST", "/ui/api/dead-letters/retry", {
       headers: { authorization: `Bearer ${TOKEN}` },

@@ -53,7 +53,11 @@ export function recordingLogger() {
   const lines: Array<{ level: string; message: string; fields: Record<string, unknown> | undefined }> = [];
   const at = (level: string) => (message: string, fields?: Record<string, unknown>) =>
     void lines.push({ level, message, fields });
-  return { lines, logger: { info: at("info"), warn: at("warn"), error: at("error") }, text: () => JSON.stringify(lines) };
+  return {
+    lines,
+    logger: { info: at("info"), warn: at("warn"), error: at("error") },
+    text: () => JSON.stringify(lines),
+  };
 }
 
 export interface Served {

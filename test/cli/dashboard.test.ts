@@ -95,7 +95,9 @@ it("shows the backlog and dead letters; a filter narrows; a confirmed retry move
   // The charts are drawn from the samples: a backlog line with points.
   // (Polled from here: the page's CSP forbids the eval that waitForFunction would need.)
   const points = page.locator("#chart-backlog polyline.s1");
-  await expect.poll(async () => ((await points.getAttribute("points")) ?? "").split(" ").length).toBeGreaterThanOrEqual(2);
+  await expect
+    .poll(async () => ((await points.getAttribute("points")) ?? "").split(" ").length)
+    .toBeGreaterThanOrEqual(2);
   await page.waitForSelector("#doctor li");
   await expect.poll(rowIds(page), { timeout: 10_000 }).toEqual(["4", "3", "2", "1"]);
   await shot(page, "1-loaded.png");

@@ -6,7 +6,7 @@
 // States: created -> start() (the sampler runs) -> close() (the sampler stops; the pool stays the caller's).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { OutboxConfigError } from "../../errors.js";
-import { actionRequest, type ApiAnswer, deadLetters, doctorReport, overview, readJson, runAction } from "./api.js";
+import { type ApiAnswer, actionRequest, deadLetters, doctorReport, overview, readJson, runAction } from "./api.js";
 import { admit, crossSiteRefusal, type Refusal, requester } from "./guard.js";
 import { type DashboardOptions, type ResolvedDashboardOptions, resolveDashboardOptions } from "./options.js";
 import { PAGE_CSP, PAGE_HTML } from "./page.js";

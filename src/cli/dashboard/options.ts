@@ -1,7 +1,13 @@
 // The dashboard's options, validated once when it is created (the shared checks of config/validate.ts). The command
 // (`prisma-outbox dashboard`) and the worker's and the inbox's metrics port build them from their flags.
 import type pg from "pg";
-import { booleanOption, durationOption, integerOption, rejectUnknownKeys, schemaOption } from "../../config/validate.js";
+import {
+  booleanOption,
+  durationOption,
+  integerOption,
+  rejectUnknownKeys,
+  schemaOption,
+} from "../../config/validate.js";
 import { OutboxConfigError } from "../../errors.js";
 import type { Logger } from "../../runtime/logger.js";
 

@@ -6,9 +6,9 @@
 // flight finishes and is kept, none follows). A failed sample is logged once per change of its error (not every
 // interval) and shown in the overview until one succeeds.
 import type pg from "pg";
-import type { Logger } from "../../runtime/logger.js";
 import { type OutboxActivity, outboxActivity } from "../../ops/activity.js";
 import { type OutboxStatus, outboxStatus } from "../../ops/status.js";
+import type { Logger } from "../../runtime/logger.js";
 
 /** One point of the charts. Counts are null when the table does not exist; rates are null at the first sample. */
 export interface Sample {

@@ -75,7 +75,9 @@ export function parsePortDashboard(
     return undefined;
   }
   if (metricsPort === undefined) {
-    throw new OutboxConfigError("--dashboard is served on the metrics port: give --metrics-port (or OUTBOX_METRICS_PORT).");
+    throw new OutboxConfigError(
+      "--dashboard is served on the metrics port: give --metrics-port (or OUTBOX_METRICS_PORT).",
+    );
   }
   return {
     allowActions: values["dashboard-allow-actions"] === true,
@@ -95,7 +97,8 @@ export interface DashboardConfig {
   logFormat: "text" | "json";
 }
 
-const isLoopbackHost = (host: string) => host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
+const isLoopbackHost = (host: string) =>
+  host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
 
 /** --host: an IP address or a host name; 127.0.0.1 when not given. */
 function hostSetting(text: string | undefined): string {
@@ -137,7 +140,8 @@ export function parseDashboardConfig(argv: string[], env: NodeJS.ProcessEnv): Da
     port: port === undefined ? DEFAULT_DASHBOARD_PORT : integerText("--port", port, { min: 0, max: 65_535 }),
     allowActions: values["allow-actions"] === true,
     token,
-    sampleIntervalMs: interval === undefined ? 5_000 : integerText("--sample-interval-ms", interval, { min: 100, max: 3_600_000 }),
+    sampleIntervalMs:
+      interval === undefined ? 5_000 : integerText("--sample-interval-ms", interval, { min: 100, max: 3_600_000 }),
     logFormat: parseLogFormat(values, env),
   };
 }

@@ -1,7 +1,12 @@
 // Options of `prisma-outbox inbox`: flags and environment, parsed and validated in one place.
 import { OutboxConfigError } from "../../errors.js";
 import { parseFlags, parseLogFormat, parseMetricsHost, parseMetricsPort, setting } from "./common.js";
-import { PORT_DASHBOARD_FLAGS, PORT_DASHBOARD_HELP, type PortDashboardConfig, parsePortDashboard } from "./dashboard.js";
+import {
+  PORT_DASHBOARD_FLAGS,
+  PORT_DASHBOARD_HELP,
+  type PortDashboardConfig,
+  parsePortDashboard,
+} from "./dashboard.js";
 
 export interface InboxWorkerConfig {
   help: boolean;

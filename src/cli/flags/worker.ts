@@ -12,7 +12,12 @@ import {
   parseMetricsPort,
   setting,
 } from "./common.js";
-import { PORT_DASHBOARD_FLAGS, PORT_DASHBOARD_HELP, type PortDashboardConfig, parsePortDashboard } from "./dashboard.js";
+import {
+  PORT_DASHBOARD_FLAGS,
+  PORT_DASHBOARD_HELP,
+  type PortDashboardConfig,
+  parsePortDashboard,
+} from "./dashboard.js";
 
 export interface WorkerConfig {
   relay: Omit<RelayOptions, "logger">;
