@@ -46,11 +46,16 @@ export const PORT_DASHBOARD_FLAGS = {
   "dashboard-token": { type: "string" },
 } as const satisfies ParseArgsConfig["options"];
 
-export const PORT_DASHBOARD_HELP = `  --dashboard                serve the dashboard at /ui on --metrics-port (docs/operating.md#dashboard);
-                             without a token it answers loopback peers only
-  --dashboard-allow-actions  offer retry and purge of dead letters on it (read-only without it)
-  --dashboard-token TOKEN    require this token for its API (also ${TOKEN_VARIABLE})
-`;
+/** The help lines of the metrics port's dashboard flags, descriptions from `column` on (the command's own layout). */
+export function portDashboardHelp(column: number): string {
+  const lines: Array<[string, string]> = [
+    ["--dashboard", "serve the dashboard at /ui on --metrics-port (docs/operating.md#dashboard);"],
+    ["", "without a token it answers loopback peers only"],
+    ["--dashboard-allow-actions", "offer retry and purge of dead letters on it (read-only without it)"],
+    ["--dashboard-token TOKEN", `require this token for its API (also ${TOKEN_VARIABLE})`],
+  ];
+  return lines.map(([flag, text]) => `${`  ${flag}`.padEnd(column)}${text}\n`).join("");
+}
 
 export interface PortDashboardConfig {
   allowActions: boolean;

@@ -1,12 +1,7 @@
 // Options of `prisma-outbox inbox`: flags and environment, parsed and validated in one place.
 import { OutboxConfigError } from "../../errors.js";
 import { parseFlags, parseLogFormat, parseMetricsHost, parseMetricsPort, setting } from "./common.js";
-import {
-  PORT_DASHBOARD_FLAGS,
-  PORT_DASHBOARD_HELP,
-  type PortDashboardConfig,
-  parsePortDashboard,
-} from "./dashboard.js";
+import { PORT_DASHBOARD_FLAGS, type PortDashboardConfig, parsePortDashboard, portDashboardHelp } from "./dashboard.js";
 
 export interface InboxWorkerConfig {
   help: boolean;
@@ -40,7 +35,7 @@ Options (flag / environment):
   --log-format text|json     log lines for people or for log shippers (default text)             / OUTBOX_LOG_FORMAT
   --metrics-port <n>         serve /metrics (Prometheus), /healthz and /readyz on this port      / OUTBOX_METRICS_PORT
   --metrics-host <address>   the address it listens on, e.g. 127.0.0.1 (every interface)         / OUTBOX_METRICS_HOST
-${PORT_DASHBOARD_HELP}                             the dashboard shows the tables of schema OUTBOX_SCHEMA (public)
+${portDashboardHelp(29)}                             the dashboard shows the tables of schema OUTBOX_SCHEMA (public)
   -h, --help                 this help
 
 Run it as the process itself (node_modules/.bin/prisma-outbox inbox ..., or exec in a container's command) so that

@@ -12,12 +12,7 @@ import {
   parseMetricsPort,
   setting,
 } from "./common.js";
-import {
-  PORT_DASHBOARD_FLAGS,
-  PORT_DASHBOARD_HELP,
-  type PortDashboardConfig,
-  parsePortDashboard,
-} from "./dashboard.js";
+import { PORT_DASHBOARD_FLAGS, type PortDashboardConfig, parsePortDashboard, portDashboardHelp } from "./dashboard.js";
 
 export interface WorkerConfig {
   relay: Omit<RelayOptions, "logger">;
@@ -83,7 +78,7 @@ Options (each also read from the environment variable named after it):
                               /readyz on this port (none by default)
   --metrics-host ADDRESS      the address it listens on, e.g. 127.0.0.1     OUTBOX_METRICS_HOST
                               (every interface by default)
-${PORT_DASHBOARD_HELP}  -h, --help                  show this help
+${portDashboardHelp(30)}  -h, --help                  show this help
   -v, --version               show the version
 `;
 
