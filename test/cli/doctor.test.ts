@@ -110,7 +110,9 @@ describe("prisma-outbox doctor", () => {
   it("an unreachable database: exit 1, no password shown", async () => {
     const r = await runCli(["doctor"], { DATABASE_URL: "postgres://me:s3cret@127.0.0.1:1/db" });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("prisma-outbox doctor: could not query the database at postgres://me:***@127.0.0.1:1/db");
+    expect(r.stderr).toContain(
+      "prisma-outbox doctor: could not query the database at postgres://me:***@127.0.0.1:1/db",
+    );
     expect(r.stderr).not.toContain("s3cret");
   });
 });

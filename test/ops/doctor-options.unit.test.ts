@@ -29,7 +29,10 @@ describe("doctor() options", () => {
     [{ checks: "some" }, 'Expected `checks` to be "all" or "cheap", got "some".'],
     [{ deadRowsWarn: 0 }, "Expected `deadRowsWarn` to be an integer >= 1, got 0."],
     [{ xminHorizonWarnMs: -1 }, "Expected `xminHorizonWarnMs` to be an integer from 0 to"],
-    [{ backlogAgeWarnMs: 10, backlogAgeErrorMs: 5 }, "Expected `backlogAgeErrorMs` (5) to be >= `backlogAgeWarnMs` (10)."],
+    [
+      { backlogAgeWarnMs: 10, backlogAgeErrorMs: 5 },
+      "Expected `backlogAgeErrorMs` (5) to be >= `backlogAgeWarnMs` (10).",
+    ],
     [{ parts: [] }, "Expected `parts` to be a non-empty array"],
     [{ parts: ["outbox", "queue"] }, "Expected `parts[1]` to be"],
     [{ skip: ["xmin"] }, "Expected `skip[0]` to be one of"],

@@ -58,9 +58,16 @@ function parsePrisma(text: string): Map<string, ParsedTable> {
         const [, kind, args] = block;
         if (kind === "map") name = JSON.parse(args!);
         else {
-          const fields = /^\[([^\]]*)\]/.exec(args!)![1]!.split(",").map((f) => f.trim());
+          const fields = /^\[([^\]]*)\]/
+            .exec(args!)![1]!
+            .split(",")
+            .map((f) => f.trim());
           const columns = fields.map((f) => fieldToColumn.get(f) ?? f);
-          table.indexes.push({ columns, unique: kind === "unique" || kind === "id", ...(kind === "id" ? { primary: true } : {}) });
+          table.indexes.push({
+            columns,
+            unique: kind === "unique" || kind === "id",
+            ...(kind === "id" ? { primary: true } : {}),
+          });
         }
         continue;
       }
@@ -103,7 +110,9 @@ function migrationStorage(): Map<string, Record<string, string>> {
 }
 
 const sortIndexes = (xs: ExpectedIndex[]) =>
-  xs.map((i) => ({ ...i, primary: i.primary ?? false })).sort((a, b) => a.columns.join().localeCompare(b.columns.join()));
+  xs
+    .map((i) => ({ ...i, primary: i.primary ?? false }))
+    .sort((a, b) => a.columns.join().localeCompare(b.columns.join()));
 
 describe("the doctor's expected schema (src/ops/doctor-schema.ts)", () => {
   it("has exactly the tables of prisma/*.prisma", () => {

@@ -86,9 +86,9 @@ describe("doctor()", () => {
     expect(holders.find((h) => h.id === String(pid))!.ageMs).toBeGreaterThanOrEqual(1_000);
     expect(f.cost).toContain("220 ms");
     // Past the error threshold it is an error.
-    expect(finding(await doctor(pool, { xminHorizonWarnMs: 100, xminHorizonErrorMs: 1_000 }), "xmin-horizon").level).toBe(
-      "error",
-    );
+    expect(
+      finding(await doctor(pool, { xminHorizonWarnMs: 100, xminHorizonErrorMs: 1_000 }), "xmin-horizon").level,
+    ).toBe("error");
     await holder.query("COMMIT");
     expect(finding(await doctor(pool, { xminHorizonWarnMs: 1_000 }), "xmin-horizon").level).toBe("ok");
   });
@@ -196,7 +196,11 @@ describe("doctor()", () => {
       expect((await inTransaction("DROP TABLE outbox_request", { parts: ["requests"] })).level).toBe("error");
       const storage = await inTransaction("ALTER TABLE outbox_message RESET (autovacuum_vacuum_threshold)");
       expect(storage.details.drifts).toEqual([
-        { level: "warning", table: "outbox_message", problem: "storage setting autovacuum_vacuum_threshold=1000 missing" },
+        {
+          level: "warning",
+          table: "outbox_message",
+          problem: "storage setting autovacuum_vacuum_threshold=1000 missing",
+        },
       ]);
     });
 
