@@ -258,7 +258,14 @@ async function latencyWorker(notify: true | "in-transaction"): Promise<number[]>
 }
 
 /** (d): the x1 drain without and with the periodic checks, alternated; msg/s medians and their ratio. */
-async function doctorCost(): Promise<{ off: number; on: number; intervalMs: number; rounds: number }> {
+async function doctorCost(): Promise<{
+  off: number;
+  on: number;
+  bestOff: number;
+  bestOn: number;
+  intervalMs: number;
+  rounds: number;
+}> {
   const intervalMs = Number(process.env.DOCTOR_INTERVAL_MS ?? 1_000);
   const rounds = Number(process.env.DOCTOR_ROUNDS ?? 3);
   const off: number[] = [];
@@ -269,7 +276,8 @@ async function doctorCost(): Promise<{ off: number; on: number; intervalMs: numb
     log(`  round ${i + 1}: off ${Math.round(off.at(-1)!)} msg/s, on ${Math.round(on.at(-1)!)} msg/s`);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  return { off: median(off), on: median(on), intervalMs, rounds };
+  // Best of the rounds too: on a shared machine another load only ever slows a run down.
+  return { off: median(off), on: median(on), bestOff: Math.max(...off), bestOn: Math.max(...on), intervalMs, rounds };
 }
 
 function printDoctorCost(d: Awaited<ReturnType<typeof doctorCost>>): void {
@@ -278,7 +286,9 @@ function printDoctorCost(d: Awaited<ReturnType<typeof doctorCost>>): void {
     { case: "(d) relay x1, doctorIntervalMs 0 (off)", "msg/s": Math.round(d.off), "ratio to off": 1 },
     { case: `(d) relay x1, doctorIntervalMs ${d.intervalMs}`, "msg/s": Math.round(d.on), "ratio to off": d.on / d.off },
   ]);
-  console.log(`doctor checks ratio (on / off): ${(d.on / d.off).toFixed(3)}`);
+  console.log(
+    `doctor checks ratio (on / off): ${(d.on / d.off).toFixed(3)} of the medians, ${(d.bestOn / d.bestOff).toFixed(3)} of the best runs`,
+  );
 }
 
 if (process.env.BENCH_ONLY === "doctor") {
