@@ -5,8 +5,10 @@
 import type { DataPoint } from "@opentelemetry/sdk-metrics";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { startMetricsServer } from "../../src/cli/metrics-server.js";
 import { type Inbox, inbox, type Relay } from "../../src/index.js";
 import { useInboxBroker } from "../support/inbox.js";
+import { quiet } from "../support/logger.js";
 import { disableTelemetry, registerMetrics } from "../support/otel.js";
 import { newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { useTestRelays } from "../support/relay.js";
@@ -69,6 +71,17 @@ async function holdSnapshot(): Promise<pg.Client> {
 type Watched = Relay | Inbox;
 const doctorWarnings = async (w: Watched) => (await w.health()).warnings.filter((x) => x.startsWith("doctor "));
 
+/** /readyz of the CLI's metrics server over `w.health()`: status and body. */
+async function readyz(w: Watched): Promise<{ status: number; body: any }> {
+  const server = await startMetricsServer({ port: 0, host: "127.0.0.1", health: () => w.health(), logger: quiet });
+  try {
+    const res = await fetch(`http://127.0.0.1:${server.port}/readyz`);
+    return { status: res.status, body: await res.json() };
+  } finally {
+    await server.close();
+  }
+}
+
 /** The scenario, the same for the relay and the inbox. */
 async function showsOnceAndClears(w: Watched, component: string, about: (c: string, m: string) => number) {
   await until(async () => (await gauge(component, "xmin-horizon")) === 0, 10_000);
@@ -82,6 +95,11 @@ async function showsOnceAndClears(w: Watched, component: string, about: (c: stri
   );
   expect(health.doctor?.findings.map((f) => f.check)).toEqual(["xmin-horizon"]);
   expect(await gauge(component, "xmin-horizon")).toBe(1);
+  // /readyz stays 200 and carries the finding in its details.
+  const ready = await readyz(w);
+  expect(ready.status).toBe(200);
+  expect(ready.body.doctor.findings[0]).toMatchObject({ check: "xmin-horizon", level: "warning" });
+  expect(ready.body.warnings.some((x: string) => x.startsWith("doctor xmin-horizon"))).toBe(true);
   await sleep(1_000); // several more checks see it
   expect(about("xmin-horizon", "doctor: a check found a problem")).toBe(1);
   await holder.query("COMMIT");
