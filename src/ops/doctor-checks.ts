@@ -69,18 +69,28 @@ export async function vacuumChecks(ctx: CheckContext, o: ResolvedDoctorOptions):
   const disabled: Finding = {
     check: "autovacuum-disabled",
     level: disabledLevel,
-    summary: serverOff
-      ? "autovacuum is off for the whole server (autovacuum = off)"
-      : countsOff
-        ? "track_counts is off: autovacuum cannot tell which tables need it"
-        : disabledTables.length > 0
+    summary:
+      [
+        serverOff ? "autovacuum is off for the whole server (autovacuum = off)" : "",
+        countsOff ? "track_counts is off: autovacuum cannot tell which tables need it" : "",
+        disabledTables.length > 0
           ? `autovacuum is disabled on ${disabledTables.join(", ")} (autovacuum_enabled = false)`
-          : "autovacuum is on for our tables",
+          : "",
+      ]
+        .filter(Boolean)
+        .join("; ") || "autovacuum is on for our tables",
     cost: `nothing removes the dead rows every delivered message leaves: ${DEAD_ROWS_COST}`,
     action:
-      disabledTables.length > 0
-        ? `ALTER TABLE ${disabledTables.map((t) => `"${ctx.schema}"."${t}"`).join(", ")} RESET (autovacuum_enabled); then VACUUM the table once`
-        : "set autovacuum = on and track_counts = on in postgresql.conf (reload); until then run VACUUM on our tables from a cron job",
+      [
+        disabledTables.length > 0
+          ? `ALTER TABLE ${disabledTables.map((t) => `"${ctx.schema}"."${t}"`).join(", ")} RESET (autovacuum_enabled); then VACUUM the table once`
+          : "",
+        serverOff || countsOff
+          ? "set autovacuum = on and track_counts = on in postgresql.conf (reload); until then run VACUUM on our tables from a cron job (and skip this check)"
+          : "",
+      ]
+        .filter(Boolean)
+        .join("; ") || "nothing",
     details: { serverAutovacuum: rows[0]?.autovacuum, trackCounts: rows[0]?.track_counts, tables: disabledTables },
   };
   const tables = rows.map((r) => ({

@@ -3,6 +3,7 @@
 import { enumOption, expectNumber, integerOption, rejectUnknownKeys, schemaOption } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
 import { DEFAULT_SCHEMA } from "../sql/names.js";
+import { CHECK_IDS, type CheckId } from "./doctor-finding.js";
 import { DOCTOR_PARTS, type DoctorPart } from "./doctor-schema.js";
 
 export interface DoctorOptions {
@@ -41,6 +42,12 @@ export interface DoctorOptions {
   backlogAgeErrorMs?: number;
   /** Dead letters that failed within this window warn (older ones are reported, not warned about). @defaultValue 86_400_000 */
   deadLetterWindowMs?: number;
+  /**
+   * Checks left out of the report (e.g. `["autovacuum-disabled"]` where a cron job runs VACUUM on purpose): a known
+   * and accepted condition that would otherwise keep the exit code, the log and the gauge at a warning.
+   * @defaultValue []
+   */
+  skip?: CheckId[];
 }
 
 export interface ResolvedDoctorOptions {
@@ -57,6 +64,7 @@ export interface ResolvedDoctorOptions {
   backlogAgeWarnMs: number;
   backlogAgeErrorMs: number;
   deadLetterWindowMs: number;
+  skip: CheckId[];
 }
 
 /** Every option of doctor(): any other key is refused (a misspelt threshold would be ignored). */
@@ -74,6 +82,7 @@ export const DOCTOR_OPTION_KEYS = {
   backlogAgeWarnMs: true,
   backlogAgeErrorMs: true,
   deadLetterWindowMs: true,
+  skip: true,
 } satisfies Record<keyof DoctorOptions, true>;
 
 /** A warn/error pair: the error threshold must not be below the warning's. */
@@ -91,6 +100,13 @@ function partsOption(value: unknown): DoctorPart[] | undefined {
     );
   }
   return value.map((p, i) => enumOption(`parts[${i}]`, p, DOCTOR_PARTS, "outbox"));
+}
+
+function skipOption(value: unknown): CheckId[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value))
+    throw new OutboxConfigError(`Expected \`skip\` to be an array of check ids, got ${JSON.stringify(value)}.`);
+  return value.map((c, i) => enumOption(`skip[${i}]`, c, CHECK_IDS, "xmin-horizon"));
 }
 
 export function resolveDoctorOptions(options: DoctorOptions = {}): ResolvedDoctorOptions {
@@ -115,6 +131,7 @@ export function resolveDoctorOptions(options: DoctorOptions = {}): ResolvedDocto
     backlogAgeWarnMs: ms("backlogAgeWarnMs", 60_000),
     backlogAgeErrorMs: ms("backlogAgeErrorMs", 900_000),
     deadLetterWindowMs: ms("deadLetterWindowMs", 86_400_000),
+    skip: skipOption(options.skip),
   };
   pair("xminHorizonWarnMs", resolved.xminHorizonWarnMs, "xminHorizonErrorMs", resolved.xminHorizonErrorMs);
   pair("deadRowsWarn", resolved.deadRowsWarn, "deadRowsError", resolved.deadRowsError);

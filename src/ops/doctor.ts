@@ -73,5 +73,6 @@ export async function doctor(pool: pg.Pool | pg.ClientBase, options: DoctorOptio
     findings.push(...(await guarded("dead-letters", () => deadLetters(ctx, o))));
   }
   findings.push(...(await guarded("workers-connected", () => workersConnected(ctx, backlogs))));
-  return { level: worst(findings.map((f) => f.level)), findings, checkedAt: new Date(), schema: o.schema };
+  const kept = findings.filter((f) => !(o.skip as string[]).includes(f.check));
+  return { level: worst(kept.map((f) => f.level)), findings: kept, checkedAt: new Date(), schema: o.schema };
 }

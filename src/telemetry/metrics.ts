@@ -263,7 +263,7 @@ export class InboxMetrics {
 /**
  * The doctor's periodic checks in a relay or an inbox (ops/doctor-watch.ts): `prisma_outbox.doctor.warnings`, one
  * series per check (attribute `check`) and component (`relay` or `inbox`): 0 ok, 1 warning, 2 error, as of the last
- * check. An alert rule fires on `> 0` (docs/operating.md#alert-rules). Returns the function that removes the gauge.
+ * check. An alert rule fires on `> 0` (docs/operating.md#what-to-alert-on). Returns the function that removes the gauge.
  */
 export function doctorGauge(component: "relay" | "inbox", levels: () => ReadonlyMap<string, number>): () => void {
   const { meter: m } = meter();
