@@ -36,6 +36,11 @@ export function serveDashboard(options: ServeDashboardOptions): ServedDashboard 
     throw error;
   }
   dashboard.start();
+  options.logger.info("dashboard at /ui", {
+    schema: dashboard.options.schema,
+    actions: options.allowActions ? "allowed" : "read-only",
+    access: options.token === undefined ? "loopback peers only (no token)" : "token required",
+  });
   return {
     dashboard,
     async close() {
