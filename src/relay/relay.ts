@@ -229,14 +229,18 @@ export class Relay {
       return;
     }
     this.#state = "stopping";
-    await this.#doctor?.stop();
     this.#halt.abort();
     this.#broker.release();
     const deadline = setTimeout(() => this.#abort.abort(), this.options.stopTimeoutMs);
     // Past the deadline the batches in flight are aborted and roll back; a connection that hangs even then (a
     // swallowed network) gets a few more seconds before stop() closes everything regardless.
     const hardDeadline = Date.now() + this.options.stopTimeoutMs + STOP_GRACE_MS;
-    const work = Promise.all([this.#resources.stopIntake(), this.#sweeper, this.#drainLoops?.settled()]);
+    const work = Promise.all([
+      this.#resources.stopIntake(),
+      this.#sweeper,
+      this.#drainLoops?.settled(),
+      this.#doctor?.stop(),
+    ]);
     await withDeadline(work, hardDeadline - Date.now());
     clearTimeout(deadline);
     // A hung client keeps pool.end() waiting until its query_timeout: stop() does not wait for that.
