@@ -53,7 +53,14 @@ export async function runInbox(argv: string[], env: NodeJS.ProcessEnv): Promise<
 
   return runUntilSignal(
     {
-      start: () => box.start({ databaseUrl: config.databaseUrl, amqpUrl: config.amqpUrl, logger }), // logs "inbox started"
+      // logs "inbox started"
+      start: () =>
+        box.start({
+          databaseUrl: config.databaseUrl,
+          amqpUrl: config.amqpUrl,
+          logger,
+          doctorIntervalMs: config.doctorIntervalMs,
+        }),
       stop: () => box.stop(),
       health: () => box.health(),
       startFailed: (error) => logger.error("could not start", { error: (error as Error).message }),

@@ -170,13 +170,17 @@ export class Inbox {
   }
 
   async #start(connection: InboxConnection): Promise<void> {
-    const { database, broker } = checkConnection(connection);
+    const { database, broker, doctorIntervalMs } = checkConnection(connection);
     const amqpUrl = "amqpUrl" in broker ? broker.amqpUrl : undefined;
     // A driver's error may echo a URL, or name a piece of a misread password as the host it could not reach.
     const scrub = connectionScrubber(database.source, amqpUrl);
     this.#scrub = scrub;
     // Wrapped once, from the logger given (a restart must not wrap a wrapped one).
-    this.#options = { ...this.#given, logger: scrubbingLogger(connection.logger ?? this.#given.logger, scrub) };
+    this.#options = {
+      ...this.#given,
+      ...(doctorIntervalMs === undefined ? {} : { doctorIntervalMs }),
+      logger: scrubbingLogger(connection.logger ?? this.#given.logger, scrub),
+    };
     this.#state = "starting";
     const logger = this.#options.logger;
     // The app's pool is borrowed as it is (openPool guards the clients the inbox holds); a pool of the inbox's own

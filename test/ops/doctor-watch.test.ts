@@ -6,7 +6,7 @@ import type { DataPoint } from "@opentelemetry/sdk-metrics";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { startMetricsServer } from "../../src/cli/metrics-server.js";
-import { type Inbox, inbox, type Relay } from "../../src/index.js";
+import { type Inbox, inbox, OutboxConfigError, type Relay } from "../../src/index.js";
 import { useInboxBroker } from "../support/inbox.js";
 import { quiet } from "../support/logger.js";
 import { disableTelemetry, registerMetrics } from "../support/otel.js";
@@ -138,5 +138,29 @@ describe("the doctor's periodic checks", () => {
     const relay = relays.relay({ doctorIntervalMs: 0, logger: false });
     await relay.start();
     expect((await relay.health()).doctor).toBeUndefined();
+  });
+
+  it("an inbox's start({ doctorIntervalMs }) replaces its definition's for that run (the CLI's --doctor-interval-ms)", async () => {
+    const { exchange, queue } = await broker.exchangeAndQueue("doctor-override");
+    const define = (doctorIntervalMs: number) =>
+      broker.track(
+        inbox({
+          prisma,
+          queue: { name: queue, bindings: [{ exchange, routingKey: "#" }] },
+          handlers: { h: { on: "x", handle: async () => {} } },
+          doctorIntervalMs,
+          logger: false,
+        }),
+      );
+    await expect(define(0).start({ databaseUrl: url, amqpUrl, doctorIntervalMs: -1 })).rejects.toThrow(
+      OutboxConfigError,
+    );
+    const off = define(0);
+    await off.start({ databaseUrl: url, amqpUrl, doctorIntervalMs: 60_000 });
+    expect((await off.health()).doctor).toBeDefined();
+    await off.stop();
+    const on = define(60_000);
+    await on.start({ databaseUrl: url, amqpUrl, doctorIntervalMs: 0 });
+    expect((await on.health()).doctor).toBeUndefined();
   });
 });

@@ -1,6 +1,6 @@
 // Options of `prisma-outbox inbox`: flags and environment, parsed and validated in one place.
 import { OutboxConfigError } from "../../errors.js";
-import { parseFlags, parseLogFormat, parseMetricsHost, parseMetricsPort, setting } from "./common.js";
+import { integerText, parseFlags, parseLogFormat, parseMetricsHost, parseMetricsPort, setting } from "./common.js";
 import { PORT_DASHBOARD_FLAGS, type PortDashboardConfig, parsePortDashboard, portDashboardHelp } from "./dashboard.js";
 
 export interface InboxWorkerConfig {
@@ -20,6 +20,8 @@ export interface InboxWorkerConfig {
   dashboard: PortDashboardConfig | undefined;
   /** The schema the dashboard shows (the inbox's own schema is its definition's). */
   dashboardSchema: string | undefined;
+  /** Replaces the definition's doctorIntervalMs for this run; undefined: the definition's. */
+  doctorIntervalMs: number | undefined;
 }
 
 export const INBOX_WORKER_HELP = `Usage: prisma-outbox inbox --handlers <module> [options]
@@ -35,6 +37,8 @@ Options (flag / environment):
   --log-format text|json     log lines for people or for log shippers (default text)             / OUTBOX_LOG_FORMAT
   --metrics-port <n>         serve /metrics (Prometheus), /healthz and /readyz on this port      / OUTBOX_METRICS_PORT
   --metrics-host <address>   the address it listens on, e.g. 127.0.0.1 (every interface)         / OUTBOX_METRICS_HOST
+  --doctor-interval-ms <n>   run the doctor's cheap checks this often; 0: off (the definition's  / OUTBOX_DOCTOR_INTERVAL_MS
+                             doctorIntervalMs, else 60000)
 ${portDashboardHelp(29)}                             the dashboard shows the tables of schema OUTBOX_SCHEMA (public)
   -h, --help                 this help
 
@@ -51,6 +55,7 @@ export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): 
     "log-format": { type: "string" },
     "metrics-port": { type: "string" },
     "metrics-host": { type: "string" },
+    "doctor-interval-ms": { type: "string" },
     ...PORT_DASHBOARD_FLAGS,
     help: { type: "boolean", short: "h" },
   });
@@ -65,6 +70,7 @@ export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): 
     if (!amqpUrl) throw new OutboxConfigError("Expected --amqp-url or AMQP_URL.");
   }
   const metricsPort = parseMetricsPort(values["metrics-port"] as string | undefined, env);
+  const doctorInterval = setting(values, "doctor-interval-ms", env, "OUTBOX_DOCTOR_INTERVAL_MS");
   return {
     help,
     handlers: handlers ?? "",
@@ -76,5 +82,7 @@ export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): 
     metricsHost: parseMetricsHost(values["metrics-host"] as string | undefined, env),
     dashboard: help ? undefined : parsePortDashboard(values, env, metricsPort),
     dashboardSchema: setting(values, "schema", env, "OUTBOX_SCHEMA").value,
+    doctorIntervalMs:
+      doctorInterval.value === undefined ? undefined : integerText(doctorInterval.source, doctorInterval.value),
   };
 }

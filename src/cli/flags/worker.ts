@@ -40,6 +40,7 @@ const INTEGER_SETTINGS = {
   "retry-base-delay-ms": ["OUTBOX_RETRY_BASE_DELAY_MS", "retryBaseDelayMs"],
   "retry-max-delay-ms": ["OUTBOX_RETRY_MAX_DELAY_MS", "retryMaxDelayMs"],
   "stop-timeout-ms": ["OUTBOX_STOP_TIMEOUT_MS", "stopTimeoutMs"],
+  "doctor-interval-ms": ["OUTBOX_DOCTOR_INTERVAL_MS", "doctorIntervalMs"],
 } as const;
 
 export const WORKER_HELP = `Usage: prisma-outbox worker [options]
@@ -68,6 +69,8 @@ Options (each also read from the environment variable named after it):
   --retry-max-delay-ms N      longest retry delay (300000)                  OUTBOX_RETRY_MAX_DELAY_MS
   --stop-timeout-ms N         batches in flight get this long to finish on  OUTBOX_STOP_TIMEOUT_MS
                               stop, then roll back; exit within 5 s more (10000)
+  --doctor-interval-ms N      run the doctor's cheap checks this often; a   OUTBOX_DOCTOR_INTERVAL_MS
+                              warning log per change, /readyz, a gauge; 0: off (60000)
   --no-listen                 do not LISTEN for NOTIFY; poll only           OUTBOX_LISTEN=false
   --listen-check-interval-ms N  LISTEN proves it hears itself this often (5000)  OUTBOX_LISTEN_CHECK_INTERVAL_MS
   --key-after-dead-letter stop|continue                                     OUTBOX_KEY_AFTER_DEAD_LETTER
