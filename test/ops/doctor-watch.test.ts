@@ -149,7 +149,7 @@ describe("the doctor's periodic checks", () => {
           queue: { name: queue, bindings: [{ exchange, routingKey: "#" }] },
           handlers: { h: { on: "x", handle: async () => {} } },
           doctorIntervalMs,
-          logger: false,
+          logger: quiet,
         }),
       );
     await expect(define(0).start({ databaseUrl: url, amqpUrl, doctorIntervalMs: -1 })).rejects.toThrow(
