@@ -9,6 +9,10 @@
 //   (c) commit-to-consumer latency at a steady RATE messages/s for LATENCY_SECONDS, with the relay in the app's
 //       process (in-process queue) and in a separate worker process (LISTEN; woken by the writer's after-commit
 //       NOTIFY, the default, and by a NOTIFY in every transaction, as first shipped)
+//   (d) the cost of the doctor's periodic checks (doctorIntervalMs) on a busy relay: the (b) x1 drain with the checks
+//       off and with them every DOCTOR_INTERVAL_MS (1,000 by default: 60 times the default interval, so that a
+//       drain of a few seconds runs several), alternated DOCTOR_ROUNDS times (3), the ratio of the medians printed.
+//       BENCH_ONLY=doctor runs this case alone.
 // Every case publishes to the same exchange, bound to one queue that a consumer in this process drains, so that the
 // broker does the same work in each. Env: MESSAGES (100000), RATE (500), LATENCY_SECONDS (10).
 // BENCH_OTEL=1: an OpenTelemetry SDK registered in this process and in the worker process (bench/otel.ts), prefilled
@@ -145,11 +149,18 @@ async function prefill(messages: number, keys: number): Promise<void> {
   await pool.query("VACUUM ANALYZE outbox_message");
 }
 
-async function relayDrain(relays: number, keys = 0, messages = MESSAGES): Promise<number> {
+async function relayDrain(relays: number, keys = 0, messages = MESSAGES, doctorIntervalMs?: number): Promise<number> {
   await prefill(messages, keys);
   resetConsumer();
   const rs = Array.from({ length: relays }, () =>
-    createRelay({ databaseUrl: db.url, amqpUrl: db.amqpUrl, queue: false, listen: false, batchSize: 1_000 }),
+    createRelay({
+      databaseUrl: db.url,
+      amqpUrl: db.amqpUrl,
+      queue: false,
+      listen: false,
+      batchSize: 1_000,
+      ...(doctorIntervalMs === undefined ? {} : { doctorIntervalMs }),
+    }),
   );
   const t0 = performance.now();
   await Promise.all(rs.map((r) => r.start()));
@@ -246,56 +257,97 @@ async function latencyWorker(notify: true | "in-transaction"): Promise<number[]>
   return samples;
 }
 
-log(`bench:relay: ${MESSAGES} messages of ${BODY.length} bytes; latency at ${RATE}/s for ${LATENCY_SECONDS}s`);
-log("(a) raw amqplib ...");
-const raw = await rawAmqplib();
-log("(b) relay x1 ...");
-const one = await relayDrain(1);
-log("(b) relay x2 ...");
-const two = await relayDrain(2);
-log("(b') relay x2, keyed, 1,000 keys ...");
-const keyed1000 = await relayDrain(2, 1_000);
-const KEYED_10_MESSAGES = Number(process.env.KEYED_10_MESSAGES ?? 20_000);
-log(`(b') relay x2, keyed, 10 keys (${KEYED_10_MESSAGES} messages) ...`);
-const keyed10 = await relayDrain(2, 10, KEYED_10_MESSAGES);
-log("(c) latency, relay in the app ...");
-const inApp = summarize(await latencyInApp());
-log("(c) latency, relay in a worker process ...");
-const inWorker = summarize(await latencyWorker(true));
-log("(c) latency, relay in a worker process, NOTIFY in every transaction ...");
-const inWorkerInTx = summarize(await latencyWorker("in-transaction"));
+/** (d): the x1 drain without and with the periodic checks, alternated; msg/s medians and their ratio. */
+async function doctorCost(): Promise<{
+  off: number;
+  on: number;
+  bestOff: number;
+  bestOn: number;
+  intervalMs: number;
+  rounds: number;
+}> {
+  const intervalMs = Number(process.env.DOCTOR_INTERVAL_MS ?? 1_000);
+  const rounds = Number(process.env.DOCTOR_ROUNDS ?? 3);
+  const off: number[] = [];
+  const on: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    off.push(await relayDrain(1, 0, MESSAGES, 0));
+    on.push(await relayDrain(1, 0, MESSAGES, intervalMs));
+    log(`  round ${i + 1}: off ${Math.round(off.at(-1)!)} msg/s, on ${Math.round(on.at(-1)!)} msg/s`);
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  // Best of the rounds too: on a shared machine another load only ever slows a run down.
+  return { off: median(off), on: median(on), bestOff: Math.max(...off), bestOn: Math.max(...on), intervalMs, rounds };
+}
 
-console.log(`\n${OTEL_LINE}`);
-console.log(`\nThroughput (${MESSAGES} messages, ${BODY.length}-byte JSON, run ${randomBytes(2).toString("hex")})`);
-printTable([
-  { case: "(a) raw amqplib, confirms per 1,000", "msg/s": Math.round(raw), "ratio to (a)": 1 },
-  { case: "(b) relay x1, draining the backlog", "msg/s": Math.round(one), "ratio to (a)": one / raw },
-  { case: "(b) relay x2, draining the backlog", "msg/s": Math.round(two), "ratio to (a)": two / raw },
-]);
-console.log("\nOrdering keys: the same drain (relay x2) with every row keyed");
-printTable([
-  {
-    case: "(b') relay x2, 1,000 keys",
-    "msg/s": Math.round(keyed1000),
-    "ratio to (b) relay x2, no keys": keyed1000 / two,
-  },
-  {
-    case: `(b') relay x2, 10 keys (${KEYED_10_MESSAGES} messages)`,
-    "msg/s": Math.round(keyed10),
-    "ratio to (b) relay x2, no keys": keyed10 / two,
-  },
-]);
-console.log(`\nCommit-to-consumer latency at ${RATE} msg/s for ${LATENCY_SECONDS} s (ms)`);
-printTable(
-  [
-    ["(c) relay in the app (in-process queue)", inApp],
-    ["(c) relay in a worker (LISTEN, after-commit wake-up)", inWorker],
-    ["(c) relay in a worker (LISTEN, NOTIFY in every tx)", inWorkerInTx],
-  ].map(([name, s]) => {
-    const x = s as ReturnType<typeof summarize>;
-    return { case: name as string, n: x.n, p50: x.p50, p95: x.p95, p99: x.p99, max: x.max };
-  }),
-);
+function printDoctorCost(d: Awaited<ReturnType<typeof doctorCost>>): void {
+  console.log(`\nThe doctor's periodic checks on a busy relay (x1 drain, median of ${d.rounds} alternated runs)`);
+  printTable([
+    { case: "(d) relay x1, doctorIntervalMs 0 (off)", "msg/s": Math.round(d.off), "ratio to off": 1 },
+    { case: `(d) relay x1, doctorIntervalMs ${d.intervalMs}`, "msg/s": Math.round(d.on), "ratio to off": d.on / d.off },
+  ]);
+  console.log(
+    `doctor checks ratio (on / off): ${(d.on / d.off).toFixed(3)} of the medians, ${(d.bestOn / d.bestOff).toFixed(3)} of the best runs`,
+  );
+}
+
+if (process.env.BENCH_ONLY === "doctor") {
+  log(`bench:relay, (d) only: ${MESSAGES} messages of ${BODY.length} bytes`);
+  printDoctorCost(await doctorCost());
+} else {
+  log(`bench:relay: ${MESSAGES} messages of ${BODY.length} bytes; latency at ${RATE}/s for ${LATENCY_SECONDS}s`);
+  log("(a) raw amqplib ...");
+  const raw = await rawAmqplib();
+  log("(b) relay x1 ...");
+  const one = await relayDrain(1);
+  log("(b) relay x2 ...");
+  const two = await relayDrain(2);
+  log("(b') relay x2, keyed, 1,000 keys ...");
+  const keyed1000 = await relayDrain(2, 1_000);
+  const KEYED_10_MESSAGES = Number(process.env.KEYED_10_MESSAGES ?? 20_000);
+  log(`(b') relay x2, keyed, 10 keys (${KEYED_10_MESSAGES} messages) ...`);
+  const keyed10 = await relayDrain(2, 10, KEYED_10_MESSAGES);
+  log("(c) latency, relay in the app ...");
+  const inApp = summarize(await latencyInApp());
+  log("(c) latency, relay in a worker process ...");
+  const inWorker = summarize(await latencyWorker(true));
+  log("(c) latency, relay in a worker process, NOTIFY in every transaction ...");
+  const inWorkerInTx = summarize(await latencyWorker("in-transaction"));
+
+  console.log(`\n${OTEL_LINE}`);
+  console.log(`\nThroughput (${MESSAGES} messages, ${BODY.length}-byte JSON, run ${randomBytes(2).toString("hex")})`);
+  printTable([
+    { case: "(a) raw amqplib, confirms per 1,000", "msg/s": Math.round(raw), "ratio to (a)": 1 },
+    { case: "(b) relay x1, draining the backlog", "msg/s": Math.round(one), "ratio to (a)": one / raw },
+    { case: "(b) relay x2, draining the backlog", "msg/s": Math.round(two), "ratio to (a)": two / raw },
+  ]);
+  console.log("\nOrdering keys: the same drain (relay x2) with every row keyed");
+  printTable([
+    {
+      case: "(b') relay x2, 1,000 keys",
+      "msg/s": Math.round(keyed1000),
+      "ratio to (b) relay x2, no keys": keyed1000 / two,
+    },
+    {
+      case: `(b') relay x2, 10 keys (${KEYED_10_MESSAGES} messages)`,
+      "msg/s": Math.round(keyed10),
+      "ratio to (b) relay x2, no keys": keyed10 / two,
+    },
+  ]);
+  console.log(`\nCommit-to-consumer latency at ${RATE} msg/s for ${LATENCY_SECONDS} s (ms)`);
+  printTable(
+    [
+      ["(c) relay in the app (in-process queue)", inApp],
+      ["(c) relay in a worker (LISTEN, after-commit wake-up)", inWorker],
+      ["(c) relay in a worker (LISTEN, NOTIFY in every tx)", inWorkerInTx],
+    ].map(([name, s]) => {
+      const x = s as ReturnType<typeof summarize>;
+      return { case: name as string, n: x.n, p50: x.p50, p95: x.p95, p99: x.p99, max: x.max };
+    }),
+  );
+  log("(d) the doctor's periodic checks ...");
+  printDoctorCost(await doctorCost());
+}
 await consumer.close();
 await pool.end();
 await db.cleanup();

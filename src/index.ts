@@ -46,7 +46,7 @@ export type { RequestsOptions } from "./request-reply/options.js";
 export { Requests, requests, type SubmitOptions, type Submitted } from "./request-reply/requests.js";
 export type { ProblemDetails, RequestState, RequestStatus } from "./request-reply/status.js";
 
-// Operations: what the `status` and `dead-letters` commands do, as library calls.
+// Operations: what the `status`, `dead-letters` and `doctor` commands do, as library calls.
 
 export {
   type ChangeOptions,
@@ -59,6 +59,15 @@ export {
   purgeDeadLetters,
   retryDeadLetters,
 } from "./ops/dead-letters.js";
+export {
+  type DoctorOptions,
+  type DoctorPart,
+  type DoctorReport,
+  doctor,
+  type Finding,
+  type FindingLevel,
+} from "./ops/doctor.js";
+export type { DoctorThresholds } from "./ops/doctor-options.js";
 export { type OutboxStatus, outboxStatus, type StatusOptions } from "./ops/status.js";
 
 // Transports: RabbitMQ (amqplib, loaded on first connect), in memory, and the contract a transport implements.

@@ -53,11 +53,27 @@ export async function runInbox(argv: string[], env: NodeJS.ProcessEnv): Promise<
 
   return runUntilSignal(
     {
-      start: () => box.start({ databaseUrl: config.databaseUrl, amqpUrl: config.amqpUrl, logger }), // logs "inbox started"
+      // logs "inbox started"
+      start: () =>
+        box.start({
+          databaseUrl: config.databaseUrl,
+          amqpUrl: config.amqpUrl,
+          logger,
+          doctorIntervalMs: config.doctorIntervalMs,
+        }),
       stop: () => box.stop(),
       health: () => box.health(),
       startFailed: (error) => logger.error("could not start", { error: (error as Error).message }),
     },
-    { logger, metricsPort: config.metricsPort, metricsHost: config.metricsHost },
+    {
+      logger,
+      metricsPort: config.metricsPort,
+      metricsHost: config.metricsHost,
+      dashboard: config.dashboard && {
+        ...config.dashboard,
+        databaseUrl: config.databaseUrl,
+        schema: config.dashboardSchema,
+      },
+    },
   );
 }

@@ -2,6 +2,7 @@
 //   GET /metrics  Prometheus text of the package's metrics (telemetry/metrics.ts)
 //   GET /healthz  200 while the process is up (liveness)
 //   GET /readyz   200 when health() says ok, else 503 (readiness); the body is health()'s JSON either way
+//   /ui           the dashboard, when the command was given --dashboard (src/cli/dashboard/: its own guard)
 //
 // For /metrics the CLI registers a MeterProvider of its own, with a reader that collects on each scrape, before the
 // relay or inbox starts (they take their meter at start). The SDK (@opentelemetry/sdk-metrics) is loaded here only,
@@ -27,6 +28,8 @@ export interface MetricsServerOptions {
   /** health() of the relay or the inbox. */
   health: () => Promise<{ ok: boolean }>;
   logger: Logger;
+  /** The dashboard's handler: answers /ui and under it (true), or leaves the request alone (false). */
+  ui?: ((req: IncomingMessage, res: ServerResponse) => Promise<boolean>) | undefined;
 }
 
 type Collect = () => Promise<string>;
@@ -61,6 +64,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   }
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0];
+    if (options.ui && (await options.ui(req, res))) return;
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "text/plain", "GET only\n");
     switch (path) {
       case "/healthz":
@@ -96,7 +100,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   logger.info("metrics and health endpoints listening", {
     host: options.host ?? "every interface",
     port,
-    paths: "/metrics /healthz /readyz",
+    paths: options.ui ? "/metrics /healthz /readyz /ui" : "/metrics /healthz /readyz",
   });
   return {
     port,

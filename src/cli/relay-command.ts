@@ -43,6 +43,15 @@ export async function runWorker(argv: string[], env: NodeJS.ProcessEnv): Promise
       // The relay logged why ("relay could not start"); stop() closes what it had opened.
       startFailed: () => relay.stop(),
     },
-    { logger, metricsPort: config.metricsPort, metricsHost: config.metricsHost },
+    {
+      logger,
+      metricsPort: config.metricsPort,
+      metricsHost: config.metricsHost,
+      dashboard: config.dashboard && {
+        ...config.dashboard,
+        databaseUrl: config.relay.databaseUrl as string,
+        schema: relay.options.schema,
+      },
+    },
   );
 }

@@ -5,6 +5,7 @@
 // metrics port cannot be served.
 import { OutboxConfigError } from "../errors.js";
 import type { Logger } from "../runtime/logger.js";
+import { type ServedDashboard, serveDashboard } from "./dashboard/serve.js";
 import { type MetricsServer, startMetricsServer } from "./metrics-server.js";
 
 /** The relay or the inbox, as the CLI runs it. */
@@ -22,28 +23,37 @@ export interface RunOptions {
   logger: Logger;
   metricsPort?: number | undefined;
   metricsHost?: string | undefined;
+  /** The dashboard at /ui of the metrics port (--dashboard); undefined: none. */
+  dashboard?:
+    | { databaseUrl: string; schema: string | undefined; allowActions: boolean; token: string | undefined }
+    | undefined;
 }
 
 export async function runUntilSignal(
   part: RunnablePart,
-  { logger, metricsPort, metricsHost }: RunOptions,
+  { logger, metricsPort, metricsHost, dashboard }: RunOptions,
 ): Promise<number> {
   let endpoints: MetricsServer | undefined;
+  let ui: ServedDashboard | undefined;
   if (metricsPort !== undefined) {
     try {
+      ui = dashboard && serveDashboard({ ...dashboard, logger });
       endpoints = await startMetricsServer({
         port: metricsPort,
         host: metricsHost,
         health: () => part.health(),
         logger,
+        ui: ui?.dashboard.handle,
       });
     } catch (error) {
       logger.error(`cannot serve --metrics-port ${metricsPort}: ${(error as Error).message}`);
+      await ui?.close();
       return 2;
     }
   }
   const code = await run(part, logger);
   await endpoints?.close();
+  await ui?.close();
   return code;
 }
 

@@ -1,4 +1,5 @@
 // What `inbox.health()` reports, and the words it uses for what it finds.
+import type { Finding } from "../ops/doctor-finding.js";
 import type { BacklogSnapshot } from "../telemetry/metrics.js";
 
 /** What `inbox.health()` reports (and the CLI's /readyz serves). */
@@ -21,6 +22,30 @@ export interface InboxHealth {
   backlog: BacklogSnapshot | undefined;
   /** Why `ok` is false, in words. */
   problems: string[];
+  /**
+   * What needs a person but does not make `ok` false: what the doctor's periodic checks found (`doctorIntervalMs`;
+   * a held xmin horizon, drift, a backlog...: restarting the inbox fixes none of them, so they do not fail /readyz).
+   */
+  warnings: string[];
+  /** The doctor's periodic checks: the findings of the last check that are not ok (undefined when they are off). */
+  doctor: { findings: Finding[] } | undefined;
+}
+
+/** The receiver's stall as a doctor finding, for the inbox's own periodic check (log once per change, gauge). */
+export function receiverStallFinding(stalledSince: Date | undefined, unstored: number): Finding {
+  return {
+    check: "receiver-stalled",
+    level: stalledSince === undefined ? "ok" : "error",
+    summary:
+      stalledSince === undefined
+        ? "the receiver stores what it receives"
+        : `receiving stalled since ${stalledSince.toISOString()}: ${unstored} deliveries received and not stored`,
+    cost: "deliveries wait unacknowledged in the broker's queue while the table looks empty: nothing is handled",
+    action:
+      "look at the inbox's log for the INSERT's error (the database refusing it, a lock, a full disk); the broker's " +
+      "queue depth shows what waits",
+    details: { stalledSince: stalledSince?.toISOString() ?? null, unstored },
+  };
 }
 
 export const DECODE_LOOP_HINT =

@@ -1,4 +1,5 @@
 import { OutboxConfigError } from "../errors.js";
+import { DoctorWatch } from "../ops/doctor-watch.js";
 import { installClock } from "../runtime/clock.js";
 import { safeEmit } from "../runtime/emitter.js";
 import { scrubbingLogger } from "../runtime/logger.js";
@@ -9,8 +10,9 @@ import { BacklogProbe } from "../telemetry/backlog-probe.js";
 import { InboxMetrics } from "../telemetry/metrics.js";
 import { AmqpConsumer } from "../transport/amqp/consumer.js";
 import type { Consumer, ConsumerOptions } from "../transport/transport.js";
+import { consumerEventReporter } from "./consumer-events.js";
 import type { InboxEvent, InboxEventListener } from "./events.js";
-import { DECODE_LOOP_HINT, decodeLoopText, type InboxHealth } from "./health.js";
+import { decodeLoopText, type InboxHealth, receiverStallFinding } from "./health.js";
 import { type InboxOptions, type ResolvedInboxOptions, resolveHandlers, resolveInboxOptions } from "./options.js";
 import { warnUnusableOrderingKey } from "./ordering-key.js";
 import { type PrismaLike, Processor } from "./processor.js";
@@ -45,6 +47,7 @@ export class Inbox {
     | undefined;
   /** Ends the processor's wake-ups on the clock's moves (set while running). */
   #stopClock: (() => void) | undefined;
+  #doctor: DoctorWatch | undefined;
   #state: InboxHealth["state"] = "idle";
   #brokerConnected = false;
   /** Set while the consumer's connection drops on every reconnection decoding a delivery (transport/amqp/consumer.ts). */
@@ -135,6 +138,8 @@ export class Inbox {
       receiving: { unstored, stalledSince },
       backlog,
       problems,
+      warnings: this.#doctor?.warnings() ?? [],
+      doctor: this.#doctor ? { findings: this.#doctor.findings() } : undefined,
     };
   }
 
@@ -179,13 +184,17 @@ export class Inbox {
   }
 
   async #start(connection: InboxConnection): Promise<void> {
-    const { database, broker, clock } = checkConnection(connection);
+    const { database, broker, clock, doctorIntervalMs } = checkConnection(connection);
     const amqpUrl = "amqpUrl" in broker ? broker.amqpUrl : undefined;
     // A driver's error may echo a URL, or name a piece of a misread password as the host it could not reach.
     const scrub = connectionScrubber(database.source, amqpUrl);
     this.#scrub = scrub;
     // Wrapped once, from the logger given (a restart must not wrap a wrapped one).
-    this.#options = { ...this.#given, logger: scrubbingLogger(connection.logger ?? this.#given.logger, scrub) };
+    this.#options = {
+      ...this.#given,
+      ...(doctorIntervalMs === undefined ? {} : { doctorIntervalMs }),
+      logger: scrubbingLogger(connection.logger ?? this.#given.logger, scrub),
+    };
     this.#state = "starting";
     const logger = this.#options.logger;
     // The app's pool is borrowed as it is (openPool guards the clients the inbox holds); a pool of the inbox's own
@@ -241,45 +250,7 @@ export class Inbox {
           warnUnusableOrderingKey(d, logger);
           receiver?.push(d);
         },
-        onEvent: (event) => {
-          switch (event.type) {
-            case "guard-unavailable":
-              logger.warn(
-                "this amqplib version is not the one the header guard knows: a delivery whose header table cannot be decoded will drop the connection (detected as a loop: see health)",
-              );
-              return;
-            case "decode-loop":
-              logger.error(
-                "broker: the connection drops on every reconnection: a message this client cannot decode heads the queue and is redelivered forever",
-                {
-                  queue: this.#options.queue.name,
-                  failures: event.failures,
-                  error: event.error.message,
-                  hint: DECODE_LOOP_HINT,
-                },
-              );
-              this.#emit(event);
-              return;
-            case "decode-loop-ended":
-              logger.info("the connection to RabbitMQ stays up again: the decoding loop ended", {
-                queue: this.#options.queue.name,
-              });
-              this.#emit(event);
-              return;
-            case "decode-failure":
-              this.#emit(event);
-              return;
-          }
-          if (event.type === "reconnecting")
-            logger.warn("RabbitMQ reconnecting", {
-              attempt: event.attempt,
-              delayMs: event.delayMs,
-              error: event.error.message,
-            });
-          if (event.type === "disconnected")
-            logger.warn("RabbitMQ connection lost", event.error ? { error: event.error.message } : {});
-          this.#emit({ type: "transport", event });
-        },
+        onEvent: consumerEventReporter(logger, this.#options.queue.name, this.#emit),
       };
       consumer =
         "transport" in broker
@@ -298,6 +269,17 @@ export class Inbox {
       this.#brokerConnected = true;
       this.#parts = { pool: owned, consumer, receiver, processor, retention };
       this.#state = "running";
+      const o = this.#options;
+      if (o.doctorIntervalMs > 0)
+        this.#doctor = new DoctorWatch({
+          pool,
+          doctor: { ...o.doctorThresholds, schema: o.schema, parts: ["inbox"] },
+          intervalMs: o.doctorIntervalMs,
+          logger,
+          component: "inbox",
+          local: () => [receiverStallFinding(receiver.stalledSince(RECEIVE_STALL_MS), receiver.unstored)],
+        });
+      this.#doctor?.start();
       logger.info("inbox started", { queue: this.#options.queue.name, database: database.shown });
       this.#emit({ type: "started" });
     } catch (error) {
@@ -319,6 +301,7 @@ export class Inbox {
     this.#state = "stopping";
     this.#metrics?.close();
     this.#stopClock?.();
+    await this.#doctor?.stop();
     const { stopTimeoutMs } = this.#options;
     const deadline = Date.now() + stopTimeoutMs;
     await parts.consumer.pause();

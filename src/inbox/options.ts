@@ -10,6 +10,7 @@ import {
   schemaOption,
 } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
+import { type DoctorThresholds, doctorThresholdsOption } from "../ops/doctor-options.js";
 import { type Logger, loggerOption } from "../runtime/logger.js";
 import type { KeyAfterDead } from "../sql/inbox/claim.js";
 import type { ExchangeSpec, QueueSpec } from "../transport/transport.js";
@@ -110,6 +111,13 @@ export interface InboxOptions<TMessages, TClient, TTx> {
    * @defaultValue "public"
    */
   schema?: string;
+  /**
+   * How often the inbox runs the doctor's cheap checks (the relay's option of the same name: docs/operating.md#doctor)
+   * on its table, plus its own receiver stall; 0 turns them off. @defaultValue 60_000
+   */
+  doctorIntervalMs?: number;
+  /** The thresholds of those checks (`doctor()`'s options of the same names). @defaultValue doctor()'s defaults */
+  doctorThresholds?: DoctorThresholds;
   /** @defaultValue warnings and errors on stderr */
   logger?: Logger;
 }
@@ -134,6 +142,8 @@ export interface ResolvedInboxOptions {
   keyAfterDead: KeyAfterDead;
   stopTimeoutMs: number;
   schema: string;
+  doctorIntervalMs: number;
+  doctorThresholds: DoctorThresholds;
   logger: Logger;
   /**
    * @internal Not an option of `inbox()`: false only in tests that show the loop detection and the broker-side defence
@@ -228,6 +238,8 @@ const INBOX_OPTION_KEYS = {
   stopTimeoutMs: true,
   logger: true,
   schema: true,
+  doctorIntervalMs: true,
+  doctorThresholds: true,
   guardHeaders: true,
 } satisfies Record<keyof InboxOptions<unknown, unknown, unknown> | "guardHeaders", true>;
 
@@ -310,6 +322,8 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
     keyAfterDead,
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     schema: schemaOption("schema", options.schema),
+    doctorIntervalMs: durationOption("doctorIntervalMs", options.doctorIntervalMs, 60_000, 0),
+    doctorThresholds: doctorThresholdsOption("doctorThresholds", options.doctorThresholds),
     logger: loggerOption(options.logger, "inbox"),
     guardHeaders: (options as { guardHeaders?: unknown }).guardHeaders !== false,
   };

@@ -4,7 +4,7 @@
 import type pg from "pg";
 import { resolveDatabase } from "../config/database.js";
 import { secretScrubber } from "../config/redact.js";
-import { clockOption, expectUrl } from "../config/validate.js";
+import { clockOption, durationOption, expectUrl } from "../config/validate.js";
 import { OutboxConfigError, OutboxStartError } from "../errors.js";
 import type { Clock } from "../runtime/clock.js";
 import type { Logger } from "../runtime/logger.js";
@@ -42,31 +42,42 @@ export interface InboxConnection {
   clock?: Clock | undefined;
   /** Replaces the definition's logger for this run (the CLI passes its own). */
   logger?: Logger;
+  /**
+   * Replaces the definition's `doctorIntervalMs` for this run: the CLI's `--doctor-interval-ms`, since the definition
+   * lives in the user's module and an operator tunes the checks per deployment, not per build.
+   */
+  doctorIntervalMs?: number | undefined;
 }
 
 export function checkConnection(connection: InboxConnection): {
   database: ReturnType<typeof resolveDatabase>;
   broker: { amqpUrl: string } | { transport: InboxTransport };
   clock: Clock;
+  /** This run's `doctorIntervalMs`, when start() was given one. */
+  doctorIntervalMs: number | undefined;
 } {
   if (typeof connection !== "object" || connection === null) {
     throw new OutboxConfigError("Expected start() to get { databaseUrl | database, amqpUrl }.");
   }
   const database = resolveDatabase(connection.databaseUrl, connection.database);
   const clock = clockOption("clock", connection.clock);
+  const doctorIntervalMs =
+    connection.doctorIntervalMs === undefined
+      ? undefined
+      : durationOption("doctorIntervalMs", connection.doctorIntervalMs, 60_000, 0);
   const { amqpUrl, transport } = connection;
   if (transport !== undefined) {
     if (amqpUrl !== undefined) throw new OutboxConfigError("Expected `amqpUrl` or `transport`, not both.");
     if (typeof transport?.consumer !== "function") {
       throw new OutboxConfigError("Expected `transport` to have a consumer(options) method (an InboxTransport).");
     }
-    return { database, broker: { transport }, clock };
+    return { database, broker: { transport }, clock, doctorIntervalMs };
   }
   if (amqpUrl === undefined) {
     throw new OutboxConfigError("Expected `amqpUrl` (RabbitMQ URL) or `transport`; neither was given.");
   }
   expectUrl("amqpUrl", amqpUrl, ["amqp:", "amqps:"]);
-  return { database, broker: { amqpUrl }, clock };
+  return { database, broker: { amqpUrl }, clock, doctorIntervalMs };
 }
 
 /** The secrets of the connections given (URLs, a config's password) out of a text; the app's pool's are its own. */

@@ -1,6 +1,8 @@
 // What the relay reports about itself: its counters (stats()), and whether it is doing its job (health(), the CLI's
 // /readyz). The counters follow the relay's events; the cycle runner records whether the database answered and when
 // the last cycle ended well.
+import type { Finding } from "../ops/doctor-finding.js";
+import type { DoctorWatch } from "../ops/doctor-watch.js";
 import type { Logger } from "../runtime/logger.js";
 import { describePgError } from "../runtime/pg.js";
 import type { BacklogSnapshot } from "../telemetry/metrics.js";
@@ -48,8 +50,14 @@ export interface RelayHealth {
   listen: { listening: boolean; lostInARow: number; error?: string } | undefined;
   /** Why `ok` is false, in words. */
   problems: string[];
-  /** What needs a person but does not make `ok` false (messages still flow, later): a failing LISTEN. */
+  /**
+   * What needs a person but does not make `ok` false (messages still flow, later): a failing LISTEN, and what the
+   * doctor's periodic checks found (a held xmin horizon, autovacuum off, drift...: restarting the relay fixes none
+   * of them, so they do not fail /readyz).
+   */
   warnings: string[];
+  /** The doctor's periodic checks (`doctorIntervalMs`): the findings of the last check that are not ok. */
+  doctor: { findings: Finding[] } | undefined;
 }
 
 /** What to do when LISTEN keeps being lost: said in the error log and in health(). */
@@ -112,6 +120,7 @@ export interface HealthInputs {
   backlog: BacklogSnapshot | undefined;
   sweepIntervalMs: number;
   publishTimeoutMs: number;
+  doctor?: DoctorWatch | undefined;
 }
 
 /** The health report, from what the relay already knows plus the backlog. */
@@ -143,6 +152,7 @@ export function relayHealth(inputs: HealthInputs): RelayHealth {
       warnings.push(`LISTEN lost ${ls.lostInARow} times in a row (last: ${error}); ${LISTEN_FAILING_HINT}`);
     }
   }
+  if (inputs.doctor) warnings.push(...inputs.doctor.warnings());
   return {
     ok: problems.length === 0,
     state,
@@ -153,5 +163,6 @@ export function relayHealth(inputs: HealthInputs): RelayHealth {
     listen,
     problems,
     warnings,
+    doctor: inputs.doctor ? { findings: inputs.doctor.findings() } : undefined,
   };
 }

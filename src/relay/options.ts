@@ -15,6 +15,7 @@ import {
 } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
 import { defaultOutboxQueue, type OutboxQueue } from "../handoff/outbox-queue.js";
+import { type DoctorThresholds, doctorThresholdsOption } from "../ops/doctor-options.js";
 import type { Clock } from "../runtime/clock.js";
 import { type Logger, loggerOption, scrubbingLogger } from "../runtime/logger.js";
 import type { DatabaseSource } from "../runtime/pg.js";
@@ -155,6 +156,19 @@ export interface RelayOptions {
    */
   clock?: Clock;
   /**
+   * How often the relay runs the doctor's cheap checks on its database (the xmin horizon, autovacuum, bloat, schema
+   * drift, the outbox backlog: docs/operating.md#doctor) and surfaces what they find: a warning log once per change,
+   * `health().warnings` and `health().doctor` (/readyz), and the `prisma_outbox.doctor.warnings` gauge. The first
+   * check runs one interval after start. 0 turns the checks off.
+   * @defaultValue 60_000
+   */
+  doctorIntervalMs?: number;
+  /**
+   * The thresholds of those checks (`doctor()`'s options of the same names, e.g. `{ xminHorizonWarnMs: 60_000 }`).
+   * @defaultValue doctor()'s defaults
+   */
+  doctorThresholds?: DoctorThresholds;
+  /**
    * Where the relay says what it does; `false` for nothing. What the logger throws is ignored.
    * @defaultValue warnings and errors as lines on stderr (info is dropped)
    */
@@ -192,6 +206,8 @@ export interface ResolvedRelayOptions {
   keyAfterDeadLetter: KeyAfterDeadLetter;
   stopTimeoutMs: number;
   clock: Clock;
+  doctorIntervalMs: number;
+  doctorThresholds: DoctorThresholds;
   logger: Logger;
 }
 
@@ -229,6 +245,8 @@ const RELAY_OPTION_KEYS = {
   keyAfterDeadLetter: true,
   stopTimeoutMs: true,
   clock: true,
+  doctorIntervalMs: true,
+  doctorThresholds: true,
   logger: true,
 } satisfies Record<keyof RelayOptions, true>;
 
@@ -298,6 +316,8 @@ export function resolveRelayOptions(options: RelayOptions): {
     keyAfterDeadLetter: enumOption("keyAfterDeadLetter", options.keyAfterDeadLetter, ["stop", "continue"], "stop"),
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     clock: clockOption("clock", options.clock),
+    doctorIntervalMs: durationOption("doctorIntervalMs", options.doctorIntervalMs, 60_000, 0),
+    doctorThresholds: doctorThresholdsOption("doctorThresholds", options.doctorThresholds),
     logger: scrubbingLogger(loggerOption(options.logger, "relay"), scrub),
   };
   return {

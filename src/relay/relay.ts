@@ -21,6 +21,7 @@
 // So a slow but healthy broker costs at most one timed-out batch (published again: duplicates) per drain loop and
 // 30 s once the limit has adapted, instead of one every publishTimeoutMs.
 
+import { DoctorWatch } from "../ops/doctor-watch.js";
 import { safeEmit } from "../runtime/emitter.js";
 import { type OutboxNames, outboxNames } from "../sql/names.js";
 import { hasKeyedRowsSql } from "../sql/outbox/claim.js";
@@ -70,6 +71,8 @@ export class Relay {
   #sweeper: Promise<void> | undefined;
   /** Ends the wake-ups on the clock's moves (set while running). */
   #stopClock: (() => void) | undefined;
+  /** The doctor's periodic checks (doctorIntervalMs), once running. */
+  #doctor: DoctorWatch | undefined;
 
   constructor(options: RelayOptions) {
     const resolved = resolveRelayOptions(options);
@@ -102,6 +105,7 @@ export class Relay {
       backlog,
       sweepIntervalMs: this.options.sweepIntervalMs,
       publishTimeoutMs: this.options.publishTimeoutMs,
+      doctor: this.#doctor,
     });
   }
 
@@ -161,6 +165,16 @@ export class Relay {
     this.#sweeper = this.#runSweeper?.();
     // A test clock moved forward: retries and delayed rows may be due now, which no NOTIFY announces.
     this.#stopClock = o.clock.onAdvance(() => this.wake());
+    if (o.doctorIntervalMs > 0) {
+      this.#doctor = new DoctorWatch({
+        pool: this.#resources.pool!,
+        doctor: { ...o.doctorThresholds, schema: o.schema, parts: ["outbox"] },
+        intervalMs: o.doctorIntervalMs,
+        logger: o.logger,
+        component: "relay",
+      });
+      this.#doctor.start();
+    }
     this.wake(); // what was written while no relay ran
     o.logger.info("relay started", { batchSize: o.batchSize, concurrency: o.concurrency, listen: o.listen });
     this.#emit({ type: "started" });
@@ -226,7 +240,12 @@ export class Relay {
     // Past the deadline the batches in flight are aborted and roll back; a connection that hangs even then (a
     // swallowed network) gets a few more seconds before stop() closes everything regardless.
     const hardDeadline = Date.now() + this.options.stopTimeoutMs + STOP_GRACE_MS;
-    const work = Promise.all([this.#resources.stopIntake(), this.#sweeper, this.#drainLoops?.settled()]);
+    const work = Promise.all([
+      this.#resources.stopIntake(),
+      this.#sweeper,
+      this.#drainLoops?.settled(),
+      this.#doctor?.stop(),
+    ]);
     await withDeadline(work, hardDeadline - Date.now());
     clearTimeout(deadline);
     // A hung client keeps pool.end() waiting until its query_timeout: stop() does not wait for that.

@@ -259,3 +259,21 @@ export class InboxMetrics {
     this.#removeGauges();
   }
 }
+
+/**
+ * The doctor's periodic checks in a relay or an inbox (ops/doctor-watch.ts): `prisma_outbox.doctor.warnings`, one
+ * series per check (attribute `check`) and component (`relay` or `inbox`): 0 ok, 1 warning, 2 error, as of the last
+ * check. An alert rule fires on `> 0` (docs/operating.md#what-to-alert-on). Returns the function that removes the gauge.
+ */
+export function doctorGauge(component: "relay" | "inbox", levels: () => ReadonlyMap<string, number>): () => void {
+  const { meter: m } = meter();
+  const gauge = m.createObservableGauge("prisma_outbox.doctor.warnings", {
+    description: "The doctor's periodic checks: 0 ok, 1 warning, 2 error (attribute check)",
+    unit: "1",
+  });
+  const onCollect = (result: ObservableResult) => {
+    for (const [check, level] of levels()) result.observe(level, { check, component });
+  };
+  gauge.addCallback(onCollect);
+  return () => gauge.removeCallback(onCollect);
+}

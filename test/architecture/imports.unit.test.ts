@@ -20,10 +20,11 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   transport: [...foundation, "config"],
   // An app that only writes loads the extension: it must not load amqplib (transport) nor a consumer.
   extension: [...foundation, "config", "sql", "handoff"],
-  // The outbox's relay and the inbox are siblings: neither imports the other.
-  relay: [...foundation, "config", "sql", "handoff", "transport"],
-  inbox: [...foundation, "config", "sql", "transport"],
-  "request-reply": [...foundation, "config", "sql", "extension", "inbox"],
+  // The outbox's relay and the inbox are siblings: neither imports the other. Both run the doctor's cheap checks
+  // periodically (ops/doctor-watch.ts): ops sits below them (it imports only what sql may).
+  relay: [...foundation, "config", "sql", "handoff", "transport", "ops"],
+  inbox: [...foundation, "config", "sql", "transport", "ops"],
+  "request-reply": [...foundation, "config", "sql", "extension", "inbox", "ops"],
   ops: [...foundation, "config", "sql"],
   // The test kit (prisma-outbox/testing): runs a relay and inboxes on the in-memory broker, with its clock.
   testing: [

@@ -150,3 +150,55 @@ describe("prisma-outbox inbox --metrics-port", () => {
     expect(await box.exited).toBe(0);
   });
 });
+
+describe("the doctor's interval from the command line", () => {
+  // This server runs with autovacuum = off on purpose, so the first periodic check finds autovacuum-disabled: seen in
+  // /readyz (still 200) and the gauge (1 or 2: a warning or an error) within seconds only if the flag or variable reached the relay or inbox (the
+  // default interval is 60 s).
+  const seesDoctor = async (port: number, component: string) => {
+    await expect
+      .poll(async () => JSON.parse((await get(port, "/readyz")).body).doctor?.findings?.map((f: any) => f.check), {
+        timeout: 15_000,
+      })
+      .toContain("autovacuum-disabled");
+    expect((await get(port, "/readyz")).status).toBe(200);
+    const metrics = (await get(port, "/metrics")).body;
+    expect(metrics).toMatch(
+      new RegExp(
+        `prisma_outbox_doctor_warnings\\{(?=[^}]*check="autovacuum-disabled")(?=[^}]*component="${component}")[^}]*\\} [12]`,
+      ),
+    );
+  };
+
+  it("worker --doctor-interval-ms", async () => {
+    const w = cli(["worker", "--metrics-port", "0", "--doctor-interval-ms", "300"], {
+      DATABASE_URL: url,
+      AMQP_URL: amqpUrl,
+    });
+    await seesDoctor(await w.port(), "relay");
+    w.child.kill("SIGTERM");
+    expect(await w.exited).toBe(0);
+  });
+
+  it("inbox with OUTBOX_DOCTOR_INTERVAL_MS", async () => {
+    const exchange = uniqueName("cli.doctor.x");
+    const queue = uniqueName("cli.doctor.q");
+    const box = cli(["inbox", "--handlers", "./test/cli/fixtures/inbox-handlers.ts", "--metrics-port", "0"], {
+      DATABASE_URL: url,
+      AMQP_URL: amqpUrl,
+      INBOX_QUEUE: queue,
+      INBOX_EXCHANGE: exchange,
+      OUTBOX_DOCTOR_INTERVAL_MS: "300",
+    });
+    cleanups.push(async () => {
+      const connection = await amqp.connect(amqpUrl);
+      const channel = await connection.createChannel();
+      await channel.deleteQueue(queue).catch(() => {});
+      await channel.deleteExchange(exchange).catch(() => {});
+      await connection.close();
+    });
+    await seesDoctor(await box.port(), "inbox");
+    box.child.kill("SIGTERM");
+    expect(await box.exited).toBe(0);
+  });
+});

@@ -67,6 +67,34 @@ function text(flag: string, value: FlagValues[string]): string | undefined {
   return value as string;
 }
 
+/**
+ * The filter flags (--exchange, --routing-key, --error, --since, --until, --id, --handler) as a DeadLetterFilter
+ * without the unset ones; the dashboard reads its query with this too, so that both filter alike.
+ */
+export function parseDeadLetterFilter(values: FlagValues, source: "outbox" | "inbox"): DeadLetterFilter {
+  if (source === "outbox" && values.handler !== undefined) {
+    throw new OutboxConfigError("--handler filters the inbox's dead rows: add --inbox.");
+  }
+  const ids = list("--id", values.id)?.map((id) => (UUID.test(id) ? id.toLowerCase() : id));
+  const filter: DeadLetterFilter = {
+    exchanges: list("--exchange", values.exchange),
+    routingKey: values["routing-key"] as string | undefined, // '' is a routing key (fanout exchanges use it)
+    error: text("--error", values.error),
+    since: values.since === undefined ? undefined : parseTime("--since", values.since as string),
+    until: values.until === undefined ? undefined : parseTime("--until", values.until as string),
+    ids,
+    // --handler '' selects the invalid deliveries (stored dead with handler '').
+    handlers: list("--handler", values.handler, true),
+  };
+  if (filter.since !== undefined && filter.until !== undefined && filter.since >= filter.until) {
+    throw new OutboxConfigError(`Expected --since (${filter.since}) to be before --until (${filter.until}).`);
+  }
+  for (const key of Object.keys(filter) as Array<keyof DeadLetterFilter>) {
+    if (filter[key] === undefined) delete filter[key];
+  }
+  return filter;
+}
+
 export function parseDeadLettersConfig(argv: string[], env: NodeJS.ProcessEnv): DeadLettersConfig {
   const { values, positionals } = parseFlags(
     "dead-letters",
@@ -114,32 +142,13 @@ export function parseDeadLettersConfig(argv: string[], env: NodeJS.ProcessEnv): 
     );
   }
   const source = values.inbox === true ? "inbox" : "outbox";
-  if (source === "outbox" && values.handler !== undefined) {
-    throw new OutboxConfigError("--handler filters the inbox's dead rows: add --inbox.");
-  }
   if (action === "list" && (values["dry-run"] !== undefined || values.all !== undefined)) {
     throw new OutboxConfigError("--dry-run and --all apply to retry and purge, not list.");
   }
   if (action !== "list" && values.limit !== undefined) {
     throw new OutboxConfigError(`--limit applies to list; ${action} takes every dead letter that matches.`);
   }
-  const ids = list("--id", values.id)?.map((id) => (UUID.test(id) ? id.toLowerCase() : id));
-  const filter: DeadLetterFilter = {
-    exchanges: list("--exchange", values.exchange),
-    routingKey: values["routing-key"] as string | undefined, // '' is a routing key (fanout exchanges use it)
-    error: text("--error", values.error),
-    since: values.since === undefined ? undefined : parseTime("--since", values.since as string),
-    until: values.until === undefined ? undefined : parseTime("--until", values.until as string),
-    ids,
-    // --handler '' selects the invalid deliveries (stored dead with handler '').
-    handlers: list("--handler", values.handler, true),
-  };
-  if (filter.since !== undefined && filter.until !== undefined && filter.since >= filter.until) {
-    throw new OutboxConfigError(`Expected --since (${filter.since}) to be before --until (${filter.until}).`);
-  }
-  for (const key of Object.keys(filter) as Array<keyof DeadLetterFilter>) {
-    if (filter[key] === undefined) delete filter[key];
-  }
+  const filter = parseDeadLetterFilter(values, source);
   const all = values.all === true;
   if (action !== "list" && !all && Object.keys(filter).length === 0) {
     throw new OutboxConfigError(

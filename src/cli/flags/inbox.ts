@@ -1,6 +1,7 @@
 // Options of `prisma-outbox inbox`: flags and environment, parsed and validated in one place.
 import { OutboxConfigError } from "../../errors.js";
-import { parseFlags, parseLogFormat, parseMetricsHost, parseMetricsPort } from "./common.js";
+import { integerText, parseFlags, parseLogFormat, parseMetricsHost, parseMetricsPort, setting } from "./common.js";
+import { PORT_DASHBOARD_FLAGS, type PortDashboardConfig, parsePortDashboard, portDashboardHelp } from "./dashboard.js";
 
 export interface InboxWorkerConfig {
   help: boolean;
@@ -15,6 +16,12 @@ export interface InboxWorkerConfig {
   metricsPort: number | undefined;
   /** Address the metrics port listens on; undefined: every interface. */
   metricsHost: string | undefined;
+  /** The dashboard at /ui of the metrics port; undefined: none. */
+  dashboard: PortDashboardConfig | undefined;
+  /** The schema the dashboard shows (the inbox's own schema is its definition's). */
+  dashboardSchema: string | undefined;
+  /** Replaces the definition's doctorIntervalMs for this run; undefined: the definition's. */
+  doctorIntervalMs: number | undefined;
 }
 
 export const INBOX_WORKER_HELP = `Usage: prisma-outbox inbox --handlers <module> [options]
@@ -30,6 +37,9 @@ Options (flag / environment):
   --log-format text|json     log lines for people or for log shippers (default text)             / OUTBOX_LOG_FORMAT
   --metrics-port <n>         serve /metrics (Prometheus), /healthz and /readyz on this port      / OUTBOX_METRICS_PORT
   --metrics-host <address>   the address it listens on, e.g. 127.0.0.1 (every interface)         / OUTBOX_METRICS_HOST
+  --doctor-interval-ms <n>   run the doctor's cheap checks this often; 0: off (the definition's  / OUTBOX_DOCTOR_INTERVAL_MS
+                             doctorIntervalMs, else 60000)
+${portDashboardHelp(29)}                             the dashboard shows the tables of schema OUTBOX_SCHEMA (public)
   -h, --help                 this help
 
 Run it as the process itself (node_modules/.bin/prisma-outbox inbox ..., or exec in a container's command) so that
@@ -45,6 +55,8 @@ export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): 
     "log-format": { type: "string" },
     "metrics-port": { type: "string" },
     "metrics-host": { type: "string" },
+    "doctor-interval-ms": { type: "string" },
+    ...PORT_DASHBOARD_FLAGS,
     help: { type: "boolean", short: "h" },
   });
   const help = values.help === true;
@@ -57,6 +69,8 @@ export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): 
     if (!databaseUrl) throw new OutboxConfigError("Expected --database-url or DATABASE_URL.");
     if (!amqpUrl) throw new OutboxConfigError("Expected --amqp-url or AMQP_URL.");
   }
+  const metricsPort = parseMetricsPort(values["metrics-port"] as string | undefined, env);
+  const doctorInterval = setting(values, "doctor-interval-ms", env, "OUTBOX_DOCTOR_INTERVAL_MS");
   return {
     help,
     handlers: handlers ?? "",
@@ -64,7 +78,11 @@ export function parseInboxWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): 
     databaseUrl: databaseUrl ?? "",
     amqpUrl: amqpUrl ?? "",
     logFormat: parseLogFormat(values, env),
-    metricsPort: parseMetricsPort(values["metrics-port"] as string | undefined, env),
+    metricsPort,
     metricsHost: parseMetricsHost(values["metrics-host"] as string | undefined, env),
+    dashboard: help ? undefined : parsePortDashboard(values, env, metricsPort),
+    dashboardSchema: setting(values, "schema", env, "OUTBOX_SCHEMA").value,
+    doctorIntervalMs:
+      doctorInterval.value === undefined ? undefined : integerText(doctorInterval.source, doctorInterval.value),
   };
 }

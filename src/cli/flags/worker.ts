@@ -12,6 +12,7 @@ import {
   parseMetricsPort,
   setting,
 } from "./common.js";
+import { PORT_DASHBOARD_FLAGS, type PortDashboardConfig, parsePortDashboard, portDashboardHelp } from "./dashboard.js";
 
 export interface WorkerConfig {
   relay: Omit<RelayOptions, "logger">;
@@ -20,6 +21,8 @@ export interface WorkerConfig {
   metricsPort: number | undefined;
   /** Address the metrics port listens on; undefined: every interface. */
   metricsHost: string | undefined;
+  /** The dashboard at /ui of the metrics port; undefined: none. */
+  dashboard: PortDashboardConfig | undefined;
   help: boolean;
   version: boolean;
 }
@@ -37,6 +40,7 @@ const INTEGER_SETTINGS = {
   "retry-base-delay-ms": ["OUTBOX_RETRY_BASE_DELAY_MS", "retryBaseDelayMs"],
   "retry-max-delay-ms": ["OUTBOX_RETRY_MAX_DELAY_MS", "retryMaxDelayMs"],
   "stop-timeout-ms": ["OUTBOX_STOP_TIMEOUT_MS", "stopTimeoutMs"],
+  "doctor-interval-ms": ["OUTBOX_DOCTOR_INTERVAL_MS", "doctorIntervalMs"],
 } as const;
 
 export const WORKER_HELP = `Usage: prisma-outbox worker [options]
@@ -65,6 +69,8 @@ Options (each also read from the environment variable named after it):
   --retry-max-delay-ms N      longest retry delay (300000)                  OUTBOX_RETRY_MAX_DELAY_MS
   --stop-timeout-ms N         batches in flight get this long to finish on  OUTBOX_STOP_TIMEOUT_MS
                               stop, then roll back; exit within 5 s more (10000)
+  --doctor-interval-ms N      run the doctor's cheap checks this often; a   OUTBOX_DOCTOR_INTERVAL_MS
+                              warning log per change, /readyz, a gauge; 0: off (60000)
   --no-listen                 do not LISTEN for NOTIFY; poll only           OUTBOX_LISTEN=false
   --listen-check-interval-ms N  LISTEN proves it hears itself this often (5000)  OUTBOX_LISTEN_CHECK_INTERVAL_MS
   --key-after-dead-letter stop|continue                                     OUTBOX_KEY_AFTER_DEAD_LETTER
@@ -75,7 +81,7 @@ Options (each also read from the environment variable named after it):
                               /readyz on this port (none by default)
   --metrics-host ADDRESS      the address it listens on, e.g. 127.0.0.1     OUTBOX_METRICS_HOST
                               (every interface by default)
-  -h, --help                  show this help
+${portDashboardHelp(30)}  -h, --help                  show this help
   -v, --version               show the version
 `;
 
@@ -91,6 +97,7 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
     "key-after-dead-letter": { type: "string" },
     "metrics-port": { type: "string" },
     "metrics-host": { type: "string" },
+    ...PORT_DASHBOARD_FLAGS,
     help: { type: "boolean", short: "h" },
     version: { type: "boolean", short: "v" },
     ...Object.fromEntries(Object.keys(INTEGER_SETTINGS).map((k) => [k, { type: "string" as const }])),
@@ -125,5 +132,14 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
   const logFormat = parseLogFormat(v, env);
   const metricsPort = parseMetricsPort(v["metrics-port"] as string | undefined, env);
   const metricsHost = parseMetricsHost(v["metrics-host"] as string | undefined, env);
-  return { relay: relay as unknown as WorkerConfig["relay"], logFormat, metricsPort, metricsHost, help, version };
+  const dashboard = help || version ? undefined : parsePortDashboard(v, env, metricsPort);
+  return {
+    relay: relay as unknown as WorkerConfig["relay"],
+    logFormat,
+    metricsPort,
+    metricsHost,
+    dashboard,
+    help,
+    version,
+  };
 }

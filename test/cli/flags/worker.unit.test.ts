@@ -112,4 +112,32 @@ describe("worker configuration", () => {
       'Expected OUTBOX_METRICS_PORT to be a port number from 0 to 65535, got "x".',
     );
   });
+
+  it("--doctor-interval-ms, else OUTBOX_DOCTOR_INTERVAL_MS, else the relay's or the definition's; for the worker and the inbox", () => {
+    expect(parseWorkerConfig([], env).relay.doctorIntervalMs).toBeUndefined();
+    expect(parseWorkerConfig([], { ...env, OUTBOX_DOCTOR_INTERVAL_MS: "0" }).relay.doctorIntervalMs).toBe(0);
+    expect(
+      parseWorkerConfig(["--doctor-interval-ms", "5000"], { ...env, OUTBOX_DOCTOR_INTERVAL_MS: "0" }).relay
+        .doctorIntervalMs,
+    ).toBe(5000);
+    const inboxEnv = { ...env, OUTBOX_INBOX_HANDLERS: "./h.js" };
+    expect(parseInboxWorkerConfig([], inboxEnv).doctorIntervalMs).toBeUndefined();
+    expect(parseInboxWorkerConfig([], { ...inboxEnv, OUTBOX_DOCTOR_INTERVAL_MS: "0" }).doctorIntervalMs).toBe(0);
+    expect(
+      parseInboxWorkerConfig(["--doctor-interval-ms=30000"], { ...inboxEnv, OUTBOX_DOCTOR_INTERVAL_MS: "0" })
+        .doctorIntervalMs,
+    ).toBe(30000);
+    expect(() => parseWorkerConfig(["--doctor-interval-ms", "soon"], env)).toThrow(OutboxConfigError);
+    expect(() => parseInboxWorkerConfig([], { ...inboxEnv, OUTBOX_DOCTOR_INTERVAL_MS: "-5" })).toThrow(
+      'Expected OUTBOX_DOCTOR_INTERVAL_MS to be an integer, got "-5".',
+    );
+  });
+
+  it("the help of both commands names the flag and its variable", async () => {
+    const { WORKER_HELP } = await import("../../../src/cli/flags/worker.js");
+    const { INBOX_WORKER_HELP } = await import("../../../src/cli/flags/inbox.js");
+    for (const help of [WORKER_HELP, INBOX_WORKER_HELP]) {
+      expect(help).toMatch(/--doctor-interval-ms .*OUTBOX_DOCTOR_INTERVAL_MS/);
+    }
+  });
 });
