@@ -72,7 +72,8 @@ export async function runInbox(argv: string[], env: NodeJS.ProcessEnv): Promise<
       dashboard: config.dashboard && {
         ...config.dashboard,
         databaseUrl: config.databaseUrl,
-        schema: config.dashboardSchema,
+        // The inbox table's own schema unless --schema / OUTBOX_SCHEMA names the outbox's.
+        schema: config.dashboardSchema ?? box.schema,
       },
     },
   );
