@@ -96,7 +96,7 @@ it("shows the backlog and dead letters; a filter narrows; a confirmed retry move
   // (Polled from here: the page's CSP forbids the eval that waitForFunction would need.)
   const points = page.locator("#chart-backlog polyline.s1");
   await expect
-    .poll(async () => ((await points.getAttribute("points")) ?? "").split(" ").length)
+    .poll(async () => ((await points.getAttribute("points")) ?? "").split(" ").length, { timeout: 10_000 })
     .toBeGreaterThanOrEqual(2);
   await page.waitForSelector("#doctor li");
   await expect.poll(rowIds(page), { timeout: 10_000 }).toEqual(["4", "3", "2", "1"]);
@@ -110,7 +110,7 @@ it("shows the backlog and dead letters; a filter narrows; a confirmed retry move
 
   await page.fill("#f-exchange", "shop");
   await page.click("#dl-apply");
-  await expect.poll(rowIds(page)).toEqual(["2", "1"]);
+  await expect.poll(rowIds(page), { timeout: 10_000 }).toEqual(["2", "1"]);
   expect(await page.textContent("#dl-total")).toBe("2 match");
 
   await page.click("#dl-retry");
@@ -123,8 +123,8 @@ it("shows the backlog and dead letters; a filter narrows; a confirmed retry move
   expect(await pool.query("SELECT count(*)::int AS n FROM outbox_dead_letter")).toMatchObject({ rows: [{ n: 4 }] });
   await shot(page, "2-confirm-retry.png");
   await page.click("#confirm-yes");
-  await expect.poll(() => page.textContent("#action-result")).toBe("retried 2");
-  await expect.poll(rowIds(page)).toEqual([]);
+  await expect.poll(() => page.textContent("#action-result"), { timeout: 10_000 }).toBe("retried 2");
+  await expect.poll(rowIds(page), { timeout: 10_000 }).toEqual([]);
   await shot(page, "3-retried.png");
 
   const retried = [messageIds.get(1)!, messageIds.get(2)!];
@@ -158,8 +158,8 @@ it("shows the backlog and dead letters; a filter narrows; a confirmed retry move
 it("read-only: no retry or purge button, and the API answers 403", async () => {
   await seed(pool, 0);
   const { page, d } = await open({}, /status of 403/);
-  await expect.poll(() => page.textContent("#mode")).toBe("read-only");
-  await expect.poll(rowIds(page)).toHaveLength(4);
+  await expect.poll(() => page.textContent("#mode"), { timeout: 10_000 }).toBe("read-only");
+  await expect.poll(rowIds(page), { timeout: 10_000 }).toHaveLength(4);
   expect(await page.locator("#dl-retry, #dl-purge").count()).toBe(0);
   // What the page would send, sent from the page itself: refused.
   const status = await page.evaluate(`fetch("/ui/api/dead-letters/retry", { method: "POST",
@@ -179,9 +179,9 @@ it("with a token: the page asks for it, then shows the data; a wrong one is refu
   await shot(page, "5-token-asked.png");
   await page.fill("#token", "wrong-token-0123456789abcdef");
   await page.click("#token-save");
-  await expect.poll(() => page.locator("#login").isHidden()).toBe(false);
+  await expect.poll(() => page.locator("#login").isHidden(), { timeout: 10_000 }).toBe(false);
   await page.fill("#token", token);
   await page.click("#token-save");
   await page.waitForSelector("#login[hidden]", { state: "attached" });
-  await expect.poll(() => page.textContent("#cards")).toContain("3outbox due");
+  await expect.poll(() => page.textContent("#cards"), { timeout: 10_000 }).toContain("3outbox due");
 });
