@@ -4,13 +4,13 @@
 // in-memory broker) publishes each of them once; read-only mode has no button and its API answers 403; a token
 // is asked for and then used; markup in a routing key and an error is shown as text. Screenshots are saved in the
 // test's temporary directory (the path is printed).
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { createRelay, MemoryTransport } from "../../src/index.js";
+import { launchChromium } from "../support/chromium.js";
 import { quiet } from "../support/logger.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
 import { until } from "../support/wait.js";
@@ -23,30 +23,8 @@ console.log(`dashboard screenshots: ${dir}`);
 const cleanups: Array<() => Promise<unknown>> = [];
 let context: BrowserContext;
 
-function chromiumPath(): string {
-  try {
-    return execFileSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).trim();
-  } catch {
-    throw new Error("chromium is not installed: apt-get install -y chromium (npm test does it when run as root)");
-  }
-}
-
 beforeAll(async () => {
-  context = await chromium.launchPersistentContext(join(dir, "profile"), {
-    executablePath: chromiumPath(),
-    headless: true,
-    viewport: { width: 1300, height: 1000 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  context = await launchChromium(join(dir, "profile"), { viewport: { width: 1300, height: 1000 } });
 });
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
