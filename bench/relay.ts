@@ -29,6 +29,7 @@ import pg from "pg";
 import { createRelay, OutboxQueue, outbox } from "../src/index.js";
 import { uniqueName } from "../test/support/consumer.js";
 import { newPrismaClient } from "../test/support/prisma.js";
+import { type CpuRow, databaseOf, printCpuTable, startCpu } from "./cpu.js";
 import { inSpan, OTEL, OTEL_LINE, TRACE_HEADERS } from "./otel.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
 
@@ -42,6 +43,9 @@ const pool = new pg.Pool({ connectionString: db.url, max: 2 });
 const exchange = uniqueName("bench.relay");
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const root = fileURLToPath(new URL("../", import.meta.url));
+/** CPU time per message of every case, printed at the end (bench/cpu.ts). */
+const cpuRows: CpuRow[] = [];
+const databases = [databaseOf(db.url)];
 
 /** Counts arrivals by message id, from the consumer process. */
 async function startConsumerProcess(amqpUrl: string, exchangeName: string) {
@@ -64,6 +68,7 @@ async function startConsumerProcess(amqpUrl: string, exchangeName: string) {
     });
   });
   return {
+    pid: child.pid,
     counts,
     arrivals,
     get duplicates() {
@@ -111,6 +116,7 @@ async function rawAmqplib(): Promise<number> {
   const connection = await amqp.connect(db.amqpUrl);
   const channel = await connection.createConfirmChannel();
   const body = Buffer.from(BODY);
+  const cpu = startCpu({ "bench (publisher)": process.pid, consumer: consumer.pid }, databases);
   const t0 = performance.now();
   for (let sent = 0; sent < MESSAGES; ) {
     const n = Math.min(1_000, MESSAGES - sent);
@@ -129,6 +135,7 @@ async function rawAmqplib(): Promise<number> {
   }
   // Same end as the relay's: every message confirmed and consumed.
   const t1 = await arrived(MESSAGES);
+  cpuRows.push({ case: "(a) raw amqplib", cpu: cpu.stop(), messages: MESSAGES });
   await connection.close();
   return MESSAGES / ((t1 - t0) / 1000);
 }
@@ -149,7 +156,13 @@ async function prefill(messages: number, keys: number): Promise<void> {
   await pool.query("VACUUM ANALYZE outbox_message");
 }
 
-async function relayDrain(relays: number, keys = 0, messages = MESSAGES, doctorIntervalMs?: number): Promise<number> {
+async function relayDrain(
+  relays: number,
+  keys = 0,
+  messages = MESSAGES,
+  doctorIntervalMs?: number,
+  label = `(b) relay x${relays}${keys > 0 ? `, ${keys} keys` : ""}`,
+): Promise<number> {
   await prefill(messages, keys);
   resetConsumer();
   const rs = Array.from({ length: relays }, () =>
@@ -162,6 +175,7 @@ async function relayDrain(relays: number, keys = 0, messages = MESSAGES, doctorI
       ...(doctorIntervalMs === undefined ? {} : { doctorIntervalMs }),
     }),
   );
+  const cpu = startCpu({ "bench (relay)": process.pid, consumer: consumer.pid }, databases);
   const t0 = performance.now();
   await Promise.all(rs.map((r) => r.start()));
   await consumer.waitForDistinct(messages, 600_000);
@@ -170,13 +184,18 @@ async function relayDrain(relays: number, keys = 0, messages = MESSAGES, doctorI
     await new Promise((r) => setTimeout(r, 5));
   }
   const t1 = performance.now();
+  cpuRows.push({ case: label, cpu: cpu.stop(), messages });
   await Promise.all(rs.map((r) => r.stop()));
   if (consumer.duplicates > 0) log(`warning: ${consumer.duplicates} duplicates`);
   return messages / ((t1 - t0) / 1000);
 }
 
 /** Writes RATE messages/s, one per transaction, for LATENCY_SECONDS; returns commit-to-consumer latencies (ms). */
-async function steadyLatency(write: (i: number) => Promise<string>): Promise<number[]> {
+async function steadyLatency(
+  label: string,
+  processes: Record<string, number | undefined>,
+  write: (i: number) => Promise<string>,
+): Promise<number[]> {
   // One second at the same rate first, not measured: connections open and the JIT warms up.
   for (let i = 0; i < RATE; i++) {
     await Promise.all([write(-1 - i), new Promise((r) => setTimeout(r, 1000 / RATE))]);
@@ -186,6 +205,7 @@ async function steadyLatency(write: (i: number) => Promise<string>): Promise<num
   const committedAt = new Map<string, number>();
   const total = RATE * LATENCY_SECONDS;
   const interval = 1000 / RATE;
+  const cpu = startCpu({ ...processes, consumer: consumer.pid }, databases);
   const t0 = performance.now();
   const elu0 = performance.eventLoopUtilization();
   const inflight: Promise<void>[] = [];
@@ -206,6 +226,7 @@ async function steadyLatency(write: (i: number) => Promise<string>): Promise<num
     if (Date.now() > deadline) throw new Error("latency run: messages missing after 60 s");
     await new Promise((r) => setTimeout(r, 10));
   }
+  cpuRows.push({ case: label, cpu: cpu.stop(), messages: total });
   const lat = consumer.arrivals
     .filter((a) => committedAt.has(a.messageId))
     .map((a) => a.at - committedAt.get(a.messageId)!);
@@ -220,7 +241,7 @@ async function latencyInApp(): Promise<number[]> {
   const prisma = base.$extends(outbox({ exchange, queue }));
   const relay = createRelay({ databaseUrl: db.url, amqpUrl: db.amqpUrl, queue, listen: false });
   await relay.start();
-  const samples = await steadyLatency(async (i) => {
+  const samples = await steadyLatency("(c) relay in the app", { "bench (app + relay)": process.pid }, async (i) => {
     const [id] = await inSpan(() => prisma.$enqueue({ routingKey: "latency", payload: { i } }));
     return id!;
   });
@@ -247,7 +268,8 @@ async function latencyWorker(notify: true | "in-transaction"): Promise<number[]>
   });
   const base = newPrismaClient(db.url);
   const prisma = base.$extends(outbox({ exchange, queue: false, notify }));
-  const samples = await steadyLatency(async (i) => {
+  const label = `(c) relay in a worker, ${notify === true ? "after-commit wake-up" : "NOTIFY in every tx"}`;
+  const samples = await steadyLatency(label, { "bench (app)": process.pid, worker: worker.pid }, async (i) => {
     const [id] = await inSpan(() => prisma.$enqueue({ routingKey: "latency", payload: { i } }));
     return id!;
   });
@@ -271,8 +293,8 @@ async function doctorCost(): Promise<{
   const off: number[] = [];
   const on: number[] = [];
   for (let i = 0; i < rounds; i++) {
-    off.push(await relayDrain(1, 0, MESSAGES, 0));
-    on.push(await relayDrain(1, 0, MESSAGES, intervalMs));
+    off.push(await relayDrain(1, 0, MESSAGES, 0, "(d) relay x1, doctor off"));
+    on.push(await relayDrain(1, 0, MESSAGES, intervalMs, `(d) relay x1, doctor every ${intervalMs} ms`));
     log(`  round ${i + 1}: off ${Math.round(off.at(-1)!)} msg/s, on ${Math.round(on.at(-1)!)} msg/s`);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -291,9 +313,39 @@ function printDoctorCost(d: Awaited<ReturnType<typeof doctorCost>>): void {
   );
 }
 
-if (process.env.BENCH_ONLY === "doctor") {
+if (process.env.BENCH_ONLY === "keyed") {
+  // The keyed drains against the unkeyed one, alternated KEYED_ROUNDS times (2): ratios of drains next to each other.
+  const rounds = Number(process.env.KEYED_ROUNDS ?? 2);
+  const keyed10Messages = Number(process.env.KEYED_10_MESSAGES ?? 20_000);
+  log(`bench:relay, (b') only: ${MESSAGES} messages, ${rounds} rounds`);
+  const rows: Array<Record<string, string | number>> = [];
+  for (let i = 0; i < rounds; i++) {
+    const two = await relayDrain(2);
+    const keyed1000 = await relayDrain(2, 1_000);
+    const keyed10 = await relayDrain(2, 10, keyed10Messages);
+    log(`  round ${i + 1}: x2 ${Math.round(two)}, 1,000 keys ${Math.round(keyed1000)}, 10 keys ${Math.round(keyed10)}`);
+    rows.push(
+      { round: i + 1, case: "(b) relay x2, no keys", "msg/s": Math.round(two), "ratio to no keys": 1 },
+      {
+        round: i + 1,
+        case: "(b') relay x2, 1,000 keys",
+        "msg/s": Math.round(keyed1000),
+        "ratio to no keys": keyed1000 / two,
+      },
+      {
+        round: i + 1,
+        case: `(b') relay x2, 10 keys (${keyed10Messages})`,
+        "msg/s": Math.round(keyed10),
+        "ratio to no keys": keyed10 / two,
+      },
+    );
+  }
+  printTable(rows);
+  printCpuTable("The drains above", cpuRows);
+} else if (process.env.BENCH_ONLY === "doctor") {
   log(`bench:relay, (d) only: ${MESSAGES} messages of ${BODY.length} bytes`);
   printDoctorCost(await doctorCost());
+  printCpuTable("The drains above", cpuRows);
 } else {
   log(`bench:relay: ${MESSAGES} messages of ${BODY.length} bytes; latency at ${RATE}/s for ${LATENCY_SECONDS}s`);
   log("(a) raw amqplib ...");
@@ -345,8 +397,11 @@ if (process.env.BENCH_ONLY === "doctor") {
       return { case: name as string, n: x.n, p50: x.p50, p95: x.p95, p99: x.p99, max: x.max };
     }),
   );
+  printCpuTable("Every case above", cpuRows);
+  cpuRows.length = 0;
   log("(d) the doctor's periodic checks ...");
   printDoctorCost(await doctorCost());
+  printCpuTable("The doctor's drains", cpuRows);
 }
 await consumer.close();
 await pool.end();
