@@ -151,3 +151,18 @@ export function printCpuTable(title: string, rows: readonly CpuRow[]): void {
   console.log(`\n${title}: CPU time per message, µs (utime + stime from /proc, 10 ms resolution per process)`);
   printTable(table);
 }
+
+/** Sums the CPU and the messages of several windows of the same case (rounds, interleaved halves). */
+export class CpuTally {
+  readonly rows: CpuRow[] = [];
+
+  add(label: string, cpu: CpuUsage, messages: number): void {
+    let row = this.rows.find((r) => r.case === label);
+    if (!row) {
+      row = { case: label, cpu: {}, messages: 0 };
+      this.rows.push(row);
+    }
+    for (const [name, ms] of Object.entries(cpu)) row.cpu[name] = (row.cpu[name] ?? 0) + ms;
+    row.messages += messages;
+  }
+}

@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import amqp from "amqplib";
 import pg from "pg";
 import { uniqueName } from "../test/support/consumer.js";
+import { CpuTally, databaseOf, printCpuTable, startCpu } from "./cpu.js";
 import { benchDatabase, printTable } from "./support.js";
 
 const DUE = Number(process.env.DUE ?? 200_000);
@@ -29,6 +30,8 @@ pool.on("error", () => {});
 const exchange = uniqueName("bench.scale");
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const root = fileURLToPath(new URL("../", import.meta.url));
+/** CPU time per message of each drain (bench/cpu.ts): the worker, this process (the consumer), the servers. */
+const cpuTally = new CpuTally();
 
 // The consumer: counts arrivals.
 const connection = await amqp.connect(db.amqpUrl);
@@ -109,13 +112,15 @@ async function insert(n: number, availableAt: string): Promise<void> {
 }
 
 /** Makes DUE rows due at once (one COMMIT, one NOTIFY) with a worker running; resolves with the drain rate. */
-async function drainDue(): Promise<number> {
+async function drainDue(label: string): Promise<number> {
   const worker = await startWorker();
   try {
     await insert(DUE, "clock_timestamp()");
+    const cpu = startCpu({ worker: worker.child.pid, "bench (consumer)": process.pid }, [databaseOf(db.url)]);
     const t0 = performance.now();
     await pool.query("SELECT pg_notify('prisma_outbox', '')");
     const t1 = await arrivals(DUE);
+    cpuTally.add(label, cpu.stop(), DUE);
     return DUE / ((t1 - t0) / 1000);
   } finally {
     await worker.stop();
@@ -124,14 +129,14 @@ async function drainDue(): Promise<number> {
 
 async function cleanTable(): Promise<number> {
   await reset();
-  return drainDue();
+  return drainDue("(a) clean table");
 }
 
 async function deferredAhead(): Promise<number> {
   await reset();
   await insert(DEFERRED, "now() + interval '1 hour'");
   await pool.query("VACUUM ANALYZE outbox_message");
-  return drainDue();
+  return drainDue("(b) deferred rows ahead");
 }
 
 async function deletedUnderSnapshot(): Promise<number> {
@@ -144,7 +149,7 @@ async function deletedUnderSnapshot(): Promise<number> {
     await holder.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
     await holder.query("SELECT count(*) FROM outbox_message WHERE id = 1");
     await pool.query("DELETE FROM outbox_message");
-    return await drainDue();
+    return await drainDue("(c) deleted rows, snapshot open");
   } finally {
     await holder.query("ROLLBACK");
     await holder.end();
@@ -160,8 +165,11 @@ async function backlogRss(n: number): Promise<{ idle: number; peak: number; rate
   await pool.query("VACUUM ANALYZE outbox_message");
   const t0 = performance.now();
   const draining = await startWorker();
+  // From the worker's start: its startup is part of this drain.
+  const cpu = startCpu({ worker: draining.child.pid, "bench (consumer)": process.pid }, [databaseOf(db.url)]);
   try {
     const t1 = await arrivals(n);
+    cpuTally.add(`(d) backlog of ${n}`, cpu.stop(), n);
     return { idle, peak: draining.rss().peak, rate: n / ((t1 - t0) / 1000) };
   } finally {
     await draining.stop();
@@ -203,6 +211,7 @@ printTable(
   }),
 );
 console.log(`ratio peak RSS ${BACKLOG} / ${BACKLOG / 4} backlog = ${(large.peak / small.peak).toFixed(3)}`);
+printCpuTable("bench:scale", cpuTally.rows);
 await connection.close();
 await pool.end();
 await db.cleanup();

@@ -13,6 +13,7 @@ import { RelayMetrics } from "../src/telemetry/metrics.js";
 import { endSpan, startPublishSpan, traceHeaders, withConsumerSpan } from "../src/telemetry/tracing.js";
 import { registerMetrics, registerTracing } from "../test/support/otel.js";
 import { newPrismaClient } from "../test/support/prisma.js";
+import { type CpuRow, databaseOf, printCpuTable, startCpu } from "./cpu.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
 
 const ITERATIONS = Number(process.env.ITERATIONS ?? 200_000);
@@ -24,11 +25,16 @@ let n = 0;
 const write = () => prisma.$transaction((tx) => tx.order.create({ data: { number: `t${n++}`, amount: 1 } }));
 for (let i = 0; i < 100; i++) await write();
 const samples: number[] = [];
+// CPU time per call (bench/cpu.ts): the plain write's, and the hooks' (all in this process, no I/O).
+const cpuRows: CpuRow[] = [];
+const meter = () => startCpu({ "bench (app)": process.pid }, [databaseOf(db.url)]);
+const writeCpu = meter();
 for (let i = 0; i < 1_000; i++) {
   const t = performance.now();
   await write();
   samples.push(performance.now() - t);
 }
+cpuRows.push({ case: "plain write (the baseline)", cpu: writeCpu.stop(), messages: 1_000 });
 const writeNs = summarize(samples).p50 * 1e6;
 
 const part = Array.from({ length: 500 }, (_, i) => ({
@@ -64,10 +70,15 @@ function measure() {
   });
 }
 
+// Per ITERATIONS: one write hook and one consume hook a message, and a publish span and a metrics record per 100.
+const offCpu = meter();
 const off = await measure();
+cpuRows.push({ case: "hooks without an SDK (a write + a consume each)", cpu: offCpu.stop(), messages: ITERATIONS });
 registerTracing({ discard: true });
 registerMetrics();
+const onCpu = meter();
 const on = await measure();
+cpuRows.push({ case: "hooks with an SDK (a write + a consume each)", cpu: onCpu.stop(), messages: ITERATIONS });
 
 const rows = (["write", "publish", "metrics", "consume"] as const).map((hook) => ({
   hook,
@@ -85,5 +96,6 @@ for (const r of rows) {
     `ratio of ${r.hook} hook to a plain write: off ${r["off ratio to a plain write"].toExponential(2)}, on ${r["on ratio to a plain write"].toExponential(2)}`,
   );
 }
+printCpuTable("bench:telemetry", cpuRows);
 await prisma.$disconnect();
 await db.cleanup();

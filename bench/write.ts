@@ -23,6 +23,7 @@ import { outboxNames } from "../src/sql/names.js";
 import { insertKeyedMessagesParams, insertMessagesParams, insertMessagesSql } from "../src/sql/outbox/insert.js";
 import { notifySql } from "../src/sql/outbox/notify.js";
 import { newPrismaClient, PrismaClient } from "../test/support/prisma.js";
+import { CpuTally, databaseOf, printCpuTable, startCpu } from "./cpu.js";
 import { inSpan, OTEL_LINE } from "./otel.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
 
@@ -89,13 +90,18 @@ for (const [name, run] of Object.entries(casesOn(logged))) {
 
 const samples: Record<string, number[]> = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
 for (const run of Object.values(cases)) for (let i = 0; i < 50; i++) await run(); // warm-up
+// CPU time per transaction (bench/cpu.ts): this process (Prisma and the extension) and PostgreSQL's.
+const cpuTally = new CpuTally();
+const meter = () => startCpu({ "bench (writers)": process.pid }, [databaseOf(db.url)]);
 for (let round = 0; round < ROUNDS; round++) {
   for (const [name, run] of Object.entries(cases)) {
+    const cpu = meter();
     for (let i = 0; i < PER_ROUND; i++) {
       const t = performance.now();
       await run();
       samples[name]!.push(performance.now() - t);
     }
+    cpuTally.add(name, cpu.stop(), PER_ROUND);
   }
 }
 
@@ -169,7 +175,10 @@ for (const writers of WRITERS) {
   for (let half = 0; half < 2; half++) {
     for (const [name, run] of Object.entries(sweepCases)) {
       const before = notifications;
-      lat[name]!.push(...(await saturate(run, writers, (SWEEP_SECONDS * 1000) / 2)));
+      const cpu = meter();
+      const done = await saturate(run, writers, (SWEEP_SECONDS * 1000) / 2);
+      cpuTally.add(`${writers} Prisma writers, ${name}`, cpu.stop(), done.length);
+      lat[name]!.push(...done);
       await new Promise((r) => setTimeout(r, 50)); // the last notifications arrive
       notes[name]! += notifications - before;
     }
@@ -255,7 +264,10 @@ for (const writers of WRITERS) {
   for (let half = 0; half < 2; half++) {
     for (const [name, tx] of Object.entries(rawCases)) {
       let i = 0;
-      count[name]!.push(...(await saturate(() => tx(rawClients[i++ % writers]!), writers, (SWEEP_SECONDS * 1000) / 2)));
+      const cpu = meter();
+      const done = await saturate(() => tx(rawClients[i++ % writers]!), writers, (SWEEP_SECONDS * 1000) / 2);
+      cpuTally.add(`${writers} pg writers, ${name}`, cpu.stop(), done.length);
+      count[name]!.push(...done);
     }
   }
   const rate = (name: string) => count[name]!.length / SWEEP_SECONDS;
@@ -330,7 +342,10 @@ async function keyedRun(tx: (c: pg.PoolClient, writer: number) => Promise<void>,
 const keyedLat: Record<string, number[]> = Object.fromEntries(Object.keys(keyedCases).map((k) => [k, []]));
 for (let quarter = 0; quarter < 4; quarter++) {
   for (const [name, tx] of Object.entries(keyedCases)) {
-    keyedLat[name]!.push(...(await keyedRun(tx, (KEYED_SECONDS * 1000) / 4)));
+    const cpu = meter();
+    const done = await keyedRun(tx, (KEYED_SECONDS * 1000) / 4);
+    cpuTally.add(`${KEYED_WRITERS} pg writers, ${name}`, cpu.stop(), done.length);
+    keyedLat[name]!.push(...done);
   }
 }
 const keyedRows = Object.entries(keyedLat).map(([name, samples]) => {
@@ -353,6 +368,7 @@ for (const r of keyedRows.slice(1)) {
     `ratio at ${KEYED_WRITERS} writers, ${r.case} to no key: p50 ${(r.p50 / unkeyed.p50).toFixed(3)}, tx/s ${(r["tx/s"] / unkeyed["tx/s"]).toFixed(3)}`,
   );
 }
+printCpuTable("bench:write (per transaction)", cpuTally.rows);
 for (const c of rawClients) c.release();
 await new Promise((r) => setTimeout(r, 20));
 await rawPool.end();
