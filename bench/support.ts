@@ -1,4 +1,6 @@
 // Shared by the benchmarks: servers, a database of their own, percentiles and a table printer.
+
+import pg from "pg";
 import { createTemplateDatabase, createTestDatabase, dropDatabase } from "../test/support/database.js";
 import { resolveServers } from "../test/support/servers.js";
 
@@ -6,6 +8,20 @@ export async function benchDatabase() {
   const servers = await resolveServers();
   const template = await createTemplateDatabase(servers.databaseUrl);
   const db = await createTestDatabase(servers.databaseUrl, template);
+  // BENCH_SYNCHRONOUS_COMMIT=off: the bench's database commits without waiting for its WAL flush, to see what the
+  // disk's fsync adds to a latency (a diagnosis only: a crash then loses the last commits, outbox rows included).
+  const syncCommit = process.env.BENCH_SYNCHRONOUS_COMMIT;
+  if (syncCommit !== undefined) {
+    if (!/^(on|off|local|remote_write|remote_apply)$/.test(syncCommit)) {
+      throw new Error(`BENCH_SYNCHRONOUS_COMMIT: on, off, local, remote_write or remote_apply, not ${syncCommit}`);
+    }
+    const client = new pg.Client({ connectionString: servers.databaseUrl });
+    await client.connect();
+    const name = decodeURIComponent(new URL(db.url).pathname.slice(1));
+    await client.query(`ALTER DATABASE "${name.replaceAll('"', '""')}" SET synchronous_commit = ${syncCommit}`);
+    await client.end();
+    process.stderr.write(`synchronous_commit = ${syncCommit} for ${name}\n`);
+  }
   return {
     url: db.url,
     amqpUrl: servers.amqpUrl,
