@@ -103,6 +103,14 @@ export function startCpu(processes: Record<string, number | undefined>, database
       const last = serverPids(databases);
       usage.postgres = since(last.postgres);
       usage.rabbitmq = since(last.rabbitmq);
+      // BENCH_CPU_DETAIL=1: which PostgreSQL processes took the time (a diagnosis).
+      if (process.env.BENCH_CPU_DETAIL) {
+        const detail = last.postgres
+          .map((pid) => ({ ms: since([pid]), title: commandOf(pid)?.cmdline.trim() ?? String(pid) }))
+          .filter((p) => p.ms > 0)
+          .sort((a, b) => b.ms - a.ms);
+        for (const p of detail) process.stderr.write(`  postgres ${p.ms} ms: ${p.title}\n`);
+      }
       return usage;
     },
   };
