@@ -14,11 +14,13 @@ export type {
 } from "./extension/options.js";
 export { outbox } from "./extension/outbox.js";
 export { defaultOutboxQueue, OutboxQueue, type OutboxQueueOptions } from "./handoff/outbox-queue.js";
+export type { CloudEventAttributes } from "./message/cloud-events.js";
 export type { HeaderValue, OutboxMessageInput } from "./message/message.js";
 export { uuidv7 } from "./message/uuid.js";
 
 // Relay: publishes the outbox's rows, its options, events, health and stats.
 
+export type { CloudEventsOptions } from "./relay/cloud-events.js";
 export type { ClaimPath, RelayEvent, RelayEventListener } from "./relay/events.js";
 export type { RelayLogger, RelayOptions } from "./relay/options.js";
 export { createRelay, Relay, type RelayHealth, type RelayStats, startRelay } from "./relay/relay.js";

@@ -16,6 +16,7 @@ import { completeInboxMessageSql } from "../sql/inbox/complete.js";
 import { failInboxMessageSql } from "../sql/inbox/fail.js";
 import type { InboxNames } from "../sql/names.js";
 import { withConsumerSpan } from "../telemetry/tracing.js";
+import { cloudEventOf } from "./cloud-event.js";
 import type { InboxEvent } from "./events.js";
 import type { ResolvedInboxOptions } from "./options.js";
 import type { HandlerRegistry } from "./registry.js";
@@ -77,6 +78,7 @@ export class InboxAttempts {
       attempt: row.attempts,
       receivedAt: row.received_at,
       key: row.ordering_key ?? undefined,
+      cloudEvent: cloudEventOf(row.headers),
     };
     if (row.attempts > maxAttempts) {
       // Every allowed attempt started and none finished: the processor died or timed out inside the handler each time.

@@ -6,6 +6,7 @@
 import type { ClaimedInboxRow } from "../sql/inbox/claim.js";
 import type { InboxRowInput, InsertedInboxRow } from "../sql/inbox/insert.js";
 import type { Delivery } from "../transport/transport.js";
+import { adoptCloudEvent } from "./cloud-event.js";
 import type { InvalidMessagePolicy } from "./options.js";
 import type { HandlerRegistry } from "./registry.js";
 
@@ -39,10 +40,18 @@ function shown(value: string): string {
 }
 
 /** Why a delivery cannot be handled, or undefined when it can. */
-function invalidReason(r: Received, handlers: number, json: boolean, deep: boolean, headers: string | undefined) {
+function invalidReason(
+  r: Received,
+  handlers: number,
+  json: boolean,
+  deep: boolean,
+  headers: string | undefined,
+  cloudEvent: string | undefined,
+) {
   const d = r.delivery;
   if (d.undecodable !== undefined) return d.undecodable;
   if (r.oversized) return `the body is ${r.bytes} bytes, above the limit of maxPayloadBytes (not kept)`;
+  if (cloudEvent !== undefined) return cloudEvent;
   if (d.messageId === undefined || d.messageId.length === 0) {
     return "the delivery has no messageId, so it cannot be deduplicated (publish with a messageId)";
   }
@@ -166,8 +175,10 @@ export function deliveryRows(
     const json = parsed !== NOT_JSON;
     const deep = json && jsonDeeperThan(text, MAX_JSON_DEPTH);
     const headers = headersProblem(d.headers);
+    // Before the handlers are matched: a CloudEvent's type and id fill the delivery's when it has none.
+    const cloudEvent = d.undecodable === undefined ? adoptCloudEvent(d) : undefined;
     const handlers = registry.match(d.routingKey, d.type);
-    const reason = invalidReason(r, handlers.length, json, deep, headers);
+    const reason = invalidReason(r, handlers.length, json, deep, headers, cloudEvent);
     if (reason === undefined) {
       const rows: InboxRowInput[] = [];
       for (const h of handlers) {

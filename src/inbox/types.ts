@@ -1,4 +1,5 @@
 // The inbox's public types: what a handler receives and how handlers are declared.
+import type { CloudEventAttributes } from "../message/cloud-events.js";
 
 /** A message as a handler receives it. */
 export interface InboxMessage<TPayload = unknown> {
@@ -20,6 +21,11 @@ export interface InboxMessage<TPayload = unknown> {
   receivedAt: Date;
   /** The ordering key (AMQP header x-ordering-key): messages of one key are handled one at a time, in order. */
   key: string | undefined;
+  /**
+   * The CloudEvents attributes, when the delivery carried them (`cloudEvents:` headers, AMQP binding, binary content
+   * mode; checked on receipt): docs/cloudevents.md. Undefined otherwise.
+   */
+  cloudEvent?: CloudEventAttributes | undefined;
 }
 
 /** What a handler gets besides the message and the transaction. */

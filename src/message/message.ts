@@ -1,5 +1,6 @@
 // The message a user writes, and the normalised row the outbox stores.
 import { OutboxMessageError, OutboxPayloadError } from "../errors.js";
+import { CLOUD_EVENTS_PREFIX, cloudEventHeaderProblem } from "./cloud-events.js";
 import { isUuid, uuidv7 } from "./uuid.js";
 
 /** A header value RabbitMQ carries as is. */
@@ -178,6 +179,14 @@ function normalizeHeaders(headers: unknown): string | null {
     }
     if (typeof value === "number" && !Number.isFinite(value)) {
       throw new OutboxMessageError(`Expected header \`${key}\` to be a finite number, got ${value}.`);
+    }
+    // An inbox (ours or a CloudEvents SDK) reads these as CloudEvents attributes, and refuses the whole message when
+    // one is malformed: refuse it here, before the INSERT, instead.
+    if (key.toLowerCase().startsWith(CLOUD_EVENTS_PREFIX.toLowerCase())) {
+      const problem = key.startsWith(CLOUD_EVENTS_PREFIX)
+        ? cloudEventHeaderProblem(key, value)
+        : `the prefix of CloudEvents attributes is "${CLOUD_EVENTS_PREFIX}" (case matters)`;
+      if (problem !== undefined) throw new OutboxMessageError(`Expected header \`${key}\` to be valid: ${problem}.`);
     }
   }
   return JSON.stringify(headers);

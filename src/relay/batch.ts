@@ -37,6 +37,7 @@ import { withLocalTimeouts } from "../sql/outbox/transaction-timeouts.js";
 import type { RelayMetrics } from "../telemetry/metrics.js";
 import { endSpan, startPublishSpan } from "../telemetry/tracing.js";
 import type { OutboundMessage, PublishOutcome, Transport } from "../transport/transport.js";
+import { asCloudEvent } from "./cloud-events.js";
 import type { ClaimPath, RelayEvent } from "./events.js";
 import type { ResolvedRelayOptions } from "./options.js";
 import type { PublishLock } from "./publish-lock.js";
@@ -191,7 +192,7 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
       return { claimed: 0, isolations: 0, keysMoved: false, nacked: 0 };
     }
     rows.sort(byClaimOrder);
-    const messages = rows.map(toOutbound);
+    const messages = rows.map((row) => asCloudEvent(toOutbound(row), options.cloudEvents));
     const outcomes = new Array<PublishOutcome>(rows.length);
     // Rows that failed before (attempts > 0) go one by one: a culprit found once would otherwise fail, and be looked
     // for again in, every batch it is retried in. The rest in parts bounded in bytes.

@@ -21,6 +21,7 @@ import { type Logger, loggerOption, scrubbingLogger } from "../runtime/logger.js
 import type { DatabaseSource } from "../runtime/pg.js";
 import type { KeyAfterDeadLetter } from "../sql/outbox/claim.js";
 import type { ExchangeSpec, Transport } from "../transport/transport.js";
+import { type CloudEventsOptions, cloudEventsOption } from "./cloud-events.js";
 
 /** @deprecated Use `Logger`: one logger type for every part. */
 export type RelayLogger = Logger;
@@ -143,6 +144,12 @@ export interface RelayOptions {
    */
   keyAfterDeadLetter?: KeyAfterDeadLetter;
   /**
+   * Publish every message as a CloudEvent (AMQP binding, binary content mode: `cloudEvents:` headers from its id,
+   * type or routing key, this `source` and its creation time), for consumers in other languages: docs/cloudevents.md.
+   * @defaultValue undefined (plain messages)
+   */
+  cloudEvents?: CloudEventsOptions | false;
+  /**
    * How long `stop()` lets the batches in flight finish before it aborts them (they roll back). `stop()` resolves at
    * most 5 s later even when a connection hangs (a broker or database that stopped answering).
    * @defaultValue 10_000
@@ -204,6 +211,7 @@ export interface ResolvedRelayOptions {
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
   keyAfterDeadLetter: KeyAfterDeadLetter;
+  cloudEvents: CloudEventsOptions | undefined;
   stopTimeoutMs: number;
   clock: Clock;
   doctorIntervalMs: number;
@@ -243,6 +251,7 @@ const RELAY_OPTION_KEYS = {
   retryBaseDelayMs: true,
   retryMaxDelayMs: true,
   keyAfterDeadLetter: true,
+  cloudEvents: true,
   stopTimeoutMs: true,
   clock: true,
   doctorIntervalMs: true,
@@ -314,6 +323,7 @@ export function resolveRelayOptions(options: RelayOptions): {
     retryBaseDelayMs,
     retryMaxDelayMs,
     keyAfterDeadLetter: enumOption("keyAfterDeadLetter", options.keyAfterDeadLetter, ["stop", "continue"], "stop"),
+    cloudEvents: cloudEventsOption("cloudEvents", options.cloudEvents),
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     clock: clockOption("clock", options.clock),
     doctorIntervalMs: durationOption("doctorIntervalMs", options.doctorIntervalMs, 60_000, 0),

@@ -76,6 +76,8 @@ Options (each also read from the environment variable named after it):
   --key-after-dead-letter stop|continue                                     OUTBOX_KEY_AFTER_DEAD_LETTER
                               a dead letter of an ordering key holds back its
                               later messages (stop) or not (continue) (stop)
+  --cloud-events-source URI   publish as CloudEvents (AMQP binding, binary  OUTBOX_CLOUD_EVENTS_SOURCE
+                              mode) with this source (off by default)
   --log-format text|json      one line per start, stop, reconnect, dead letter (text)  OUTBOX_LOG_FORMAT
   --metrics-port N            serve /metrics (Prometheus), /healthz and     OUTBOX_METRICS_PORT
                               /readyz on this port (none by default)
@@ -95,6 +97,7 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
     "no-listen": { type: "boolean" },
     "log-format": { type: "string" },
     "key-after-dead-letter": { type: "string" },
+    "cloud-events-source": { type: "string" },
     "metrics-port": { type: "string" },
     "metrics-host": { type: "string" },
     ...PORT_DASHBOARD_FLAGS,
@@ -129,6 +132,8 @@ export function parseWorkerConfig(argv: string[], env: NodeJS.ProcessEnv): Worke
   if (keyAfterDeadLetter.value !== undefined) {
     relay.keyAfterDeadLetter = choiceText(keyAfterDeadLetter.source, keyAfterDeadLetter.value, ["stop", "continue"]);
   }
+  const cloudEventsSource = setting(v, "cloud-events-source", env, "OUTBOX_CLOUD_EVENTS_SOURCE").value;
+  if (cloudEventsSource !== undefined) relay.cloudEvents = { source: cloudEventsSource };
   const logFormat = parseLogFormat(v, env);
   const metricsPort = parseMetricsPort(v["metrics-port"] as string | undefined, env);
   const metricsHost = parseMetricsHost(v["metrics-host"] as string | undefined, env);

@@ -34,6 +34,14 @@ describe("worker configuration", () => {
     expect(parseWorkerConfig([], { ...env, OUTBOX_LISTEN: "false" }).relay.listen).toBe(false);
   });
 
+  it("publishes as CloudEvents with --cloud-events-source or OUTBOX_CLOUD_EVENTS_SOURCE", () => {
+    expect(parseWorkerConfig([], env).relay.cloudEvents).toBeUndefined();
+    expect(parseWorkerConfig(["--cloud-events-source", "/shop"], env).relay.cloudEvents).toEqual({ source: "/shop" });
+    expect(parseWorkerConfig([], { ...env, OUTBOX_CLOUD_EVENTS_SOURCE: "urn:shop" }).relay.cloudEvents).toEqual({
+      source: "urn:shop",
+    });
+  });
+
   it("sets what a dead letter does to its ordering key with --key-after-dead-letter or OUTBOX_KEY_AFTER_DEAD_LETTER", () => {
     expect(parseWorkerConfig([], env).relay.keyAfterDeadLetter).toBeUndefined();
     expect(parseWorkerConfig(["--key-after-dead-letter", "continue"], env).relay.keyAfterDeadLetter).toBe("continue");
