@@ -28,7 +28,13 @@ const Placed = defineMessage({
 });
 const Paid = defineMessage({
   routingKey: "contract.paid",
-  schema: v.object({ id: v.string(), cents: v.pipe(v.number(), v.transform((n) => n / 100)) }),
+  schema: v.object({
+    id: v.string(),
+    cents: v.pipe(
+      v.number(),
+      v.transform((n) => n / 100),
+    ),
+  }),
 });
 const Shipped = defineMessage({
   routingKey: "contract.shipped",
@@ -160,12 +166,9 @@ it("a received payload its contract refuses is dead with the schema's issues, th
     await publishRaw("contract.paid", { id: 7 });
     await publishRaw("contract.shipped", { id: "bad-2" });
     await publishRaw("contract.placed", { id: "p3", total: 2 }); // a valid one still goes through
-    await expect.poll(async () => (await rows()).map((r) => r.status).sort(), { timeout: 20_000 }).toEqual([
-      "dead",
-      "dead",
-      "dead",
-      "processed",
-    ]);
+    await expect
+      .poll(async () => (await rows()).map((r) => r.status).sort(), { timeout: 20_000 })
+      .toEqual(["dead", "dead", "dead", "processed"]);
     const dead = (await rows()).filter((r) => r.status === "dead");
     // Dead on the first attempt: no retry makes a payload valid.
     expect(dead.map((r) => r.attempts)).toEqual([1, 1, 1]);
