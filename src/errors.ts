@@ -4,6 +4,8 @@
 // option, a URL's user or password, a missing table or schema); OutboxStartError when waiting may fix it (a database
 // or broker that is down, starting, or refusing connections for now). The CLI exits 2 for the first, 1 for the second.
 
+import type { StandardSchemaV1 } from "./message/standard-schema.js";
+
 /** Base class of every error this library throws on purpose. */
 export class OutboxError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -22,6 +24,22 @@ export class OutboxPayloadError extends OutboxMessageError {
   constructor(message: string, path: string, options?: { cause?: unknown }) {
     super(message, options);
     this.path = path;
+  }
+}
+
+/**
+ * A payload does not match its message contract's schema (`defineMessage`): thrown by `$enqueue(contract, payload)`
+ * before anything is written; a received one is dead with this error, its handler not run.
+ */
+export class OutboxSchemaError extends OutboxMessageError {
+  /** The contract's routing key. */
+  readonly routingKey: string;
+  /** The schema's issues, as its library gave them (Standard Schema: `message` and `path`). */
+  readonly issues: ReadonlyArray<StandardSchemaV1.Issue>;
+  constructor(message: string, routingKey: string, issues: ReadonlyArray<StandardSchemaV1.Issue>) {
+    super(message);
+    this.routingKey = routingKey;
+    this.issues = issues;
   }
 }
 

@@ -27,12 +27,24 @@ export { createRelay, Relay, type RelayHealth, type RelayStats, startRelay } fro
 export type { KeyAfterDeadLetter } from "./sql/outbox/claim.js";
 export type { BacklogSnapshot } from "./telemetry/metrics.js";
 
+// Typed contracts: a message defined once (routing key, Standard Schema of its payload) for both sides.
+
+export {
+  type ContractInput,
+  type ContractMessageOptions,
+  type ContractOutput,
+  defineMessage,
+  type MessageContract,
+} from "./message/contract.js";
+export type { StandardSchemaV1 } from "./message/standard-schema.js";
+
 // Inbox: consumes, deduplicates and handles messages, its options, handlers, events and health.
 
 export type { InboxEvent, InboxEventListener } from "./inbox/events.js";
 export { Inbox, type InboxConnection, type InboxHealth, inbox } from "./inbox/inbox.js";
 export type { InboxOptions, InvalidMessagePolicy } from "./inbox/options.js";
 export type {
+  ContractHandlerSpec,
   DeadFunction,
   HandleFunction,
   HandlerContext,
@@ -115,6 +127,7 @@ export {
   OutboxNackError,
   OutboxPayloadError,
   OutboxPublishError,
+  OutboxSchemaError,
   OutboxStartError,
   RequestCancelledError,
   RequestIdempotencyError,

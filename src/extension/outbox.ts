@@ -12,6 +12,13 @@
 // Prisma-specific glue stays in this folder, and every Prisma internal it touches in prisma-internals.ts, so that
 // another Prisma major version means a new module, not a rewrite.
 import { Prisma } from "@prisma/client/extension";
+import {
+  type ContractMessageOptions,
+  contractMessage,
+  type Enqueue,
+  isMessageContract,
+  type MessageContract,
+} from "../message/contract.js";
 import { type NormalizedMessage, normalizeMessage, type OutboxMessageInput } from "../message/message.js";
 import { outboxNames } from "../sql/names.js";
 import {
@@ -170,16 +177,23 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
        * transaction's client joins that transaction). Resolves with their message ids. Refused, before anything is
        * written, inside a batch `$transaction([...])`.
        */
-      $enqueue(messages: OutboxMessageInput | readonly OutboxMessageInput[]): Promise<string[]> {
+      $enqueue: function (
+        this: unknown,
+        messages: OutboxMessageInput | readonly OutboxMessageInput[] | MessageContract,
+        payload?: unknown,
+        options?: ContractMessageOptions,
+      ): Promise<string[]> {
         const ctx = Prisma.getExtensionContext(this) as unknown as RawClient;
         const trace = traceHeaders(); // the caller's context, taken before the write starts on a later microtask
         return enqueuePromise(async () => {
-          const list = normalize(Array.isArray(messages) ? messages : [messages as OutboxMessageInput], trace);
+          // A contract's payload is validated (the schema may be async) before anything is written.
+          const input = isMessageContract(messages) ? await contractMessage(messages, payload, options) : messages;
+          const list = normalize(Array.isArray(input) ? input : [input as OutboxMessageInput], trace);
           const txId = transactionIdOf(ctx);
           afterWrite(txId, await insert(ctx, observed(txId), list));
           return list.map((m) => m.messageId);
         });
-      },
+      } as Enqueue,
       // Interactive transactions go through here so that their ids are handed over once COMMIT has returned.
       $transaction(this: unknown, input: unknown, txOptions?: unknown) {
         if (typeof input !== "function" || transactionIdOf(this) !== undefined) {

@@ -9,7 +9,8 @@
 //     counts
 // The scheduling around it (claims, slots, the claim-ahead buffer) is the processor's (processor.ts).
 import type pg from "pg";
-import { coerceError, InboxHandlerTimeoutError, LeaseLostError } from "../errors.js";
+import { coerceError, InboxHandlerTimeoutError, LeaseLostError, OutboxSchemaError } from "../errors.js";
+import { validatePayload } from "../message/contract.js";
 import { backoffDelay, sleep } from "../runtime/backoff.js";
 import type { ClaimedInboxRow } from "../sql/inbox/claim.js";
 import { completeInboxMessageSql } from "../sql/inbox/complete.js";
@@ -94,6 +95,16 @@ export class InboxAttempts {
         new Error(`no handler named "${row.handler}" is registered in this inbox`),
         false,
       );
+    }
+    if (handler.contract !== undefined) {
+      // Dead at once with the schema's issues, the handler never run: no retry makes the payload valid. A schema that
+      // throws (not an issue: a bug, or an async check that failed) is an attempt that failed.
+      try {
+        message.payload = await validatePayload(handler.contract, row.payload, "received");
+      } catch (thrown) {
+        const dead = thrown instanceof OutboxSchemaError || row.attempts >= maxAttempts;
+        return this.#fail(row, message, coerceError(thrown), dead);
+      }
     }
     const started = performance.now();
     const timer = setTimeout(

@@ -20,7 +20,7 @@ import { RECEIVE_STALL_MS, Receiver } from "./receiver.js";
 import { HandlerRegistry } from "./registry.js";
 import { Retention } from "./retention.js";
 import { checkConnection, checkTable, connectionScrubber, type InboxConnection } from "./startup.js";
-import type { TransactionClientOf } from "./types.js";
+import type { InferredHandlers, TransactionClientOf } from "./types.js";
 
 export type { InboxHealth } from "./health.js";
 export type { InboxConnection } from "./startup.js";
@@ -323,8 +323,15 @@ export class Inbox {
  * Defines an inbox: the queue it consumes and its handlers. Pass your message map and your Prisma client's type to
  * have payloads and transactions typed: `inbox<Messages, typeof prisma>({ prisma, queue, handlers })`.
  */
+/** Without type arguments: each `{ contract, handle }` handler's payload is typed by its contract (docs/contracts.md). */
+export function inbox<TClient, const H extends Record<string, unknown>>(
+  options: Omit<InboxOptions<Record<string, unknown>, TClient, TransactionClientOf<TClient>>, "handlers"> & {
+    handlers: InferredHandlers<H, TransactionClientOf<TClient>>;
+  },
+): Inbox;
 export function inbox<TMessages = Record<string, unknown>, TClient = PrismaLike>(
   options: InboxOptions<TMessages, TClient, TransactionClientOf<TClient>>,
-): Inbox {
-  return new Inbox(options);
+): Inbox;
+export function inbox(options: InboxOptions<any, any, any>): Inbox {
+  return new Inbox(options as never);
 }

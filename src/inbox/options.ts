@@ -10,6 +10,7 @@ import {
   schemaOption,
 } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
+import { handlerContract, type MessageContract } from "../message/contract.js";
 import { type DoctorThresholds, doctorThresholdsOption } from "../ops/doctor-options.js";
 import { type Logger, loggerOption } from "../runtime/logger.js";
 import type { KeyAfterDead } from "../sql/inbox/claim.js";
@@ -170,9 +171,11 @@ export interface ResolvedHandler {
   handle: (...args: any[]) => Promise<unknown>;
   /** Runs in the transaction that marks a message dead for this handler (request-reply records `failed` there). */
   dead: ((...args: any[]) => Promise<unknown>) | undefined;
+  /** The payload is validated by it before `handle` runs (message/contract.ts). */
+  contract: MessageContract | undefined;
 }
 
-const HANDLER_KEYS = ["on", "pattern", "type", "handle", "dead"];
+const HANDLER_KEYS = ["on", "pattern", "type", "handle", "dead", "contract"];
 
 export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
   if (typeof handlers !== "object" || handlers === null || Array.isArray(handlers)) {
@@ -192,7 +195,8 @@ export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
         `Expected \`handlers.${name}.dead\` to be a function (message, tx, error), or absent.`,
       );
     }
-    const on = s.on === undefined ? [] : strings(s.on, `handlers.${name}.on`);
+    const contract = handlerContract(name, s);
+    const on = contract ? [contract.routingKey] : s.on === undefined ? [] : strings(s.on, `handlers.${name}.on`);
     const patterns = s.pattern === undefined ? [] : strings(s.pattern, `handlers.${name}.pattern`);
     const types = s.type === undefined ? [] : strings(s.type, `handlers.${name}.type`);
     if (on.length + patterns.length + types.length === 0) {
@@ -207,6 +211,7 @@ export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
       types,
       handle: s.handle as ResolvedHandler["handle"],
       dead: s.dead as ResolvedHandler["dead"],
+      contract,
     });
   }
   if (resolved.length === 0) throw new OutboxConfigError("Expected at least one handler in `handlers`.");

@@ -1,5 +1,6 @@
 // The inbox's public types: what a handler receives and how handlers are declared.
 import type { CloudEventAttributes } from "../message/cloud-events.js";
+import type { ContractOutput, MessageContract } from "../message/contract.js";
 
 /** A message as a handler receives it. */
 export interface InboxMessage<TPayload = unknown> {
@@ -72,7 +73,29 @@ export type HandlerSpec<TMessages, TTx> =
       type?: string | string[];
       handle: HandleFunction<unknown, TTx>;
       dead?: DeadFunction<unknown, TTx>;
-    };
+    }
+  | ContractHandlerSpec<MessageContract, TTx>;
+
+/**
+ * A handler of a message contract (`defineMessage`): it takes the contract's routing key, and its payload is the
+ * schema's output, validated before `handle` runs (an invalid payload is dead with the schema's issues).
+ */
+export interface ContractHandlerSpec<C extends MessageContract, TTx> {
+  contract: C;
+  on?: never;
+  pattern?: never;
+  type?: never;
+  handle: HandleFunction<ContractOutput<C>, TTx>;
+  dead?: DeadFunction<unknown, TTx>;
+}
+
+/** The handlers of `inbox()` called without type arguments: each contract handler's payload typed by its contract. */
+export type InferredHandlers<H, TTx> = {
+  // H[K] is inferred from the `contract` of the true branch (a contract), or is not one (any other handler).
+  [K in keyof H]: H[K] extends MessageContract
+    ? ContractHandlerSpec<H[K], TTx>
+    : HandlerSpec<Record<string, unknown>, TTx>;
+};
 
 /** The transaction client of a Prisma client (what `$transaction(async (tx) => ...)` passes). */
 export type TransactionClientOf<TClient> = TClient extends {
