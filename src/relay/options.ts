@@ -9,6 +9,7 @@ import {
   enumOption,
   exchangesOption,
   expectUrl,
+  functionOption,
   integerOption,
   rejectUnknownKeys,
   schemaOption,
@@ -21,6 +22,15 @@ import { type Logger, loggerOption, scrubbingLogger } from "../runtime/logger.js
 import type { DatabaseSource } from "../runtime/pg.js";
 import type { KeyAfterDeadLetter } from "../sql/outbox/claim.js";
 import type { ExchangeSpec, Transport } from "../transport/transport.js";
+
+/** What `isRetryable` is told of a message the broker refused. */
+export interface RefusedMessage {
+  messageId: string;
+  exchange: string;
+  routingKey: string;
+  /** Failed publish attempts, this one included. */
+  attempts: number;
+}
 
 /** @deprecated Use `Logger`: one logger type for every part. */
 export type RelayLogger = Logger;
@@ -143,6 +153,14 @@ export interface RelayOptions {
    */
   keyAfterDeadLetter?: KeyAfterDeadLetter;
   /**
+   * Whether a message the broker refused (unroutable, nacked, a channel closed by it alone: 403, 406 above
+   * `max_message_size`) is worth another attempt. `false` moves it to the dead letters at once with its error
+   * (event `dead-lettered` with reason "non-retryable"), whatever `maxAttempts` says: for failures you know no retry
+   * fixes. A predicate that throws counts as `true`. The inbox option of the same name does the same for handlers.
+   * @defaultValue every refusal is retried up to `maxAttempts`
+   */
+  isRetryable?: (error: Error, message: RefusedMessage) => boolean;
+  /**
    * How long `stop()` lets the batches in flight finish before it aborts them (they roll back). `stop()` resolves at
    * most 5 s later even when a connection hangs (a broker or database that stopped answering).
    * @defaultValue 10_000
@@ -204,6 +222,7 @@ export interface ResolvedRelayOptions {
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
   keyAfterDeadLetter: KeyAfterDeadLetter;
+  isRetryable: ((error: Error, message: RefusedMessage) => boolean) | undefined;
   stopTimeoutMs: number;
   clock: Clock;
   doctorIntervalMs: number;
@@ -243,6 +262,7 @@ const RELAY_OPTION_KEYS = {
   retryBaseDelayMs: true,
   retryMaxDelayMs: true,
   keyAfterDeadLetter: true,
+  isRetryable: true,
   stopTimeoutMs: true,
   clock: true,
   doctorIntervalMs: true,
@@ -314,6 +334,7 @@ export function resolveRelayOptions(options: RelayOptions): {
     retryBaseDelayMs,
     retryMaxDelayMs,
     keyAfterDeadLetter: enumOption("keyAfterDeadLetter", options.keyAfterDeadLetter, ["stop", "continue"], "stop"),
+    isRetryable: functionOption("isRetryable", options.isRetryable),
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     clock: clockOption("clock", options.clock),
     doctorIntervalMs: durationOption("doctorIntervalMs", options.doctorIntervalMs, 60_000, 0),
