@@ -57,7 +57,11 @@ export class InboxAttempts {
     this.#registry = registry;
     this.#options = options;
     this.#emit = emit;
-    this.#sql = { complete: completeInboxMessageSql(names), fail: failInboxMessageSql(names), now: nowMsSql(names.now) };
+    this.#sql = {
+      complete: completeInboxMessageSql(names),
+      fail: failInboxMessageSql(names),
+      now: nowMsSql(names.now),
+    };
   }
 
   /** One attempt of a claimed row; `controller` aborts the handler (its timeout, or stop() past its deadline). */

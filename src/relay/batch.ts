@@ -238,7 +238,11 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
       const error = outcome.error;
       if (error instanceof OutboxNackError) nacked++;
       // The error's class names the reason in the dead letter (`dead-letters list` shows it): MessageExpiredError...
-      const record = { ...row, attempts, last_error: reason === "attempts" ? error.message : `${error.name}: ${error.message}` };
+      const record = {
+        ...row,
+        attempts,
+        last_error: reason === "attempts" ? error.message : `${error.name}: ${error.message}`,
+      };
       if (reason !== undefined) {
         reasons.set(i, reason);
         dead.push(record);

@@ -41,7 +41,11 @@ async function setUp(options: Partial<InboxOptions<Messages, typeof prisma, any>
           if (fail === "refused") throw new RangeError("out of range");
         },
         dead: async (message, tx, error) => {
-          deadHook.push({ messageId: message.messageId, error: `${error.name}: ${error.message}`, attempt: message.attempt });
+          deadHook.push({
+            messageId: message.messageId,
+            error: `${error.name}: ${error.message}`,
+            attempt: message.attempt,
+          });
           await recordEffect(tx, message, "dead-hook");
         },
       },
@@ -77,7 +81,9 @@ const effects = async (messageId: string) =>
 /** The inbox's dead counter for `queue` with `reason`. */
 async function deadCounted(queue: string, reason: string): Promise<number> {
   const all = await collect();
-  const metric = all.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === "prisma_outbox.inbox.dead");
+  const metric = all.scopeMetrics
+    .flatMap((s) => s.metrics)
+    .find((m) => m.descriptor.name === "prisma_outbox.inbox.dead");
   const points = (metric?.dataPoints ?? []) as DataPoint<number>[];
   return points
     .filter((p) => p.attributes["messaging.destination.subscription.name"] === queue && p.attributes.reason === reason)
@@ -128,8 +134,9 @@ describe("errors not worth retrying", () => {
     const seen: string[] = [];
     const { box, events, publish } = await setUp({
       isRetryable: (error, message) => {
-        seen.push(`${message.payload.n}:${error.name}`);
-        if (message.payload.n === 3) throw new Error("predicate bug");
+        const { n } = message.payload as Body;
+        seen.push(`${n}:${error.name}`);
+        if (n === 3) throw new Error("predicate bug");
         return !(error instanceof RangeError);
       },
       maxAttempts: 2,
@@ -142,7 +149,11 @@ describe("errors not worth retrying", () => {
     await expect
       .poll(async () => [(await row(accepted))[0]?.status, (await row(throwing))[0]?.status], { timeout: 20_000 })
       .toEqual(["dead", "dead"]);
-    expect((await row(refused))[0]).toMatchObject({ status: "dead", attempts: 1, last_error: "RangeError: out of range" });
+    expect((await row(refused))[0]).toMatchObject({
+      status: "dead",
+      attempts: 1,
+      last_error: "RangeError: out of range",
+    });
     expect((await row(accepted))[0]).toMatchObject({ attempts: 2 });
     expect((await row(throwing))[0]).toMatchObject({ attempts: 2 });
     expect(events.find((e) => e.type === "dead-lettered" && e.messageId === refused)).toMatchObject({
@@ -187,7 +198,10 @@ describe("expiry", () => {
     const soon = publish({ n: 1, fail: "plain" }, { "x-expires-at": new Date(Date.now() + 1_000).toISOString() });
     await channel.waitForConfirms();
     await expect.poll(async () => (await row(soon))[0]?.status, { timeout: 20_000 }).toBe("dead");
-    expect((await row(soon))[0]).toMatchObject({ attempts: 2, last_error: expect.stringMatching(/^MessageExpiredError/) });
+    expect((await row(soon))[0]).toMatchObject({
+      attempts: 2,
+      last_error: expect.stringMatching(/^MessageExpiredError/),
+    });
     expect(events.filter((e) => e.type === "retry-scheduled" && e.messageId === soon)).toHaveLength(1);
     expect(events.find((e) => e.type === "dead-lettered" && e.messageId === soon)).toMatchObject({ reason: "expired" });
   });

@@ -107,7 +107,9 @@ describe("expiry", () => {
     await expect.poll(deadLetters, { timeout: 10_000 }).toHaveLength(1);
     const [dead] = await deadLetters();
     expect(dead).toMatchObject({ message_id: expired, attempts: 1 });
-    expect(dead.last_error).toBe(`MessageExpiredError: expired at ${past.toISOString()}, before it was published (x-expires-at)`);
+    expect(dead.last_error).toBe(
+      `MessageExpiredError: expired at ${past.toISOString()}, before it was published (x-expires-at)`,
+    );
     expect(dead.headers).toEqual({ "x-expires-at": past.toISOString() });
     expect(events.find((e) => e.type === "dead-lettered")).toMatchObject({ messageId: expired, reason: "expired" });
     await expect.poll(() => deadCounted(c.exchange, "expired"), { timeout: 10_000 }).toBe(1);
@@ -136,7 +138,11 @@ describe("expiry", () => {
       availableAt: new Date(Date.now() + 1_000),
       ttlMs: 300,
     });
-    const [marker] = await prisma.$enqueue({ routingKey: "marker", payload: 2, availableAt: new Date(Date.now() + 1_500) });
+    const [marker] = await prisma.$enqueue({
+      routingKey: "marker",
+      payload: 2,
+      availableAt: new Date(Date.now() + 1_500),
+    });
     await c.waitForDistinct(1, 15_000);
     expect(c.arrivals.map((a) => a.messageId)).toEqual([marker]);
     await expect.poll(deadLetters, { timeout: 10_000 }).toHaveLength(1); // committed with, or before, the marker's batch
