@@ -5,6 +5,7 @@
 import type { DataPoint, ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { OutboxMessageError, outbox, type RelayEvent } from "../../src/index.js";
+import { runCli } from "../support/cli.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { disableTelemetry, registerMetrics } from "../support/otel.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
@@ -125,6 +126,12 @@ describe("expiry", () => {
     expect(none.properties.expiration).toBeUndefined();
     expect(c.arrivals.some((a) => a.messageId === expired)).toBe(false);
     expect(await outboxCount()).toBe(0);
+
+    // The dead-letters command shows the reason, and filters on it.
+    const listed = await runCli(["dead-letters", "list", "--error", "MessageExpiredError"], { DATABASE_URL: url });
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain(expired);
+    expect(listed.stdout).toContain("MessageExpiredError: expired at");
   });
 
   it("a row that expires while it waits (delayed past its expiry) is dead-lettered when claimed, never published", async () => {
