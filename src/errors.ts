@@ -161,3 +161,40 @@ export function coerceError(thrown: unknown): Error {
  * message lists what was expected and what happened instead.
  */
 export class OutboxExpectationError extends OutboxError {}
+
+/**
+ * Throw it from an inbox handler for a message that no retry can fix (a payload your code refuses, a referenced
+ * record that will never exist): the message is dead at once, after this attempt, with this error as its last error,
+ * and the handler's `dead` hook runs as for a last attempt. Its subclasses and an error whose `cause` chain holds one
+ * count too. The inbox option `isRetryable(error, message)` classifies any other error the same way (docs/inbox.md).
+ */
+export class NonRetryableError extends OutboxError {}
+
+/**
+ * The message's expiry (`expiresAt` / `ttlMs` when written; the header `x-expires-at` on the wire) passed before it
+ * was published (the relay) or handled (the inbox): it went to the dead letters with this error, unpublished or
+ * unhandled (docs/writing-messages.md#expiry).
+ */
+export class MessageExpiredError extends OutboxError {
+  /** When the message expired (ms since the epoch). */
+  readonly expiresAt: number;
+  constructor(message: string, expiresAt: number) {
+    super(message);
+    this.expiresAt = expiresAt;
+  }
+}
+
+/**
+ * Why a message went to the dead letters (events `dead-lettered`, metrics attribute `reason`), the same words on the
+ * relay and the inbox: its last allowed attempt failed ("attempts"), a failure no retry fixes ("non-retryable": a
+ * NonRetryableError, or `isRetryable` said so), or its expiry passed ("expired").
+ */
+export type DeadLetterReason = "attempts" | "non-retryable" | "expired";
+
+/** Whether `error`, or an error in its `cause` chain, is a NonRetryableError (by class, or by name across copies). */
+export function isNonRetryable(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    if (e instanceof NonRetryableError || e.name === "NonRetryableError") return true;
+  }
+  return false;
+}

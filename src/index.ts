@@ -116,9 +116,12 @@ export type {
 // Errors: every error a user may catch. OutboxConfigError: a person must change something (options, URL, schema);
 // OutboxStartError: start() failed on something waiting may fix (a database or broker down or refusing).
 
-export type { BatchFailureReason } from "./errors.js";
+export type { BatchFailureReason, DeadLetterReason } from "./errors.js";
 export {
   InboxHandlerTimeoutError,
+  isNonRetryable,
+  MessageExpiredError,
+  NonRetryableError,
   OutboxBatchTransactionError,
   OutboxConfigError,
   OutboxError,

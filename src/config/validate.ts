@@ -89,6 +89,13 @@ export function durationOption(name: string, value: unknown, fallback: number, m
   return integerOption(name, value, fallback, min, MAX_TIMER_MS);
 }
 
+/** An optional function option (a predicate, a hook): the function, or undefined when absent. */
+export function functionOption<F extends (...args: never[]) => unknown>(name: string, value: unknown): F | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "function") throw expected(`\`${name}\``, "a function", value);
+  return value as F;
+}
+
 export function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== "boolean") throw expected(`\`${name}\``, "a boolean", value);

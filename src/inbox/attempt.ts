@@ -5,20 +5,31 @@
 //   the handler throws or runs past handlerTimeoutMs -> ROLLBACK; the attempt stays counted, the error is stored and
 //     the row is due again after a backoff ("retry-scheduled"), or dead after `maxAttempts` ("dead-lettered"; with
 //     the handler's `dead` hook in the transaction that marks it)
+//   the handler threw a NonRetryableError, or `isRetryable` said no -> dead at once ("dead-lettered", reason
+//     "non-retryable"; the `dead` hook runs as for a last attempt); the row's `x-expires-at` passed before the
+//     claim -> dead without running the handler (reason "expired"; give-up.ts)
 //   the lease ran out meanwhile (another processor took the row over) -> nothing recorded: the new holder's attempt
 //     counts
 // The scheduling around it (claims, slots, the claim-ahead buffer) is the processor's (processor.ts).
 import type pg from "pg";
-import { coerceError, InboxHandlerTimeoutError, LeaseLostError, OutboxSchemaError } from "../errors.js";
+import {
+  coerceError,
+  type DeadLetterReason,
+  InboxHandlerTimeoutError,
+  LeaseLostError,
+  OutboxSchemaError,
+} from "../errors.js";
 import { validatePayload } from "../message/contract.js";
 import { backoffDelay, sleep } from "../runtime/backoff.js";
 import type { ClaimedInboxRow } from "../sql/inbox/claim.js";
 import { completeInboxMessageSql } from "../sql/inbox/complete.js";
 import { failInboxMessageSql } from "../sql/inbox/fail.js";
 import type { InboxNames } from "../sql/names.js";
+import { nowMsSql } from "../sql/now.js";
 import { withConsumerSpan } from "../telemetry/tracing.js";
 import { cloudEventOf } from "./cloud-event.js";
 import type { InboxEvent } from "./events.js";
+import { deadReason, expiredError } from "./give-up.js";
 import type { ResolvedInboxOptions } from "./options.js";
 import type { HandlerRegistry } from "./registry.js";
 import type { InboxMessage } from "./types.js";
@@ -39,7 +50,7 @@ export class InboxAttempts {
   readonly #options: ResolvedInboxOptions;
   readonly #emit: (event: InboxEvent) => void;
   /** Built once: an attempt runs them on every row. */
-  readonly #sql: { complete: string; fail: string };
+  readonly #sql: { complete: string; fail: string; now: string };
 
   constructor(
     pool: pg.Pool,
@@ -54,7 +65,11 @@ export class InboxAttempts {
     this.#registry = registry;
     this.#options = options;
     this.#emit = emit;
-    this.#sql = { complete: completeInboxMessageSql(names), fail: failInboxMessageSql(names) };
+    this.#sql = {
+      complete: completeInboxMessageSql(names),
+      fail: failInboxMessageSql(names),
+      now: nowMsSql(names.now),
+    };
   }
 
   /** One attempt of a claimed row; `controller` aborts the handler (its timeout, or stop() past its deadline). */
@@ -86,14 +101,17 @@ export class InboxAttempts {
       const error = new Error(
         `${maxAttempts} attempts started and none finished (a crash or timeout inside the handler?)`,
       );
-      return this.#fail(row, message, error, true);
+      return this.#fail(row, message, error, "attempts");
     }
+    // Expired (or a malformed expiry): dead without running the handler; its `dead` hook runs (give-up.ts).
+    const expired = await expiredError(this.#pool, this.#sql.now, row.headers);
+    if (expired) return this.#fail(row, message, expired.error, expired.reason);
     if (!handler) {
       return this.#fail(
         row,
         message,
         new Error(`no handler named "${row.handler}" is registered in this inbox`),
-        false,
+        undefined,
       );
     }
     if (handler.contract !== undefined) {
@@ -102,8 +120,9 @@ export class InboxAttempts {
       try {
         message.payload = await validatePayload(handler.contract, row.payload, "received");
       } catch (thrown) {
-        const dead = thrown instanceof OutboxSchemaError || row.attempts >= maxAttempts;
-        return this.#fail(row, message, coerceError(thrown), dead);
+        const reason =
+          thrown instanceof OutboxSchemaError ? "non-retryable" : row.attempts >= maxAttempts ? "attempts" : undefined;
+        return this.#fail(row, message, coerceError(thrown), reason);
       }
     }
     const started = performance.now();
@@ -143,17 +162,20 @@ export class InboxAttempts {
         });
         return;
       }
-      await this.#fail(row, message, coerceError(thrown), row.attempts >= maxAttempts);
+      const error = coerceError(thrown);
+      await this.#fail(row, message, error, deadReason(error, message, this.#options));
     } finally {
       clearTimeout(timer);
     }
   }
 
-  async #fail(row: ClaimedInboxRow, message: InboxMessage, error: Error, dead: boolean): Promise<void> {
+  /** Records a failed attempt: dead when `reason` is given, else retried after a backoff. */
+  async #fail(row: ClaimedInboxRow, message: InboxMessage, error: Error, reason: DeadLetterReason | undefined) {
     const { retryBaseDelayMs, retryMaxDelayMs, logger } = this.#options;
+    const dead = reason !== undefined;
     const onDead = dead ? this.#registry.byName(row.handler)?.dead : undefined;
     const delayMs = dead ? 0 : backoffDelay(row.attempts, retryBaseDelayMs, retryMaxDelayMs);
-    const text = `${error.name}: ${error.message}`.slice(0, 8_000);
+    const text = `${error.name}: ${error.message}`.slice(0, 8_000); // the name says why: MessageExpiredError...
     const params = [row.id, row.attempts, delayMs, text, dead];
     // Retried a few times: a handler that failed because the database connection was lost often meets the same loss
     // here, and an outcome left unrecorded keeps the row leased (handlerTimeoutMs + leaseMarginMs) before its next attempt.
@@ -177,9 +199,10 @@ export class InboxAttempts {
         messageId,
         handler: row.handler,
         attempts: row.attempts,
+        reason,
         error: error.message,
       });
-      this.#emit({ type: "dead-lettered", messageId, handler: row.handler, attempts: row.attempts, error });
+      this.#emit({ type: "dead-lettered", messageId, handler: row.handler, attempts: row.attempts, error, reason });
       // The deprecated name, right after, for the listeners written against it.
       this.#emit({
         type: "dead",

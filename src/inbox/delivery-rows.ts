@@ -3,6 +3,7 @@
 // find, before the INSERT, what PostgreSQL cannot store: a NUL character in a text column or in the headers (jsonb),
 // JSON nested deeper than its parser goes, bodies over `maxPayloadBytes` (their bytes let go on arrival), ids over
 // 255 bytes. What these checks miss, the INSERT's split finds (store-batch.ts).
+import { expiresAtOf } from "../message/expiry.js";
 import type { ClaimedInboxRow } from "../sql/inbox/claim.js";
 import type { InboxRowInput, InsertedInboxRow } from "../sql/inbox/insert.js";
 import type { Delivery } from "../transport/transport.js";
@@ -63,6 +64,8 @@ function invalidReason(
   }
   if (d.routingKey.includes("\0")) return `the routing key ${shown(d.routingKey)} contains a NUL character`;
   if (headers !== undefined) return `${headers} (headers not kept)`;
+  const expiry = expiresAtOf(d.headers); // decided at claim (give-up.ts); a malformed one can never be
+  if (typeof expiry === "object") return expiry.problem;
   if (deep) return `the body is JSON nested deeper than ${MAX_JSON_DEPTH} levels (kept as bytes in \`body\`)`;
   if (!json) return "the body is not JSON";
   if (handlers === 0) {

@@ -1,3 +1,4 @@
+import type { DeadLetterReason } from "../errors.js";
 import type { TransportEvent } from "../transport/transport.js";
 
 /** What the inbox tells its listeners. The relay's words where the concept is the same (relay/events.ts). */
@@ -26,8 +27,19 @@ export type InboxEvent =
       delayMs: number;
       error: Error;
     }
-  /** The message is dead for this handler: its last attempt failed, or every attempt started and none finished. */
-  | { type: "dead-lettered"; messageId: string; handler: string; attempts: number; error: Error }
+  /**
+   * The message is dead for this handler: its last attempt failed, or every attempt started and none finished
+   * (reason "attempts"), its handler threw an error no retry fixes ("non-retryable"), or it expired before it was
+   * handled ("expired").
+   */
+  | {
+      type: "dead-lettered";
+      messageId: string;
+      handler: string;
+      attempts: number;
+      error: Error;
+      reason: DeadLetterReason;
+    }
   /**
    * @deprecated Emitted right after `dead-lettered`, with the same fields, for the listeners of the old name; listen
    * to `dead-lettered` (the relay's name). Removed in the next release.

@@ -160,7 +160,7 @@ export class Inbox {
         m?.received(event.stored, event.duplicates);
         break;
       case "invalid":
-        if (event.outcome === "dead") m?.dead("");
+        if (event.outcome === "dead") m?.dead("", "invalid");
         break;
       case "handled":
         m?.handled(event.handler, event.durationMs);
@@ -169,7 +169,7 @@ export class Inbox {
         m?.failed(event.handler);
         break;
       case "dead-lettered":
-        m?.dead(event.handler);
+        m?.dead(event.handler, event.reason);
         break;
       case "decode-failure":
         m?.decodeFailure();

@@ -5,6 +5,7 @@ import {
   enumOption,
   exchangesOption,
   expectString,
+  functionOption,
   integerOption,
   rejectUnknownKeys,
   schemaOption,
@@ -15,7 +16,7 @@ import { type DoctorThresholds, doctorThresholdsOption } from "../ops/doctor-opt
 import { type Logger, loggerOption } from "../runtime/logger.js";
 import type { KeyAfterDead } from "../sql/inbox/claim.js";
 import type { ExchangeSpec, QueueSpec } from "../transport/transport.js";
-import type { HandlerSpec } from "./types.js";
+import type { HandlerSpec, InboxMessage } from "./types.js";
 
 /**
  * What a delivery that cannot be handled becomes: no messageId, a body that is not JSON or over `maxPayloadBytes`, no
@@ -104,6 +105,14 @@ export interface InboxOptions<TMessages, TClient, TTx> {
   keyAfterDeadLetter?: KeyAfterDead;
   /** @deprecated Use `keyAfterDeadLetter` (the relay's name); this one is accepted for one more release. */
   keyAfterDead?: KeyAfterDead;
+  /**
+   * Whether a handler's error is worth another attempt; `false` makes the message dead at once (its `dead` hook runs as
+   * for a last attempt; event `dead-lettered` with reason "non-retryable"). A NonRetryableError (or one in the `cause`
+   * chain) is never retried, whatever this says. A predicate that throws counts as `true`. The relay's option of the
+   * same name does the same for publish refusals. docs/inbox.md#errors-that-should-not-be-retried
+   * @defaultValue every error but a NonRetryableError is retried up to `maxAttempts`
+   */
+  isRetryable?: (error: Error, message: InboxMessage) => boolean;
   /** How long `stop()` lets handlers finish before aborting them (they roll back). @defaultValue 10_000 */
   stopTimeoutMs?: number;
   /**
@@ -141,6 +150,7 @@ export interface ResolvedInboxOptions {
   purgeBatchSize: number;
   invalidMessages: InvalidMessagePolicy;
   keyAfterDead: KeyAfterDead;
+  isRetryable: ((error: Error, message: InboxMessage) => boolean) | undefined;
   stopTimeoutMs: number;
   schema: string;
   doctorIntervalMs: number;
@@ -240,6 +250,7 @@ const INBOX_OPTION_KEYS = {
   invalidMessages: true,
   keyAfterDeadLetter: true,
   keyAfterDead: true,
+  isRetryable: true,
   stopTimeoutMs: true,
   logger: true,
   schema: true,
@@ -325,6 +336,7 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
     purgeBatchSize: integerOption("purgeBatchSize", options.purgeBatchSize, 1_000, 1),
     invalidMessages,
     keyAfterDead,
+    isRetryable: functionOption("isRetryable", options.isRetryable),
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     schema: schemaOption("schema", options.schema),
     doctorIntervalMs: durationOption("doctorIntervalMs", options.doctorIntervalMs, 60_000, 0),

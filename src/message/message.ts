@@ -1,6 +1,7 @@
 // The message a user writes, and the normalised row the outbox stores.
 import { OutboxMessageError, OutboxPayloadError } from "../errors.js";
 import { CLOUD_EVENTS_PREFIX, cloudEventHeaderProblem } from "./cloud-events.js";
+import { EXPIRES_AT_HEADER, expiresAtHeaderValue } from "./expiry.js";
 import { isUuid, uuidv7 } from "./uuid.js";
 
 /** A header value RabbitMQ carries as is. */
@@ -30,6 +31,15 @@ export interface OutboxMessageInput {
    * `x-ordering-key`. Default: none (no order with other messages, and nothing waits for it).
    */
   key?: string;
+  /**
+   * Do not publish or handle the message after this time: the relay moves it to the dead letters instead of publishing
+   * it, the inbox stores it dead instead of handling it (both with a MessageExpiredError). Sent as the header
+   * `x-expires-at` and, while it is published, as the AMQP `expiration` (docs/writing-messages.md#expiry). Not with
+   * `ttlMs`. Default: never expires.
+   */
+  expiresAt?: Date;
+  /** The same as `expiresAt`, as a time to live in milliseconds from the write (`expiresAt` = now + ttlMs). */
+  ttlMs?: number;
 }
 
 /** A validated message, ready for the INSERT. */
@@ -158,8 +168,10 @@ export function serializePayload(value: unknown, what = "payload"): string {
   return JSON.stringify(value);
 }
 
-function normalizeHeaders(headers: unknown): string | null {
-  if (headers === undefined || headers === null) return null;
+function normalizeHeaders(headers: unknown, expiresAt: number | null): string | null {
+  if (headers === undefined || headers === null) {
+    return expiresAt === null ? null : JSON.stringify({ [EXPIRES_AT_HEADER]: expiresAtHeaderValue(expiresAt) });
+  }
   if (typeof headers !== "object" || Array.isArray(headers)) {
     throw new OutboxMessageError(`Expected \`headers\` to be a plain object, got ${describe(headers)}.`);
   }
@@ -169,6 +181,12 @@ function normalizeHeaders(headers: unknown): string | null {
     if (key.toLowerCase() === ORDERING_KEY_HEADER) {
       throw new OutboxMessageError(
         `Expected no header \`${key}\`: the name is reserved for the ordering key. Set the message's \`key\` instead.`,
+      );
+    }
+    // The relay and the inbox decide on this header: set from `expiresAt` / `ttlMs` only, so it is always well formed.
+    if (key.toLowerCase() === EXPIRES_AT_HEADER) {
+      throw new OutboxMessageError(
+        `Expected no header \`${key}\`: the name is reserved for the expiry. Set the message's \`expiresAt\` or \`ttlMs\` instead.`,
       );
     }
     if (typeof value === "string") noNul(value, `headers.${key}`);
@@ -189,7 +207,34 @@ function normalizeHeaders(headers: unknown): string | null {
       if (problem !== undefined) throw new OutboxMessageError(`Expected header \`${key}\` to be valid: ${problem}.`);
     }
   }
-  return JSON.stringify(headers);
+  if (expiresAt === null) return JSON.stringify(headers);
+  return JSON.stringify({ ...headers, [EXPIRES_AT_HEADER]: expiresAtHeaderValue(expiresAt) });
+}
+
+/** The expiry of a message (ms since the epoch) from `expiresAt` or `ttlMs`, or null. */
+function expiryOf(input: OutboxMessageInput): number | null {
+  const { expiresAt, ttlMs } = input;
+  if (expiresAt !== undefined && ttlMs !== undefined) {
+    throw new OutboxMessageError("Expected `expiresAt` or `ttlMs`, not both.");
+  }
+  if (ttlMs !== undefined) {
+    if (typeof ttlMs !== "number" || !Number.isSafeInteger(ttlMs) || ttlMs < 1) {
+      throw new OutboxMessageError(`Expected \`ttlMs\` to be an integer >= 1 (milliseconds), got ${describe(ttlMs)}.`);
+    }
+    return within(Date.now() + ttlMs, "ttlMs");
+  }
+  if (expiresAt === undefined || expiresAt === null) return null;
+  if (!(expiresAt instanceof Date) || Number.isNaN(expiresAt.getTime())) {
+    throw new OutboxMessageError(`Expected \`expiresAt\` to be a valid Date, got ${describe(expiresAt)}.`);
+  }
+  return within(expiresAt.getTime(), "expiresAt");
+}
+
+function within(ms: number, what: string): number {
+  if (ms < MIN_AVAILABLE_AT || ms > MAX_AVAILABLE_AT) {
+    throw new OutboxMessageError(`Expected \`${what}\` to end between the years 1 and 9999.`);
+  }
+  return ms;
 }
 
 /** Validates one message and fills its defaults. Throws OutboxMessageError / OutboxPayloadError. */
@@ -234,7 +279,7 @@ export function normalizeMessage(
     exchange,
     routingKey,
     payload,
-    headers: normalizeHeaders(input.headers),
+    headers: normalizeHeaders(input.headers, expiryOf(input)),
     type: shortString(input.type, "type", false),
     correlationId: shortString(input.correlationId, "correlationId", false),
     availableAt,

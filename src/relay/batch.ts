@@ -25,7 +25,13 @@
 // at-least-once. Messages of a part that failed as a whole may have reached the broker: publishing them again is
 // the duplicate at-least-once allows.
 import type pg from "pg";
-import { BatchTimeoutError, coerceError, OutboxNackError, OutboxPublishError } from "../errors.js";
+import {
+  BatchTimeoutError,
+  coerceError,
+  type DeadLetterReason,
+  OutboxNackError,
+  OutboxPublishError,
+} from "../errors.js";
 import { ORDERING_KEY_HEADER } from "../message/message.js";
 import { backoffDelay } from "../runtime/backoff.js";
 import { outboxNames } from "../sql/names.js";
@@ -39,6 +45,7 @@ import { endSpan, startPublishSpan } from "../telemetry/tracing.js";
 import type { OutboundMessage, PublishOutcome, Transport } from "../transport/transport.js";
 import { asCloudEvent } from "./cloud-events.js";
 import type { ClaimPath, RelayEvent } from "./events.js";
+import { deadReason, expiredOutcomes } from "./give-up.js";
 import type { ResolvedRelayOptions } from "./options.js";
 import type { PublishLock } from "./publish-lock.js";
 
@@ -192,13 +199,18 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
       return { claimed: 0, isolations: 0, keysMoved: false, nacked: 0 };
     }
     rows.sort(byClaimOrder);
+    const names = outboxNames(options.schema, options.clock);
     const messages = rows.map((row) => asCloudEvent(toOutbound(row), options.cloudEvents));
     const outcomes = new Array<PublishOutcome>(rows.length);
+    // Expired rows are not published (expiry.ts): their outcome is set here, and they stay out of every part.
+    const expired = await expiredOutcomes(client, names, rows, messages);
+    for (const [i, outcome] of expired) outcomes[i] = outcome;
     // Rows that failed before (attempts > 0) go one by one: a culprit found once would otherwise fail, and be looked
     // for again in, every batch it is retried in. The rest in parts bounded in bytes.
     const fresh: number[] = [];
     const parts: number[][] = [];
     rows.forEach((row, i) => {
+      if (expired.has(i)) return;
       if (row.attempts > 0) parts.push([i]);
       else fresh.push(i);
     });
@@ -217,24 +229,31 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
     const events: RelayEvent[] = [];
     let keysMoved = false;
     let nacked = 0;
+    const reasons = new Map<number, DeadLetterReason>();
     outcomes.forEach((outcome, i) => {
-      if (outcome.ok || options.maxAttempts <= rows[i]!.attempts + 1) keysMoved ||= rows[i]!.ordering_key !== null;
-      if (outcome.ok) return;
       const row = rows[i]!;
       const attempts = row.attempts + 1;
+      const reason = outcome.ok ? undefined : deadReason(outcome.error, row, attempts, options);
+      if (outcome.ok || reason !== undefined) keysMoved ||= row.ordering_key !== null;
+      if (outcome.ok) return;
       const error = outcome.error;
       if (error instanceof OutboxNackError) nacked++;
-      const record = { ...row, attempts, last_error: error.message };
-      if (attempts >= options.maxAttempts) {
+      // The error's class names the reason in the dead letter (`dead-letters list` shows it): MessageExpiredError...
+      const record = {
+        ...row,
+        attempts,
+        last_error: reason === "attempts" ? error.message : `${error.name}: ${error.message}`,
+      };
+      if (reason !== undefined) {
+        reasons.set(i, reason);
         dead.push(record);
-        events.push({ type: "dead-lettered", messageId: row.message_id, attempts, error });
+        events.push({ type: "dead-lettered", messageId: row.message_id, attempts, error, reason });
       } else {
         const delayMs = backoffDelay(attempts, options.retryBaseDelayMs, options.retryMaxDelayMs);
         retry.push({ ...record, delay_ms: delayMs });
         events.push({ type: "retry-scheduled", messageId: row.message_id, attempts, delayMs, error });
       }
     });
-    const names = outboxNames(options.schema, options.clock);
     if (retry.length > 0) await client.query(requeueMessagesSql(names), [JSON.stringify(retry)]);
     if (dead.length > 0) await client.query(deadLetterMessagesSql(names), [JSON.stringify(dead)]);
     await client.query(COMMIT_SQL);
@@ -246,7 +265,8 @@ export async function runBatch(context: BatchContext, claim: Claim): Promise<Bat
         rows.map((row, i) => ({
           exchange: row.exchange,
           createdAt: row.created_at,
-          outcome: outcomes[i]!.ok ? "published" : row.attempts + 1 >= options.maxAttempts ? "dead" : "retry",
+          outcome: outcomes[i]!.ok ? "published" : reasons.has(i) ? "dead" : "retry",
+          reason: reasons.get(i),
         })),
         performance.now() - startedAt,
       );

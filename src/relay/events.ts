@@ -1,3 +1,4 @@
+import type { DeadLetterReason } from "../errors.js";
 import type { TransportEvent } from "../transport/transport.js";
 
 /** Which part of the relay claimed a batch. */
@@ -9,7 +10,7 @@ export type RelayEvent =
   | { type: "stopped" }
   | { type: "published"; path: ClaimPath; count: number }
   | { type: "retry-scheduled"; messageId: string; attempts: number; delayMs: number; error: Error }
-  | { type: "dead-lettered"; messageId: string; attempts: number; error: Error }
+  | { type: "dead-lettered"; messageId: string; attempts: number; error: Error; reason: DeadLetterReason }
   | { type: "batch-failed"; path: ClaimPath; count: number; error: Error }
   | { type: "listen-reconnecting"; attempt: number; delayMs: number; error: Error }
   | { type: "transport"; event: TransportEvent };

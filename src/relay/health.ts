@@ -98,6 +98,7 @@ export class RelayRecord {
         log.warn("message dead-lettered", {
           messageId: event.messageId,
           attempts: event.attempts,
+          reason: event.reason,
           error: event.error.message,
         });
         break;

@@ -9,6 +9,7 @@ import {
   enumOption,
   exchangesOption,
   expectUrl,
+  functionOption,
   integerOption,
   rejectUnknownKeys,
   schemaOption,
@@ -22,6 +23,7 @@ import type { DatabaseSource } from "../runtime/pg.js";
 import type { KeyAfterDeadLetter } from "../sql/outbox/claim.js";
 import type { ExchangeSpec, Transport } from "../transport/transport.js";
 import { type CloudEventsOptions, cloudEventsOption } from "./cloud-events.js";
+import type { RefusedMessage } from "./give-up.js";
 
 /** @deprecated Use `Logger`: one logger type for every part. */
 export type RelayLogger = Logger;
@@ -149,6 +151,13 @@ export interface RelayOptions {
    * @defaultValue undefined (plain messages)
    */
   cloudEvents?: CloudEventsOptions | false;
+   * Whether a message the broker refused (unroutable, nacked, a channel closed by it alone: 403, 406 above
+   * `max_message_size`) is worth another attempt. `false` moves it to the dead letters at once with its error
+   * (event `dead-lettered` with reason "non-retryable"), whatever `maxAttempts` says: for failures you know no retry
+   * fixes. A predicate that throws counts as `true`. The inbox option of the same name does the same for handlers.
+   * @defaultValue every refusal is retried up to `maxAttempts`
+   */
+  isRetryable?: (error: Error, message: RefusedMessage) => boolean;
   /**
    * How long `stop()` lets the batches in flight finish before it aborts them (they roll back). `stop()` resolves at
    * most 5 s later even when a connection hangs (a broker or database that stopped answering).
@@ -212,6 +221,7 @@ export interface ResolvedRelayOptions {
   retryMaxDelayMs: number;
   keyAfterDeadLetter: KeyAfterDeadLetter;
   cloudEvents: CloudEventsOptions | undefined;
+  isRetryable: ((error: Error, message: RefusedMessage) => boolean) | undefined;
   stopTimeoutMs: number;
   clock: Clock;
   doctorIntervalMs: number;
@@ -252,6 +262,7 @@ const RELAY_OPTION_KEYS = {
   retryMaxDelayMs: true,
   keyAfterDeadLetter: true,
   cloudEvents: true,
+  isRetryable: true,
   stopTimeoutMs: true,
   clock: true,
   doctorIntervalMs: true,
@@ -324,6 +335,7 @@ export function resolveRelayOptions(options: RelayOptions): {
     retryMaxDelayMs,
     keyAfterDeadLetter: enumOption("keyAfterDeadLetter", options.keyAfterDeadLetter, ["stop", "continue"], "stop"),
     cloudEvents: cloudEventsOption("cloudEvents", options.cloudEvents),
+    isRetryable: functionOption("isRetryable", options.isRetryable),
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),
     clock: clockOption("clock", options.clock),
     doctorIntervalMs: durationOption("doctorIntervalMs", options.doctorIntervalMs, 60_000, 0),

@@ -102,7 +102,8 @@ export class RelayMetrics {
       unit: "{message}",
     });
     this.#dead = m.createCounter(`${p}.dead_letters`, {
-      description: "Messages moved to the dead-letter table after their last attempt",
+      description:
+        "Messages moved to the dead-letter table (reason: attempts = after their last attempt, non-retryable, expired)",
       unit: "{message}",
     });
     this.#failed = m.createCounter(`${p}.failed_batches`, {
@@ -130,28 +131,33 @@ export class RelayMetrics {
   /** A committed batch: per message its exchange, when it was written, and what became of it. */
   committed(
     path: string,
-    messages: ReadonlyArray<{ exchange: string; createdAt: number; outcome: "published" | "retry" | "dead" }>,
+    messages: ReadonlyArray<{
+      exchange: string;
+      createdAt: number;
+      outcome: "published" | "retry" | "dead";
+      /** Why a dead one is dead (attribute `reason`: attempts, non-retryable, expired). */
+      reason?: string | undefined;
+    }>,
     durationMs: number,
   ): void {
     const now = Date.now();
     // Per exchange: the counts, and one attributes object shared by its lag records.
-    const byExchange = new Map<string, { a: Attributes; published: number; retried: number; dead: number }>();
+    const byExchange = new Map<string, { a: Attributes; published: number; retried: number }>();
     for (const m of messages) {
       let e = byExchange.get(m.exchange);
       if (!e) {
-        e = { a: { "messaging.destination.name": m.exchange }, published: 0, retried: 0, dead: 0 };
+        e = { a: { "messaging.destination.name": m.exchange }, published: 0, retried: 0 };
         byExchange.set(m.exchange, e);
       }
       if (m.outcome === "published") {
         e.published++;
         this.#lag.record(Math.max(0, now - m.createdAt) / 1000, e.a);
       } else if (m.outcome === "retry") e.retried++;
-      else e.dead++;
+      else this.#dead.add(1, { ...e.a, reason: m.reason ?? "attempts" }); // rare: one add each
     }
-    for (const { a, published, retried, dead } of byExchange.values()) {
+    for (const { a, published, retried } of byExchange.values()) {
       if (published > 0) this.#published.add(published, a);
       if (retried > 0) this.#retried.add(retried, a);
-      if (dead > 0) this.#dead.add(dead, a);
     }
     if (messages.length > 0) this.#size.record(messages.length, { path });
     this.#duration.record(durationMs / 1000, { path });
@@ -199,7 +205,8 @@ export class InboxMetrics {
       unit: "{message}",
     });
     this.#dead = m.createCounter(`${p}.dead`, {
-      description: "Handlings given up (last attempt failed) and invalid deliveries stored as dead",
+      description:
+        "Messages dead for a handler (reason: attempts, non-retryable, expired) and invalid deliveries stored dead (reason: invalid)",
       unit: "{message}",
     });
     this.#decodeFailures = m.createCounter(`${p}.decode_failures`, {
@@ -247,8 +254,9 @@ export class InboxMetrics {
     this.#failed.add(1, this.#attributes(handler));
   }
 
-  dead(handler: string): void {
-    this.#dead.add(1, this.#attributes(handler));
+  /** `reason`: attempts, non-retryable, expired, or invalid (a delivery that cannot be handled). */
+  dead(handler: string, reason = "attempts"): void {
+    this.#dead.add(1, { ...this.#attributes(handler), reason });
   }
 
   decodeFailure(): void {

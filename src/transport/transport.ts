@@ -12,6 +12,12 @@ export interface OutboundMessage {
   correlationId: string | undefined;
   /** When the message was written (ms since the epoch); sent as the AMQP `timestamp` (in seconds). */
   createdAt: number;
+  /**
+   * The time the message has left to live, in ms, for a message with an expiry: sent as the AMQP `expiration`, after
+   * which RabbitMQ drops it from a queue (or dead-letters it with the queue's dead-letter exchange). The in-memory
+   * transport ignores it.
+   */
+  expiration?: number;
 }
 
 /** What became of one message of a batch. */

@@ -127,7 +127,7 @@ describe("the relay's words, the old ones kept for one release", () => {
       {
         level: "error",
         message: "message dead-lettered",
-        fields: { messageId: poison, handler: "effect", attempts: 2, error: "failing on purpose" },
+        fields: { messageId: poison, handler: "effect", attempts: 2, reason: "attempts", error: "failing on purpose" },
       },
     ]);
     expect(lines.find((l) => l.message === "handler failed; retry scheduled")).toMatchObject({

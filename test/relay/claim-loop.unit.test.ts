@@ -107,7 +107,7 @@ describe("relayHealth", () => {
     const error = new Error("x");
     record.count({ type: "published", path: "queue", count: 5 }, silentLogger);
     record.count({ type: "retry-scheduled", messageId: "m", attempts: 1, delayMs: 1, error }, silentLogger);
-    record.count({ type: "dead-lettered", messageId: "m", attempts: 2, error }, silentLogger);
+    record.count({ type: "dead-lettered", messageId: "m", attempts: 2, error, reason: "attempts" }, silentLogger);
     record.count({ type: "batch-failed", path: "sweep", count: 3, error }, silentLogger);
     expect(Object.entries(record.snapshot(7))).toEqual([
       ["published", 5],

@@ -194,5 +194,7 @@ function publishOptions(message: OutboundMessage): Options.Publish {
   if (message.type !== undefined) options.type = message.type;
   if (message.correlationId !== undefined) options.correlationId = message.correlationId;
   if (message.headers !== undefined) options.headers = message.headers;
+  // A string of ms, as AMQP 0-9-1 wants it; at least 1 (RabbitMQ reads "0" as: deliver now or drop).
+  if (message.expiration !== undefined) options.expiration = String(Math.max(1, Math.ceil(message.expiration)));
   return options;
 }
