@@ -31,7 +31,9 @@ export type { InboxEvent, InboxEventListener } from "./inbox/events.js";
 export { Inbox, type InboxConnection, type InboxHealth, inbox } from "./inbox/inbox.js";
 export type { InboxOptions, InvalidMessagePolicy } from "./inbox/options.js";
 export type {
+  BatchOptions,
   DeadFunction,
+  HandleBatchFunction,
   HandleFunction,
   HandlerContext,
   HandlerSpec,
