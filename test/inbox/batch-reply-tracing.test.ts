@@ -55,8 +55,8 @@ describe("batch handlers: request-reply", () => {
         report: reqs.handler(
           "report",
           async (input: { n: number }, { tx }) => {
-            const [{ txid }] = await tx.$queryRawUnsafe<Array<{ txid: string }>>("SELECT txid_current()::text AS txid");
-            ranIn.set(input.n, txid!);
+            const [row] = await tx.$queryRawUnsafe<Array<{ txid: string }>>("SELECT txid_current()::text AS txid");
+            ranIn.set(input.n, row!.txid);
             if (input.n === 13) throw new Error("thirteen is unlucky");
             return { doubled: input.n * 2 };
           },

@@ -17,7 +17,7 @@ const pool = newPool(databaseUrl);
 const prisma = newPrismaClient(databaseUrl);
 const { channel, track, exchangeAndQueue } = await useInboxBroker(amqpUrl);
 
-type Payload = { seq: number; key?: string; fail?: "always" | "batch-once" };
+type Payload = { seq: number; key?: string; fail?: "always" | "batch-once" | undefined };
 type Messages = { "batch.event": Payload };
 type Tx = Parameters<Parameters<typeof prisma.$transaction>[0]>[0];
 
