@@ -10,6 +10,7 @@
 //   (d) the same work without the inbox: CONCURRENCY loops each running the same Prisma interactive transaction
 //       (the insert + the UPDATE that marks the inbox row processed) over the same prefilled rows
 //   (c) and (d) alternate ROUNDS times, so that machine noise hits both alike.
+//   (c-batch) (c) with batch handlers of BATCH (50): bench/inbox-batch.ts, its ratio against (d)'s mean.
 //   (e) end to end: an app writing one message per transaction with outbox() at RATE msg/s for LATENCY_SECONDS, an
 //       in-process relay (startRelay) publishing to an exchange the inbox's queue is bound to, and the inbox with a
 //       handler doing one Prisma insert, first in a consuming app's own process (bench/inbox-process.ts), then in the
@@ -32,6 +33,7 @@ import { inboxNames } from "../src/sql/names.js";
 import { uniqueName } from "../test/support/consumer.js";
 import { newPrismaClient } from "../test/support/prisma.js";
 import { type CpuRow, databaseOf, printCpuTable, startCpu } from "./cpu.js";
+import { runBatchCases } from "./inbox-batch.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
 
 const MESSAGES = Number(process.env.MESSAGES ?? 100_000);
@@ -503,6 +505,10 @@ if (run("c") || run("d")) {
     }),
   );
   lines.push(`ratio (c)/(d) handling: ${(c / d).toFixed(3)} (goal >= 0.8: ${verdict(c / d >= 0.8)})`);
+  if (run("c")) {
+    const context = { base, db, routingKey: ROUTING_KEY, handled: HANDLED, concurrency: CONCURRENCY, rounds: ROUNDS };
+    lines.push(...(await runBatchCases({ ...context, queues, prefillInbox, checkHandled, quiet, log }, d)));
+  }
 }
 
 if (run("e")) {

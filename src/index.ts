@@ -45,8 +45,10 @@ export type { InboxEvent, InboxEventListener } from "./inbox/events.js";
 export { Inbox, type InboxConnection, type InboxHealth, inbox } from "./inbox/inbox.js";
 export type { InboxOptions, InvalidMessagePolicy } from "./inbox/options.js";
 export type {
+  BatchOptions,
   ContractHandlerSpec,
   DeadFunction,
+  HandleBatchFunction,
   HandleFunction,
   HandlerContext,
   HandlerSpec,

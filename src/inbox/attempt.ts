@@ -81,21 +81,7 @@ export class InboxAttempts {
     const { maxAttempts, handlerTimeoutMs, logger } = this.#options;
     const messageId = row.message_id ?? "";
     const handler = this.#registry.byName(row.handler);
-    const message: InboxMessage = {
-      id: row.id,
-      messageId,
-      handler: row.handler,
-      exchange: row.exchange,
-      routingKey: row.routing_key,
-      payload: row.payload,
-      headers: (row.headers ?? {}) as Record<string, unknown>,
-      type: row.type ?? undefined,
-      correlationId: row.correlation_id ?? undefined,
-      attempt: row.attempts,
-      receivedAt: row.received_at,
-      key: row.ordering_key ?? undefined,
-      cloudEvent: cloudEventOf(row.headers),
-    };
+    const message = inboxMessageOf(row);
     if (row.attempts > maxAttempts) {
       // Every allowed attempt started and none finished: the processor died or timed out inside the handler each time.
       const error = new Error(
@@ -249,8 +235,27 @@ export class InboxAttempts {
   }
 }
 
+/** A claimed row as its handler receives it (one attempt's message, or one message of a batch). */
+export function inboxMessageOf(row: ClaimedInboxRow): InboxMessage {
+  return {
+    id: row.id,
+    messageId: row.message_id ?? "",
+    handler: row.handler,
+    exchange: row.exchange,
+    routingKey: row.routing_key,
+    payload: row.payload,
+    headers: (row.headers ?? {}) as Record<string, unknown>,
+    type: row.type ?? undefined,
+    correlationId: row.correlation_id ?? undefined,
+    attempt: row.attempts,
+    receivedAt: row.received_at,
+    key: row.ordering_key ?? undefined,
+    cloudEvent: cloudEventOf(row.headers),
+  };
+}
+
 /** The handler's promise, or a rejection as soon as the signal aborts (a handler that never settles is let go). */
-function untilAborted(work: Promise<unknown>, signal: AbortSignal): Promise<unknown> {
+export function untilAborted(work: Promise<unknown>, signal: AbortSignal): Promise<unknown> {
   work.catch(() => {}); // settled later, after the abort: its outcome no longer matters
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {

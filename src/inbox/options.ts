@@ -16,6 +16,7 @@ import { type DoctorThresholds, doctorThresholdsOption } from "../ops/doctor-opt
 import { type Logger, loggerOption } from "../runtime/logger.js";
 import type { KeyAfterDead } from "../sql/inbox/claim.js";
 import type { ExchangeSpec, QueueSpec } from "../transport/transport.js";
+import { type ResolvedBatch, resolveHandling } from "./batch-options.js";
 import type { HandlerSpec, InboxMessage } from "./types.js";
 
 /**
@@ -179,13 +180,16 @@ export interface ResolvedHandler {
   patterns: string[];
   types: string[];
   handle: (...args: any[]) => Promise<unknown>;
+  /** A batch handler's: its batches run in batch-attempt.ts (`handle` is then its one-message path). */
+  handleBatch: ((...args: any[]) => Promise<unknown>) | undefined;
+  batch: ResolvedBatch | undefined;
   /** Runs in the transaction that marks a message dead for this handler (request-reply records `failed` there). */
   dead: ((...args: any[]) => Promise<unknown>) | undefined;
   /** The payload is validated by it before `handle` runs (message/contract.ts). */
   contract: MessageContract | undefined;
 }
 
-const HANDLER_KEYS = ["on", "pattern", "type", "handle", "dead", "contract"];
+const HANDLER_KEYS = ["on", "pattern", "type", "handle", "handleBatch", "batch", "dead", "contract"];
 
 export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
   if (typeof handlers !== "object" || handlers === null || Array.isArray(handlers)) {
@@ -195,7 +199,7 @@ export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
   for (const [name, spec] of Object.entries(handlers as Record<string, unknown>)) {
     shortString(name, "handler name");
     const s = spec as { on?: unknown; pattern?: unknown; type?: unknown; handle?: unknown; dead?: unknown } | null;
-    if (typeof s !== "object" || s === null || typeof s.handle !== "function") {
+    if (typeof s !== "object" || s === null || (typeof s.handle !== "function" && !("handleBatch" in s))) {
       throw new OutboxConfigError(`Expected \`handlers.${name}\` to be { on | pattern | type, handle(message, tx) }.`);
     }
     // A misspelt key (`onDead` for `dead`) would otherwise be a hook that silently never runs.
@@ -205,6 +209,7 @@ export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
         `Expected \`handlers.${name}.dead\` to be a function (message, tx, error), or absent.`,
       );
     }
+    const handling = resolveHandling(name, s);
     const contract = handlerContract(name, s);
     const on = contract ? [contract.routingKey] : s.on === undefined ? [] : strings(s.on, `handlers.${name}.on`);
     const patterns = s.pattern === undefined ? [] : strings(s.pattern, `handlers.${name}.pattern`);
@@ -219,7 +224,7 @@ export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
       on,
       patterns,
       types,
-      handle: s.handle as ResolvedHandler["handle"],
+      ...handling,
       dead: s.dead as ResolvedHandler["dead"],
       contract,
     });

@@ -18,14 +18,19 @@
 // leased from its claim, so it must not wait long: rows buffered longer than MAX_BUFFERED_MS are released rather than
 // started with a shortened lease.
 // One attempt of a row (the handler, its transaction, the outcome recorded) is attempt.ts.
+// Batch handlers: a slot runs a batch (batch-attempt.ts) of up to `batch.size` buffered rows of one batch handler,
+// started once the batch is full or its oldest row waited `batch.waitMs`; the room above is then counted in rows,
+// `batch.size` (the largest of the inbox's batch handlers) rows per slot. A batch that failed hands its rows back as
+// ids, claimed again and run alone.
 import type pg from "pg";
 import { coerceError, InboxHandlerTimeoutError } from "../errors.js";
 import { type ClaimedInboxRow, claimDueInbox, claimInboxByIdsSql } from "../sql/inbox/claim.js";
 import { releaseInboxMessagesSql } from "../sql/inbox/release.js";
 import type { InboxNames } from "../sql/names.js";
 import { InboxAttempts, type PrismaLike } from "./attempt.js";
+import { InboxBatchAttempts, planStarts } from "./batch-attempt.js";
 import type { InboxEvent } from "./events.js";
-import type { ResolvedInboxOptions } from "./options.js";
+import type { ResolvedHandler, ResolvedInboxOptions } from "./options.js";
 import type { ReceivedRows } from "./received-rows.js";
 import type { HandlerRegistry } from "./registry.js";
 
@@ -41,6 +46,14 @@ const MAX_BUFFERED_MS = 5_000;
 export class Processor implements ReceivedRows {
   readonly #pool: pg.Pool;
   readonly #attempts: InboxAttempts;
+  readonly #batches: InboxBatchAttempts;
+  readonly #registry: HandlerRegistry;
+  /** Rows a slot takes at most: the largest batch size of this inbox's handlers (1 without batch handlers). */
+  readonly #perSlot: number;
+  /** Slots busy (a slot runs one row's attempt or one batch). */
+  #slots = 0;
+  /** Ends the wait of a batch that is filling (its oldest row's `waitMs`). */
+  #fillTimer: NodeJS.Timeout | undefined;
   readonly #options: ResolvedInboxOptions;
   readonly #claimByIdsSql: string;
   /** This inbox's handlers: its due claims take only their rows (several inboxes may share one table). */
@@ -73,6 +86,9 @@ export class Processor implements ReceivedRows {
     this.#pool = pool;
     this.#options = options;
     this.#attempts = new InboxAttempts(pool, prisma, registry, options, names, emit);
+    this.#batches = new InboxBatchAttempts(pool, prisma, options, names, emit);
+    this.#registry = registry;
+    this.#perSlot = Math.max(1, ...registry.names.map((n) => registry.byName(n)?.batch?.size ?? 1));
     this.#names = names;
     this.#claimByIdsSql = claimInboxByIdsSql(this.#names, options.keyAfterDead);
     this.#handlerNames = registry.names;
@@ -82,6 +98,11 @@ export class Processor implements ReceivedRows {
   /** The lease of a claim: the handler's time, plus room for the transaction to start and commit. */
   get leaseMs(): number {
     return this.#options.handlerTimeoutMs + this.#options.leaseMarginMs;
+  }
+
+  /** Rows running, buffered and being leased, at most: two slots' worth per slot. */
+  get #capacity(): number {
+    return 2 * this.#options.concurrency * this.#perSlot;
   }
 
   start(): void {
@@ -100,7 +121,7 @@ export class Processor implements ReceivedRows {
    */
   reserve(wanted: number): number {
     if (this.#stopping || wanted <= 0) return 0;
-    const room = 2 * this.#options.concurrency - this.#inFlight.size - this.#ready.length - this.#reserved;
+    const room = this.#capacity - this.#inFlight.size - this.#ready.length - this.#reserved;
     const granted = Math.max(0, Math.min(wanted, room));
     this.#reserved += granted;
     return granted;
@@ -145,6 +166,7 @@ export class Processor implements ReceivedRows {
   async stop(deadlineMs: number): Promise<void> {
     this.#stopping = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#fillTimer);
     this.#wake?.();
     await this.#loop;
     await this.#release(this.#ready.splice(0).map((r) => r.row));
@@ -163,8 +185,9 @@ export class Processor implements ReceivedRows {
       this.#startReady();
       let claimed: ClaimedInboxRow[] = [];
       // Room left once the rows running, buffered, and being leased by the receiver (reserve()) are counted.
-      const room = 2 * concurrency - this.#inFlight.size - this.#ready.length - this.#reserved;
-      if (this.#ready.length < Math.ceil(concurrency / 2) && room > 0) {
+      const room = this.#capacity - this.#inFlight.size - this.#ready.length - this.#reserved;
+      const low = Math.ceil(concurrency / 2) * this.#perSlot;
+      if (this.#ready.length < low && room > 0) {
         try {
           claimed = await this.#claim(room);
           this.lastClaimAt = Date.now();
@@ -186,28 +209,40 @@ export class Processor implements ReceivedRows {
       }
       const more = claimed.length > 0 || this.#handed.length > 0 || this.#sweepDue;
       // No room: adopt() or a finished handler wakes the loop.
-      const full = this.#ready.length >= Math.ceil(concurrency / 2) || room <= 0;
+      const full = this.#ready.length >= low || room <= 0;
       if (!more || full) await this.#sleep();
     }
   }
 
-  /** Starts buffered rows while slots are free; releases those that waited too long for one. */
+  /**
+   * Starts buffered rows while slots are free, oldest first: a row alone, or a batch handler's first attempts as one
+   * batch (a filling batch waits, and the rows behind it go on); releases rows that waited too long for a slot.
+   */
   #startReady(): void {
     const stale: ClaimedInboxRow[] = [];
     const now = performance.now();
     // Oldest first: the head is the one that waited longest.
-    while (this.#ready.length > 0) {
-      const next = this.#ready[0]!;
-      if (now - next.claimedAt > Math.min(MAX_BUFFERED_MS, this.#options.leaseMarginMs / 3)) {
-        stale.push(next.row);
-        this.#ready.shift();
-        continue;
-      }
-      if (this.#inFlight.size >= this.#options.concurrency) break;
-      this.#ready.shift();
-      this.#startHandling(next.row);
-    }
+    const maxBuffered = Math.min(MAX_BUFFERED_MS, this.#options.leaseMarginMs / 3);
+    while (this.#ready.length > 0 && now - this.#ready[0]!.claimedAt > maxBuffered)
+      stale.push(this.#ready.shift()!.row);
     if (stale.length > 0) void this.#release(stale);
+    const free = this.#options.concurrency - this.#slots;
+    const plan = planStarts(this.#ready, this.#registry, free, now, this.#stopping);
+    this.#ready = plan.rest;
+    for (const start of plan.starts) {
+      if (start.batch) this.#startBatch(start.batch, start.rows);
+      else this.#startHandling(start.rows[0]!);
+    }
+    const { fillAt } = plan;
+    if (fillAt !== Number.POSITIVE_INFINITY && this.#fillTimer === undefined) {
+      this.#fillTimer = setTimeout(
+        () => {
+          this.#fillTimer = undefined;
+          if (!this.#stopping) this.#startReady();
+        },
+        Math.max(0, fillAt - now),
+      );
+    }
   }
 
   /** Gives claimed, never started rows back (attempt taken back, due at once); on failure their lease runs out. */
@@ -267,21 +302,37 @@ export class Processor implements ReceivedRows {
 
   #startHandling(row: ClaimedInboxRow): void {
     const controller = new AbortController();
-    this.#inFlight.set(row.id, controller);
-    void this.#attempts
-      .run(row, controller)
+    this.#occupy([row], controller, this.#attempts.run(row, controller));
+  }
+
+  #startBatch(handler: ResolvedHandler, rows: ClaimedInboxRow[]): void {
+    const controller = new AbortController();
+    const run = this.#batches.run(handler, rows, controller).then((split) => {
+      // A failed batch's rows, due again: claimed by id at once, and run alone (they failed before).
+      if (!this.#stopping) this.#handed.push(...split);
+    });
+    this.#occupy(rows, controller, run);
+  }
+
+  /** Holds a slot (and its rows in flight) until `run` settles. */
+  #occupy(rows: ClaimedInboxRow[], controller: AbortController, run: Promise<unknown>): void {
+    this.#slots++;
+    for (const row of rows) this.#inFlight.set(row.id, controller);
+    void run
       .catch((thrown) => {
         // An attempt reports its own failures; anything reaching here is a bug or a database outage while recording.
         this.#options.logger.error("inbox attempt failed unrecorded", {
-          id: row.id,
+          id: rows[0]?.id,
+          rows: rows.length,
           error: coerceError(thrown).message,
         });
       })
       .finally(() => {
-        this.#inFlight.delete(row.id);
+        this.#slots--;
+        for (const row of rows) this.#inFlight.delete(row.id);
         // The key's next row may be claimable now (a claim skips it while this one is pending): look at once, not at
         // the sweeper's next tick (its id was handed over, and dropped, while this one was in flight).
-        if (row.ordering_key !== null) this.#sweepDue = true;
+        if (rows.some((row) => row.ordering_key !== null)) this.#sweepDue = true;
         this.#wake?.();
       });
   }

@@ -46,6 +46,33 @@ export type HandleFunction<TPayload, TTx> = (
 ) => Promise<unknown>;
 
 /**
+ * A batch handler (docs/inbox.md#batch-handlers): up to `batch.size` messages of one handler in one interactive
+ * transaction of your Prisma client, which also marks them all processed. Messages are in claim order; at most one
+ * per ordering key. If it throws, nothing of the batch commits and each message is retried alone (a one-message
+ * array), so one bad message cannot fail its neighbours.
+ */
+export type HandleBatchFunction<TPayload, TTx> = (
+  messages: InboxMessage<TPayload>[],
+  tx: TTx,
+  context: HandlerContext,
+) => Promise<unknown>;
+
+/** How a batch handler's batches are formed. */
+export interface BatchOptions {
+  /** Most messages in one batch (one transaction). @defaultValue 50 */
+  size?: number;
+  /**
+   * Longest a claimed message waits for others to fill its batch before the batch starts smaller. @defaultValue 20
+   */
+  waitMs?: number;
+}
+
+/** A handler takes one message (`handle`) or a batch (`handleBatch`, with `batch` options), not both. */
+export type Handling<TPayload, TTx> =
+  | { handle: HandleFunction<TPayload, TTx>; handleBatch?: never; batch?: never }
+  | { handle?: never; handleBatch: HandleBatchFunction<TPayload, TTx>; batch?: BatchOptions };
+
+/**
  * Called once a message is dead for a handler (its last attempt failed, or every attempt started and none finished),
  * inside the transaction of your Prisma client that marks the row dead: what it writes commits with that mark, or,
  * if it throws, neither does and the row stays due for the dead transition again. `error` is the last attempt's.
@@ -63,17 +90,15 @@ export type HandlerSpec<TMessages, TTx> =
         on: K;
         pattern?: never;
         type?: never;
-        handle: HandleFunction<TMessages[K], TTx>;
         dead?: DeadFunction<TMessages[K], TTx>;
-      };
+      } & Handling<TMessages[K], TTx>;
     }[keyof TMessages & string]
-  | {
+  | ({
       on?: never;
       pattern?: string | string[];
       type?: string | string[];
-      handle: HandleFunction<unknown, TTx>;
       dead?: DeadFunction<unknown, TTx>;
-    }
+    } & Handling<unknown, TTx>)
   | ContractHandlerSpec<MessageContract, TTx>;
 
 /**
@@ -86,6 +111,8 @@ export interface ContractHandlerSpec<C extends MessageContract, TTx> {
   pattern?: never;
   type?: never;
   handle: HandleFunction<ContractOutput<C>, TTx>;
+  handleBatch?: never;
+  batch?: never;
   dead?: DeadFunction<unknown, TTx>;
 }
 

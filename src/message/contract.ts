@@ -129,9 +129,14 @@ export async function contractMessage(
  */
 export function handlerContract(
   name: string,
-  spec: { contract?: unknown; on?: unknown; pattern?: unknown; type?: unknown },
+  spec: { contract?: unknown; on?: unknown; pattern?: unknown; type?: unknown; handleBatch?: unknown },
 ): MessageContract | undefined {
   if (spec.contract === undefined) return undefined;
+  if (spec.handleBatch !== undefined) {
+    // The payload is validated on the one-message path (attempt.ts); a batch's would need its own rule for a batch
+    // with one invalid message in it.
+    throw new OutboxConfigError(`\`handlers.${name}\` has a \`contract\`: give it \`handle\`; contracts do not take \`handleBatch\` yet.`);
+  }
   if (!isMessageContract(spec.contract)) {
     throw new OutboxConfigError(`Expected \`handlers.${name}.contract\` to be a contract made by defineMessage().`);
   }

@@ -11,7 +11,7 @@
 //   dead:  after the inbox's last attempt, failed + problem details in the transaction that marks the row dead.
 
 import { coerceError, RequestCancelledError, RequestInputError } from "../errors.js";
-import type { HandlerContext, InboxMessage } from "../inbox/types.js";
+import type { BatchOptions, HandlerContext, InboxMessage } from "../inbox/types.js";
 import { serializePayload } from "../message/message.js";
 import { requestNames } from "../sql/names.js";
 import { completeRequestSql, failRequestSql } from "../sql/requests/finish.js";
@@ -69,6 +69,7 @@ export function requestHandler<TInput, TResult, TTx>(
   options: ResolvedRequestsOptions,
   type: string,
   work: RequestWork<TInput, TResult, TTx>,
+  batch?: BatchOptions,
 ) {
   const names = requestNames(options.schema);
   const sql = {
@@ -153,5 +154,13 @@ export function requestHandler<TInput, TResult, TTx>(
   }
 
   // `pattern` with no wildcard takes exactly this routing key (the type is checked to have none).
-  return { pattern: `${options.routingKeyPrefix}${type}`, handle, dead };
+  const pattern = `${options.routingKeyPrefix}${type}`;
+  if (batch === undefined) return { pattern, handle, dead };
+  // A batch: each request as one attempt would run it, one after the other in the batch's transaction (one
+  // transaction cannot run two statements at once), each result written in it. One that throws rolls the batch back,
+  // and the inbox retries each request alone (through this same function, with a one-message array).
+  async function handleBatch(messages: InboxMessage[], tx: TTx, context: HandlerContext): Promise<void> {
+    for (const message of messages) await handle(message, tx, context);
+  }
+  return { pattern, handleBatch, batch, dead };
 }

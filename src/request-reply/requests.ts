@@ -3,8 +3,9 @@
 // each type's work as an inbox handler made by handler(type, work). Both sides make the same requests() with the same
 // options. Framework-free: the HTTP mapping is the app's (docs/request-reply.md; examples/request-reply/).
 
+import { rejectUnknownKeys } from "../config/validate.js";
 import { RequestIdempotencyError, RequestInputError } from "../errors.js";
-import type { HandlerSpec } from "../inbox/types.js";
+import type { BatchOptions, HandlerSpec } from "../inbox/types.js";
 import { serializePayload } from "../message/message.js";
 import { isUuid, uuidv7 } from "../message/uuid.js";
 import { type RequestNames, requestNames } from "../sql/names.js";
@@ -145,15 +146,20 @@ export class Requests<TTx = any> {
   /**
    * The inbox handler that runs the work of `type`: put it into an inbox's `handlers` whose queue is bound to
    * `routingKey(type)` on the requests' exchange. The work gets the input and a context (transaction, signal,
-   * progress); what it returns is the result (JSON). See handler.ts for the states of one attempt.
+   * progress); what it returns is the result (JSON). See handler.ts for the states of one attempt. With `batch`, it
+   * is a batch handler (docs/inbox.md#batch-handlers): the works of up to `batch.size` requests run one after the
+   * other in one transaction, each request's result written in it; if one throws, each request is retried alone.
    */
   handler<TInput = any, TResult = unknown>(
     type: string,
     work: RequestWork<TInput, TResult, TTx>,
+    options: { batch?: BatchOptions } = {},
   ): HandlerSpec<Record<string, unknown>, TTx> {
     checkType(type);
     if (typeof work !== "function") throw new RequestInputError(`Expected the work of "${type}" to be a function.`);
-    return requestHandler(this.#prisma, this.#options, type, work) as HandlerSpec<Record<string, unknown>, TTx>;
+    rejectUnknownKeys(`handler("${type}")`, options ?? {}, ["batch"]);
+    const spec = requestHandler(this.#prisma, this.#options, type, work, options?.batch);
+    return spec as HandlerSpec<Record<string, unknown>, TTx>;
   }
 
   /** Deletes every expired request now, in batches of `purgeBatchSize`; resolves with how many. */

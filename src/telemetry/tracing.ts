@@ -135,17 +135,24 @@ export function startPublishSpan(messages: readonly TracedMessage[]): Span | und
     { kind: SpanKind.PRODUCER, attributes },
     ROOT_CONTEXT,
   );
-  if (span.isRecording()) {
-    const links: Link[] = [];
-    for (const m of messages) {
-      if (links.length >= MAX_LINKS) break;
-      const stored = extractContext(m.headers);
-      const sc = stored && trace.getSpanContext(stored);
-      if (sc) links.push({ context: sc, attributes: { "messaging.message.id": m.messageId } });
-    }
-    if (links.length > 0) span.addLinks(links);
-  }
+  linkStoredContexts(span, messages);
   return span;
+}
+
+/** Links a recording span to the context each message was written in (up to MAX_LINKS). */
+function linkStoredContexts(
+  span: Span,
+  messages: readonly { messageId: string; headers: Readonly<Record<string, unknown>> | null | undefined }[],
+): void {
+  if (!span.isRecording()) return;
+  const links: Link[] = [];
+  for (const m of messages) {
+    if (links.length >= MAX_LINKS) break;
+    const stored = extractContext(m.headers);
+    const sc = stored && trace.getSpanContext(stored);
+    if (sc) links.push({ context: sc, attributes: { "messaging.message.id": m.messageId } });
+  }
+  if (links.length > 0) span.addLinks(links);
 }
 
 /** Ends a span, as failed when `error` is given. */
@@ -194,6 +201,10 @@ export async function withConsumerSpan<T>(message: ConsumedMessage, work: () => 
     },
     parent,
   );
+  return runInSpan(span, parent, work);
+}
+
+async function runInSpan<T>(span: Span, parent: Context, work: () => Promise<T>): Promise<T> {
   try {
     const result = await context.with(trace.setSpan(parent, span), work);
     endSpan(span);
@@ -202,4 +213,31 @@ export async function withConsumerSpan<T>(message: ConsumedMessage, work: () => 
     endSpan(span, error);
     throw error;
   }
+}
+
+/**
+ * Runs `work` (a batch handler's transaction) inside ONE CONSUMER span for the whole batch, linked to the context
+ * each message was written in (the messages come from many traces, so none of them is the parent: the messaging
+ * conventions' batch receive). What the handler enqueues continues this span's trace.
+ */
+export async function withConsumerBatchSpan<T>(
+  handler: string,
+  messages: readonly ConsumedMessage[],
+  work: () => Promise<T>,
+): Promise<T> {
+  if (!tracing()) return work();
+  const exchange = messages[0]?.exchange;
+  const oneExchange = exchange !== undefined && messages.every((m) => m.exchange === exchange);
+  const attributes: Attributes = {
+    ...BASE_ATTRIBUTES,
+    "messaging.operation.type": "process",
+    "messaging.operation.name": "process",
+    "messaging.consumer.group.name": handler,
+    "messaging.batch.message_count": messages.length,
+  };
+  if (oneExchange) attributes["messaging.destination.name"] = exchange;
+  const name = oneExchange ? `process ${exchange}` : "process";
+  const span = tracer().startSpan(name, { kind: SpanKind.CONSUMER, attributes }, ROOT_CONTEXT);
+  linkStoredContexts(span, messages);
+  return runInSpan(span, ROOT_CONTEXT, work);
 }

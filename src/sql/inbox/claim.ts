@@ -21,7 +21,7 @@ import { type InboxNames, quoteLiteral } from "../names.js";
 //   only) until it succeeds or is dead. The (ordering_key, handler, status, id) index answers the probe; rows without
 //   a key pass at the first test of the OR.
 const RETURNING = `RETURNING m.id::text AS id, m.message_id, m.handler, m.exchange, m.routing_key, m.payload, m.headers,
-  m.type, m.correlation_id, m.attempts, m.received_at, m.ordering_key`;
+  m.type, m.correlation_id, m.attempts, m.received_at, m.ordering_key, m.last_error IS NOT NULL AS failed_before`;
 
 /** What a key's later rows do once one of its rows is dead. */
 export type KeyAfterDead = "stop" | "continue";
@@ -127,4 +127,9 @@ export interface ClaimedInboxRow {
   attempts: number;
   received_at: Date;
   ordering_key: string | null;
+  /**
+   * An attempt failed before (its error is stored): a batch handler's row then runs alone, not in a batch
+   * (batch-attempt.ts). Absent on rows the receiver leased, which are new.
+   */
+  failed_before?: boolean;
 }
