@@ -22,8 +22,8 @@ export { uuidv7 } from "./message/uuid.js";
 
 export type { CloudEventsOptions } from "./relay/cloud-events.js";
 export type { ClaimPath, RelayEvent, RelayEventListener } from "./relay/events.js";
-export type { RelayLogger, RelayOptions } from "./relay/options.js";
 export type { RefusedMessage } from "./relay/give-up.js";
+export type { RelayLogger, RelayOptions } from "./relay/options.js";
 export { createRelay, Relay, type RelayHealth, type RelayStats, startRelay } from "./relay/relay.js";
 export type { KeyAfterDeadLetter } from "./sql/outbox/claim.js";
 export type { BacklogSnapshot } from "./telemetry/metrics.js";

@@ -135,7 +135,9 @@ export function handlerContract(
   if (spec.handleBatch !== undefined) {
     // The payload is validated on the one-message path (attempt.ts); a batch's would need its own rule for a batch
     // with one invalid message in it.
-    throw new OutboxConfigError(`\`handlers.${name}\` has a \`contract\`: give it \`handle\`; contracts do not take \`handleBatch\` yet.`);
+    throw new OutboxConfigError(
+      `\`handlers.${name}\` has a \`contract\`: give it \`handle\`; contracts do not take \`handleBatch\` yet.`,
+    );
   }
   if (!isMessageContract(spec.contract)) {
     throw new OutboxConfigError(`Expected \`handlers.${name}.contract\` to be a contract made by defineMessage().`);

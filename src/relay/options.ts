@@ -151,6 +151,7 @@ export interface RelayOptions {
    * @defaultValue undefined (plain messages)
    */
   cloudEvents?: CloudEventsOptions | false;
+  /**
    * Whether a message the broker refused (unroutable, nacked, a channel closed by it alone: 403, 406 above
    * `max_message_size`) is worth another attempt. `false` moves it to the dead letters at once with its error
    * (event `dead-lettered` with reason "non-retryable"), whatever `maxAttempts` says: for failures you know no retry
