@@ -27,7 +27,13 @@ function required(name: string): string {
 
 /** The client of a process; `queue` is the in-process hand-off to a relay in the same process (the web server's). */
 export function createPrisma(queue: OutboxQueue | false) {
-  const base = new PrismaClient({ adapter: new PrismaPg({ connectionString: settings.databaseUrl }) });
+  const base = new PrismaClient({
+    adapter: new PrismaPg({ connectionString: settings.databaseUrl }),
+    // A burst of submits (100 at once in test/request-reply/http.test.ts) queues for the pool's 10 connections: on a
+    // loaded machine Prisma's default 2 s wait for one ran out and a submit answered 500 ("Unable to start a
+    // transaction in the given time"). A request may wait longer for a connection than that.
+    transactionOptions: { maxWait: 10_000 },
+  });
   return base.$extends(outbox<typeof base>({ exchange: settings.exchange, queue }));
 }
 export type Prisma = ReturnType<typeof createPrisma>;
