@@ -224,8 +224,9 @@ describe("the HTTP contract", () => {
 
 describe("faults", () => {
   it("the worker SIGKILLed mid-job: the job re-runs, the result is written once, status never goes back", async () => {
-    // The inbox's lease is handlerTimeoutMs + 15 s: a short timeout gets the re-run sooner.
-    const a = app({ INBOX_HANDLER_TIMEOUT_MS: "3000" });
+    // The inbox's lease is handlerTimeoutMs + 15 s: a short timeout gets the re-run sooner. Not shorter than 6 s: the
+    // re-run's remaining ~7 steps of 300 ms ran past 3 s once on a loaded machine, timed out, and ran a third time.
+    const a = app({ INBOX_HANDLER_TIMEOUT_MS: "6000" });
     const first = await a.startWorker();
     const { url } = await a.startServer();
     const res = await post(url, { title: "crash", steps: 10 });
