@@ -105,6 +105,7 @@ export type {
 export type { BatchFailureReason } from "./errors.js";
 export {
   InboxHandlerTimeoutError,
+  InboxPartitionsError,
   OutboxBatchTransactionError,
   OutboxConfigError,
   OutboxError,

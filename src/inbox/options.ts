@@ -14,6 +14,7 @@ import { type DoctorThresholds, doctorThresholdsOption } from "../ops/doctor-opt
 import { type Logger, loggerOption } from "../runtime/logger.js";
 import type { KeyAfterDead } from "../sql/inbox/claim.js";
 import type { ExchangeSpec, QueueSpec } from "../transport/transport.js";
+import { type InboxQueueSpec, type ResolvedPartitions, resolvePartitions } from "./partition-options.js";
 import type { HandlerSpec } from "./types.js";
 
 /**
@@ -25,8 +26,11 @@ export type InvalidMessagePolicy = "dead" | "reject";
 export interface InboxOptions<TMessages, TClient, TTx> {
   /** Your Prisma client (extended with `outbox()` or not): handlers run in its interactive transactions. */
   prisma: TClient;
-  /** The durable queue to consume, asserted at start with its arguments and bindings. */
-  queue: QueueSpec;
+  /**
+   * The durable queue to consume, asserted at start with its arguments and bindings; or, with `partitions`, N partition
+   * queues shared by every inbox process on it (partition-options.ts, docs/scaling.md#partitioned-inbox-queues).
+   */
+  queue: InboxQueueSpec;
   /** Exchanges to assert before binding the queue. @defaultValue [] */
   exchanges?: ExchangeSpec[];
   /** Handlers by name. The name is part of the deduplication key: keep it stable. */
@@ -124,6 +128,8 @@ export interface InboxOptions<TMessages, TClient, TTx> {
 
 export interface ResolvedInboxOptions {
   queue: Required<QueueSpec>;
+  /** Set for a partitioned queue. */
+  partitions: ResolvedPartitions | undefined;
   exchanges: ExchangeSpec[];
   prefetch: number;
   maxPayloadBytes: number;
@@ -268,7 +274,7 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
   if (typeof prisma?.$transaction !== "function" || typeof prisma.$executeRawUnsafe !== "function") {
     throw new OutboxConfigError("Expected `prisma` to be your Prisma client (handlers run in its transactions).");
   }
-  const queue = options.queue as QueueSpec | undefined;
+  const queue = options.queue as InboxQueueSpec | undefined;
   if (typeof queue !== "object" || queue === null) {
     throw new OutboxConfigError("Expected `queue` to be { name, arguments?, bindings? }.");
   }
@@ -304,6 +310,7 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
   }
   return {
     queue: { name: queue.name, arguments: args, bindings },
+    partitions: resolvePartitions(queue),
     exchanges,
     prefetch: integerOption("prefetch", options.prefetch, 1_000, 1),
     maxPayloadBytes: integerOption("maxPayloadBytes", options.maxPayloadBytes, 1_048_576, 1),
