@@ -128,7 +128,12 @@ describe("partitioned inbox queues", () => {
     const channels = await Promise.all([0, 1, 2].map(() => connection.createChannel()));
     const got = [0, 0, 0];
     for (const [i, ch] of channels.entries()) {
-      for (let p = 0; p < 4; p++) await ch.consume(`${queue}.p${p}`, (m) => m && (got[i]!++, ch.ack(m)));
+      for (let p = 0; p < 4; p++)
+        await ch.consume(`${queue}.p${p}`, (m) => {
+          if (!m) return;
+          got[i]!++;
+          ch.ack(m);
+        });
     }
     for (let k = 0; k < 100; k++) {
       channel.publish(exchange, "order.event", Buffer.from("{}"), {
