@@ -4,6 +4,7 @@
 //   - both found: nothing to do;
 //   - missing, running as root with apt-get: installs them, saying what and why, then goes on;
 //   - missing otherwise (not root, no apt-get): stops at once, exit 1, with the exact command to run.
+// It enables RabbitMQ's consistent-hash exchange plugin where the broker runs here (the partitioned inbox tests).
 // It also says, in one line, when the Node.js running the tests is not a line the package supports (the tests run on
 // it anyway: they are development tooling; CI runs them on every supported line).
 //
@@ -49,7 +50,30 @@ function nodeLineNotice() {
 const pretend = new Set((process.env.PRISMA_OUTBOX_PRETEND_MISSING ?? "").split(",").filter(Boolean));
 const uid = process.env.PRISMA_OUTBOX_PRETEND_UID ?? String(process.getuid?.() ?? -1);
 
+/**
+ * Partitioned inbox queues (test/inbox/partitions*.test.ts) need RabbitMQ's bundled consistent-hash exchange plugin.
+ * `rabbitmq-plugins enable` is idempotent; it works only where the broker runs (this machine). Elsewhere the tests
+ * fail saying how to enable it. Skipped under this script's own test (the PRETEND settings).
+ */
+function enableHashExchange() {
+  if (process.env.PRISMA_OUTBOX_PRETEND_MISSING !== undefined || process.env.PRISMA_OUTBOX_PRETEND_UID !== undefined) {
+    return;
+  }
+  if (onPath("rabbitmq-plugins") === undefined) return;
+  // The broker's list of enabled plugins: reading it saves the ~10 s rabbitmq-plugins takes to start.
+  const file = process.env.RABBITMQ_ENABLED_PLUGINS_FILE ?? "/etc/rabbitmq/enabled_plugins";
+  if (existsSync(file) && readFileSync(file, "utf8").includes("rabbitmq_consistent_hash_exchange")) return;
+  const run = spawnSync("rabbitmq-plugins", ["enable", "rabbitmq_consistent_hash_exchange"], { encoding: "utf8" });
+  if (run.status !== 0) {
+    say(
+      "could not enable RabbitMQ's rabbitmq_consistent_hash_exchange plugin (the partitioned inbox tests need it): " +
+        "run `rabbitmq-plugins enable rabbitmq_consistent_hash_exchange` as the broker's user.",
+    );
+  }
+}
+
 nodeLineNotice();
+enableHashExchange();
 const missing = Object.keys(PACKAGES).filter((name) => pretend.has(name) || installed(name) === undefined);
 if (missing.length === 0) process.exit(0);
 

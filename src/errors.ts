@@ -49,6 +49,13 @@ export class OutboxSchemaError extends OutboxMessageError {
  */
 export class OutboxConfigError extends OutboxError {}
 
+/**
+ * The inbox's partitioned queue (`queue.partitions`) cannot start as declared: the broker has another partition count
+ * for the queue (keys would move between partitions, docs/scaling.md#changing-the-partition-count), or RabbitMQ lacks
+ * the consistent-hash exchange plugin. A person must change something.
+ */
+export class InboxPartitionsError extends OutboxConfigError {}
+
 /** A declared event was written inside a batch `$transaction([...])`, where the outbox cannot take part. */
 export class OutboxBatchTransactionError extends OutboxError {}
 

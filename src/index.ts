@@ -122,6 +122,7 @@ export type {
 export type { BatchFailureReason, DeadLetterReason } from "./errors.js";
 export {
   InboxHandlerTimeoutError,
+  InboxPartitionsError,
   isNonRetryable,
   MessageExpiredError,
   NonRetryableError,

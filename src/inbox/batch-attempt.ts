@@ -20,7 +20,8 @@ import type { InboxNames } from "../sql/names.js";
 import { withConsumerBatchSpan } from "../telemetry/tracing.js";
 import { inboxMessageOf, type PrismaLike, untilAborted } from "./attempt.js";
 import type { InboxEvent } from "./events.js";
-import type { ResolvedHandler, ResolvedInboxOptions } from "./options.js";
+import type { ResolvedHandler } from "./handler-options.js";
+import type { ResolvedInboxOptions } from "./options.js";
 import type { HandlerRegistry } from "./registry.js";
 
 /** Tries to split a failed batch before giving up (its rows then come back when their lease runs out). */

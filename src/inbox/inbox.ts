@@ -8,13 +8,15 @@ import { type BacklogRow, inboxBacklogGaugesSql } from "../sql/inbox/backlog.js"
 import { inboxNames } from "../sql/names.js";
 import { BacklogProbe } from "../telemetry/backlog-probe.js";
 import { InboxMetrics } from "../telemetry/metrics.js";
-import { AmqpConsumer } from "../transport/amqp/consumer.js";
 import type { Consumer, ConsumerOptions } from "../transport/transport.js";
 import { consumerEventReporter } from "./consumer-events.js";
 import type { InboxEvent, InboxEventListener } from "./events.js";
+import { resolveHandlers } from "./handler-options.js";
 import { decodeLoopText, type InboxHealth, receiverStallFinding } from "./health.js";
-import { type InboxOptions, type ResolvedInboxOptions, resolveHandlers, resolveInboxOptions } from "./options.js";
+import { inboxConsumer } from "./inbox-consumer.js";
+import { type InboxOptions, type ResolvedInboxOptions, resolveInboxOptions } from "./options.js";
 import { warnUnusableOrderingKey } from "./ordering-key.js";
+import { PartitionedConsumer } from "./partitions.js";
 import { type PrismaLike, Processor } from "./processor.js";
 import { RECEIVE_STALL_MS, Receiver } from "./receiver.js";
 import { HandlerRegistry } from "./registry.js";
@@ -72,6 +74,12 @@ export class Inbox {
   /** The queue's bindings, as given in `queue.bindings`. */
   get bindings(): ReadonlyArray<{ exchange: string; routingKey: string }> {
     return this.#options.queue.bindings ?? [];
+  }
+
+  /** The partitions this process consumes now, of a partitioned queue (`queue.partitions`); [] otherwise. */
+  get partitions(): number[] {
+    const consumer = this.#parts?.consumer;
+    return consumer instanceof PartitionedConsumer ? consumer.owned : [];
   }
 
   /** The schema of the inbox table. */
@@ -201,7 +209,8 @@ export class Inbox {
     // guards every client (runtime/pg.ts: a backend dying under a statement must not crash the process, reliability
     // row I4) and says when it loses one.
     const owned = openPool(database.source, {
-      max: 4,
+      // A partitioned queue holds one more connection for its partition locks (partitions.ts).
+      max: this.#options.partitions === undefined ? 4 : 5,
       application_name: "prisma-outbox inbox",
       connectionTimeoutMillis: 10_000,
     });
@@ -252,14 +261,14 @@ export class Inbox {
         },
         onEvent: consumerEventReporter(logger, this.#options.queue.name, this.#emit),
       };
-      consumer =
-        "transport" in broker
-          ? broker.transport.consumer(consumerOptions)
-          : new AmqpConsumer({
-              ...consumerOptions,
-              url: broker.amqpUrl,
-              guardHeaders: this.#options.guardHeaders,
-            });
+      consumer = inboxConsumer({
+        broker,
+        options: consumerOptions,
+        partitions: this.#options.partitions,
+        guardHeaders: this.#options.guardHeaders,
+        pool,
+        logger,
+      });
       processor.start();
       // A test clock moved forward: retries and leases may have ended, which only a claim finds.
       const wakes = processor;

@@ -11,12 +11,12 @@ import {
   schemaOption,
 } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
-import { handlerContract, type MessageContract } from "../message/contract.js";
 import { type DoctorThresholds, doctorThresholdsOption } from "../ops/doctor-options.js";
 import { type Logger, loggerOption } from "../runtime/logger.js";
 import type { KeyAfterDead } from "../sql/inbox/claim.js";
 import type { ExchangeSpec, QueueSpec } from "../transport/transport.js";
-import { type ResolvedBatch, resolveHandling } from "./batch-options.js";
+import { shortString } from "./handler-options.js";
+import { type InboxQueueSpec, type ResolvedPartitions, resolvePartitions } from "./partition-options.js";
 import type { HandlerSpec, InboxMessage } from "./types.js";
 
 /**
@@ -28,8 +28,11 @@ export type InvalidMessagePolicy = "dead" | "reject";
 export interface InboxOptions<TMessages, TClient, TTx> {
   /** Your Prisma client (extended with `outbox()` or not): handlers run in its interactive transactions. */
   prisma: TClient;
-  /** The durable queue to consume, asserted at start with its arguments and bindings. */
-  queue: QueueSpec;
+  /**
+   * The durable queue to consume, asserted at start with its arguments and bindings; or, with `partitions`, N partition
+   * queues shared by every inbox process on it (partition-options.ts, docs/scaling.md#partitioned-inbox-queues).
+   */
+  queue: InboxQueueSpec;
   /** Exchanges to assert before binding the queue. @defaultValue [] */
   exchanges?: ExchangeSpec[];
   /** Handlers by name. The name is part of the deduplication key: keep it stable. */
@@ -135,6 +138,8 @@ export interface InboxOptions<TMessages, TClient, TTx> {
 
 export interface ResolvedInboxOptions {
   queue: Required<QueueSpec>;
+  /** Set for a partitioned queue. */
+  partitions: ResolvedPartitions | undefined;
   exchanges: ExchangeSpec[];
   prefetch: number;
   maxPayloadBytes: number;
@@ -162,75 +167,6 @@ export interface ResolvedInboxOptions {
    * at work, as they would with an amqplib the header guard does not know (transport/amqp/header-guard.ts).
    */
   guardHeaders: boolean;
-}
-
-function shortString(value: unknown, name: string): string {
-  return expectString(name, value, { minBytes: 1, maxBytes: 255 });
-}
-
-function strings(value: unknown, name: string): string[] {
-  const list = Array.isArray(value) ? value : [value];
-  return list.map((v, i) => shortString(v, Array.isArray(value) ? `${name}[${i}]` : name));
-}
-
-/** A handler, validated: its name and what it matches. */
-export interface ResolvedHandler {
-  name: string;
-  on: string[];
-  patterns: string[];
-  types: string[];
-  handle: (...args: any[]) => Promise<unknown>;
-  /** A batch handler's: its batches run in batch-attempt.ts (`handle` is then its one-message path). */
-  handleBatch: ((...args: any[]) => Promise<unknown>) | undefined;
-  batch: ResolvedBatch | undefined;
-  /** Runs in the transaction that marks a message dead for this handler (request-reply records `failed` there). */
-  dead: ((...args: any[]) => Promise<unknown>) | undefined;
-  /** The payload is validated by it before `handle` runs (message/contract.ts). */
-  contract: MessageContract | undefined;
-}
-
-const HANDLER_KEYS = ["on", "pattern", "type", "handle", "handleBatch", "batch", "dead", "contract"];
-
-export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
-  if (typeof handlers !== "object" || handlers === null || Array.isArray(handlers)) {
-    throw new OutboxConfigError("Expected `handlers` to be an object of handlers keyed by name.");
-  }
-  const resolved: ResolvedHandler[] = [];
-  for (const [name, spec] of Object.entries(handlers as Record<string, unknown>)) {
-    shortString(name, "handler name");
-    const s = spec as { on?: unknown; pattern?: unknown; type?: unknown; handle?: unknown; dead?: unknown } | null;
-    if (typeof s !== "object" || s === null || (typeof s.handle !== "function" && !("handleBatch" in s))) {
-      throw new OutboxConfigError(`Expected \`handlers.${name}\` to be { on | pattern | type, handle(message, tx) }.`);
-    }
-    // A misspelt key (`onDead` for `dead`) would otherwise be a hook that silently never runs.
-    rejectUnknownKeys(`handlers.${name}`, s, HANDLER_KEYS);
-    if (s.dead !== undefined && typeof s.dead !== "function") {
-      throw new OutboxConfigError(
-        `Expected \`handlers.${name}.dead\` to be a function (message, tx, error), or absent.`,
-      );
-    }
-    const handling = resolveHandling(name, s);
-    const contract = handlerContract(name, s);
-    const on = contract ? [contract.routingKey] : s.on === undefined ? [] : strings(s.on, `handlers.${name}.on`);
-    const patterns = s.pattern === undefined ? [] : strings(s.pattern, `handlers.${name}.pattern`);
-    const types = s.type === undefined ? [] : strings(s.type, `handlers.${name}.type`);
-    if (on.length + patterns.length + types.length === 0) {
-      throw new OutboxConfigError(
-        `\`handlers.${name}\` matches nothing: give \`on\` (a routing key), \`pattern\` (e.g. "order.*") or \`type\`.`,
-      );
-    }
-    resolved.push({
-      name,
-      on,
-      patterns,
-      types,
-      ...handling,
-      dead: s.dead as ResolvedHandler["dead"],
-      contract,
-    });
-  }
-  if (resolved.length === 0) throw new OutboxConfigError("Expected at least one handler in `handlers`.");
-  return resolved;
 }
 
 /** Every option of inbox(), and the hidden `guardHeaders`: any other key is refused. */
@@ -289,7 +225,7 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
   if (typeof prisma?.$transaction !== "function" || typeof prisma.$executeRawUnsafe !== "function") {
     throw new OutboxConfigError("Expected `prisma` to be your Prisma client (handlers run in its transactions).");
   }
-  const queue = options.queue as QueueSpec | undefined;
+  const queue = options.queue as InboxQueueSpec | undefined;
   if (typeof queue !== "object" || queue === null) {
     throw new OutboxConfigError("Expected `queue` to be { name, arguments?, bindings? }.");
   }
@@ -325,6 +261,7 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
   }
   return {
     queue: { name: queue.name, arguments: args, bindings },
+    partitions: resolvePartitions(queue),
     exchanges,
     prefetch: integerOption("prefetch", options.prefetch, 1_000, 1),
     maxPayloadBytes: integerOption("maxPayloadBytes", options.maxPayloadBytes, 1_048_576, 1),

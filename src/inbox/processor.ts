@@ -30,7 +30,8 @@ import type { InboxNames } from "../sql/names.js";
 import { InboxAttempts, type PrismaLike } from "./attempt.js";
 import { InboxBatchAttempts, planStarts } from "./batch-attempt.js";
 import type { InboxEvent } from "./events.js";
-import type { ResolvedHandler, ResolvedInboxOptions } from "./options.js";
+import type { ResolvedHandler } from "./handler-options.js";
+import type { ResolvedInboxOptions } from "./options.js";
 import type { ReceivedRows } from "./received-rows.js";
 import type { HandlerRegistry } from "./registry.js";
 

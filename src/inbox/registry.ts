@@ -1,6 +1,6 @@
 // Which handlers take a delivery. AMQP topic semantics for patterns: words are separated by dots, `*` matches exactly
 // one word and `#` zero or more; `on` matches a routing key exactly; `type` the AMQP type property.
-import type { ResolvedHandler } from "./options.js";
+import type { ResolvedHandler } from "./handler-options.js";
 
 function matches(pattern: string[], words: string[], i = 0, j = 0): boolean {
   if (i === pattern.length) return j === words.length;

@@ -8,7 +8,7 @@ import {
   MAX_JSON_DEPTH,
   type Received,
 } from "../../src/inbox/delivery-rows.js";
-import { resolveHandlers } from "../../src/inbox/options.js";
+import { resolveHandlers } from "../../src/inbox/handler-options.js";
 import { HandlerRegistry } from "../../src/inbox/registry.js";
 import type { Delivery } from "../../src/transport/transport.js";
 

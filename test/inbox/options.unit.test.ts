@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { resolveHandlers, resolveInboxOptions } from "../../src/inbox/options.js";
+import { resolveHandlers } from "../../src/inbox/handler-options.js";
+import { resolveInboxOptions } from "../../src/inbox/options.js";
 import { topicMatches } from "../../src/inbox/registry.js";
 import { inbox, OutboxConfigError } from "../../src/index.js";
 

@@ -7,7 +7,7 @@ import type { ConsumeMessage } from "amqplib";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { InboxEvent } from "../../src/inbox/events.js";
-import { resolveHandlers } from "../../src/inbox/options.js";
+import { resolveHandlers } from "../../src/inbox/handler-options.js";
 import { Receiver, type ReceiverDeps } from "../../src/inbox/receiver.js";
 import { HandlerRegistry } from "../../src/inbox/registry.js";
 import type { ClaimedInboxRow } from "../../src/sql/inbox/claim.js";
