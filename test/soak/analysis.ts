@@ -59,7 +59,7 @@ export const FULL_BOUNDS: Bounds = {
   amqpChannels: { delta: 0 },
   amqpListeners: { delta: 4 },
   signals: { delta: 3 },
-  signalListeners: { delta: 3 },
+  signalListeners: { delta: 2 },
   processListeners: { delta: 0 },
   warnings: { atMost: 0 },
   dbSessions: { delta: 1 },

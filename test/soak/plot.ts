@@ -42,7 +42,14 @@ const PAD = { left: 52, right: 12, top: 22, bottom: 24 };
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/'/g, "&#39;");
 const num = (n: number) => (Math.abs(n) >= 100 ? n.toFixed(0) : Number(n.toPrecision(3)).toString());
 
-function panel(run: SoakRun, title: string, series: Array<{ colour: string; lines: Array<Array<[number, number]>> }>) {
+interface Series {
+  colour: string;
+  lines: Array<Array<[number, number]>>;
+  /** Shown in the panel's own legend (for series that are not the workers). */
+  label?: string;
+}
+
+function panel(run: SoakRun, title: string, series: Series[]) {
   const all = series.flatMap((s) => s.lines.flat());
   const maxY = Math.max(1, ...all.map(([, y]) => y)) * 1.1;
   const minY = Math.min(0, ...all.map(([, y]) => y));
@@ -78,9 +85,14 @@ function panel(run: SoakRun, title: string, series: Array<{ colour: string; line
   }
   for (let k = 0; k <= 4; k++) {
     const t = (endT * k) / 4;
-    out.push(`<text x="${x(t)}" y="${H - 8}" text-anchor="middle">${(t / 60).toFixed(1)} min</text>`);
+    const anchor = k === 0 ? "start" : k === 4 ? "end" : "middle";
+    out.push(`<text x="${x(t)}" y="${H - 8}" text-anchor="${anchor}">${(t / 60).toFixed(1)} min</text>`);
   }
   out.push(`<text x="${PAD.left}" y="14" font-weight="bold">${esc(title)}</text>`);
+  series.forEach((s, i) => {
+    if (s.label === undefined) return;
+    out.push(`<text x="${PAD.left + 6}" y="${PAD.top + 10 + i * 11}" fill="${s.colour}">${esc(s.label)}</text>`);
+  });
   return out.join("\n");
 }
 
@@ -111,9 +123,10 @@ export function renderSvg(run: SoakRun, heading: string): string {
   panels.push(
     panel(
       run,
-      `PostgreSQL sessions per application_name (${names.map((n, i) => `${i + 1}: ${n}`).join("; ")})`.slice(0, 110),
+      "PostgreSQL sessions per application_name (pg_stat_activity)",
       names.map((n, i) => ({
         colour: palette[i % palette.length]!,
+        label: n,
         lines: [run.db.map((d): [number, number] => [d.t, d.sessions[n] ?? 0])],
       })),
     ),
