@@ -175,6 +175,10 @@ export function ledgerProblems(run: SoakRun): string[] {
   if (l.phantoms > 0) problems.push(`${l.phantoms} rolled-back writes handled`);
   for (const [what, n] of Object.entries(l.drained)) if (n !== 0) problems.push(`not drained: ${what} = ${n}`);
   for (const [slot, code] of Object.entries(l.exitCodes)) if (code !== 0) problems.push(`${slot} exited ${code}`);
+  for (const c of l.crashes ?? []) {
+    const why = c.lastLines.find((line) => /Error|error:/.test(line)) ?? "";
+    problems.push(`${c.slot} pid ${c.pid} exited by itself (${c.exit}) at ${c.t.toFixed(0)} s: ${why.trim()}`);
+  }
   if (l.writeErrors.length > 0) problems.push(`${l.writeErrors.length} app writes failed: ${l.writeErrors[0]}`);
   return problems;
 }

@@ -103,6 +103,8 @@ export interface Ledger {
   drained: { outbox: number; inboxPending: number; inboxDead: number; queue: number; requestsUnfinished: number };
   /** Worker exits after the final SIGTERM (expected 0 each). */
   exitCodes: Record<string, number | null>;
+  /** Workers that exited without being told to (each restarted at once), with their last lines. */
+  crashes: Array<{ slot: Slot; pid: number; t: number; exit: string; lastLines: string[] }>;
 }
 
 export interface SoakRun {
@@ -150,6 +152,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
   const faults: FaultMark[] = [];
   const procs = new Map<Slot, h.Proc>();
   const incarnations = new Map<Slot, number>();
+  /** Processes the run itself stops (a SIGKILL of the schedule, the SIGTERM at the end): their exit is no crash. */
+  const stopping = new Set<h.Proc>();
+  const crashes: Ledger["crashes"] = [];
+  let ending = false;
   const spawn = { execArgv: ["--expose-gc", "--import", PROBE] };
   const probeEnv = { SOAK_SAMPLE_MS: String(sampleMs) };
 
@@ -180,6 +186,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
       if (message?.soak) samples.push({ ...message.soak, slot, incarnation, t: (message.soak.at - started) / 1000 });
     });
     procs.set(slot, proc);
+    void proc.exited.then(async (exit) => {
+      if (stopping.has(proc)) return;
+      crashes.push({
+        slot,
+        pid: proc.pid,
+        t: now(),
+        exit: String(exit.code ?? exit.signal),
+        lastLines: proc.lines.slice(-30),
+      });
+      log(`soak: ${slot} pid ${proc.pid} exited by itself (${exit.code ?? exit.signal}); restarting it`);
+      if (!ending) await startSlot(slot).catch((e: Error) => log(`soak: restart of ${slot} failed: ${e.message}`));
+    });
     await proc.waitForLine(slot.startsWith("relay") ? /relay started/ : /inbox started/, 60_000);
   };
 
@@ -205,7 +223,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
   while (Date.now() + faultEveryMs <= loadEnds) {
     await h.sleep(faultEveryMs);
     const kind = FAULTS[k++ % FAULTS.length]!;
-    const note = await injectFault(kind, { procs, startSlot, pool, cutter, throttle });
+    const note = await injectFault(kind, { procs, stopping, startSlot, pool, cutter, throttle });
     faults.push({ t: now(), kind, note });
     log(`soak: ${now().toFixed(0)} s fault ${kind}: ${note} (${app.ledger.committed.size} committed so far)`);
   }
@@ -225,6 +243,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
   const endT = now();
 
   const ledger = await countLedger(pool, app.ledger, drained);
+  ledger.crashes = crashes;
+  ending = true;
+  for (const proc of procs.values()) stopping.add(proc);
   for (const [slot, proc] of procs) {
     ledger.exitCodes[slot] = (await h.killProc(proc, "SIGTERM")).code;
   }
@@ -240,6 +261,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
 
 interface FaultContext {
   procs: Map<Slot, h.Proc>;
+  stopping: Set<h.Proc>;
   startSlot(slot: Slot): Promise<void>;
   pool: pg.Pool;
   cutter: Awaited<ReturnType<typeof startTcpProxy>>;
@@ -258,6 +280,7 @@ async function injectFault(kind: FaultKind, ctx: FaultContext): Promise<string> 
     case "kill-inbox": {
       const slot: Slot = kind === "kill-relay" ? "relay-2" : "inbox-2";
       const proc = ctx.procs.get(slot)!;
+      ctx.stopping.add(proc);
       await h.killProc(proc, "SIGKILL");
       await ctx.startSlot(slot);
       return `${slot} pid ${proc.pid} SIGKILLed, restarted as pid ${ctx.procs.get(slot)!.pid}`;
@@ -460,6 +483,7 @@ async function countLedger(pool: pg.Pool, app: AppLedger, drained: Ledger["drain
     missing: missing.slice(0, 10),
     drained,
     exitCodes: {},
+    crashes: [],
   };
 }
 
