@@ -16,7 +16,7 @@ import type { OutboxMessageInput } from "../../src/index.js";
 import { outbox } from "../../src/index.js";
 import type { startCountingConsumer } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
-import { type Proc, spawnTsx, useProcessCleanup } from "../support/process-harness.js";
+import { type Proc, type SpawnOptions, spawnTsx, useProcessCleanup } from "../support/process-harness.js";
 import { outboxCount } from "../support/tables.js";
 import { sleep, waitUntil } from "../support/wait.js";
 
@@ -50,6 +50,8 @@ export interface WorkerOptions {
   env?: Record<string, string>;
   args?: string[];
   name?: string;
+  /** How the process is spawned (e.g. the soak run's extra Node options). */
+  spawn?: SpawnOptions;
 }
 
 let workerSeq = 0;
@@ -62,12 +64,14 @@ export async function startWorker(options: WorkerOptions): Promise<Proc> {
 }
 
 /** Starts the bundled worker CLI without waiting for it. */
-export function spawnWorker({ databaseUrl, amqpUrl, env = {}, args = [], name }: WorkerOptions): Proc {
-  return spawnTsx(name ?? `worker-${++workerSeq}`, "src/cli/main.ts", ["worker", ...args], {
-    DATABASE_URL: databaseUrl,
-    AMQP_URL: amqpUrl,
-    ...env,
-  });
+export function spawnWorker({ databaseUrl, amqpUrl, env = {}, args = [], name, spawn }: WorkerOptions): Proc {
+  return spawnTsx(
+    name ?? `worker-${++workerSeq}`,
+    "src/cli/main.ts",
+    ["worker", ...args],
+    { DATABASE_URL: databaseUrl, AMQP_URL: amqpUrl, ...env },
+    spawn,
+  );
 }
 
 /** The "relay stopped" line's stats of a worker stopped gracefully, e.g. { published: 120, deadLettered: 0, ... }. */

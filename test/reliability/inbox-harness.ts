@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
 import type pg from "pg";
 import { uniqueName } from "../support/consumer.js";
-import { type Proc, spawnTsx } from "../support/process-harness.js";
+import { type Proc, type SpawnOptions, spawnTsx } from "../support/process-harness.js";
 import { effectCount } from "../support/tables.js";
 import { startInterceptingProxy } from "../support/tcp-proxy.js";
 import { sleep, waitUntil } from "../support/wait.js";
@@ -25,19 +25,24 @@ export interface InboxWorkerOptions {
   /** INBOX_* settings of the handlers module (see fixtures/inbox-handlers.ts). */
   env?: Record<string, string>;
   name?: string;
+  /** The handlers module (default: INBOX_HANDLERS). */
+  handlers?: string;
+  /** How the process is spawned (e.g. the soak run's extra Node options). */
+  spawn?: SpawnOptions;
 }
 
 let inboxSeq = 0;
 
-/** Starts `prisma-outbox inbox --handlers fixtures/inbox-handlers.ts` without waiting. */
-export function spawnInbox({ databaseUrl, amqpUrl, queue, exchange, env = {}, name }: InboxWorkerOptions): Proc {
-  return spawnTsx(name ?? `inbox-${++inboxSeq}`, "src/cli/main.ts", ["inbox", "--handlers", INBOX_HANDLERS], {
-    DATABASE_URL: databaseUrl,
-    AMQP_URL: amqpUrl,
-    INBOX_QUEUE: queue,
-    INBOX_EXCHANGE: exchange,
-    ...env,
-  });
+/** Starts `prisma-outbox inbox --handlers fixtures/inbox-handlers.ts` (or `handlers`) without waiting. */
+export function spawnInbox(options: InboxWorkerOptions): Proc {
+  const { databaseUrl, amqpUrl, queue, exchange, env = {}, name, handlers = INBOX_HANDLERS, spawn } = options;
+  return spawnTsx(
+    name ?? `inbox-${++inboxSeq}`,
+    "src/cli/main.ts",
+    ["inbox", "--handlers", handlers],
+    { DATABASE_URL: databaseUrl, AMQP_URL: amqpUrl, INBOX_QUEUE: queue, INBOX_EXCHANGE: exchange, ...env },
+    spawn,
+  );
 }
 
 /** Starts an inbox worker and resolves once it consumes ("inbox started"). */

@@ -5,24 +5,12 @@
 // out and the duplicates they cost: the bound on duplicates is the rows of those few batches.
 import { expect, it } from "vitest";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { startInterceptingProxy } from "../support/tcp-proxy.js";
+import { startThrottledProxy } from "../support/tcp-proxy.js";
 import * as h from "./harness.js";
 
 const { amqpUrl, url, pool, prisma, defer } = await h.useScenario();
 const MESSAGES = h.size(2_000, 10_000);
 const BYTES_PER_SECOND = 256 * 1024;
-
-/** A TCP proxy that passes client-to-server bytes at `rate` bytes/s (server-to-client unthrottled). */
-function startThrottle(targetHost: string, targetPort: number, rate: number) {
-  return startInterceptingProxy({ targetHost, targetPort }, (client, upstream) => {
-    upstream.pipe(client);
-    client.on("data", (chunk: Buffer) => {
-      client.pause();
-      upstream.write(chunk);
-      setTimeout(() => client.resume(), (chunk.length / rate) * 1000);
-    });
-  });
-}
 
 it(
   `12. ${MESSAGES} messages of 1 KiB through a 256 KiB/s link with a 1.5 s publish timeout: the batch limit adapts, no republish loop`,
@@ -30,7 +18,10 @@ it(
     const consumer = await startCountingConsumer(amqpUrl, uniqueName("rel.slow"));
     defer(() => consumer.close());
     const broker = new URL(amqpUrl);
-    const throttle = await startThrottle(broker.hostname, Number(broker.port || 5672), BYTES_PER_SECOND);
+    const throttle = await startThrottledProxy(
+      { targetHost: broker.hostname, targetPort: Number(broker.port || 5672) },
+      BYTES_PER_SECOND,
+    );
     defer(() => throttle.close());
     const filler = "x".repeat(1_000);
     // Written before the worker starts: a backlog, so the first batches are full ones (500).

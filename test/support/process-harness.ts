@@ -58,6 +58,8 @@ const dieWithParent = pathToFileURL(join(root, "test/reliability/fixtures/die-wi
 export interface SpawnOptions {
   /** A pipe to its stdin, for `writeLine` (else stdin is /dev/null). */
   stdin?: boolean;
+  /** Node options before the script, after the harness's preloads (e.g. the soak run's `--expose-gc`, its probe). */
+  execArgv?: string[];
 }
 
 /**
@@ -78,12 +80,16 @@ export function spawnTsx(
   // The suite decides every setting of the processes it starts.
   for (const key of Object.keys(childEnv)) if (key.startsWith("OUTBOX_")) delete childEnv[key];
   Object.assign(childEnv, env);
-  const child = spawn(process.execPath, ["--import", "tsx", "--import", dieWithParent, script, ...args], {
-    cwd: root,
-    env: childEnv,
-    // The IPC channel is never used for messages: its end is how the child learns that this process is gone.
-    stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe", "ipc"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "--import", dieWithParent, ...(options.execArgv ?? []), script, ...args],
+    {
+      cwd: root,
+      env: childEnv,
+      // The IPC channel's end is how the child learns that this process is gone (and the soak probe's way up).
+      stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe", "ipc"],
+    },
+  );
   const lines: string[] = [];
   const stdout: string[] = [];
   const lineWaiters = new Set<() => void>();

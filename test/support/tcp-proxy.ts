@@ -206,3 +206,38 @@ export async function startInterceptingProxy(
     },
   };
 }
+
+export interface ThrottledProxy extends InterceptingProxy {
+  /** Client-to-server bytes per second from now on; undefined: no limit. */
+  setRate(bytesPerSecond: number | undefined): void;
+}
+
+/**
+ * A TCP proxy that passes client-to-server bytes at `bytesPerSecond` (server-to-client unthrottled): a slow but
+ * healthy link, e.g. to a broker that confirms late because the publishes reach it late. `undefined`: no limit, until
+ * setRate() sets one.
+ */
+export async function startThrottledProxy(
+  target: TcpProxyOptions,
+  bytesPerSecond: number | undefined,
+): Promise<ThrottledProxy> {
+  let rate = bytesPerSecond;
+  const proxy = await startInterceptingProxy({ ...target, name: "The throttled proxy" }, (client, upstream) => {
+    upstream.pipe(client);
+    client.on("data", (chunk: Buffer) => {
+      upstream.write(chunk);
+      if (rate === undefined) return;
+      client.pause();
+      setTimeout(() => client.resume(), (chunk.length / rate) * 1000);
+    });
+  });
+  return {
+    ...proxy,
+    get connections() {
+      return proxy.connections;
+    },
+    setRate(next) {
+      rate = next;
+    },
+  };
+}
