@@ -20,6 +20,7 @@ export type Figure =
   | "pgClients"
   | "pgOpen"
   | "pgStale"
+  | "pgStaleApp"
   | "pgListeners"
   | "pgMaxListeners"
   | "amqpConnections"
@@ -51,6 +52,8 @@ export const FULL_BOUNDS: Bounds = {
   pgClients: { delta: 2 },
   pgOpen: { delta: 1 },
   pgStale: { delta: 1 },
+  // Prisma's transaction manager keeps its last 100 closed transactions and their clients (probe.ts): per client.
+  pgStaleApp: { atMost: 100 },
   // Shown, not bounded: the sum moves with the pools' sizes (~30 per client); a leak on one client shows in the max.
   pgListeners: {},
   pgMaxListeners: { delta: 2 },

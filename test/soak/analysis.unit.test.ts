@@ -14,6 +14,7 @@ const FLAT: Omit<Sample, "slot" | "t" | "incarnation" | "at"> = {
   pgClients: 4,
   pgOpen: 4,
   pgStale: 0,
+  pgStaleApp: 0,
   pgListeners: 120,
   pgMaxListeners: 31,
   amqpConnections: 1,
@@ -70,4 +71,14 @@ it("heap climbing 8 MiB an hour fails the full run's slope bound; growth during 
 
 it("a closed pg client kept per fault fails", () => {
   expect(failing(run((t) => ({ pgStale: Math.floor(t / 600) })))).toEqual(["relay-1 pgStale", "inbox-1 pgStale"]);
+});
+
+it("the app's closed clients are held to Prisma's 100 closed transactions, ours to the start's count", () => {
+  // The full run's calm end: the handlers' pool closed its idle clients, Prisma's transaction history still held 3.
+  expect(failing(run((t) => ({ pgStaleApp: t > 3550 ? 3 : 0 })))).toEqual([]);
+  expect(failing(run((t) => ({ pgStaleApp: t > 3550 ? 101 : 0 })))).toEqual([
+    "relay-1 pgStaleApp",
+    "inbox-1 pgStaleApp",
+  ]);
+  expect(failing(run((t) => ({ pgStale: t > 3550 ? 3 : 0 })))).toEqual(["relay-1 pgStale", "inbox-1 pgStale"]);
 });

@@ -12,7 +12,7 @@ const PANELS: Array<{ title: string; figures: Figure[] }> = [
   { title: "timers", figures: ["timers"] },
   { title: "sockets", figures: ["sockets"] },
   { title: "pg clients open", figures: ["pgOpen"] },
-  { title: "pg clients closed but still reachable", figures: ["pgStale"] },
+  { title: "pg clients closed but still reachable", figures: ["pgStale", "pgStaleApp"] },
   { title: "listeners on pg clients (sum)", figures: ["pgListeners"] },
   { title: "listeners on pg clients (most on one)", figures: ["pgMaxListeners"] },
   { title: "AMQP channels open", figures: ["amqpChannels"] },

@@ -35,8 +35,15 @@ export interface ProbeSample {
   /** pg clients still reachable (after GC), and of those, connected and not ending. */
   pgClients: number;
   pgOpen: number;
-  /** Reachable pg clients that are closed (or closing): held by someone after their end. */
+  /** Reachable pg clients of prisma-outbox's own pools (application_name prisma-outbox ...) that are closed: held by
+   * someone after their end. */
   pgStale: number;
+  /**
+   * The same for the app's clients (the handlers' Prisma client): Prisma's transaction manager keeps its last 100
+   * closed interactive transactions, each with the pg client it ran on, so a client the pool closed (idle timeout,
+   * a terminated backend) stays reachable until 100 later transactions push it out: bounded by that, not a leak.
+   */
+  pgStaleApp: number;
   /** Listeners on the reachable pg clients, their Connection objects and sockets: all of them, and the most on one. */
   pgListeners: number;
   pgMaxListeners: number;
@@ -123,6 +130,12 @@ if (process.send && sampleMs > 0) {
       const s = c as unknown as { _connected?: boolean; _ending?: boolean };
       return s._connected === true && s._ending !== true;
     });
+    const closed = clients.filter((c) => !open.includes(c));
+    const ours = (c: pg.Client) =>
+      String(
+        (c as unknown as { connectionParameters?: { application_name?: string } }).connectionParameters
+          ?.application_name ?? "",
+      ).startsWith("prisma-outbox");
     let pgListeners = 0;
     let pgMaxListeners = 0;
     for (const c of clients) {
@@ -158,7 +171,8 @@ if (process.send && sampleMs > 0) {
       sockets: resources.filter((r) => r === "TCPSocketWrap" || r === "TCPWrap").length,
       pgClients: clients.length,
       pgOpen: open.length,
-      pgStale: clients.length - open.length,
+      pgStale: closed.filter(ours).length,
+      pgStaleApp: closed.filter((c) => !ours(c)).length,
       pgListeners,
       pgMaxListeners,
       amqpConnections: conns.length,
