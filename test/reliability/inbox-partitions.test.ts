@@ -33,7 +33,7 @@ function owned(proc: h.Proc): number[] {
 }
 
 it(
-  `O2. ${MESSAGES} messages on ${KEYS} keys, ${PARTITIONS} partitions, 3 inboxes, one SIGKILLed twice, one joining, transient handler failures: per key, commit order in the effects`,
+  `O2. at least ${MESSAGES} messages on ${KEYS} keys, ${PARTITIONS} partitions, 3 inboxes, one SIGKILLed twice, one joining, transient handler failures: per key, commit order in the effects`,
   async () => {
     const connection = await amqp.connect(amqpUrl);
     defer(() => connection.close().catch(() => {}));
@@ -85,11 +85,14 @@ it(
     }
 
     // Writers: each transaction writes CHUNK messages of random keys; 1 message in 50 fails once in the handler.
+    // They write at least MESSAGES, and go on until the kills and the join are over (a restarted or joining worker
+    // takes seconds to start on a loaded machine: without new messages it could find its partitions drained).
     let written = 0;
+    let eventsDone = false;
     const ids: string[] = [];
     const writer = async () => {
-      while (written < MESSAGES) {
-        const n = Math.min(CHUNK, MESSAGES - written);
+      while (written < MESSAGES || !eventsDone) {
+        const n = CHUNK;
         written += n;
         const writtenAt = Date.now();
         const messages = Array.from({ length: n }, (_, j) => {
@@ -144,6 +147,8 @@ it(
     await expect.poll(() => live.map((p) => owned(p).length).sort(), { timeout: 20_000 }).toEqual([4, 4, 4, 4]);
     await handled(0.65);
     await kill(restarted);
+    await h.sleep(h.size(2_000, 5_000));
+    eventsDone = true;
     await writing;
     // Rows the killed workers had claimed wait out their lease (handlerTimeoutMs + 15 s).
     await ih.waitForEffects(pool, ids, { timeoutMs: h.size(120_000, 600_000) });
