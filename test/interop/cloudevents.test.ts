@@ -177,6 +177,7 @@ describe("the inbox reads CloudEvents from a foreign producer", () => {
     channel.publish(exchange, "billing", second.body, second.options);
 
     await expect.poll(() => seen.length, POLL).toBe(2);
+    await expect.poll(effects, POLL).toHaveLength(2); // committed (seen is filled before the commit)
     await new Promise((r) => setTimeout(r, 500)); // a duplicate handled late would show now
     expect(await effects()).toHaveLength(2);
     const first = seen.find((m) => m.messageId === event.id)!;
@@ -242,6 +243,7 @@ describe("the inbox reads CloudEvents from a foreign producer", () => {
       const row = dead.find((r) => r.message_id === `bad-${n}`);
       expect(row?.last_error).toContain(`the CloudEvents attributes are malformed: ${reason}`);
     }
-    expect(await effects()).toEqual(["ok-1"]);
+    // `seen` is filled inside the handler, before its transaction commits: wait for the committed effect.
+    await expect.poll(effects, POLL).toEqual(["ok-1"]);
   });
 });
