@@ -21,7 +21,7 @@
 // Env: MESSAGES (100000), PREFETCH (1000), HANDLED (5000), CONCURRENCY (4), ROUNDS (2), RATE (500),
 // LATENCY_SECONDS (10), CASES (abcde: the letters of the cases to run), DUMP (print (e)'s latencies in order).
 // (p) partitioned queues, 1/2/4 inbox processes against 1 on a plain queue: bench/inbox-partitioned.ts (CASES=p; not in
-// the default CASES, it takes about two minutes on its own).
+// the default CASES, about 2.5 minutes on its own at the default size).
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
