@@ -20,6 +20,8 @@
 // (a) and (b) use the same prefetch, the inbox's default (1000) unless PREFETCH is set.
 // Env: MESSAGES (100000), PREFETCH (1000), HANDLED (5000), CONCURRENCY (4), ROUNDS (2), RATE (500),
 // LATENCY_SECONDS (10), CASES (abcde: the letters of the cases to run), DUMP (print (e)'s latencies in order).
+// (p) partitioned queues, 1/2/4 inbox processes against 1 on a plain queue: bench/inbox-partitioned.ts (CASES=p; not in
+// the default CASES, about 2.5 minutes on its own at the default size).
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
@@ -34,6 +36,7 @@ import { uniqueName } from "../test/support/consumer.js";
 import { newPrismaClient } from "../test/support/prisma.js";
 import { type CpuRow, databaseOf, printCpuTable, startCpu } from "./cpu.js";
 import { runBatchCases } from "./inbox-batch.js";
+import { runPartitionedCases } from "./inbox-partitioned.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
 
 const MESSAGES = Number(process.env.MESSAGES ?? 100_000);
@@ -532,6 +535,10 @@ if (run("e")) {
   }
   console.log(`\nEnd to end for ${LATENCY_SECONDS} s (ms), relay in the app's process`);
   printTable(results.map(([name, x]) => ({ case: name, n: x.n, p50: x.p50, p95: x.p95, p99: x.p99, max: x.max })));
+}
+if (run("p")) {
+  const context = { db, pool, channel: adminChannel, root, databases, cpuRows, queues, exchanges, log };
+  lines.push(...(await runPartitionedCases(context)));
 }
 console.log(`\n${lines.join("\n")}`);
 printCpuTable("bench:inbox", cpuRows);

@@ -1,0 +1,200 @@
+// bench:inbox (p), called from bench/inbox.ts (CASES containing p; not in the default CASES): handled/s of inbox
+// processes (bench/inbox-partitioned-process.ts, one Prisma insert per message) on one queue partitioned into
+// PARTITIONS (16) partitions (docs/scaling.md#partitioned-inbox-queues), with 1, 2 and 4 processes, against the
+// baseline of the same run: 1 process on a plain queue.
+// Each case: a fresh exchange and queue, the processes started and, for a partitioned queue, settled on their shares
+// (16, 8 or 4 partitions each: ownership moves while they join, and a partition moving mid-run would be measured),
+// then PARTITIONED_MESSAGES (8000; the figures in docs/performance.md used 12000) messages published to the exchange with confirms, keyed over KEYS (1000) keys
+// (header x-ordering-key, which the partitions hash on; the plain queue gets the same headers) and with message ids.
+// handled/s from the first "handled" event to the last, across processes (wall clock, one machine). Publishing runs
+// during the first part of the measure: its RabbitMQ and bench-process CPU is in the CPU table.
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { performance } from "node:perf_hooks";
+import type { ConfirmChannel } from "amqplib";
+import type pg from "pg";
+import { declarePartitions } from "../src/transport/amqp/partitions.js";
+import { uniqueName } from "../test/support/consumer.js";
+import { type CpuRow, startCpu } from "./cpu.js";
+import { printTable } from "./support.js";
+
+const MESSAGES = Number(process.env.PARTITIONED_MESSAGES ?? 8_000);
+const KEYS = Number(process.env.KEYS ?? 1_000);
+const PARTITIONS = Number(process.env.PARTITIONS ?? 16);
+const PROCESSES = [1, 2, 4];
+
+export interface PartitionedBenchContext {
+  db: { url: string; amqpUrl: string };
+  pool: pg.Pool;
+  channel: ConfirmChannel;
+  root: string;
+  databases: string[];
+  cpuRows: CpuRow[];
+  queues: string[];
+  exchanges: string[];
+  log(s: string): void;
+}
+
+interface Child {
+  pid: number | undefined;
+  handled: number;
+  owned: number;
+  stop(): Promise<void>;
+}
+
+function spawnInbox(ctx: PartitionedBenchContext, exchange: string, queue: string, partitions: number, span: Span) {
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "bench/inbox-partitioned-process.ts",
+      ctx.db.url,
+      ctx.db.amqpUrl,
+      exchange,
+      queue,
+      String(partitions),
+    ],
+    { cwd: ctx.root, stdio: ["ignore", "inherit", "inherit", "ipc"] },
+  );
+  const state: Child = {
+    pid: child.pid,
+    handled: 0,
+    owned: 0,
+    async stop() {
+      child.removeAllListeners("exit");
+      const exited = once(child, "exit");
+      child.send("stop");
+      await exited;
+    },
+  };
+  const ready = new Promise<Child>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`inbox process exited with ${code}`)));
+    child.on("message", (m: unknown) => {
+      if (m === "ready") return resolve(state);
+      const r = m as { owned?: number; handled?: number; first?: number; last?: number };
+      if (r.owned !== undefined) state.owned = r.owned;
+      if (r.handled !== undefined) {
+        state.handled += r.handled;
+        span.handled += r.handled;
+        span.first = Math.min(span.first, r.first!);
+        span.last = Math.max(span.last, r.last!);
+      }
+    });
+  });
+  return ready;
+}
+
+interface Span {
+  handled: number;
+  first: number;
+  last: number;
+}
+
+async function waitFor(what: string, ok: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`bench (p): ${what} not after ${ms / 1000} s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function publish(channel: ConfirmChannel, exchange: string): Promise<void> {
+  const body = Buffer.from(JSON.stringify({ order: 1, note: "x".repeat(100) }));
+  for (let sent = 0; sent < MESSAGES; ) {
+    const n = Math.min(1_000, MESSAGES - sent);
+    for (let i = 0; i < n; i++) {
+      const ok = channel.publish(exchange, "bench.partitioned", body, {
+        persistent: true,
+        messageId: randomUUID(),
+        contentType: "application/json",
+        headers: { "x-ordering-key": `key-${(sent + i) % KEYS}` },
+      });
+      if (!ok) await once(channel, "drain");
+    }
+    await channel.waitForConfirms();
+    sent += n;
+  }
+}
+
+/** One case: `processes` inbox processes on a queue of `partitions` partitions (0: plain). */
+async function runCase(ctx: PartitionedBenchContext, label: string, processes: number, partitions: number) {
+  await ctx.pool.query('TRUNCATE inbox_message, "Effect" RESTART IDENTITY');
+  const exchange = uniqueName("bench.part.x");
+  const queue = uniqueName("bench.part.q");
+  ctx.exchanges.push(exchange);
+  await ctx.channel.assertExchange(exchange, "topic", { durable: true });
+  if (partitions > 0) {
+    for (let i = 0; i < partitions; i++) ctx.queues.push(`${queue}.p${i}`);
+    ctx.exchanges.push(`${queue}.partitions`);
+    await declarePartitions(ctx.db.amqpUrl, {
+      queue: { name: queue, bindings: [{ exchange, routingKey: "#" }] },
+      exchanges: [],
+      partitions,
+    });
+  } else {
+    ctx.queues.push(queue);
+  }
+  const span: Span = { handled: 0, first: Number.POSITIVE_INFINITY, last: 0 };
+  const children: Child[] = [];
+  for (let i = 0; i < processes; i++) children.push(await spawnInbox(ctx, exchange, queue, partitions, span));
+  if (partitions > 0) {
+    const share = partitions / processes;
+    await waitFor(`each process owning ${share} partitions`, () => children.every((c) => c.owned === share), 60_000);
+  }
+  const names = Object.fromEntries(children.map((c, i) => [`inbox ${i + 1}`, c.pid]));
+  const cpu = startCpu({ "bench (publisher)": process.pid, ...names }, ctx.databases);
+  await publish(ctx.channel, exchange);
+  await waitFor(`${MESSAGES} handled`, () => span.handled >= MESSAGES, 170_000);
+  const usage = cpu.stop();
+  ctx.cpuRows.push({ case: `(p) ${label}`, cpu: usage, messages: MESSAGES });
+  for (const c of children) await c.stop();
+  const { rows } = await ctx.pool.query<{ n: string; d: string }>(
+    'SELECT count(*) AS n, count(DISTINCT "messageId") AS d FROM "Effect"',
+  );
+  if (Number(rows[0]!.n) !== MESSAGES || Number(rows[0]!.d) !== MESSAGES) {
+    throw new Error(`bench (p) ${label}: ${rows[0]!.n} effects, ${rows[0]!.d} distinct, expected ${MESSAGES}`);
+  }
+  const inboxMs = children.reduce((sum, _c, i) => sum + (usage[`inbox ${i + 1}`] ?? 0), 0);
+  return {
+    perSecond: MESSAGES / ((span.last - span.first) / 1000),
+    inboxUs: Math.round((inboxMs * 1000) / MESSAGES),
+    perProcess: children.map(
+      (c, i) => `${(((usage[`inbox ${i + 1}`] ?? 0) * 1000) / Math.max(1, c.handled)).toFixed(0)} (${c.handled})`,
+    ),
+  };
+}
+
+/** Runs the cases, prints their table; returns the "ratio" lines. */
+export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise<string[]> {
+  const t0 = performance.now();
+  const cases: Array<[string, number, number]> = [
+    ["1 process, plain queue (baseline)", 1, 0],
+    ...PROCESSES.map((n): [string, number, number] => [
+      `${n} process${n > 1 ? "es" : ""}, ${PARTITIONS} partitions`,
+      n,
+      PARTITIONS,
+    ]),
+  ];
+  const results = [];
+  for (const [label, processes, partitions] of cases) {
+    ctx.log(`(p) ${label} ...`);
+    results.push({ label, ...(await runCase(ctx, label, processes, partitions)) });
+  }
+  const base = results[0]!.perSecond;
+  console.log(
+    `\nPartitioned queue: ${MESSAGES} messages over ${KEYS} ordering keys, one Prisma insert each ` +
+      `(${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+  );
+  printTable(
+    results.map((r) => ({
+      case: `(p) ${r.label}`,
+      "handled/s": Math.round(r.perSecond),
+      "ratio to plain": r.perSecond / base,
+      "inbox CPU µs/msg (all processes)": r.inboxUs,
+      "CPU µs/msg per process (its messages)": r.perProcess.join(" "),
+    })),
+  );
+  return results.slice(1).map((r) => `ratio (p) ${r.label} / plain queue: ${(r.perSecond / base).toFixed(3)}`);
+}
