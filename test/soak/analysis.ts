@@ -1,5 +1,5 @@
 // The soak run's verdict: for each figure of each long-lived worker (and the workers' PostgreSQL sessions), its value
-// at the start of the last three quarters of the load, at the calm end (after draining, no load, no fault), its
+// at the start of the last three quarters of the load (read outside the faults: startPoints), at the calm end (after draining, no load, no fault), its
 // maximum, and its slope per hour over that window; each held to a bound. Two sets of bounds: the full run's
 // (`npm run soak`, 60 min) and the short run's (the reliability suite's 3 minutes: wider where noise dominates, and no
 // slope bound, which a few minutes cannot estimate).
@@ -119,10 +119,34 @@ export function windowOf(run: SoakRun) {
   return { from, startUntil: from + Math.max((run.loadEndT - from) / 10, 3 * (run.sampleMs / 1000)) };
 }
 
-function judge(who: string, figure: string, points: Array<{ t: number; y: number }>, run: SoakRun, bound: Bound): Row {
+/** Seconds a worker may take to settle after a fault ends (reconnect with backoff, LISTEN again, pools refilled). */
+const settleS = (run: SoakRun) => Math.max(6, (2 * run.sampleMs) / 1000);
+
+/** Whether second t is outside every fault and the settling after it. Runs saved before `from` was kept: 10 s before. */
+const calm = (run: SoakRun, t: number) => !run.faults.some((f) => t >= (f.from ?? f.t - 10) && t <= f.t + settleS(run));
+
+/**
+ * The samples the start is read from: the start window's samples taken outside the faults, the window widened a step
+ * at a time until there are 3. A worker caught reconnecting (no connection, half its listeners) is not its start: in
+ * the short run, with a fault every 12 s, a broker cut can cover most of a 13-s window, and a start of 0.5 connections
+ * would fail a worker whose end is its healthy 1.
+ */
+function startPoints(points: Array<{ t: number; y: number }>, run: SoakRun) {
   const { from, startUntil } = windowOf(run);
+  const step = startUntil - from;
+  for (let until = startUntil; ; until += step) {
+    const picked = points.filter((p) => p.t >= from && p.t <= until && calm(run, p.t));
+    if (picked.length >= 3) return picked;
+    if (until >= run.loadEndT) {
+      return picked.length > 0 ? picked : points.filter((p) => p.t >= from && p.t <= startUntil);
+    }
+  }
+}
+
+function judge(who: string, figure: string, points: Array<{ t: number; y: number }>, run: SoakRun, bound: Bound): Row {
+  const { from } = windowOf(run);
   const inWindow = points.filter((p) => p.t >= from);
-  const start = median(inWindow.filter((p) => p.t <= startUntil).map((p) => p.y));
+  const start = median(startPoints(points, run).map((p) => p.y));
   const end = median(points.filter((p) => p.t >= run.drainedT).map((p) => p.y));
   const max = Math.max(...inWindow.map((p) => p.y));
   const perHour = slopePerHour(inWindow.filter((p) => p.t <= run.loadEndT));

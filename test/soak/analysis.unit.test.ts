@@ -82,3 +82,30 @@ it("the app's closed clients are held to Prisma's 100 closed transactions, ours 
   ]);
   expect(failing(run((t) => ({ pgStale: t > 3550 ? 3 : 0 })))).toEqual(["relay-1 pgStale", "inbox-1 pgStale"]);
 });
+
+it("a worker caught reconnecting in the short run's start window is judged by its calm samples there", () => {
+  // 3 minutes sampled every 3 s, a fault every 12 s (from 12k to 12k + 2 s); during each fault and 5 s after it the
+  // relay has no AMQP connection and half its listeners (what the reliability suite's run S once saw).
+  const faults = Array.from({ length: 14 }, (_, i) => ({ from: 12 * (i + 1), t: 12 * (i + 1) + 2 }));
+  const samples: Sample[] = [];
+  for (let t = 3; t <= 200; t += 3) {
+    const cut = t <= 180 && faults.some((f) => t >= f.from && t <= f.t + 5);
+    const at = cut ? { amqpOpen: 0, amqpChannels: 0, amqpListeners: 11 } : {};
+    for (const slot of ["relay-1", "inbox-1"] as const) {
+      samples.push({ ...FLAT, slot, t, incarnation: 0, at: t * 1000, ...at });
+    }
+  }
+  const short: SoakRun = {
+    ...run(),
+    minutes: 3,
+    sampleMs: 3_000,
+    loadEndT: 180,
+    drainedT: 185,
+    endT: 200,
+    samples,
+    faults: faults.map((f) => ({ ...f, kind: "broker-cut" as const, note: "" })),
+  };
+  expect(failing(short, SHORT_BOUNDS)).toEqual([]);
+  // Without the faults' marks the same samples read as a start of 0 connections: the end's 1 fails.
+  expect(failing({ ...short, faults: [] }, SHORT_BOUNDS)).toContain("relay-1 amqpOpen");
+});

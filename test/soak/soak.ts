@@ -71,6 +71,9 @@ export interface DbSample {
 }
 
 export interface FaultMark {
+  /** Seconds since the run started: when the fault began (absent in runs saved before it was recorded). */
+  from?: number;
+  /** When its injection returned (a restart done, a cut link restored). */
   t: number;
   kind: FaultKind;
   note: string;
@@ -223,8 +226,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakRun> {
   while (Date.now() + faultEveryMs <= loadEnds) {
     await h.sleep(faultEveryMs);
     const kind = FAULTS[k++ % FAULTS.length]!;
+    const from = now();
     const note = await injectFault(kind, { procs, stopping, startSlot, pool, cutter, throttle });
-    faults.push({ t: now(), kind, note });
+    faults.push({ from, t: now(), kind, note });
     log(`soak: ${now().toFixed(0)} s fault ${kind}: ${note} (${app.ledger.committed.size} committed so far)`);
   }
   await h.sleep(Math.max(0, loadEnds - Date.now()));
