@@ -174,6 +174,25 @@ export interface ChangeOptions {
   preview?: number | undefined;
 }
 
+/** What retry and purge share: the filter checked, a dry run answered with a count and a preview, else `apply`. */
+async function change(
+  pool: pg.Pool,
+  target: DeadLetterTarget,
+  filter: DeadLetterFilter,
+  options: ChangeOptions,
+  retrying: boolean,
+  apply: (f: ReturnType<typeof filterOf>) => Promise<DeadLetterChange>,
+): Promise<DeadLetterChange> {
+  checkFilter(target, filter, options);
+  const f = filterOf(target, filter);
+  const preview = integerOption("preview", options.preview, 20, 1);
+  return onTable(target, async () => {
+    if (!options.dryRun) return apply(f);
+    const { total, rows } = await matching(pool, target, f, preview, retrying);
+    return { count: total, dryRun: true, rows };
+  });
+}
+
 /**
  * Outbox: moves the matching dead letters back into the outbox (same message id, attempts 0, due now) and wakes the
  * relays with a NOTIFY on the schema's channel, in one transaction. Dead letters whose message id is in the outbox
@@ -185,14 +204,7 @@ export async function retryDeadLetters(
   filter: DeadLetterFilter,
   options: ChangeOptions = {},
 ): Promise<DeadLetterChange> {
-  checkFilter(target, filter, options);
-  const f = filterOf(target, filter);
-  const preview = integerOption("preview", options.preview, 20, 1);
-  return onTable(target, async () => {
-    if (options.dryRun) {
-      const { total, rows } = await matching(pool, target, f, preview, true);
-      return { count: total, dryRun: true, rows };
-    }
+  return change(pool, target, filter, options, true, async (f) => {
     if (target.source === "inbox") {
       const names = inboxNames(target.schema ?? DEFAULT_SCHEMA);
       const count = (await pool.query(retryInboxDeadSql(names, f), f.params)).rows[0].count as number;
@@ -225,14 +237,7 @@ export async function purgeDeadLetters(
   filter: DeadLetterFilter,
   options: ChangeOptions = {},
 ): Promise<DeadLetterChange> {
-  checkFilter(target, filter, options);
-  const f = filterOf(target, filter);
-  const preview = integerOption("preview", options.preview, 20, 1);
-  return onTable(target, async () => {
-    if (options.dryRun) {
-      const { total, rows } = await matching(pool, target, f, preview, false);
-      return { count: total, dryRun: true, rows };
-    }
+  return change(pool, target, filter, options, false, async (f) => {
     const sql =
       target.source === "inbox"
         ? purgeInboxDeadSql(inboxNames(target.schema ?? DEFAULT_SCHEMA), f)
