@@ -53,17 +53,9 @@ cp node_modules/prisma-outbox/prisma/outbox.prisma node_modules/prisma-outbox/pr
 PRISMA_SCHEMA_ENGINE_BINARY="$(command -v node)" npx prisma generate --schema schema >/dev/null
 
 # The database: the shipped migrations, and the app's tables.
-db_url="$(node -e 'const u=new URL(process.argv[1]);u.pathname="/"+process.argv[2];console.log(u.href)' "$admin_url" "$db")"
-node --input-type=module -e '
-import pg from "pg"; import { readFileSync, readdirSync } from "node:fs";
-const [admin, url, db] = process.argv.slice(1);
-const a = new pg.Client({ connectionString: admin }); await a.connect(); await a.query(`CREATE DATABASE ${db}`); await a.end();
-const c = new pg.Client({ connectionString: url }); await c.connect();
-const dir = "node_modules/prisma-outbox/prisma/migrations";
-for (const m of readdirSync(dir).filter((d) => !d.endsWith(".toml")).sort()) await c.query(readFileSync(`${dir}/${m}/migration.sql`, "utf8"));
-await c.query(`CREATE TABLE "Order" (id SERIAL PRIMARY KEY, number TEXT NOT NULL UNIQUE, amount INTEGER NOT NULL)`);
-await c.query(`CREATE TABLE "Invoice" (id SERIAL PRIMARY KEY, "orderId" INTEGER NOT NULL UNIQUE, "messageId" TEXT NOT NULL)`);
-await c.end();' "$admin_url" "$db_url" "$db"
+db_url="$(node "$root/scripts/fresh-app/create-database.mjs" "$admin_url" "$db" \
+  'CREATE TABLE "Order" (id SERIAL PRIMARY KEY, number TEXT NOT NULL UNIQUE, amount INTEGER NOT NULL)' \
+  'CREATE TABLE "Invoice" (id SERIAL PRIMARY KEY, "orderId" INTEGER NOT NULL UNIQUE, "messageId" TEXT NOT NULL)')"
 took "generated, database migrated"
 
 # The packed dist: the package and its subpath load no amqplib (a resolve hook sees every import and require); the

@@ -41,15 +41,7 @@ sed -i 's#output   = "./generated"#output   = "../generated"#' schema/schema.pri
 PRISMA_SCHEMA_ENGINE_BINARY="$(command -v node)" npx prisma generate --schema schema >/dev/null
 
 # The database: the shipped migration, and the app's table.
-db_url="$(node -e 'const u=new URL(process.argv[1]);u.pathname="/"+process.argv[2];console.log(u.href)' "$admin_url" "$db")"
-node --input-type=module -e '
-import pg from "pg"; import { readFileSync, readdirSync } from "node:fs";
-const [admin, url, db] = process.argv.slice(1);
-const a = new pg.Client({ connectionString: admin }); await a.connect(); await a.query(`CREATE DATABASE ${db}`); await a.end();
-const c = new pg.Client({ connectionString: url }); await c.connect();
-const dir = "node_modules/prisma-outbox/prisma/migrations";
-for (const m of readdirSync(dir).filter((d) => !d.endsWith(".toml")).sort()) await c.query(readFileSync(`${dir}/${m}/migration.sql`, "utf8"));
-await c.query(`CREATE TABLE "Invoice" (id BIGSERIAL PRIMARY KEY, total DECIMAL(12,2) NOT NULL, scan BYTEA NOT NULL, issued TIMESTAMP(3) NOT NULL)`);
-await c.end();' "$admin_url" "$db_url" "$db"
+db_url="$(node "$root/scripts/fresh-app/create-database.mjs" "$admin_url" "$db" \
+  'CREATE TABLE "Invoice" (id BIGSERIAL PRIMARY KEY, total DECIMAL(12,2) NOT NULL, scan BYTEA NOT NULL, issued TIMESTAMP(3) NOT NULL)')"
 
 DATABASE_URL="$db_url" AMQP_URL="$amqp_url" "$root/node_modules/.bin/tsx" app.ts
