@@ -18,6 +18,7 @@ import type { Logger } from "../runtime/logger.js";
 import {
   expireInboxWaitingSql,
   rerouteInboxSql,
+  WAITING_PREFIX,
   type WaitingInboxRow,
   waitingInboxSql,
 } from "../sql/inbox/unhandled.js";
@@ -26,11 +27,7 @@ import type { InboxEvent } from "./events.js";
 import type { ResolvedInboxOptions } from "./options.js";
 import type { HandlerRegistry } from "./registry.js";
 
-/**
- * Handler names starting with this are refused (handler-options.ts): it names the placeholders. Brackets and a space,
- * so that `status` and `dead-letters` show it as what it is.
- */
-export const WAITING_PREFIX = "(unhandled) ";
+export { WAITING_PREFIX } from "../sql/inbox/unhandled.js";
 
 /** A part of the inbox on a timer of its own (this pass, retention). */
 export interface Timed {

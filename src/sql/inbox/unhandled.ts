@@ -1,5 +1,12 @@
 import { type InboxNames, quoteLiteral } from "../names.js";
 
+/**
+ * The placeholder handlers' names start with this (inbox/unhandled.ts: the prefix and the queue), and handler names
+ * may not (inbox/handler-options.ts). Brackets and a space, so that `status` and `dead-letters` show it as what it is;
+ * no LIKE wildcard in it, so `handler LIKE prefix || '%'` finds every placeholder (ops/status.ts).
+ */
+export const WAITING_PREFIX = "(unhandled) ";
+
 // Deliveries that no handler of the receiving inbox took, waiting (`unhandledGraceMs` > 0) for an inbox that has a
 // handler for them (a newer version during a rolling deploy: docs/inbox.md#rolling-deploys). They are pending rows
 // under the queue's placeholder handler (inbox/unhandled.ts), attempts 0, available_at = received + grace: the
