@@ -192,11 +192,25 @@ export class MessageExpiredError extends OutboxError {
 }
 
 /**
+ * A delivery no handler took within the inbox's `unhandledGraceMs`: it waited (no attempt spent) for an inbox with a
+ * handler for it, and none came (docs/inbox.md#rolling-deploys). The error of its `dead-lettered` event.
+ */
+export class InboxUnhandledError extends OutboxError {
+  /** The grace it waited, in ms. */
+  readonly graceMs: number;
+  constructor(message: string, graceMs: number) {
+    super(message);
+    this.graceMs = graceMs;
+  }
+}
+
+/**
  * Why a message went to the dead letters (events `dead-lettered`, metrics attribute `reason`), the same words on the
  * relay and the inbox: its last allowed attempt failed ("attempts"), a failure no retry fixes ("non-retryable": a
- * NonRetryableError, or `isRetryable` said so), or its expiry passed ("expired").
+ * NonRetryableError, or `isRetryable` said so), its expiry passed ("expired"), or (inbox only) no handler took it
+ * within `unhandledGraceMs` ("unhandled").
  */
-export type DeadLetterReason = "attempts" | "non-retryable" | "expired";
+export type DeadLetterReason = "attempts" | "non-retryable" | "expired" | "unhandled";
 
 /** Whether `error`, or an error in its `cause` chain, is a NonRetryableError (by class, or by name across copies). */
 export function isNonRetryable(error: unknown): boolean {

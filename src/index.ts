@@ -123,6 +123,7 @@ export type { BatchFailureReason, DeadLetterReason } from "./errors.js";
 export {
   InboxHandlerTimeoutError,
   InboxPartitionsError,
+  InboxUnhandledError,
   isNonRetryable,
   MessageExpiredError,
   NonRetryableError,

@@ -60,6 +60,7 @@ export function formatStatus(status: OutboxStatus): string {
       `  backlog: ${inbox.due} due, ${inbox.deferred} leased or backing off (${inbox.retrying} retrying); ` +
         `${oldest(inbox.oldestDueAgeMs)}; ${inbox.processed} processed (kept for dedupe)`,
     );
+    if (inbox.waiting > 0) out.push(`  waiting for a handler (rolling deploy): ${inbox.waiting}`);
     out.push(`  dead: ${inbox.dead.total}`);
     if (inbox.dead.total > 0) {
       const byHandler = inbox.dead.byHandler.map((r) => [r.handler === "" ? "(invalid delivery)" : r.handler, r.count]);

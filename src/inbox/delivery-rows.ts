@@ -160,11 +160,16 @@ export interface BatchRows {
   rejected: Delivery[];
 }
 
-/** The rows of a batch of deliveries, and which deliveries are invalid (see the top of the file). */
+/**
+ * The rows of a batch of deliveries, and which deliveries are invalid (see the top of the file). With `waiting` (the
+ * queue's placeholder handler, when `unhandledGraceMs` > 0), a valid delivery no handler takes is one pending row under
+ * it, never leased: it waits for an inbox with a handler (unhandled.ts).
+ */
 export function deliveryRows(
   batch: readonly Received[],
   registry: HandlerRegistry,
   invalidMessages: InvalidMessagePolicy,
+  waiting?: string,
 ): BatchRows {
   const entries: Entry[] = [];
   /** Rows that may be leased (pending, no ordering key), and their parsed payloads. */
@@ -181,7 +186,12 @@ export function deliveryRows(
     // Before the handlers are matched: a CloudEvent's type and id fill the delivery's when it has none.
     const cloudEvent = d.undecodable === undefined ? adoptCloudEvent(d) : undefined;
     const handlers = registry.match(d.routingKey, d.type);
-    const reason = invalidReason(r, handlers.length, json, deep, headers, cloudEvent);
+    const waits = handlers.length === 0 && waiting !== undefined;
+    const reason = invalidReason(r, waits ? 1 : handlers.length, json, deep, headers, cloudEvent);
+    if (reason === undefined && waits) {
+      entries.push({ received: r, rows: [inboxRow(r, text, waiting, "pending", null)], invalid: false });
+      continue;
+    }
     if (reason === undefined) {
       const rows: InboxRowInput[] = [];
       for (const h of handlers) {

@@ -3,6 +3,7 @@ import { expectString, rejectUnknownKeys } from "../config/validate.js";
 import { OutboxConfigError } from "../errors.js";
 import { handlerContract, type MessageContract } from "../message/contract.js";
 import { type ResolvedBatch, resolveHandling } from "./batch-options.js";
+import { WAITING_PREFIX } from "./unhandled.js";
 
 export function shortString(value: unknown, name: string): string {
   return expectString(name, value, { minBytes: 1, maxBytes: 255 });
@@ -38,6 +39,11 @@ export function resolveHandlers(handlers: unknown): ResolvedHandler[] {
   const resolved: ResolvedHandler[] = [];
   for (const [name, spec] of Object.entries(handlers as Record<string, unknown>)) {
     shortString(name, "handler name");
+    if (name.startsWith(WAITING_PREFIX)) {
+      throw new OutboxConfigError(
+        `Expected handler name ${JSON.stringify(name)} not to start with ${JSON.stringify(WAITING_PREFIX)}: it names the rows waiting for a handler (docs/inbox.md#rolling-deploys).`,
+      );
+    }
     const s = spec as { on?: unknown; pattern?: unknown; type?: unknown; handle?: unknown; dead?: unknown } | null;
     if (typeof s !== "object" || s === null || (typeof s.handle !== "function" && !("handleBatch" in s))) {
       throw new OutboxConfigError(`Expected \`handlers.${name}\` to be { on | pattern | type, handle(message, tx) }.`);

@@ -23,6 +23,7 @@ import { HandlerRegistry } from "./registry.js";
 import { Retention } from "./retention.js";
 import { checkConnection, checkTable, connectionScrubber, type InboxConnection } from "./startup.js";
 import type { InferredHandlers, TransactionClientOf } from "./types.js";
+import { type Timed, WaitingPass } from "./unhandled.js";
 
 export type { InboxHealth } from "./health.js";
 export type { InboxConnection } from "./startup.js";
@@ -44,9 +45,7 @@ export class Inbox {
   readonly #listeners = new Set<InboxEventListener>();
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
-  #parts:
-    | { pool: OwnedPool; consumer: Consumer; receiver: Receiver; processor: Processor; retention: Retention }
-    | undefined;
+  #parts: { pool: OwnedPool; consumer: Consumer; receiver: Receiver; processor: Processor; timed: Timed[] } | undefined;
   /** Ends the processor's wake-ups on the clock's moves (set while running). */
   #stopClock: (() => void) | undefined;
   #doctor: DoctorWatch | undefined;
@@ -220,7 +219,7 @@ export class Inbox {
     }
     let consumer: Consumer | undefined;
     let processor: Processor | undefined;
-    let retention: Retention | undefined;
+    let timed: Timed[] | undefined;
     try {
       // Every statement of this run (receiver, processor, attempts, retention, gauges) is built with the clock's SQL.
       const names = inboxNames(this.#options.schema, clock);
@@ -240,6 +239,7 @@ export class Inbox {
         pool,
         registry: this.#registry,
         invalidMessages: this.#options.invalidMessages,
+        waiting: WaitingPass.receiving(this.#options),
         batchSize: this.#options.prefetch,
         batchMaxBytes: this.#options.batchMaxBytes,
         maxPayloadBytes: this.#options.maxPayloadBytes,
@@ -250,7 +250,11 @@ export class Inbox {
         names,
         emit: this.#emit,
       });
-      retention = new Retention(pool, this.#options, names, logger, (count) => this.#emit({ type: "purged", count }));
+      // Timers of their own: retention, and the pass over deliveries waiting for a handler (unhandled.ts).
+      timed = [
+        new Retention(pool, this.#options, names, logger, (count) => this.#emit({ type: "purged", count })),
+        new WaitingPass({ pool, registry: this.#registry, names, options: this.#options, emit: this.#emit }),
+      ];
       const consumerOptions: ConsumerOptions = {
         queue: this.#options.queue,
         exchanges: this.#options.exchanges,
@@ -273,10 +277,10 @@ export class Inbox {
       // A test clock moved forward: retries and leases may have ended, which only a claim finds.
       const wakes = processor;
       this.#stopClock = clock.onAdvance(() => wakes.wake());
-      retention.start();
+      for (const part of timed) part.start();
       await consumer.start();
       this.#brokerConnected = true;
-      this.#parts = { pool: owned, consumer, receiver, processor, retention };
+      this.#parts = { pool: owned, consumer, receiver, processor, timed };
       this.#state = "running";
       const o = this.#options;
       if (o.doctorIntervalMs > 0)
@@ -296,7 +300,7 @@ export class Inbox {
       this.#metrics?.close();
       this.#stopClock?.();
       await processor?.stop(0);
-      await retention?.stop();
+      for (const part of timed ?? []) await part.stop();
       await consumer?.close();
       await owned.close().catch(() => {});
       throw error;
@@ -319,7 +323,7 @@ export class Inbox {
     await drained;
     clearTimeout(timer);
     await parts.processor.stop(Math.max(0, deadline - Date.now()));
-    await parts.retention.stop();
+    for (const part of parts.timed) await part.stop();
     await parts.consumer.close();
     await parts.pool.close().catch(() => {});
     this.#state = "stopped";

@@ -100,6 +100,14 @@ export interface InboxOptions<TMessages, TClient, TTx> {
    */
   invalidMessages?: InvalidMessagePolicy;
   /**
+   * How long a delivery that no handler of this inbox takes waits, pending and without spending attempts, for an
+   * inbox of the same queue that has a handler for it (a newer version, during a rolling deploy); then it is dead
+   * (event `dead-lettered`, reason "unhandled"). 0: dead at once, as `invalidMessages` says. Give every inbox of the
+   * queue the same. docs/inbox.md#rolling-deploys
+   * @defaultValue 0
+   */
+  unhandledGraceMs?: number;
+  /**
    * What the later messages of an ordering key (header x-ordering-key) do for a handler once one of them is dead for
    * it: `"stop"`: they wait while it is dead (retry it, or delete it, and the key goes on); `"continue"`: they are
    * handled, with a gap. Every inbox on the same table must be given the same. docs/ordering.md. The relay's option
@@ -155,6 +163,7 @@ export interface ResolvedInboxOptions {
   purgeIntervalMs: number;
   purgeBatchSize: number;
   invalidMessages: InvalidMessagePolicy;
+  unhandledGraceMs: number;
   keyAfterDead: KeyAfterDead;
   isRetryable: ((error: Error, message: InboxMessage) => boolean) | undefined;
   stopTimeoutMs: number;
@@ -189,6 +198,7 @@ const INBOX_OPTION_KEYS = {
   purgeIntervalMs: true,
   purgeBatchSize: true,
   invalidMessages: true,
+  unhandledGraceMs: true,
   keyAfterDeadLetter: true,
   keyAfterDead: true,
   isRetryable: true,
@@ -277,6 +287,7 @@ export function resolveInboxOptions(options: InboxOptions<unknown, unknown, unkn
     purgeIntervalMs: durationOption("purgeIntervalMs", options.purgeIntervalMs, 60_000, 10),
     purgeBatchSize: integerOption("purgeBatchSize", options.purgeBatchSize, 1_000, 1),
     invalidMessages,
+    unhandledGraceMs: durationOption("unhandledGraceMs", options.unhandledGraceMs, 0, 0),
     keyAfterDead,
     isRetryable: functionOption("isRetryable", options.isRetryable),
     stopTimeoutMs: durationOption("stopTimeoutMs", options.stopTimeoutMs, 10_000, 0),

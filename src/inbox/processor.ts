@@ -34,6 +34,7 @@ import type { ResolvedHandler } from "./handler-options.js";
 import type { ResolvedInboxOptions } from "./options.js";
 import type { ReceivedRows } from "./received-rows.js";
 import type { HandlerRegistry } from "./registry.js";
+import { WaitingPass } from "./unhandled.js";
 
 export type { PrismaLike } from "./attempt.js";
 
@@ -57,6 +58,8 @@ export class Processor implements ReceivedRows {
   #fillTimer: NodeJS.Timeout | undefined;
   readonly #options: ResolvedInboxOptions;
   readonly #claimByIdsSql: string;
+  /** The queue's placeholder handler with a grace: keyed rows wait behind its rows of their key (sql/inbox/claim.ts). */
+  readonly #waiting: string | undefined;
   /** This inbox's handlers: its due claims take only their rows (several inboxes may share one table). */
   readonly #handlerNames: readonly string[];
   readonly #releaseSql: string;
@@ -91,7 +94,8 @@ export class Processor implements ReceivedRows {
     this.#registry = registry;
     this.#perSlot = Math.max(1, ...registry.names.map((n) => registry.byName(n)?.batch?.size ?? 1));
     this.#names = names;
-    this.#claimByIdsSql = claimInboxByIdsSql(this.#names, options.keyAfterDead);
+    this.#waiting = WaitingPass.receiving(options)?.handler;
+    this.#claimByIdsSql = claimInboxByIdsSql(this.#names, options.keyAfterDead, this.#waiting);
     this.#handlerNames = registry.names;
     this.#releaseSql = releaseInboxMessagesSql(this.#names);
   }
@@ -279,7 +283,7 @@ export class Processor implements ReceivedRows {
    */
   async #claimDue(limit: number): Promise<ClaimedInboxRow[]> {
     const results = (await this.#pool.query(
-      claimDueInbox(this.#names, this.#options.keyAfterDead, this.leaseMs, limit, this.#handlerNames),
+      claimDueInbox(this.#names, this.#options.keyAfterDead, this.leaseMs, limit, this.#handlerNames, this.#waiting),
     )) as unknown as pg.QueryResult<ClaimedInboxRow>[];
     return results[2]!.rows;
   }

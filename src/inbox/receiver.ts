@@ -35,6 +35,8 @@ export interface ReceiverDeps {
   pool: pg.Pool;
   registry: HandlerRegistry;
   invalidMessages: InvalidMessagePolicy;
+  /** With `unhandledGraceMs` > 0: the placeholder handler and the grace of deliveries no handler takes (unhandled.ts). */
+  waiting?: { handler: string; graceMs: number } | undefined;
   /** Most deliveries per INSERT. */
   batchSize: number;
   /** Most body bytes per INSERT (a larger single delivery goes alone). */
@@ -72,7 +74,7 @@ export class Receiver {
   constructor(deps: ReceiverDeps) {
     this.#deps = deps;
     this.#batches = new BatchStore(
-      { pool: deps.pool, leaseMs: deps.rows.leaseMs, logger: deps.logger, names: deps.names },
+      { pool: deps.pool, leaseMs: deps.rows.leaseMs, logger: deps.logger, names: deps.names, waiting: deps.waiting },
       this.#abort,
       (d, reason) => this.#invalid(d, reason),
     );
@@ -192,6 +194,7 @@ export class Receiver {
       batch,
       this.#deps.registry,
       this.#deps.invalidMessages,
+      this.#deps.waiting?.handler,
     );
     for (const { delivery, reason } of invalid) this.#invalid(delivery, reason);
     // The processor's free room goes to the first rows that can take it; the rest are handed over by id after COMMIT.

@@ -45,6 +45,8 @@ export interface BatchStoreDeps {
   logger: Logger;
   /** The inbox table's names, in the inbox's schema. */
   names: InboxNames;
+  /** Rows under this placeholder handler are due at the end of the grace (sql/inbox/insert.ts). */
+  waiting?: { handler: string; graceMs: number } | undefined;
 }
 
 /** The receiver's INSERTs; one per receiver, shared by its batches. */
@@ -67,7 +69,7 @@ export class BatchStore {
     this.#deps = deps;
     this.#abort = abort;
     this.#invalid = invalid;
-    this.#insertSql = insertInboxMessagesSql(deps.names);
+    this.#insertSql = insertInboxMessagesSql(deps.names, deps.waiting);
   }
 
   /** Stores the entries' rows (see #store), appending what was stored to `stored` and the culprits to `rejected`. */

@@ -58,6 +58,8 @@ export interface OutboxStatus {
         deferred: number;
         /** Pending rows that failed at least once. */
         retrying: number;
+        /** Deliveries no handler took yet, waiting for one (`unhandledGraceMs`: docs/inbox.md#rolling-deploys). */
+        waiting: number;
         processed: number;
         oldestDueAgeMs: number | null;
         dead: {
@@ -136,6 +138,7 @@ export async function outboxStatus(pool: pg.Pool, options: StatusOptions = {}): 
       due: backlog.due as number,
       deferred: backlog.deferred as number,
       retrying: backlog.retrying as number,
+      waiting: backlog.waiting as number,
       processed: backlog.processed as number,
       oldestDueAgeMs: age(backlog.oldest_due_age_ms),
       dead: {

@@ -44,7 +44,9 @@ async function seedInbox() {
             ('d', 'record', 'x', 'k', '{}', 'processed', 1, now(), NULL, now()),
             ('e', 'record', 'x', 'k', '{}', 'dead', 3, now(), 'Error: boom', NULL),
             ('f', 'mail', 'x', 'k', '{}', 'dead', 3, now(), 'Error: boom', NULL),
-            ('g', '', 'x', 'k', NULL, 'dead', 0, now(), 'no handler for routing key k', NULL)`,
+            ('g', '', 'x', 'k', NULL, 'dead', 0, now(), 'no handler for routing key k', NULL),
+            ('h', '(unhandled) q', 'x', 'new.k', '{}', 'pending', 0, now() + interval '1 h', NULL, NULL),
+            ('i', '(unhandled) q', 'x', 'new.k', '{}', 'pending', 0, now() - interval '1 h', NULL, NULL)`,
   );
 }
 
@@ -88,6 +90,8 @@ describe("prisma-outbox status", () => {
         due: 2,
         deferred: 1,
         retrying: 1,
+        // Waiting for a handler: neither due nor deferred work, whether its grace ran out or not.
+        waiting: 2,
         processed: 1,
         dead: {
           total: 3,
@@ -115,6 +119,7 @@ describe("prisma-outbox status", () => {
     expect(text.stdout).not.toMatch(/billing\s+1/); // --top 1
     expect(text.stdout).toContain("2 due, 1 leased or backing off (1 retrying)");
     expect(text.stdout).toContain("dead: 3");
+    expect(text.stdout).toContain("waiting for a handler (rolling deploy): 2");
   });
 
   it("counts the sessions of a running relay and a running inbox", async () => {

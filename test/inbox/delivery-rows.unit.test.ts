@@ -58,6 +58,30 @@ describe("deliveryRows", () => {
     expect(entries[0]!.rows[0]).toMatchObject({ messageId: plain.delivery.messageId, payload: '{"id":1}', body: null });
   });
 
+  it("with a placeholder (unhandledGraceMs > 0), a delivery no handler takes waits as one pending row, never leased", () => {
+    const nobody = received({ a: 1 }, { routingKey: "nobody.listens", headers: { "x-ordering-key": "k" } });
+    const unkeyed = received({ a: 2 }, { routingKey: "nobody.listens" });
+    const notJson = received(Buffer.from("not json"), { routingKey: "nobody.listens" });
+    for (const policy of ["dead", "reject"] as const) {
+      const { entries, leasable, invalid, rejected } = deliveryRows(
+        [nobody, unkeyed, notJson],
+        registry,
+        policy,
+        "(w) q",
+      );
+      expect(
+        entries.slice(0, 2).map((e) => [e.invalid, e.rows.map((r) => [r.handler, r.status, r.key, r.payload])]),
+      ).toEqual([
+        [false, [["(w) q", "pending", "k", '{"a":1}']]],
+        [false, [["(w) q", "pending", null, '{"a":2}']]],
+      ]);
+      expect(leasable.size).toBe(0);
+      // An invalid delivery is invalid as before: waiting is for deliveries a handler could take.
+      expect(invalid.map((i) => i.reason)).toEqual(["the body is not JSON"]);
+      expect(rejected).toHaveLength(policy === "reject" ? 1 : 0);
+    }
+  });
+
   it("what cannot be handled or stored is one dead row with the reason, or rejected", () => {
     const batch = [
       received({ a: 1 }, { messageId: undefined }),

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { resolveHandlers } from "../../src/inbox/handler-options.js";
 import { resolveInboxOptions } from "../../src/inbox/options.js";
 import { topicMatches } from "../../src/inbox/registry.js";
+import { waitingHandler } from "../../src/inbox/unhandled.js";
 import { inbox, OutboxConfigError } from "../../src/index.js";
 
 const prisma = { $transaction: async () => {}, $executeRawUnsafe: async () => 0 };
@@ -27,6 +28,14 @@ describe("inbox() options", () => {
     [{ ...valid, leaseMarginMs: 500 }, /`leaseMarginMs` to be an integer from 1000 .*, got 500/],
     [{ ...valid, leaseMarginMs: "15s" }, /`leaseMarginMs` to be an integer/],
     [{ ...valid, invalidMessages: "drop" }, /`invalidMessages` to be "dead" or "reject", got "drop"/],
+    [{ ...valid, unhandledGraceMs: -1 }, /`unhandledGraceMs` to be an integer from 0 to 2147483647, got -1/],
+    [{ ...valid, unhandledGraceMs: 1.5 }, /`unhandledGraceMs` to be an integer/],
+    [{ ...valid, unhandledGraceMs: "10m" }, /`unhandledGraceMs` to be an integer .*, got "10m"/],
+    [{ ...valid, unhandledGraceMs: 2 ** 31 }, /`unhandledGraceMs` to be an integer from 0 to 2147483647/],
+    [
+      { ...valid, handlers: { "(unhandled) q": { on: "a", handle } } },
+      /handler name "\(unhandled\) q" not to start with "\(unhandled\) "/,
+    ],
     [{ ...valid, exchanges: [{ name: "x", type: "fan" }] }, /each of `exchanges`/],
     [
       { ...valid, retryBaseDelayMs: 10, retryMaxDelayMs: 5 },
@@ -47,7 +56,9 @@ describe("inbox() options", () => {
       leaseMarginMs: 15_000,
       retentionMs: 604_800_000,
       invalidMessages: "dead",
+      unhandledGraceMs: 0,
     });
+    expect(resolveInboxOptions({ ...valid, unhandledGraceMs: 600_000 } as never).unhandledGraceMs).toBe(600_000);
     expect(resolveHandlers(valid.handlers)).toEqual([{ name: "h", on: ["a.b"], patterns: [], types: [], handle }]);
   });
 
@@ -70,5 +81,15 @@ describe("topic patterns", () => {
     ["a.*.c", "a.b.c", true],
   ])("%s ~ %s: %s", (pattern, key, expected) => {
     expect(topicMatches(pattern, key)).toBe(expected);
+  });
+});
+
+describe("the placeholder of waiting deliveries", () => {
+  it("names the queue, and fits the handler column (255 bytes) for any queue name", () => {
+    expect(waitingHandler("orders")).toBe("(unhandled) orders");
+    const long = waitingHandler("q".repeat(255));
+    expect(long).toMatch(/^\(unhandled\) sha256:[0-9a-f]{64}$/);
+    expect(long).not.toBe(waitingHandler(`${"q".repeat(254)}r`));
+    expect(Buffer.byteLength(waitingHandler("é".repeat(127)))).toBeLessThanOrEqual(255);
   });
 });

@@ -20,6 +20,10 @@ import { type InboxNames, quoteLiteral } from "../names.js";
 //   handler, rows are handled one at a time in the order received; a failing row holds back its key (for its handler
 //   only) until it succeeds or is dead. The (ordering_key, handler, status, id) index answers the probe; rows without
 //   a key pass at the first test of the OR.
+// - With `waiting` (the queue's placeholder handler: `unhandledGraceMs` > 0, inbox/unhandled.ts), a keyed row also
+//   waits behind an earlier row of its key that waits, pending, for a handler: that row may be moved to this very
+//   handler (keeping its id), and must then come first. A second probe of the same index; without a grace the
+//   statement is as before. A dead waiting row (no handler came) holds back nothing: it was never a handler's.
 const RETURNING = `RETURNING m.id::text AS id, m.message_id, m.handler, m.exchange, m.routing_key, m.payload, m.headers,
   m.type, m.correlation_id, m.attempts, m.received_at, m.ordering_key, m.last_error IS NOT NULL AS failed_before`;
 
@@ -27,11 +31,16 @@ const RETURNING = `RETURNING m.id::text AS id, m.message_id, m.handler, m.exchan
 export type KeyAfterDead = "stop" | "continue";
 
 /** The ordering-key condition on the candidate row `r`. */
-function keyHeadOnly(names: InboxNames, afterDead: KeyAfterDead): string {
+function keyHeadOnly(names: InboxNames, afterDead: KeyAfterDead, waiting?: string): string {
   const statuses = afterDead === "stop" ? "('pending', 'dead')" : "('pending')";
-  return `AND (r.ordering_key IS NULL OR NOT EXISTS (
+  const behindWaiting =
+    waiting === undefined
+      ? ""
+      : ` OR EXISTS (SELECT 1 FROM ${names.inboxTable} w WHERE w.ordering_key = r.ordering_key
+    AND w.handler = ${quoteLiteral(waiting)} AND w.status = 'pending' AND w.id < r.id)`;
+  return `AND (r.ordering_key IS NULL OR NOT (EXISTS (
     SELECT 1 FROM ${names.inboxTable} e WHERE e.ordering_key = r.ordering_key AND e.handler = r.handler
-    AND e.status IN ${statuses} AND e.id < r.id))`;
+    AND e.status IN ${statuses} AND e.id < r.id)${behindWaiting}))`;
 }
 
 /**
@@ -50,13 +59,14 @@ function dueClaim(
   leaseMs: string,
   limit: string,
   handlers: readonly string[] | undefined,
+  waiting?: string,
 ): string {
   return `
 UPDATE ${names.inboxTable} m SET attempts = m.attempts + 1, available_at = ${names.now} + make_interval(secs => ${leaseMs}::float8 / 1000)
 FROM (
   SELECT r.id FROM ${names.inboxTable} r WHERE r.status = 'pending' AND r.available_at <= ${names.now}
   ${ownHandlers(handlers)}
-  ${keyHeadOnly(names, afterDead)}
+  ${keyHeadOnly(names, afterDead, waiting)}
   ORDER BY r.available_at, r.id LIMIT ${limit} FOR UPDATE SKIP LOCKED
 ) c
 WHERE m.id = c.id
@@ -94,19 +104,20 @@ export function claimDueInbox(
   leaseMs: number,
   limit: number,
   handlers?: readonly string[],
+  waiting?: string,
 ): string {
-  const claim = dueClaim(names, afterDead, integer(leaseMs), integer(limit), handlers);
+  const claim = dueClaim(names, afterDead, integer(leaseMs), integer(limit), handlers, waiting);
   return `BEGIN;\nSET LOCAL enable_bitmapscan = off;\n${claim};\nCOMMIT`;
 }
 
 /** Claims the given rows (the receiver's in-process hand-off) where still pending and due. $1: lease ms, $2: ids. */
-export function claimInboxByIdsSql(names: InboxNames, afterDead: KeyAfterDead = "stop"): string {
+export function claimInboxByIdsSql(names: InboxNames, afterDead: KeyAfterDead = "stop", waiting?: string): string {
   return `
 UPDATE ${names.inboxTable} m SET attempts = m.attempts + 1, available_at = ${names.now} + make_interval(secs => $1::float8 / 1000)
 FROM (
   SELECT r.id FROM ${names.inboxTable} r
   WHERE r.id = ANY($2::bigint[]) AND r.status = 'pending' AND r.available_at <= ${names.now}
-  ${keyHeadOnly(names, afterDead)}
+  ${keyHeadOnly(names, afterDead, waiting)}
   ORDER BY r.id FOR UPDATE SKIP LOCKED
 ) c
 WHERE m.id = c.id

@@ -46,8 +46,17 @@ export interface InboxRowInput {
  *   (deadlock, 40P01). The ids are still drawn in delivery order (the CTE numbers the rows sorted by position; a
  *   volatile output is evaluated after its query's ORDER BY), which is the order the processors take a key's rows in.
  *   Duplicates draw an id too, as they did through the column default.
+ * - With `waiting` (the inbox's `unhandledGraceMs` > 0), a row under the queue's placeholder handler (a delivery no
+ *   handler of this inbox takes) is due only at the end of its grace: no claim takes it (claims take their own
+ *   handlers' rows), an inbox with a handler moves it before then, and the grace's end is when it becomes dead
+ *   (unhandled.ts). Written in as literals (fixed per inbox), so an inbox without a grace runs the statement as before.
  */
-export function insertInboxMessagesSql(names: InboxNames): string {
+export function insertInboxMessagesSql(names: InboxNames, waiting?: { handler: string; graceMs: number }): string {
+  const wait =
+    waiting === undefined
+      ? ""
+      : `WHEN handler = ${quoteLiteral(waiting.handler)} THEN ${names.now} + make_interval(secs => ${waiting.graceMs / 1000})
+            `;
   return `
 WITH input AS MATERIALIZED (
   SELECT nextval((SELECT pg_get_serial_sequence(${quoteLiteral(names.inboxTable)}, 'id'))) AS id, message_id, handler,
@@ -66,7 +75,8 @@ INSERT INTO ${names.inboxTable} (id, message_id, handler, exchange, routing_key,
                                   correlation_id, status, last_error, ordering_key, attempts, available_at)
 SELECT id, message_id, handler, exchange, routing_key, CASE WHEN has_payload THEN payload END, body, headers::jsonb,
        type, correlation_id, status, last_error, ordering_key, CASE WHEN leased THEN 1 ELSE 0 END,
-       CASE WHEN leased THEN ${names.now} + make_interval(secs => $13::float8 / 1000) ELSE ${names.now} END
+       CASE WHEN leased THEN ${names.now} + make_interval(secs => $13::float8 / 1000)
+            ${wait}ELSE ${names.now} END
 FROM input
 ORDER BY message_id, handler
 ON CONFLICT (message_id, handler) DO NOTHING

@@ -3,7 +3,9 @@
 // The counts read every row of the tables they count: a status check is run by a person or a probe every few seconds
 // at most, and an exact backlog is what it is for. On a backlog of millions it takes a second or two, not minutes.
 // "Due" is PostgreSQL's now(): an operator's command runs on the database's time, never on a test's clock.
-import type { InboxNames, OutboxNames } from "../names.js";
+
+import { WAITING_PREFIX } from "../inbox/unhandled.js";
+import { type InboxNames, type OutboxNames, quoteLiteral } from "../names.js";
 
 /**
  * The outbox's counts for status: due now, deferred (retry backoff or a writer's delay), and the age of the oldest
@@ -51,16 +53,21 @@ GROUP BY application_name`;
 /**
  * The inbox's counts for status, by state, in one scan. Pending rows not due yet are either leased (a processor
  * claimed them and runs their handler: the claim moves available_at forward by the lease) or waiting for a retry's
- * backoff; the table does not tell these apart. `retrying`: pending rows that failed at least once.
+ * backoff; the table does not tell these apart. `retrying`: pending rows that failed at least once. `waiting`:
+ * deliveries no handler took yet, under a queue's placeholder handler (inbox/unhandled.ts); counted apart, not as due
+ * or deferred work (no handler of the inbox that stored them can do it). Counted in the same scan, so free.
  */
 export function inboxStatusCountsSql(names: InboxNames): string {
+  const waiting = `handler LIKE ${quoteLiteral(`${WAITING_PREFIX}%`)}`;
   return `SELECT
-  count(*) FILTER (WHERE status = 'pending' AND available_at <= now())::int AS due,
-  count(*) FILTER (WHERE status = 'pending' AND available_at > now())::int AS deferred,
+  count(*) FILTER (WHERE status = 'pending' AND available_at <= now() AND NOT ${waiting})::int AS due,
+  count(*) FILTER (WHERE status = 'pending' AND available_at > now() AND NOT ${waiting})::int AS deferred,
+  count(*) FILTER (WHERE status = 'pending' AND ${waiting})::int AS waiting,
   count(*) FILTER (WHERE status = 'pending' AND last_error IS NOT NULL)::int AS retrying,
   count(*) FILTER (WHERE status = 'processed')::int AS processed,
   count(*) FILTER (WHERE status = 'dead')::int AS dead,
-  (extract(epoch FROM now() - min(available_at) FILTER (WHERE status = 'pending' AND available_at <= now())) * 1000)::float8
+  (extract(epoch FROM now() - min(available_at) FILTER (WHERE status = 'pending' AND available_at <= now()
+    AND NOT ${waiting})) * 1000)::float8
     AS oldest_due_age_ms
 FROM ${names.inboxTable}`;
 }
