@@ -35,6 +35,9 @@ function owned(proc: h.Proc): number[] {
 it(
   `O2. at least ${MESSAGES} messages on ${KEYS} keys, ${PARTITIONS} partitions, 3 inboxes, one SIGKILLed twice, one joining, transient handler failures: per key, commit order in the effects`,
   async () => {
+    const t0 = Date.now();
+    /** Seconds since the test began, for the events line (where a run spends its time). */
+    const t = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
     const connection = await amqp.connect(amqpUrl);
     defer(() => connection.close().catch(() => {}));
     await requireHashExchange(connection, uniqueName("rel.part.probe"));
@@ -123,7 +126,7 @@ it(
       await expect.poll(union, { timeout: 15_000, interval: 20 }).toBe(PARTITIONS);
       const ms = Date.now() - exit.at;
       handOvers.push(ms);
-      events.push(`${victim.name} SIGKILLed at ${at} handled, partitions owned again in ${ms} ms`);
+      events.push(`${victim.name} SIGKILLed at ${at} handled (${t()}), partitions owned again in ${ms} ms`);
     };
     // Each event once the handlers have done a share of the run, whatever the machine's speed: mid-stream.
     const handled = (fraction: number) =>
@@ -138,21 +141,23 @@ it(
     const restarted = await startInbox("inbox-a2");
     all.push(restarted);
     live.push(restarted);
-    events.push(`inbox-a2 started at ${await ih.effectCount(pool)} handled`);
+    events.push(`inbox-a2 started at ${await ih.effectCount(pool)} handled (${t()})`);
     await handled(0.4);
     const joined = await startInbox("inbox-d");
     all.push(joined);
     live.push(joined);
-    events.push(`inbox-d joined at ${await ih.effectCount(pool)} handled`);
+    events.push(`inbox-d joined at ${await ih.effectCount(pool)} handled (${t()})`);
     await expect.poll(() => live.map((p) => owned(p).length).sort(), { timeout: 20_000 }).toEqual([4, 4, 4, 4]);
     await handled(0.65);
     await kill(restarted);
     await h.sleep(h.size(2_000, 5_000));
     eventsDone = true;
     await writing;
+    events.push(`writers done at ${written} written (${t()})`);
     // Rows the killed workers had claimed wait out their lease (handlerTimeoutMs + 15 s).
     await ih.waitForEffects(pool, ids, { timeoutMs: h.size(120_000, 600_000) });
     expect(await h.outboxCount(pool)).toBe(0);
+    events.push(`all handled (${t()})`);
 
     const { rows } = await pool.query<{ message_id: string; ordering_key: string }>(
       "SELECT message_id, ordering_key FROM written_log ORDER BY id",
