@@ -23,7 +23,12 @@ const PARTITIONS = 16;
 const RELAYS = 2;
 const WRITERS = 8;
 const CHUNK = 10;
-const PACE_MS = h.size(250, 100);
+// Short size: 8 writers x 10 messages every 800 ms = 100/s, below what the inboxes handle on a loaded 2-core machine
+// (about 150/s), so that no backlog builds up while the events run (at 320/s one did: processes took 20 s to start
+// and the run about 100 s); about 60 s in all.
+const PACE_MS = h.size(800, 100);
+/** Short size: a SIGKILLed worker's claimed rows come back after 1 s + 3 s instead of 1 s + 15 s (the default). */
+const LEASE_MARGIN_MS = h.size("3000", "15000");
 
 /** The partitions a worker consumes, from its last `inbox-partitions owned=` line. */
 function owned(proc: h.Proc): number[] {
@@ -69,13 +74,14 @@ it(
       INBOX_RETRY_MAX_DELAY_MS: "200",
       INBOX_SWEEP_INTERVAL_MS: "100",
       INBOX_CONCURRENCY: "8",
+      INBOX_LEASE_MARGIN_MS: LEASE_MARGIN_MS,
     };
     const startInbox = (name: string) =>
       ih.startInbox({ queue, exchange, databaseUrl: url, amqpUrl, env: inboxEnv, name });
     const all: h.Proc[] = [];
     const live: h.Proc[] = [];
-    for (const name of ["inbox-a", "inbox-b", "inbox-c"]) {
-      const proc = await startInbox(name);
+    // Started together: a worker takes seconds to start on a loaded machine (tsx, Prisma), one after another it added up.
+    for (const proc of await Promise.all(["inbox-a", "inbox-b", "inbox-c"].map(startInbox))) {
       all.push(proc);
       live.push(proc);
     }
@@ -109,7 +115,7 @@ it(
           };
         });
         ids.push(...(await prisma.$transaction(async (tx) => tx.$enqueue(messages))));
-        // Paced, so that the stream still flows during the kills and the join (about 10 s short, 60 s full).
+        // Paced, so that the stream still flows during the kills and the join (about 30 s short, 60 s full).
         await h.sleep(PACE_MS);
       }
     };
@@ -142,8 +148,11 @@ it(
     all.push(restarted);
     live.push(restarted);
     events.push(`inbox-a2 started at ${await ih.effectCount(pool)} handled (${t()})`);
+    // Spawned now and joining once started (and 40% handled): its start overlaps the stream instead of following it.
+    const joining = startInbox("inbox-d");
+    joining.catch(() => {}); // Awaited below; not an unhandled rejection meanwhile.
     await handled(0.4);
-    const joined = await startInbox("inbox-d");
+    const joined = await joining;
     all.push(joined);
     live.push(joined);
     events.push(`inbox-d joined at ${await ih.effectCount(pool)} handled (${t()})`);
@@ -154,7 +163,7 @@ it(
     eventsDone = true;
     await writing;
     events.push(`writers done at ${written} written (${t()})`);
-    // Rows the killed workers had claimed wait out their lease (handlerTimeoutMs + 15 s).
+    // Rows the killed workers had claimed wait out their lease (handlerTimeoutMs + LEASE_MARGIN_MS).
     await ih.waitForEffects(pool, ids, { timeoutMs: h.size(120_000, 600_000) });
     expect(await h.outboxCount(pool)).toBe(0);
     events.push(`all handled (${t()})`);
