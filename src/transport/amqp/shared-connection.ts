@@ -1,7 +1,7 @@
 // One AMQP connection shared by the consumers of a partitioned inbox queue's partitions (one channel each), so that a
-// process consuming 16 partitions runs one socket, one heartbeat and one frame reader instead of 16: measured in
-// bench:inbox (p), 16 connections cost about a fifth more CPU per message than one plain queue's consumer
-// (docs/performance.md#partitioned-queues).
+// process consuming 16 partitions runs one socket, one heartbeat and one frame reader instead of 16, as RabbitMQ
+// advises (a connection is a process and buffers on the broker; channels are cheap). CPU per message did not move
+// with it in bench:inbox (p): docs/performance.md#partitioned-queues.
 //
 // State machine:
 //   none --acquire()--> opening --connected--> open --acquire()--> open (the same connection)
