@@ -80,21 +80,18 @@ it(
       ih.startInbox({ queue, exchange, databaseUrl: url, amqpUrl, env: inboxEnv, name });
     const all: h.Proc[] = [];
     const live: h.Proc[] = [];
-    // Inboxes and relays started together: a worker takes seconds to start on a loaded machine (tsx, Prisma), and one
-    // after another that added up to most of the run.
-    const relayEnv = { OUTBOX_BATCH_SIZE: "100", OUTBOX_SWEEP_MIN_AGE_MS: "1000" };
-    const [inboxes, relays] = await Promise.all([
-      Promise.all(["inbox-a", "inbox-b", "inbox-c"].map(startInbox)),
-      Promise.all(
-        Array.from({ length: RELAYS }, (_, r) =>
-          h.startWorker({ databaseUrl: url, amqpUrl, env: relayEnv, name: `relay-${r}` }),
-        ),
-      ),
-    ]);
-    all.push(...inboxes);
-    live.push(...inboxes);
+    // Started together: a worker takes seconds to start on a loaded machine (tsx, Prisma), one after another it added up.
+    for (const proc of await Promise.all(["inbox-a", "inbox-b", "inbox-c"].map(startInbox))) {
+      all.push(proc);
+      live.push(proc);
+    }
     const union = () => new Set(live.flatMap(owned)).size;
     await expect.poll(union, { timeout: 30_000 }).toBe(PARTITIONS);
+    const relayEnv = { OUTBOX_BATCH_SIZE: "100", OUTBOX_SWEEP_MIN_AGE_MS: "1000" };
+    const relays: h.Proc[] = [];
+    for (let r = 0; r < RELAYS; r++) {
+      relays.push(await h.startWorker({ databaseUrl: url, amqpUrl, env: relayEnv, name: `relay-${r}` }));
+    }
 
     // Writers: each transaction writes CHUNK messages of random keys; 1 message in 50 fails once in the handler.
     // They write at least MESSAGES, and go on until the kills and the join are over (a restarted or joining worker
@@ -147,13 +144,13 @@ it(
       );
     await handled(0.15);
     await kill(live[0]!);
-    // The joiner is spawned with the restart, so that their starts overlap; it joins once started and 40% handled.
-    const joining = startInbox("inbox-d");
-    joining.catch(() => {}); // Awaited below; not an unhandled rejection meanwhile.
     const restarted = await startInbox("inbox-a2");
     all.push(restarted);
     live.push(restarted);
     events.push(`inbox-a2 started at ${await ih.effectCount(pool)} handled (${t()})`);
+    // Spawned now and joining once started (and 40% handled): its start overlaps the stream instead of following it.
+    const joining = startInbox("inbox-d");
+    joining.catch(() => {}); // Awaited below; not an unhandled rejection meanwhile.
     await handled(0.4);
     const joined = await joining;
     all.push(joined);
