@@ -1,10 +1,11 @@
 // The inbox's consumer: one queue (RabbitMQ's or the given transport's), or a partitioned queue's share of partitions
-// (partitions.ts), each partition consumed as one queue is.
+// (partitions.ts), each partition consumed as one queue is, on a channel of the process's one connection.
 import type pg from "pg";
 import { OutboxConfigError } from "../errors.js";
 import type { Logger } from "../runtime/logger.js";
 import { AmqpConsumer } from "../transport/amqp/consumer.js";
 import { declarePartitions, partitionQueueSpec } from "../transport/amqp/partitions.js";
+import { SharedAmqpConnection } from "../transport/amqp/shared-connection.js";
 import type { Consumer, ConsumerOptions, InboxTransport } from "../transport/transport.js";
 import type { ResolvedPartitions } from "./partition-options.js";
 import { PartitionedConsumer } from "./partitions.js";
@@ -43,6 +44,8 @@ export function inboxConsumer({
     );
   }
   const url = broker.amqpUrl;
+  // One connection for all the partitions this process consumes, a channel each (transport/amqp/shared-connection.ts).
+  const connection = new SharedAmqpConnection(url, guardHeaders, options.onEvent);
   return new PartitionedConsumer({
     ...options,
     partitions: partitions.count,
@@ -50,6 +53,7 @@ export function inboxConsumer({
     drainTimeoutMs: RELEASE_DRAIN_MS,
     pool,
     logger,
+    closeConnection: () => connection.close(),
     declare: () =>
       declarePartitions(url, { queue: options.queue, exchanges: options.exchanges, partitions: partitions.count }),
     partitionConsumer: (index, partition) =>
@@ -59,6 +63,7 @@ export function inboxConsumer({
         exchanges: [],
         url,
         guardHeaders,
+        connection,
       }),
   });
 }

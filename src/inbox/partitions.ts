@@ -39,7 +39,7 @@ export interface PartitionedConsumerOptions extends ConsumerOptions {
   partitions: number;
   /** Declares the partitions' topology and checks their count (transport/amqp/partitions.ts). */
   declare(): Promise<void>;
-  /** The consumer of one partition queue. */
+  /** The consumer of one partition queue (each on a channel of the process's one broker connection). */
   partitionConsumer(index: number, options: ConsumerOptions): Consumer;
   /** Where the lock connection comes from (held for the process's life, or until lost). */
   pool: pg.Pool;
@@ -47,6 +47,8 @@ export interface PartitionedConsumerOptions extends ConsumerOptions {
   /** Longest wait for a released partition's deliveries to be stored and acked before closing it anyway. */
   drainTimeoutMs: number;
   logger: Logger;
+  /** Closes the broker connection the partition consumers share, once they are all closed. */
+  closeConnection(): Promise<void>;
 }
 
 interface Owned {
@@ -120,6 +122,7 @@ export class PartitionedConsumer implements Consumer {
     // Consumers first (what is unacked goes back to the queue), then the locks: never a lock given up while consuming.
     await Promise.all([...this.#owned.values()].map((p) => p.consumer.close()));
     this.#owned.clear();
+    await this.#o.closeConnection();
     const client = this.#client;
     this.#client = undefined;
     if (client) {

@@ -23,7 +23,12 @@ const PARTITIONS = 16;
 const RELAYS = 2;
 const WRITERS = 8;
 const CHUNK = 10;
-const PACE_MS = h.size(250, 100);
+// Short size: 8 writers x 10 messages every 800 ms = 100/s, below what the inboxes handle on a loaded 2-core machine
+// (about 150/s), so that no backlog builds up while the events run (at 320/s one did: processes took 20 s to start
+// and the run about 100 s); about 60 s in all.
+const PACE_MS = h.size(800, 100);
+/** Short size: a SIGKILLed worker's claimed rows come back after 1 s + 3 s instead of 1 s + 15 s (the default). */
+const LEASE_MARGIN_MS = h.size("3000", "15000");
 
 /** The partitions a worker consumes, from its last `inbox-partitions owned=` line. */
 function owned(proc: h.Proc): number[] {
@@ -35,6 +40,9 @@ function owned(proc: h.Proc): number[] {
 it(
   `O2. at least ${MESSAGES} messages on ${KEYS} keys, ${PARTITIONS} partitions, 3 inboxes, one SIGKILLed twice, one joining, transient handler failures: per key, commit order in the effects`,
   async () => {
+    const t0 = Date.now();
+    /** Seconds since the test began, for the events line (where a run spends its time). */
+    const t = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
     const connection = await amqp.connect(amqpUrl);
     defer(() => connection.close().catch(() => {}));
     await requireHashExchange(connection, uniqueName("rel.part.probe"));
@@ -66,13 +74,14 @@ it(
       INBOX_RETRY_MAX_DELAY_MS: "200",
       INBOX_SWEEP_INTERVAL_MS: "100",
       INBOX_CONCURRENCY: "8",
+      INBOX_LEASE_MARGIN_MS: LEASE_MARGIN_MS,
     };
     const startInbox = (name: string) =>
       ih.startInbox({ queue, exchange, databaseUrl: url, amqpUrl, env: inboxEnv, name });
     const all: h.Proc[] = [];
     const live: h.Proc[] = [];
-    for (const name of ["inbox-a", "inbox-b", "inbox-c"]) {
-      const proc = await startInbox(name);
+    // Started together: a worker takes seconds to start on a loaded machine (tsx, Prisma), one after another it added up.
+    for (const proc of await Promise.all(["inbox-a", "inbox-b", "inbox-c"].map(startInbox))) {
       all.push(proc);
       live.push(proc);
     }
@@ -106,7 +115,7 @@ it(
           };
         });
         ids.push(...(await prisma.$transaction(async (tx) => tx.$enqueue(messages))));
-        // Paced, so that the stream still flows during the kills and the join (about 10 s short, 60 s full).
+        // Paced, so that the stream still flows during the kills and the join (about 30 s short, 60 s full).
         await h.sleep(PACE_MS);
       }
     };
@@ -123,7 +132,7 @@ it(
       await expect.poll(union, { timeout: 15_000, interval: 20 }).toBe(PARTITIONS);
       const ms = Date.now() - exit.at;
       handOvers.push(ms);
-      events.push(`${victim.name} SIGKILLed at ${at} handled, partitions owned again in ${ms} ms`);
+      events.push(`${victim.name} SIGKILLed at ${at} handled (${t()}), partitions owned again in ${ms} ms`);
     };
     // Each event once the handlers have done a share of the run, whatever the machine's speed: mid-stream.
     const handled = (fraction: number) =>
@@ -138,21 +147,26 @@ it(
     const restarted = await startInbox("inbox-a2");
     all.push(restarted);
     live.push(restarted);
-    events.push(`inbox-a2 started at ${await ih.effectCount(pool)} handled`);
+    events.push(`inbox-a2 started at ${await ih.effectCount(pool)} handled (${t()})`);
+    // Spawned now and joining once started (and 40% handled): its start overlaps the stream instead of following it.
+    const joining = startInbox("inbox-d");
+    joining.catch(() => {}); // Awaited below; not an unhandled rejection meanwhile.
     await handled(0.4);
-    const joined = await startInbox("inbox-d");
+    const joined = await joining;
     all.push(joined);
     live.push(joined);
-    events.push(`inbox-d joined at ${await ih.effectCount(pool)} handled`);
+    events.push(`inbox-d joined at ${await ih.effectCount(pool)} handled (${t()})`);
     await expect.poll(() => live.map((p) => owned(p).length).sort(), { timeout: 20_000 }).toEqual([4, 4, 4, 4]);
     await handled(0.65);
     await kill(restarted);
     await h.sleep(h.size(2_000, 5_000));
     eventsDone = true;
     await writing;
-    // Rows the killed workers had claimed wait out their lease (handlerTimeoutMs + 15 s).
+    events.push(`writers done at ${written} written (${t()})`);
+    // Rows the killed workers had claimed wait out their lease (handlerTimeoutMs + LEASE_MARGIN_MS).
     await ih.waitForEffects(pool, ids, { timeoutMs: h.size(120_000, 600_000) });
     expect(await h.outboxCount(pool)).toBe(0);
+    events.push(`all handled (${t()})`);
 
     const { rows } = await pool.query<{ message_id: string; ordering_key: string }>(
       "SELECT message_id, ordering_key FROM written_log ORDER BY id",

@@ -1,6 +1,9 @@
 // The receiving side of the broker: one connection and one channel consuming one durable queue, with the queue, its
 // arguments (quorum queues, dead-letter exchange) and its bindings asserted on every (re)connection. It knows nothing
-// of SQL: the inbox receiver decides when to ack.
+// of SQL: the inbox receiver decides when to ack. A partitioned queue's partition consumers each have a channel on one
+// shared connection instead (`connection`: shared-connection.ts): losing it loses every channel, and each consumer
+// reconnects as it would alone, through the shared connection (the first one opens it, the others wait for it); closing
+// or losing only its channel leaves the others alone.
 //
 // State machine:
 //   idle --start()--> connecting --topology asserted, consuming--> consuming
@@ -24,6 +27,7 @@ import type { Consumer, ConsumerOptions, Delivery } from "../transport.js";
 import { guardHeaderDecoding, undecodableReason } from "./header-guard.js";
 import { brokerText, codeOf, loadAmqplib, quietly } from "./helpers.js";
 import { Scrubber } from "./options.js";
+import type { SharedAmqpConnection } from "./shared-connection.js";
 
 /** Losses in a row, each a decoding failure soon after consuming, that make a loop. */
 export const LOOP_AFTER = 3;
@@ -39,6 +43,11 @@ export interface AmqpConsumerOptions extends ConsumerOptions {
    * broker-side defence does without it. @defaultValue true
    */
   guardHeaders?: boolean;
+  /**
+   * @internal Consume on a channel of this connection, shared with other consumers (a partitioned queue's partitions:
+   * shared-connection.ts), instead of a connection of its own. `url` and `guardHeaders` are then the shared one's.
+   */
+  connection?: SharedAmqpConnection;
 }
 
 type State = "idle" | "connecting" | "consuming" | "paused" | "waiting" | "closed";
@@ -49,6 +58,8 @@ export class AmqpConsumer implements Consumer {
   readonly #scrubber: Scrubber;
   #state: State = "idle";
   #connection: ChannelModel | undefined;
+  /** Lets go of the current connection (its own) or channel (on a shared connection), with its listeners. */
+  #release: (() => Promise<void>) | undefined;
   #channel: Channel | undefined;
   #consumerTag: string | undefined;
   #generation = 0;
@@ -110,11 +121,12 @@ export class AmqpConsumer implements Consumer {
     this.#state = "closed";
     this.#closing.abort();
     clearTimeout(this.#steadyTimer);
-    const connection = this.#connection;
+    const release = this.#release;
     this.#connection = undefined;
+    this.#release = undefined;
     this.#channel = undefined;
     this.#generation++;
-    if (connection) await quietly(() => connection.close());
+    await release?.();
     await this.#loop;
   }
 
@@ -123,46 +135,65 @@ export class AmqpConsumer implements Consumer {
   }
 
   async #connect(): Promise<void> {
-    const amqp = await loadAmqplib();
-    const connection = await amqp.connect(this.#options.url, { timeout: 10_000 });
+    const shared = this.#options.connection;
+    const connection = shared
+      ? await shared.acquire()
+      : await (await loadAmqplib()).connect(this.#options.url, { timeout: 10_000 });
+    // On a shared connection this consumer owns its channel and its listeners only: those go when it is done.
+    const detach: Array<() => void> = [];
+    const on = (event: string, listener: Parameters<ChannelModel["on"]>[1]) => {
+      connection.on(event, listener);
+      detach.push(() => connection.off(event, listener));
+    };
+    let channel: Channel | undefined;
+    const release = async () => {
+      for (const off of detach.splice(0)) off();
+      const open = channel;
+      await quietly(() => (shared ? (open?.close() ?? Promise.resolve()) : connection.close()));
+    };
     try {
       // 'close' follows; a decoding failure is only seen here, since amqplib closes the channels (whose 'close' comes
-      // first and carries no reason) before the connection.
+      // first and carries no reason) before the connection. A shared connection records it for every consumer.
       let connectionError: unknown;
-      connection.on("error", (error: unknown) => {
-        connectionError ??= error;
-      });
-      if (this.#options.guardHeaders !== false && !guardHeaderDecoding(connection)) {
-        this.#options.onEvent({ type: "guard-unavailable" });
+      if (!shared) {
+        connection.on("error", (error: unknown) => {
+          connectionError ??= error;
+        });
+        if (this.#options.guardHeaders !== false && !guardHeaderDecoding(connection)) {
+          this.#options.onEvent({ type: "guard-unavailable" });
+        }
       }
-      const channel = await connection.createChannel();
-      channel.on("error", () => {});
+      channel = await connection.createChannel();
+      const own = channel;
+      own.on("error", () => {});
       const { queue, exchanges, prefetch } = this.#options;
-      for (const e of exchanges) await channel.assertExchange(e.name, e.type, { durable: e.durable ?? true });
-      await channel.assertQueue(queue.name, { durable: true, arguments: queue.arguments ?? {} });
-      for (const b of queue.bindings ?? []) await channel.bindQueue(queue.name, b.exchange, b.routingKey, b.arguments);
-      await channel.prefetch(prefetch);
+      for (const e of exchanges) await own.assertExchange(e.name, e.type, { durable: e.durable ?? true });
+      await own.assertQueue(queue.name, { durable: true, arguments: queue.arguments ?? {} });
+      for (const b of queue.bindings ?? []) await own.bindQueue(queue.name, b.exchange, b.routingKey, b.arguments);
+      await own.prefetch(prefetch);
       const generation = ++this.#generation;
       this.#connection = connection;
-      this.#channel = channel;
+      this.#release = release;
+      this.#channel = own;
       let consumingAt = Number.POSITIVE_INFINITY;
       const lost = (error?: Error) => {
         if (this.#generation !== generation) return;
         this.#generation++;
-        this.#lostAfter(Date.now() - consumingAt, connectionError);
+        this.#lostAfter(Date.now() - consumingAt, shared ? shared.errorOf(connection) : connectionError);
         this.#channel = undefined;
         this.#connection = undefined;
-        void quietly(() => connection.close());
+        this.#release = undefined;
+        void release();
         if (this.#state === "closed") return;
         this.#options.onEvent({ type: "disconnected", error });
         this.#state = "waiting";
         this.#loop = this.#reconnect();
       };
-      connection.on("close", (error?: Error) => lost(error));
-      channel.on("close", () => lost(new Error("channel closed by the broker")));
-      connection.on("blocked", (reason: string) => this.#options.onEvent({ type: "blocked", reason }));
-      connection.on("unblocked", () => this.#options.onEvent({ type: "unblocked" }));
-      const { consumerTag } = await channel.consume(queue.name, (message) => {
+      on("close", (error?: Error) => lost(error));
+      own.on("close", () => lost(new Error("channel closed by the broker")));
+      on("blocked", (reason: string) => this.#options.onEvent({ type: "blocked", reason }));
+      on("unblocked", () => this.#options.onEvent({ type: "unblocked" }));
+      const { consumerTag } = await own.consume(queue.name, (message) => {
         if (message === null) return lost(new Error("the broker cancelled the consumer (queue deleted?)"));
         const p = message.properties;
         const undecodable = undecodableReason(p);
@@ -189,7 +220,7 @@ export class AmqpConsumer implements Consumer {
       if (this.#state !== "closed") this.#state = "consuming";
       this.#options.onEvent({ type: "connected" });
     } catch (error) {
-      await quietly(() => connection.close());
+      await release();
       throw error;
     }
   }
