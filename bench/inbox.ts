@@ -320,9 +320,7 @@ async function startInboxProcess(exchangeName: string, queueName: string, handle
  * (e) Outbox commit -> relay -> RabbitMQ -> inbox -> handler commit, at RATE msg/s; latencies in ms. The inbox runs
  * in this process (`separate` false) or in a consuming app's own process.
  */
-async function endToEnd(
-  separate: boolean,
-): Promise<{
+async function endToEnd(separate: boolean): Promise<{
   fromCommit: number[];
   fromWrite: number[];
   rate: number;
