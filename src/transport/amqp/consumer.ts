@@ -124,7 +124,9 @@ export class AmqpConsumer implements Consumer {
 
   async #connect(): Promise<void> {
     const amqp = await loadAmqplib();
-    const connection = await amqp.connect(this.#options.url, { timeout: 10_000 });
+    // noDelay: acks are small frames; with Nagle's algorithm on (amqplib's default) one waits for the broker's TCP ACK
+    // of the one before (see AmqpTransportOptions.socketOptions).
+    const connection = await amqp.connect(this.#options.url, { timeout: 10_000, noDelay: true });
     try {
       // 'close' follows; a decoding failure is only seen here, since amqplib closes the channels (whose 'close' comes
       // first and carries no reason) before the connection.
