@@ -35,6 +35,7 @@ import { inboxNames } from "../src/sql/names.js";
 import { uniqueName } from "../test/support/consumer.js";
 import { newPrismaClient } from "../test/support/prisma.js";
 import { type CpuRow, databaseOf, printCpuTable, startCpu } from "./cpu.js";
+import { e2eStages, type Stages } from "./e2e-stages.js";
 import { runBatchCases } from "./inbox-batch.js";
 import { runPartitionedCases } from "./inbox-partitioned.js";
 import { benchDatabase, printTable, summarize } from "./support.js";
@@ -319,9 +320,13 @@ async function startInboxProcess(exchangeName: string, queueName: string, handle
  * (e) Outbox commit -> relay -> RabbitMQ -> inbox -> handler commit, at RATE msg/s; latencies in ms. The inbox runs
  * in this process (`separate` false) or in a consuming app's own process.
  */
-async function endToEnd(
-  separate: boolean,
-): Promise<{ fromCommit: number[]; fromWrite: number[]; rate: number; sustained: number | undefined }> {
+async function endToEnd(separate: boolean): Promise<{
+  fromCommit: number[];
+  fromWrite: number[];
+  rate: number;
+  sustained: number | undefined;
+  stages: Stages;
+}> {
   await pool.query('TRUNCATE inbox_message, "Effect", outbox_message RESTART IDENTITY');
   const e2eExchange = uniqueName("bench.inbox.e2e");
   exchanges.push(e2eExchange);
@@ -435,7 +440,9 @@ async function endToEnd(
     throw new Error(`end to end: ${effects} distinct effects of ${rows}, expected ${writes}`);
   }
   const ids = [...committedAt.keys()];
+  const stages = await e2eStages(pool, committedAt, handledAt);
   return {
+    stages,
     fromCommit: ids.map((id) => handledAt.get(id)! - committedAt.get(id)!),
     fromWrite: ids.map((id) => handledAt.get(id)! - writtenAt.get(id)!),
     rate,
@@ -524,6 +531,7 @@ if (run("e")) {
     const at = `${e2e.rate}/s`;
     results.push([`(e) ${where}, ${at}: outbox commit -> handler commit`, fromCommit]);
     results.push([`(e) ${where}, ${at}: write start -> handler commit`, summarize(e2e.fromWrite)]);
+    for (const [stage, x] of e2e.stages) results.push([`(e) ${where}, ${at}, ${stage}`, x]);
     if (e2e.sustained !== undefined) {
       lines.push(`(e) ${where}: sustained ${Math.round(e2e.sustained)} msg/s end to end; latency run at ${at} (half)`);
     }

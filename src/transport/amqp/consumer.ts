@@ -136,9 +136,11 @@ export class AmqpConsumer implements Consumer {
 
   async #connect(): Promise<void> {
     const shared = this.#options.connection;
+    // noDelay: acks are small frames; with Nagle's algorithm on (amqplib's default) one waits for the broker's TCP ACK
+    // of the one before (see AmqpTransportOptions.socketOptions). The shared connection sets it too.
     const connection = shared
       ? await shared.acquire()
-      : await (await loadAmqplib()).connect(this.#options.url, { timeout: 10_000 });
+      : await (await loadAmqplib()).connect(this.#options.url, { timeout: 10_000, noDelay: true });
     // On a shared connection this consumer owns its channel and its listeners only: those go when it is done.
     const detach: Array<() => void> = [];
     const on = (event: string, listener: Parameters<ChannelModel["on"]>[1]) => {

@@ -37,8 +37,9 @@ export interface AmqpTransportOptions {
    */
   connectTimeoutMs?: number | undefined;
   /**
-   * Passed to amqplib's `connect`: TLS options, `keepAlive`, `clientProperties`... (`timeout` is `connectTimeoutMs`).
-   * @defaultValue { clientProperties: { connection_name: "prisma-outbox" } }
+   * Passed to amqplib's `connect`: TLS options, `keepAlive`, `clientProperties`, `noDelay`... (`timeout` is
+   * `connectTimeoutMs`).
+   * @defaultValue { clientProperties: { connection_name: "prisma-outbox" }, noDelay: true }
    */
   socketOptions?: SocketOptions | undefined;
 }
@@ -92,6 +93,9 @@ export function resolveAmqpOptions(options: AmqpTransportOptions): ResolvedAmqpO
     connectTimeoutMs,
     socketOptions: {
       clientProperties: { connection_name: "prisma-outbox" },
+      // amqplib leaves Nagle's algorithm on unless told: a small frame (a publish, an ack) written while an earlier
+      // one is unacknowledged waits for the peer's TCP ACK, which a delayed ACK holds up to 40 ms (docs/performance.md).
+      noDelay: true,
       ...options.socketOptions,
       timeout: connectTimeoutMs,
     },

@@ -69,7 +69,7 @@ export class SharedAmqpConnection {
 
   async #open(): Promise<Open> {
     const amqp = await loadAmqplib();
-    const connection = await amqp.connect(this.#url, { timeout: 10_000 });
+    const connection = await amqp.connect(this.#url, { timeout: 10_000, noDelay: true });
     // A listener per partition consumer (close, blocked, unblocked): more than Node's default warning threshold.
     connection.setMaxListeners(0);
     const open: Open = { connection, lost: false };
