@@ -156,6 +156,8 @@ it("losses count in a row while connections die young, and start again from 1 af
   }
   expect(attempts).toEqual([1, 2, 3, 4]);
   await listeningPid();
+  // pg_stat_activity shows the LISTEN once it is sent; the listener says so once its answer is read (seen failing once).
+  await expect.poll(() => l.status().listening, { timeout: 10_000, interval: 2 }).toBe(true);
   expect(l.status()).toMatchObject({ listening: true, lostInARow: 4 });
   expect(l.status().lastError).toBeInstanceOf(Error);
   // Lived long enough: it works again, and the next loss is a first one.
