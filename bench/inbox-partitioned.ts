@@ -23,6 +23,12 @@ const MESSAGES = Number(process.env.PARTITIONED_MESSAGES ?? 8_000);
 const KEYS = Number(process.env.KEYS ?? 1_000);
 const PARTITIONS = Number(process.env.PARTITIONS ?? 16);
 const PROCESSES = [1, 2, 4];
+/**
+ * PARTITIONED_RATE (messages/s per process): the paced form. Each case publishes at its process count times this rate,
+ * so every process gets the same load in every case, as on a machine with a core per process; the ratios are then of
+ * inbox CPU per message (which batching makes depend on a process's own rate), not of handled/s (the pace).
+ */
+const RATE = process.env.PARTITIONED_RATE ? Number(process.env.PARTITIONED_RATE) : undefined;
 
 export interface PartitionedBenchContext {
   db: { url: string; amqpUrl: string };
@@ -100,10 +106,13 @@ async function waitFor(what: string, ok: () => boolean, ms: number): Promise<voi
   }
 }
 
-async function publish(channel: ConfirmChannel, exchange: string): Promise<void> {
+/** Publishes MESSAGES with confirms, back to back or at `perSecond` (in steps of 20 ms). */
+async function publish(channel: ConfirmChannel, exchange: string, perSecond?: number): Promise<void> {
   const body = Buffer.from(JSON.stringify({ order: 1, note: "x".repeat(100) }));
+  const started = performance.now();
+  const step = perSecond === undefined ? 1_000 : Math.max(1, Math.round(perSecond / 50));
   for (let sent = 0; sent < MESSAGES; ) {
-    const n = Math.min(1_000, MESSAGES - sent);
+    const n = Math.min(step, MESSAGES - sent);
     for (let i = 0; i < n; i++) {
       const ok = channel.publish(exchange, "bench.partitioned", body, {
         persistent: true,
@@ -115,6 +124,8 @@ async function publish(channel: ConfirmChannel, exchange: string): Promise<void>
     }
     await channel.waitForConfirms();
     sent += n;
+    const ahead = perSecond === undefined ? 0 : started + (sent / perSecond) * 1000 - performance.now();
+    if (ahead > 0) await new Promise((res) => setTimeout(res, ahead));
   }
 }
 
@@ -145,7 +156,7 @@ async function runCase(ctx: PartitionedBenchContext, label: string, processes: n
   }
   const names = Object.fromEntries(children.map((c, i) => [`inbox ${i + 1}`, c.pid]));
   const cpu = startCpu({ "bench (publisher)": process.pid, ...names }, ctx.databases);
-  await publish(ctx.channel, exchange);
+  await publish(ctx.channel, exchange, RATE === undefined ? undefined : RATE * processes);
   await waitFor(`${MESSAGES} handled`, () => span.handled >= MESSAGES, 170_000);
   const usage = cpu.stop();
   ctx.cpuRows.push({ case: `(p) ${label}`, cpu: usage, messages: MESSAGES });
@@ -183,8 +194,9 @@ export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise
     results.push({ label, ...(await runCase(ctx, label, processes, partitions)) });
   }
   const base = results[0]!.perSecond;
+  const paced = RATE === undefined ? "" : `, published at ${RATE}/s per process`;
   console.log(
-    `\nPartitioned queue: ${MESSAGES} messages over ${KEYS} ordering keys, one Prisma insert each ` +
+    `\nPartitioned queue: ${MESSAGES} messages over ${KEYS} ordering keys, one Prisma insert each${paced} ` +
       `(${((performance.now() - t0) / 1000).toFixed(0)} s)`,
   );
   printTable(
@@ -196,5 +208,11 @@ export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise
       "CPU µs/msg per process (its messages)": r.perProcess.join(" "),
     })),
   );
+  if (RATE !== undefined) {
+    const one = results[1]!.inboxUs;
+    return results
+      .slice(2)
+      .map((r) => `ratio (p) inbox CPU per message, ${r.label} / 1 process: ${(r.inboxUs / one).toFixed(3)}`);
+  }
   return results.slice(1).map((r) => `ratio (p) ${r.label} / plain queue: ${(r.perSecond / base).toFixed(3)}`);
 }
