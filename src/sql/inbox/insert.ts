@@ -50,13 +50,18 @@ export interface InboxRowInput {
  *   handler of this inbox takes) is due only at the end of its grace: no claim takes it (claims take their own
  *   handlers' rows), an inbox with a handler moves it before then, and the grace's end is when it becomes dead
  *   (unhandled.ts). Written in as literals (fixed per inbox), so an inbox without a grace runs the statement as before.
+ *   Such a row comes back with status 'waiting': it is not handed to the processor (nothing of its would take it).
  */
 export function insertInboxMessagesSql(names: InboxNames, waiting?: { handler: string; graceMs: number }): string {
+  const placeholder = waiting === undefined ? "" : quoteLiteral(waiting.handler);
   const wait =
     waiting === undefined
       ? ""
-      : `WHEN handler = ${quoteLiteral(waiting.handler)} THEN ${names.now} + make_interval(secs => ${waiting.graceMs / 1000})
+      : `WHEN handler = ${placeholder} THEN ${names.now} + make_interval(secs => ${waiting.graceMs / 1000})
             `;
+  // A waiting row is returned as 'waiting', not 'pending': the receiver hands pending rows to its processor by id,
+  // and a waiting row is no row of its handlers.
+  const status = waiting === undefined ? "status" : `CASE WHEN handler = ${placeholder} THEN 'waiting' ELSE status END`;
   return `
 WITH input AS MATERIALIZED (
   SELECT nextval((SELECT pg_get_serial_sequence(${quoteLiteral(names.inboxTable)}, 'id'))) AS id, message_id, handler,
@@ -80,7 +85,7 @@ SELECT id, message_id, handler, exchange, routing_key, CASE WHEN has_payload THE
 FROM input
 ORDER BY message_id, handler
 ON CONFLICT (message_id, handler) DO NOTHING
-RETURNING id::text AS id, status, CASE WHEN attempts > 0 THEN message_id END AS leased_message_id,
+RETURNING id::text AS id, ${status} AS status, CASE WHEN attempts > 0 THEN message_id END AS leased_message_id,
           CASE WHEN attempts > 0 THEN handler END AS leased_handler,
           CASE WHEN attempts > 0 THEN received_at END AS leased_received_at`;
 }
@@ -88,7 +93,8 @@ RETURNING id::text AS id, status, CASE WHEN attempts > 0 THEN message_id END AS 
 /** A row the INSERT stored; `leased_*` are set for the rows it leased (claimed) to this process's processor. */
 export interface InsertedInboxRow {
   id: string;
-  status: string;
+  /** 'waiting': a row under the queue's placeholder handler (not the column's value, which is 'pending'). */
+  status: "pending" | "dead" | "waiting";
   leased_message_id: string | null;
   leased_handler: string | null;
   leased_received_at: Date | null;

@@ -25,7 +25,7 @@ import { OutboxConfigError, OutboxStartError } from "../../errors.js";
 import { backoffDelay, sleep } from "../../runtime/backoff.js";
 import type { Consumer, ConsumerOptions, Delivery } from "../transport.js";
 import { guardHeaderDecoding, undecodableReason } from "./header-guard.js";
-import { brokerText, codeOf, loadAmqplib, quietly } from "./helpers.js";
+import { brokerText, CONNECT_OPTIONS, codeOf, loadAmqplib, quietly } from "./helpers.js";
 import { Scrubber } from "./options.js";
 import type { SharedAmqpConnection } from "./shared-connection.js";
 
@@ -136,11 +136,9 @@ export class AmqpConsumer implements Consumer {
 
   async #connect(): Promise<void> {
     const shared = this.#options.connection;
-    // noDelay: acks are small frames; with Nagle's algorithm on (amqplib's default) one waits for the broker's TCP ACK
-    // of the one before (see AmqpTransportOptions.socketOptions). The shared connection sets it too.
     const connection = shared
       ? await shared.acquire()
-      : await (await loadAmqplib()).connect(this.#options.url, { timeout: 10_000, noDelay: true });
+      : await (await loadAmqplib()).connect(this.#options.url, CONNECT_OPTIONS);
     // On a shared connection this consumer owns its channel and its listeners only: those go when it is done.
     const detach: Array<() => void> = [];
     const on = (event: string, listener: Parameters<ChannelModel["on"]>[1]) => {

@@ -2,6 +2,13 @@
 // amqplib's errors carry.
 import type { ChannelModel } from "amqplib";
 
+/**
+ * How the inbox's consumers and the partitions' declarations connect: a connect that hangs fails in 10 s (the caller
+ * retries on its backoff); noDelay because acks are small frames, and with Nagle's algorithm on (amqplib's default)
+ * one waits for the broker's TCP ACK of the one before (AmqpTransportOptions.socketOptions says the same).
+ */
+export const CONNECT_OPTIONS = { timeout: 10_000, noDelay: true } as const;
+
 export type Amqplib = typeof import("amqplib");
 let amqplib: Promise<Amqplib> | undefined;
 /** Loaded on first start(), so that an app that only writes to the outbox never loads amqplib. */

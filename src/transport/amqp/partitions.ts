@@ -18,7 +18,7 @@ import type { Channel, ChannelModel } from "amqplib";
 import { InboxPartitionsError, OutboxConfigError, OutboxStartError } from "../../errors.js";
 import { ORDERING_KEY_HEADER } from "../../message/message.js";
 import type { ExchangeSpec, QueueSpec } from "../transport.js";
-import { codeOf, loadAmqplib, quietly } from "./helpers.js";
+import { CONNECT_OPTIONS, codeOf, loadAmqplib, quietly } from "./helpers.js";
 import { Scrubber } from "./options.js";
 
 /** The consistent-hash exchange in front of the partitions. */
@@ -52,7 +52,7 @@ export async function declarePartitions(
   const amqp = await loadAmqplib();
   let connection: ChannelModel;
   try {
-    connection = await amqp.connect(url, { timeout: 10_000 });
+    connection = await amqp.connect(url, CONNECT_OPTIONS);
   } catch (error) {
     throw new OutboxStartError(`cannot connect to RabbitMQ at ${scrubber.safeUrl}: ${scrubber.scrub(error).message}`, {
       cause: error,

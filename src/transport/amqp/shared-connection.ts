@@ -14,7 +14,7 @@
 import type { ChannelModel } from "amqplib";
 import type { ConsumerEvent } from "../transport.js";
 import { guardHeaderDecoding } from "./header-guard.js";
-import { loadAmqplib, quietly } from "./helpers.js";
+import { CONNECT_OPTIONS, loadAmqplib, quietly } from "./helpers.js";
 
 interface Open {
   connection: ChannelModel;
@@ -69,7 +69,7 @@ export class SharedAmqpConnection {
 
   async #open(): Promise<Open> {
     const amqp = await loadAmqplib();
-    const connection = await amqp.connect(this.#url, { timeout: 10_000, noDelay: true });
+    const connection = await amqp.connect(this.#url, CONNECT_OPTIONS);
     // A listener per partition consumer (close, blocked, unblocked): more than Node's default warning threshold.
     connection.setMaxListeners(0);
     const open: Open = { connection, lost: false };
