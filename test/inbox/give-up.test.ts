@@ -4,12 +4,12 @@
 // x-expires-at is an invalid delivery. Each counted (event with its reason, metric attribute reason). Against the
 // real PostgreSQL and RabbitMQ.
 import { randomUUID } from "node:crypto";
-import type { DataPoint, ResourceMetrics } from "@opentelemetry/sdk-metrics";
+import type { ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { type InboxEvent, type InboxOptions, inbox, NonRetryableError } from "../../src/index.js";
 import { recordEffect, useInboxBroker } from "../support/inbox.js";
 import { quiet } from "../support/logger.js";
-import { disableTelemetry, registerMetrics } from "../support/otel.js";
+import { disableTelemetry, registerMetrics, sumOf } from "../support/otel.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -79,16 +79,8 @@ const effects = async (messageId: string) =>
   );
 
 /** The inbox's dead counter for `queue` with `reason`. */
-async function deadCounted(queue: string, reason: string): Promise<number> {
-  const all = await collect();
-  const metric = all.scopeMetrics
-    .flatMap((s) => s.metrics)
-    .find((m) => m.descriptor.name === "prisma_outbox.inbox.dead");
-  const points = (metric?.dataPoints ?? []) as DataPoint<number>[];
-  return points
-    .filter((p) => p.attributes["messaging.destination.subscription.name"] === queue && p.attributes.reason === reason)
-    .reduce((n, p) => n + p.value, 0);
-}
+const deadCounted = async (queue: string, reason: string) =>
+  sumOf(await collect(), "prisma_outbox.inbox.dead", { "messaging.destination.subscription.name": queue, reason });
 
 beforeAll(() => {
   ({ collect } = registerMetrics());

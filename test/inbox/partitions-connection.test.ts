@@ -9,7 +9,7 @@ import { afterAll, expect, inject, it } from "vitest";
 import { type Inbox, inbox } from "../../src/index.js";
 import { useInboxBroker } from "../support/inbox.js";
 import { quiet } from "../support/logger.js";
-import { deletePartitions, requireHashExchange } from "../support/partitions.js";
+import { deletePartitions, keyedEffectHandler, requireHashExchange } from "../support/partitions.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
 
@@ -35,20 +35,7 @@ async function setUp(partitions: number) {
       inbox<Messages, typeof prisma>({
         prisma,
         queue: { name: queue, bindings: [{ exchange, routingKey: "#" }], partitions, rebalanceMs: 200 },
-        handlers: {
-          effect: {
-            on: "order.event",
-            handle: async (message, tx) => {
-              await tx.effect.create({
-                data: {
-                  messageId: message.messageId,
-                  handler: `${queue}:${message.payload.key}`,
-                  payload: message.payload,
-                },
-              });
-            },
-          },
-        },
+        handlers: { effect: keyedEffectHandler(queue) },
         sweepIntervalMs: 100,
         logger: quiet,
       }),

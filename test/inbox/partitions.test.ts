@@ -9,7 +9,7 @@ import { type Inbox, InboxPartitionsError, inbox } from "../../src/index.js";
 import { declarePartitions } from "../../src/transport/amqp/partitions.js";
 import { useInboxBroker } from "../support/inbox.js";
 import { quiet } from "../support/logger.js";
-import { deletePartitions, requireHashExchange } from "../support/partitions.js";
+import { deletePartitions, keyedEffectHandler, requireHashExchange } from "../support/partitions.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
 const amqpUrl = inject("amqpUrl");
@@ -39,20 +39,7 @@ async function setUp(partitions: number, args: Record<string, unknown> = {}) {
           partitions: count,
           rebalanceMs: 200,
         },
-        handlers: {
-          effect: {
-            on: "order.event",
-            handle: async (message, tx) => {
-              await tx.effect.create({
-                data: {
-                  messageId: message.messageId,
-                  handler: `${queue}:${message.payload.key}`,
-                  payload: message.payload,
-                },
-              });
-            },
-          },
-        },
+        handlers: { effect: keyedEffectHandler(queue) },
         sweepIntervalMs: 100,
         logger: quiet,
       }),

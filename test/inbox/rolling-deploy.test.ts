@@ -4,13 +4,13 @@
 // instances on one queue, an "old" one without the handler for invoice.sent and a "new" one with it, against the real
 // PostgreSQL and RabbitMQ.
 import { randomUUID } from "node:crypto";
-import type { DataPoint, ResourceMetrics } from "@opentelemetry/sdk-metrics";
+import type { ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { afterAll, beforeAll, beforeEach, expect, inject, it } from "vitest";
 import { waitingHandler } from "../../src/inbox/unhandled.js";
 import { type InboxEvent, type InboxOptions, inbox } from "../../src/index.js";
 import { recordEffect, useInboxBroker } from "../support/inbox.js";
 import { quiet } from "../support/logger.js";
-import { disableTelemetry, registerMetrics } from "../support/otel.js";
+import { disableTelemetry, registerMetrics, sumOf } from "../support/otel.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { sleep } from "../support/wait.js";
 
@@ -68,14 +68,9 @@ const effects = async (handler: string) =>
     (r) => r.messageId,
   );
 
-async function deadCounted(queue: string, reason: string): Promise<number> {
-  const metric = (await collect()).scopeMetrics
-    .flatMap((s) => s.metrics)
-    .find((m) => m.descriptor.name === "prisma_outbox.inbox.dead");
-  return ((metric?.dataPoints ?? []) as DataPoint<number>[])
-    .filter((p) => p.attributes["messaging.destination.subscription.name"] === queue && p.attributes.reason === reason)
-    .reduce((n, p) => n + p.value, 0);
-}
+/** The inbox's dead counter for `queue` with `reason`. */
+const deadCounted = async (queue: string, reason: string) =>
+  sumOf(await collect(), "prisma_outbox.inbox.dead", { "messaging.destination.subscription.name": queue, reason });
 
 beforeAll(() => {
   ({ collect } = registerMetrics());

@@ -2,12 +2,12 @@
 // message whose expiry (`expiresAt` / `ttlMs`, header x-expires-at) passed before it was published. Both go to the
 // dead letters at once with attempts 1 and a reason, counted (event, metric); an expired one is never published, a
 // live one goes with the AMQP `expiration` of the time it has left. Against the real PostgreSQL and RabbitMQ.
-import type { DataPoint, ResourceMetrics } from "@opentelemetry/sdk-metrics";
+import type { ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { OutboxMessageError, outbox, type RelayEvent } from "../../src/index.js";
 import { runCli } from "../support/cli.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
-import { disableTelemetry, registerMetrics } from "../support/otel.js";
+import { disableTelemetry, registerMetrics, sumOf } from "../support/otel.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 import { useTestRelays } from "../support/relay.js";
 
@@ -23,17 +23,8 @@ const deadLetters = async () =>
 const outboxCount = async () => Number((await pool.query("SELECT count(*) FROM outbox_message")).rows[0].count);
 
 /** The dead_letters counter of `exchange` with `reason` (0 when there is no such point). */
-async function deadCounted(exchange: string, reason: string): Promise<number> {
-  const all = await collect();
-  const metric = all.scopeMetrics
-    .flatMap((s) => s.metrics)
-    .find((m) => m.descriptor.name === "prisma_outbox.relay.dead_letters");
-  const points = (metric?.dataPoints ?? []) as DataPoint<number>[];
-  const point = points.find(
-    (p) => p.attributes["messaging.destination.name"] === exchange && p.attributes.reason === reason,
-  );
-  return point?.value ?? 0;
-}
+const deadCounted = async (exchange: string, reason: string) =>
+  sumOf(await collect(), "prisma_outbox.relay.dead_letters", { "messaging.destination.name": exchange, reason });
 
 async function consumer(bindingKey = "#") {
   const c = await startCountingConsumer(amqpUrl, uniqueName("give-up"), bindingKey);

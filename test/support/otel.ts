@@ -2,7 +2,7 @@
 import { context, metrics, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { MeterProvider, MetricReader, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
+import { type DataPoint, MeterProvider, MetricReader, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import type { ReadableSpan, SpanProcessor } from "@opentelemetry/sdk-trace";
 import { TracerProvider } from "@opentelemetry/sdk-trace";
 
@@ -78,6 +78,14 @@ export function registerMetrics() {
     provider,
     collect: async (): Promise<ResourceMetrics> => (await reader.collect()).resourceMetrics,
   };
+}
+
+/** The sum of a counter's points whose attributes include `attributes` (0 when there is none). */
+export function sumOf(all: ResourceMetrics, name: string, attributes: Record<string, string>): number {
+  const metric = all.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name);
+  return ((metric?.dataPoints ?? []) as DataPoint<number>[])
+    .filter((p) => Object.entries(attributes).every(([k, v]) => p.attributes[k] === v))
+    .reduce((n, p) => n + p.value, 0);
 }
 
 /** Unregisters everything registered above. */

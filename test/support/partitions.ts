@@ -1,5 +1,5 @@
-// What the partitioned-queue tests share: the plugin check (a clear failure when RabbitMQ lacks it), and deleting a
-// partitioned queue's partitions and hash exchange after a test.
+// What the partitioned-queue tests share: the plugin check (a clear failure when RabbitMQ lacks it), deleting a
+// partitioned queue's partitions and hash exchange after a test, and the handler whose Effect rows show each key's order.
 import type { Channel, ChannelModel } from "amqplib";
 
 /** Fails with the command to run when RabbitMQ lacks the consistent-hash exchange. */
@@ -22,4 +22,26 @@ export async function requireHashExchange(connection: ChannelModel, name: string
 export async function deletePartitions(channel: Channel, queue: string, partitions: number): Promise<void> {
   for (let i = 0; i <= partitions; i++) await channel.deleteQueue(`${queue}.p${i}`).catch(() => {});
   await channel.deleteExchange(`${queue}.partitions`).catch(() => {});
+}
+
+/** What the partitions tests' handler needs of the transaction: one Effect row per message. */
+interface EffectTx {
+  effect: {
+    create(args: { data: { messageId: string; handler: string; payload: { key: string } } }): Promise<unknown>;
+  };
+}
+
+/**
+ * The partitions tests' handler: one Effect row per "order.event" message, named `<queue>:<key>`, so that each key's
+ * handling order is read from the rows' ids.
+ */
+export function keyedEffectHandler(queue: string) {
+  return {
+    on: "order.event" as const,
+    handle: async (message: { messageId: string; payload: { key: string } }, tx: EffectTx) => {
+      await tx.effect.create({
+        data: { messageId: message.messageId, handler: `${queue}:${message.payload.key}`, payload: message.payload },
+      });
+    },
+  };
 }
