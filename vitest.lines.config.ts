@@ -28,6 +28,7 @@ export default defineConfig({
       "test/cli/worker.test.ts",
       "test/cli/metrics-endpoints.test.ts",
       "test/telemetry/tracing.test.ts",
+      "test/prisma/lost-connection.test.ts",
     ],
   },
 });

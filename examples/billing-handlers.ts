@@ -8,6 +8,7 @@
 // the handler in an interactive transaction of this module's Prisma client, the same transaction that marks the
 // message processed: the invoice and the mark commit together, so a message delivered twice makes one invoice.
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
 import { inbox } from "../src/index.ts"; // in your app: from "prisma-outbox"
 import { PrismaClient } from "./generated/prisma/client.ts";
 
@@ -22,7 +23,13 @@ if (!databaseUrl) throw new Error("Set DATABASE_URL to the database with the inb
 // The shop and billing share the example's database, for brevity; a real billing service has a database of its own,
 // with the inbox migration and its own tables (the inbox needs nothing of the sender's database).
 // Exported for a process that loads this module itself (examples/run-embedded.ts), to disconnect it at the end.
-export const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl }) });
+// On a pool of the module's own whose connections listen for their errors: a backend that ends as a connection is
+// handed to a handler's transaction must fail that attempt, not end the worker (docs/operating.md, "A lost database
+// connection").
+const pool = new pg.Pool({ connectionString: databaseUrl });
+pool.on("error", (error) => console.warn("billing: database connection lost:", error.message));
+pool.on("connect", (client) => client.on("error", () => {}));
+export const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
 
 const billing = inbox<Messages, typeof prisma>({
   prisma,

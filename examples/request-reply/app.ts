@@ -5,6 +5,7 @@
 //   REPORTS_QUEUE               the workers' inbox queue (default "reports.work")
 //   REPORT_STEP_MS              how long each of the job's 10 steps takes (default 300: a 3 s report)
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
 import { inbox, type OutboxQueue, outbox, type RequestContext, requests } from "../../src/index.ts"; // your app: "prisma-outbox"
 import { PrismaClient } from "../generated/prisma/client.ts";
 
@@ -25,10 +26,18 @@ function required(name: string): string {
   return value;
 }
 
+function listeningPool(connectionString: string): pg.Pool {
+  const pool = new pg.Pool({ connectionString });
+  pool.on("error", (error) => console.warn("database connection lost:", error.message));
+  pool.on("connect", (client) => client.on("error", () => {}));
+  return pool;
+}
+
 /** The client of a process; `queue` is the in-process hand-off to a relay in the same process (the web server's). */
 export function createPrisma(queue: OutboxQueue | false) {
   const base = new PrismaClient({
-    adapter: new PrismaPg({ connectionString: settings.databaseUrl }),
+    // A pool whose connections listen for their errors (docs/operating.md, "A lost database connection").
+    adapter: new PrismaPg(listeningPool(settings.databaseUrl), { disposeExternalPool: true }),
     // A burst of submits (100 at once in test/request-reply/http.test.ts) queues for the pool's 10 connections: on a
     // loaded machine Prisma's default 2 s wait for one ran out and a submit answered 500 ("Unable to start a
     // transaction in the given time"). A request may wait longer for a connection than that.

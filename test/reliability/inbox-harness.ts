@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
 import type pg from "pg";
 import { uniqueName } from "../support/consumer.js";
-import { type Proc, type SpawnOptions, spawnTsx } from "../support/process-harness.js";
+import { exitedInTest, type Proc, type SpawnOptions, spawnTsx } from "../support/process-harness.js";
 import { effectCount } from "../support/tables.js";
 import { startInterceptingProxy } from "../support/tcp-proxy.js";
 import { sleep, waitUntil } from "../support/wait.js";
@@ -238,7 +238,11 @@ export async function waitForEffects(
       pending = (await inboxStatuses(pool)).pending ?? 0;
       return have === expected.size && pending === 0;
     },
-    () => `effects: ${have}/${expected.size} messages handled, ${pending} inbox rows pending (${dead} expected dead)`,
+    () => {
+      const exits = exitedInTest();
+      const died = exits.length === 0 ? "" : `; ${exits.join(", ")}`;
+      return `effects: ${have}/${expected.size} messages handled, ${pending} inbox rows pending (${dead} expected dead)${died}`;
+    },
     timeoutMs,
     100,
   );

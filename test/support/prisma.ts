@@ -14,8 +14,21 @@ export async function useTestDatabase(): Promise<string> {
   return db.url;
 }
 
+/**
+ * The example app's client, built as docs/operating.md recommends ("A lost database connection"): a pool whose
+ * clients listen for their 'error' from connect to end. `new PrismaPg({ connectionString })` leaves a moment without
+ * a listener (test/prisma/lost-connection.test.ts), which killed an inbox worker of reliability row I4.
+ */
 export function newPrismaClient(url: string): PrismaClient {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: url }) });
+  return new PrismaClient({ adapter: new PrismaPg(guardedPool(url), { disposeExternalPool: true }) });
+}
+
+/** The pool of docs/operating.md ("A lost database connection"). */
+export function guardedPool(url: string): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url });
+  pool.on("error", () => {}); // an idle connection lost: the pool drops it
+  pool.on("connect", (client) => client.on("error", () => {})); // one in use: its statement fails, and says why
+  return pool;
 }
 
 /**

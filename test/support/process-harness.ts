@@ -26,6 +26,8 @@ export interface Proc {
   log(): string;
   /** True until the process exited and its output was read to the end. */
   readonly running: boolean;
+  /** How it exited, once `running` is false. */
+  readonly exit: Exit | undefined;
   /**
    * Resolves once the process exited and its stdout and stderr closed: every line it wrote is in `lines` by then.
    * `at` is when it exited.
@@ -140,6 +142,9 @@ export function spawnTsx(
     get running() {
       return exit === undefined;
     },
+    get exit() {
+      return exit;
+    },
     exited,
     countLines: (pattern) => lines.filter((l) => pattern.test(l)).length,
     waitForLine(pattern, timeoutMs = 30_000, occurrence = 1) {
@@ -180,6 +185,16 @@ export function spawnTsx(
   live.add(proc);
   startedInTest.push(proc);
   return proc;
+}
+
+/**
+ * The processes of the current test that have exited, as "inbox-1 (pid 123) exited with 1": for the message of a wait
+ * that timed out, since a worker that died says more than the count it did not reach.
+ */
+export function exitedInTest(): string[] {
+  return startedInTest
+    .filter((p) => p.exit !== undefined)
+    .map((p) => `${p.name} (pid ${p.pid}) exited with ${p.exit?.code ?? p.exit?.signal}`);
 }
 
 /** Sends `signal` and waits for the exit. */
