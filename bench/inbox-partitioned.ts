@@ -30,8 +30,9 @@ const PARTITIONS = Number(process.env.PARTITIONS ?? 16);
 const PROCESSES = (process.env.PARTITIONED_PROCESSES ?? "1,2,4").split(",").map(Number);
 /**
  * PARTITIONED_RATE (messages/s per process): the paced form. Each case publishes at its process count times this rate,
- * so every process gets the same load in every case, as on a machine with a core per process; the ratios are then of
- * inbox CPU per message (which batching makes depend on a process's own rate), not of handled/s (the pace).
+ * so every process gets the same load in every case (as on a machine with a core per process, which 2 cores are not: 4
+ * processes at 50/s each use ~1.9 cores, docs/performance.md); the ratios are then of inbox CPU per message (which
+ * batching makes depend on a process's own rate), not of handled/s (the pace).
  */
 const RATE = process.env.PARTITIONED_RATE ? Number(process.env.PARTITIONED_RATE) : undefined;
 /**
@@ -41,6 +42,13 @@ const RATE = process.env.PARTITIONED_RATE ? Number(process.env.PARTITIONED_RATE)
  * cores filling up. Overrides PARTITIONED_RATE.
  */
 const TOTAL_RATE = process.env.PARTITIONED_TOTAL_RATE ? Number(process.env.PARTITIONED_TOTAL_RATE) : undefined;
+/**
+ * PARTITIONED_IDLE_MS: before publishing, each case first measures its processes idle (settled, no messages) for this
+ * long, and prints each one's idle CPU in ms per second and the inbox CPU per message less that idle cost over the
+ * measure: what a process costs per second whatever its load (its timers: sweeps, rebalance ticks, the bench's own
+ * 20 ms report), which weighs per message in inverse proportion to the process's own rate. 0 (default): not measured.
+ */
+const IDLE_MS = Number(process.env.PARTITIONED_IDLE_MS ?? 0);
 const paceOf = (processes: number) => TOTAL_RATE ?? (RATE === undefined ? undefined : RATE * processes);
 
 export interface PartitionedBenchContext {
@@ -187,11 +195,20 @@ async function runCase(ctx: PartitionedBenchContext, label: string, processes: n
     await waitFor(`each process owning ${share} partitions`, () => children.every((c) => c.owned === share), 60_000);
   }
   const names = Object.fromEntries(children.map((c, i) => [`inbox ${i + 1}`, c.pid]));
+  let idlePerSecond: number[] = [];
+  if (IDLE_MS > 0) {
+    const idle = startCpu(names, []);
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    const idleUsage = idle.stop();
+    idlePerSecond = children.map((_c, i) => ((idleUsage[`inbox ${i + 1}`] ?? 0) * 1000) / IDLE_MS);
+  }
   for (const c of children) c.measure();
+  const measureStart = performance.now();
   const cpu = startCpu({ "bench (publisher)": process.pid, ...names }, ctx.databases);
   await publish(ctx.channel, exchange, paceOf(processes));
   await waitFor(`${MESSAGES} handled`, () => span.handled >= MESSAGES, 170_000);
   const usage = cpu.stop();
+  const measuredS = (performance.now() - measureStart) / 1000;
   ctx.cpuRows.push({ case: `(p) ${label}`, cpu: usage, messages: MESSAGES });
   for (const c of children) await c.stop();
   const { rows } = await ctx.pool.query<{ n: string; d: string }>(
@@ -204,6 +221,9 @@ async function runCase(ctx: PartitionedBenchContext, label: string, processes: n
   return {
     perSecond: MESSAGES / ((span.last - span.first) / 1000),
     inboxUs: Math.round((inboxMs * 1000) / MESSAGES),
+    idlePerSecond,
+    /** The inbox CPU per message less what the processes would have spent idle over the measure. */
+    busyUs: Math.round(((inboxMs - idlePerSecond.reduce((a, b) => a + b, 0) * measuredS) * 1000) / MESSAGES),
     stats: children.map((c) => ({ handled: c.handled, ...c.stats! })),
     perProcess: children.map(
       (c, i) => `${(((usage[`inbox ${i + 1}`] ?? 0) * 1000) / Math.max(1, c.handled)).toFixed(0)} (${c.handled})`,
@@ -245,14 +265,25 @@ export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise
       "ratio to plain": r.perSecond / base,
       "inbox CPU µs/msg (all processes)": r.inboxUs,
       "CPU µs/msg per process (its messages)": r.perProcess.join(" "),
+      ...(IDLE_MS > 0
+        ? {
+            "idle CPU ms/s per process": r.idlePerSecond.map((x) => x.toFixed(1)).join(" "),
+            "inbox CPU µs/msg less idle": r.busyUs,
+          }
+        : {}),
     })),
   );
   printTable(results.flatMap((r) => r.stats.map((s, i) => ({ case: `(p) ${r.label}`, ...perMessage(i + 1, s) }))));
   if (paceOf(1) !== undefined) {
-    const one = results[1]!.inboxUs;
+    const one = results[1]!;
     return results
       .slice(2)
-      .map((r) => `ratio (p) inbox CPU per message, ${r.label} / 1 process: ${(r.inboxUs / one).toFixed(3)}`);
+      .flatMap((r) => [
+        `ratio (p) inbox CPU per message, ${r.label} / 1 process: ${(r.inboxUs / one.inboxUs).toFixed(3)}`,
+        ...(IDLE_MS > 0
+          ? [`ratio (p) inbox CPU per message less idle, ${r.label} / 1 process: ${(r.busyUs / one.busyUs).toFixed(3)}`]
+          : []),
+      ]);
   }
   return results.slice(1).map((r) => `ratio (p) ${r.label} / plain queue: ${(r.perSecond / base).toFixed(3)}`);
 }
