@@ -49,6 +49,13 @@ const TOTAL_RATE = process.env.PARTITIONED_TOTAL_RATE ? Number(process.env.PARTI
  * 20 ms report), which weighs per message in inverse proportion to the process's own rate. 0 (default): not measured.
  */
 const IDLE_MS = Number(process.env.PARTITIONED_IDLE_MS ?? 0);
+/**
+ * PARTITIONED_WARMUP (messages; default 0): published and handled at the case's pace before the measure, so that a
+ * process's start (JIT, the garbage collections that shrink its heap after loading, first transactions) is not in it.
+ * Started moments before the measure, an inbox process still spends ~20 ms of CPU a second idle, ~9 ms once it has
+ * run 40 s: a cost per process, which 4 processes pay four times over the same messages.
+ */
+const WARMUP = Number(process.env.PARTITIONED_WARMUP ?? 0);
 const paceOf = (processes: number) => TOTAL_RATE ?? (RATE === undefined ? undefined : RATE * processes);
 
 export interface PartitionedBenchContext {
@@ -147,12 +154,12 @@ async function waitFor(what: string, ok: () => boolean, ms: number): Promise<voi
 }
 
 /** Publishes MESSAGES with confirms, back to back or at `perSecond` (in steps of 20 ms). */
-async function publish(channel: ConfirmChannel, exchange: string, perSecond?: number): Promise<void> {
+async function publish(channel: ConfirmChannel, exchange: string, perSecond?: number, count = MESSAGES): Promise<void> {
   const body = Buffer.from(JSON.stringify({ order: 1, note: "x".repeat(100) }));
   const started = performance.now();
   const step = perSecond === undefined ? 1_000 : Math.max(1, Math.round(perSecond / 50));
-  for (let sent = 0; sent < MESSAGES; ) {
-    const n = Math.min(step, MESSAGES - sent);
+  for (let sent = 0; sent < count; ) {
+    const n = Math.min(step, count - sent);
     for (let i = 0; i < n; i++) {
       const ok = channel.publish(exchange, "bench.partitioned", body, {
         persistent: true,
@@ -195,6 +202,12 @@ async function runCase(ctx: PartitionedBenchContext, label: string, processes: n
     await waitFor(`each process owning ${share} partitions`, () => children.every((c) => c.owned === share), 60_000);
   }
   const names = Object.fromEntries(children.map((c, i) => [`inbox ${i + 1}`, c.pid]));
+  if (WARMUP > 0) {
+    await publish(ctx.channel, exchange, paceOf(processes), WARMUP);
+    await waitFor(`${WARMUP} warm-up messages handled`, () => span.handled >= WARMUP, 170_000);
+    Object.assign(span, { handled: 0, first: Number.POSITIVE_INFINITY, last: 0 });
+    for (const c of children) c.handled = 0;
+  }
   let idlePerSecond: number[] = [];
   if (IDLE_MS > 0) {
     const idle = startCpu(names, []);
@@ -214,7 +227,7 @@ async function runCase(ctx: PartitionedBenchContext, label: string, processes: n
   const { rows } = await ctx.pool.query<{ n: string; d: string }>(
     'SELECT count(*) AS n, count(DISTINCT "messageId") AS d FROM "Effect"',
   );
-  if (Number(rows[0]!.n) !== MESSAGES || Number(rows[0]!.d) !== MESSAGES) {
+  if (Number(rows[0]!.n) !== MESSAGES + WARMUP || Number(rows[0]!.d) !== MESSAGES + WARMUP) {
     throw new Error(`bench (p) ${label}: ${rows[0]!.n} effects, ${rows[0]!.d} distinct, expected ${MESSAGES}`);
   }
   const inboxMs = children.reduce((sum, _c, i) => sum + (usage[`inbox ${i + 1}`] ?? 0), 0);
@@ -248,6 +261,7 @@ export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise
     results.push({ label, ...(await runCase(ctx, label, processes, partitions)) });
   }
   const base = results[0]!.perSecond;
+  const warm = WARMUP > 0 ? `, after ${WARMUP} warm-up messages` : "";
   const paced =
     TOTAL_RATE !== undefined
       ? `, published at ${TOTAL_RATE}/s in every case`
@@ -255,7 +269,7 @@ export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise
         ? ""
         : `, published at ${RATE}/s per process`;
   console.log(
-    `\nPartitioned queue: ${MESSAGES} messages over ${KEYS} ordering keys, one Prisma insert each${paced} ` +
+    `\nPartitioned queue: ${MESSAGES} messages over ${KEYS} ordering keys, one Prisma insert each${paced}${warm} ` +
       `(${((performance.now() - t0) / 1000).toFixed(0)} s)`,
   );
   printTable(
