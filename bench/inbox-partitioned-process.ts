@@ -2,8 +2,14 @@
 // exchange argv[3], partitioned into argv[5] partitions (0: a plain queue), with a handler doing one Prisma insert.
 // Over IPC: "ready" once started; { owned } (how many partitions it consumes) on each change; { handled, first, last }
 // (a count and the wall-clock ms of the first and last "handled" events since the previous report) every 20 ms;
-// "stop" stops it.
+// "measure" starts the counts of the measured span (and, with PARTITIONED_CPU_PROF=<dir>, a CPU profile of it);
+// "stop" sends { stats } (the counts since "measure"), writes the profile, and stops it.
+import { readFileSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
+import pg from "pg";
 import { inbox } from "../src/index.js";
 import { newPrismaClient } from "../test/support/prisma.js";
 
@@ -15,6 +21,81 @@ const [databaseUrl, amqpUrl, exchange, queue, partitionsArg] = process.argv.slic
   string,
 ];
 const partitions = Number(partitionsArg);
+
+/**
+ * What one process did per message in the measured span: receive batches, broker acks, and statements by kind (every
+ * pg query of the process, Prisma's included: the adapter's pool is pg's). Counted by wrapping the prototypes, which
+ * costs a counter increment per call.
+ */
+const stats = {
+  batches: 0,
+  deliveries: 0,
+  acks: 0,
+  statements: {} as Record<string, number>,
+  claimed: { due: 0, dueEmpty: 0, byIds: 0, byIdsEmpty: 0 },
+};
+let counting = false;
+/**
+ * The kernel's counters of this process (Linux): read and write system calls, and context switches (voluntary: it
+ * waited; involuntary: the scheduler took the core away, which a machine with more runnable processes than cores
+ * does). Zero without /proc.
+ */
+function kernelCounts(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  try {
+    const text = readFileSync("/proc/self/io", "utf8") + readFileSync("/proc/self/status", "utf8");
+    for (const [, k, v] of text.matchAll(
+      /^(syscr|syscw|voluntary_ctxt_switches|nonvoluntary_ctxt_switches):\s+(\d+)/gm,
+    )) {
+      counts[k!] = Number(v);
+    }
+  } catch {}
+  return counts;
+}
+let kernelAtStart: Record<string, number> = {};
+function kind(text: string): string {
+  const t = text.replace(/\s+/g, " ").trim();
+  if (/^UPDATE \S+ m SET attempts = m\.attempts \+ 1/.test(t))
+    return t.includes("= ANY") ? "claim by ids" : "claim due";
+  if (/^BEGIN/.test(t) && t.includes("attempts + 1")) return "claim due";
+  if (/^INSERT INTO "public"\."Effect"|^INSERT INTO "Effect"/i.test(t)) return "handler insert (Prisma)";
+  const words = t.split(" ");
+  return words.slice(0, 3).join(" ").slice(0, 40);
+}
+const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  if (counting) {
+    const first = args[0] as string | { text?: string };
+    const text = typeof first === "string" ? first : (first?.text ?? "?");
+    const k = kind(text);
+    stats.statements[k] = (stats.statements[k] ?? 0) + 1;
+    const callback = args.at(-1);
+    if (k.startsWith("claim") && typeof callback === "function") {
+      // The claim's rows (a due claim's result is its third statement's), and the claims that found none. The pool
+      // gives the client a callback.
+      args[args.length - 1] = (error: unknown, r: pg.QueryResult | pg.QueryResult[]) => {
+        const n = (Array.isArray(r) ? r[2] : r)?.rows.length ?? 0;
+        const into = k === "claim due" ? "due" : "byIds";
+        stats.claimed[into] += n;
+        if (n === 0) stats.claimed[`${into}Empty`]++;
+        return callback(error, r);
+      };
+    }
+  }
+  return query.apply(this, args);
+} as typeof pg.Client.prototype.query;
+// amqplib's channel class (untyped module): the consumers' acks go through its ack().
+// amqplib's exports map hides it: required by its file path, which is the module amqplib itself loaded.
+const require = createRequire(import.meta.url);
+const { Channel } = require(join(dirname(require.resolve("amqplib")), "lib/channel_model.js")) as {
+  Channel: { prototype: { ack(...args: unknown[]): void } };
+};
+const ack = Channel.prototype.ack;
+Channel.prototype.ack = function (this: unknown, ...args: unknown[]) {
+  if (counting) stats.acks++;
+  return ack.apply(this, args);
+};
+
 const prisma = newPrismaClient(databaseUrl);
 const box = inbox<Record<string, unknown>, typeof prisma>({
   prisma,
@@ -47,14 +128,38 @@ setInterval(() => {
   handled = 0;
 }, 20).unref();
 box.onEvent((e) => {
+  if (counting && e.type === "received") {
+    stats.batches++;
+    stats.deliveries += e.deliveries;
+  }
   if (e.type !== "handled") return;
   const at = performance.timeOrigin + performance.now();
   if (handled++ === 0) first = at;
   last = at;
 });
 await box.start({ databaseUrl, amqpUrl });
+const profileDir = process.env.PARTITIONED_CPU_PROF;
+const session = profileDir ? new Session() : undefined;
 process.on("message", async (m) => {
+  if (m === "measure") {
+    counting = true;
+    kernelAtStart = kernelCounts();
+    if (session) {
+      session.connect();
+      await session.post("Profiler.enable");
+      await session.post("Profiler.start");
+    }
+    return;
+  }
   if (m !== "stop") return;
+  counting = false;
+  const kernel = kernelCounts();
+  for (const k of Object.keys(kernel)) kernel[k]! -= kernelAtStart[k] ?? 0;
+  process.send!({ stats: { ...stats, kernel } });
+  if (session) {
+    const { profile } = await session.post("Profiler.stop");
+    writeFileSync(join(profileDir!, `${queue}.${process.pid}.cpuprofile`), JSON.stringify(profile));
+  }
   await box.stop();
   await prisma.$disconnect();
   process.exit(0);

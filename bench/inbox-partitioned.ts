@@ -8,6 +8,10 @@
 // (header x-ordering-key, which the partitions hash on; the plain queue gets the same headers) and with message ids.
 // handled/s from the first "handled" event to the last, across processes (wall clock, one machine). Publishing runs
 // during the first part of the measure: its RabbitMQ and bench-process CPU is in the CPU table.
+// A second table gives each process's counts per message over the measure (bench/inbox-partitioned-process.ts): receive
+// batch size, acks, statements by kind, claimed rows, read/write system calls and context switches; with
+// PARTITIONED_CPU_PROF=<dir> each process also writes a CPU profile of the measure there (note: the profiler samples
+// wall time, so on a machine with more runnable processes than cores it counts time spent waiting for a core).
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
@@ -22,13 +26,37 @@ import { printTable } from "./support.js";
 const MESSAGES = Number(process.env.PARTITIONED_MESSAGES ?? 8_000);
 const KEYS = Number(process.env.KEYS ?? 1_000);
 const PARTITIONS = Number(process.env.PARTITIONS ?? 16);
-const PROCESSES = [1, 2, 4];
+/** PARTITIONED_PROCESSES: the process counts of the partitioned cases (comma-separated; default 1,2,4). */
+const PROCESSES = (process.env.PARTITIONED_PROCESSES ?? "1,2,4").split(",").map(Number);
 /**
  * PARTITIONED_RATE (messages/s per process): the paced form. Each case publishes at its process count times this rate,
- * so every process gets the same load in every case, as on a machine with a core per process; the ratios are then of
- * inbox CPU per message (which batching makes depend on a process's own rate), not of handled/s (the pace).
+ * so every process gets the same load in every case (as on a machine with a core per process, which 2 cores are not: 4
+ * processes at 50/s each use ~1.9 cores, docs/performance.md); the ratios are then of inbox CPU per message (which
+ * batching makes depend on a process's own rate), not of handled/s (the pace).
  */
 const RATE = process.env.PARTITIONED_RATE ? Number(process.env.PARTITIONED_RATE) : undefined;
+/**
+ * PARTITIONED_TOTAL_RATE (messages/s of the whole case): every case at this one rate, whatever its process count, so
+ * that the machine carries the same load in every case (each process gets rate / processes). Then what grows with
+ * processes is what each process costs on its own (its timers, its smaller share of the flow), not the machine's
+ * cores filling up. Overrides PARTITIONED_RATE.
+ */
+const TOTAL_RATE = process.env.PARTITIONED_TOTAL_RATE ? Number(process.env.PARTITIONED_TOTAL_RATE) : undefined;
+/**
+ * PARTITIONED_IDLE_MS: before publishing, each case first measures its processes idle (settled, no messages) for this
+ * long, and prints each one's idle CPU in ms per second and the inbox CPU per message less that idle cost over the
+ * measure: what a process costs per second whatever its load (its timers: sweeps, rebalance ticks, the bench's own
+ * 20 ms report), which weighs per message in inverse proportion to the process's own rate. 0 (default): not measured.
+ */
+const IDLE_MS = Number(process.env.PARTITIONED_IDLE_MS ?? 0);
+/**
+ * PARTITIONED_WARMUP (messages; default 0): published and handled at the case's pace before the measure, so that a
+ * process's start (JIT, the garbage collections that shrink its heap after loading, first transactions) is not in it.
+ * Started moments before the measure, an inbox process still spends ~20 ms of CPU a second idle, ~9 ms once it has
+ * run 40 s: a cost per process, which 4 processes pay four times over the same messages.
+ */
+const WARMUP = Number(process.env.PARTITIONED_WARMUP ?? 0);
+const paceOf = (processes: number) => TOTAL_RATE ?? (RATE === undefined ? undefined : RATE * processes);
 
 export interface PartitionedBenchContext {
   db: { url: string; amqpUrl: string };
@@ -42,10 +70,24 @@ export interface PartitionedBenchContext {
   log(s: string): void;
 }
 
+/** A process's counts over the measured span (bench/inbox-partitioned-process.ts). */
+export interface ChildStats {
+  batches: number;
+  deliveries: number;
+  acks: number;
+  statements: Record<string, number>;
+  /** Rows the processor's claims returned, and how many claims returned none. */
+  claimed: { due: number; dueEmpty: number; byIds: number; byIdsEmpty: number };
+  /** The kernel's counts over the span: syscr, syscw, voluntary_ctxt_switches, nonvoluntary_ctxt_switches. */
+  kernel: Record<string, number>;
+}
+
 interface Child {
   pid: number | undefined;
   handled: number;
   owned: number;
+  stats: ChildStats | undefined;
+  measure(): void;
   stop(): Promise<void>;
 }
 
@@ -68,6 +110,10 @@ function spawnInbox(ctx: PartitionedBenchContext, exchange: string, queue: strin
     pid: child.pid,
     handled: 0,
     owned: 0,
+    stats: undefined,
+    measure() {
+      child.send("measure");
+    },
     async stop() {
       child.removeAllListeners("exit");
       const exited = once(child, "exit");
@@ -79,8 +125,9 @@ function spawnInbox(ctx: PartitionedBenchContext, exchange: string, queue: strin
     child.once("exit", (code) => reject(new Error(`inbox process exited with ${code}`)));
     child.on("message", (m: unknown) => {
       if (m === "ready") return resolve(state);
-      const r = m as { owned?: number; handled?: number; first?: number; last?: number };
+      const r = m as { owned?: number; handled?: number; first?: number; last?: number; stats?: ChildStats };
       if (r.owned !== undefined) state.owned = r.owned;
+      if (r.stats !== undefined) state.stats = r.stats;
       if (r.handled !== undefined) {
         state.handled += r.handled;
         span.handled += r.handled;
@@ -107,12 +154,12 @@ async function waitFor(what: string, ok: () => boolean, ms: number): Promise<voi
 }
 
 /** Publishes MESSAGES with confirms, back to back or at `perSecond` (in steps of 20 ms). */
-async function publish(channel: ConfirmChannel, exchange: string, perSecond?: number): Promise<void> {
+async function publish(channel: ConfirmChannel, exchange: string, perSecond?: number, count = MESSAGES): Promise<void> {
   const body = Buffer.from(JSON.stringify({ order: 1, note: "x".repeat(100) }));
   const started = performance.now();
   const step = perSecond === undefined ? 1_000 : Math.max(1, Math.round(perSecond / 50));
-  for (let sent = 0; sent < MESSAGES; ) {
-    const n = Math.min(step, MESSAGES - sent);
+  for (let sent = 0; sent < count; ) {
+    const n = Math.min(step, count - sent);
     for (let i = 0; i < n; i++) {
       const ok = channel.publish(exchange, "bench.partitioned", body, {
         persistent: true,
@@ -155,22 +202,42 @@ async function runCase(ctx: PartitionedBenchContext, label: string, processes: n
     await waitFor(`each process owning ${share} partitions`, () => children.every((c) => c.owned === share), 60_000);
   }
   const names = Object.fromEntries(children.map((c, i) => [`inbox ${i + 1}`, c.pid]));
+  if (WARMUP > 0) {
+    await publish(ctx.channel, exchange, paceOf(processes), WARMUP);
+    await waitFor(`${WARMUP} warm-up messages handled`, () => span.handled >= WARMUP, 170_000);
+    Object.assign(span, { handled: 0, first: Number.POSITIVE_INFINITY, last: 0 });
+    for (const c of children) c.handled = 0;
+  }
+  let idlePerSecond: number[] = [];
+  if (IDLE_MS > 0) {
+    const idle = startCpu(names, []);
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    const idleUsage = idle.stop();
+    idlePerSecond = children.map((_c, i) => ((idleUsage[`inbox ${i + 1}`] ?? 0) * 1000) / IDLE_MS);
+  }
+  for (const c of children) c.measure();
+  const measureStart = performance.now();
   const cpu = startCpu({ "bench (publisher)": process.pid, ...names }, ctx.databases);
-  await publish(ctx.channel, exchange, RATE === undefined ? undefined : RATE * processes);
+  await publish(ctx.channel, exchange, paceOf(processes));
   await waitFor(`${MESSAGES} handled`, () => span.handled >= MESSAGES, 170_000);
   const usage = cpu.stop();
+  const measuredS = (performance.now() - measureStart) / 1000;
   ctx.cpuRows.push({ case: `(p) ${label}`, cpu: usage, messages: MESSAGES });
   for (const c of children) await c.stop();
   const { rows } = await ctx.pool.query<{ n: string; d: string }>(
     'SELECT count(*) AS n, count(DISTINCT "messageId") AS d FROM "Effect"',
   );
-  if (Number(rows[0]!.n) !== MESSAGES || Number(rows[0]!.d) !== MESSAGES) {
+  if (Number(rows[0]!.n) !== MESSAGES + WARMUP || Number(rows[0]!.d) !== MESSAGES + WARMUP) {
     throw new Error(`bench (p) ${label}: ${rows[0]!.n} effects, ${rows[0]!.d} distinct, expected ${MESSAGES}`);
   }
   const inboxMs = children.reduce((sum, _c, i) => sum + (usage[`inbox ${i + 1}`] ?? 0), 0);
   return {
     perSecond: MESSAGES / ((span.last - span.first) / 1000),
     inboxUs: Math.round((inboxMs * 1000) / MESSAGES),
+    idlePerSecond,
+    /** The inbox CPU per message less what the processes would have spent idle over the measure. */
+    busyUs: Math.round(((inboxMs - idlePerSecond.reduce((a, b) => a + b, 0) * measuredS) * 1000) / MESSAGES),
+    stats: children.map((c) => ({ handled: c.handled, ...c.stats! })),
     perProcess: children.map(
       (c, i) => `${(((usage[`inbox ${i + 1}`] ?? 0) * 1000) / Math.max(1, c.handled)).toFixed(0)} (${c.handled})`,
     ),
@@ -194,9 +261,15 @@ export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise
     results.push({ label, ...(await runCase(ctx, label, processes, partitions)) });
   }
   const base = results[0]!.perSecond;
-  const paced = RATE === undefined ? "" : `, published at ${RATE}/s per process`;
+  const warm = WARMUP > 0 ? `, after ${WARMUP} warm-up messages` : "";
+  const paced =
+    TOTAL_RATE !== undefined
+      ? `, published at ${TOTAL_RATE}/s in every case`
+      : RATE === undefined
+        ? ""
+        : `, published at ${RATE}/s per process`;
   console.log(
-    `\nPartitioned queue: ${MESSAGES} messages over ${KEYS} ordering keys, one Prisma insert each${paced} ` +
+    `\nPartitioned queue: ${MESSAGES} messages over ${KEYS} ordering keys, one Prisma insert each${paced}${warm} ` +
       `(${((performance.now() - t0) / 1000).toFixed(0)} s)`,
   );
   printTable(
@@ -206,13 +279,47 @@ export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise
       "ratio to plain": r.perSecond / base,
       "inbox CPU µs/msg (all processes)": r.inboxUs,
       "CPU µs/msg per process (its messages)": r.perProcess.join(" "),
+      ...(IDLE_MS > 0
+        ? {
+            "idle CPU ms/s per process": r.idlePerSecond.map((x) => x.toFixed(1)).join(" "),
+            "inbox CPU µs/msg less idle": r.busyUs,
+          }
+        : {}),
     })),
   );
-  if (RATE !== undefined) {
-    const one = results[1]!.inboxUs;
+  printTable(results.flatMap((r) => r.stats.map((s, i) => ({ case: `(p) ${r.label}`, ...perMessage(i + 1, s) }))));
+  if (paceOf(1) !== undefined) {
+    const one = results[1]!;
     return results
       .slice(2)
-      .map((r) => `ratio (p) inbox CPU per message, ${r.label} / 1 process: ${(r.inboxUs / one).toFixed(3)}`);
+      .flatMap((r) => [
+        `ratio (p) inbox CPU per message, ${r.label} / 1 process: ${(r.inboxUs / one.inboxUs).toFixed(3)}`,
+        ...(IDLE_MS > 0
+          ? [`ratio (p) inbox CPU per message less idle, ${r.label} / 1 process: ${(r.busyUs / one.busyUs).toFixed(3)}`]
+          : []),
+      ]);
   }
   return results.slice(1).map((r) => `ratio (p) ${r.label} / plain queue: ${(r.perSecond / base).toFixed(3)}`);
+}
+
+/** One process's counts per message handled: receive batch size, acks, statements by kind. */
+function perMessage(index: number, s: ChildStats & { handled: number }): Record<string, string | number> {
+  const per = (n: number) => (n / Math.max(1, s.handled)).toFixed(3);
+  const statements = Object.values(s.statements).reduce((a, b) => a + b, 0);
+  const top = Object.entries(s.statements)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+    .map(([k, n]) => `${k} ${per(n)}`)
+    .join("; ");
+  return {
+    process: index,
+    handled: s.handled,
+    "deliveries/batch": (s.deliveries / Math.max(1, s.batches)).toFixed(2),
+    "acks/msg": per(s.acks),
+    "statements/msg": per(statements),
+    "read, write syscalls/msg": `${per(s.kernel.syscr ?? 0)}, ${per(s.kernel.syscw ?? 0)}`,
+    "ctx switches/msg: voluntary, involuntary": `${per(s.kernel.voluntary_ctxt_switches ?? 0)}, ${per(s.kernel.nonvoluntary_ctxt_switches ?? 0)}`,
+    "claimed rows/msg: due (empty claims/msg), by ids (empty)": `${per(s.claimed.due)} (${per(s.claimed.dueEmpty)}), ${per(s.claimed.byIds)} (${per(s.claimed.byIdsEmpty)})`,
+    "by kind (/msg)": top,
+  };
 }
