@@ -53,7 +53,17 @@ function kernelCounts(): Record<string, number> {
   return counts;
 }
 let kernelAtStart: Record<string, number> = {};
+/** Statement texts are few and fixed: each is classified once, so the measure does not pay a regex per statement. */
+const kinds = new Map<string, string>();
 function kind(text: string): string {
+  let k = kinds.get(text);
+  if (k === undefined) {
+    k = classify(text);
+    kinds.set(text, k);
+  }
+  return k;
+}
+function classify(text: string): string {
   const t = text.replace(/\s+/g, " ").trim();
   if (/^UPDATE \S+ m SET attempts = m\.attempts \+ 1/.test(t))
     return t.includes("= ANY") ? "claim by ids" : "claim due";
