@@ -16,7 +16,8 @@
 //       handler doing one Prisma insert, first in a consuming app's own process (bench/inbox-process.ts), then in the
 //       writing app's process: outbox COMMIT to handler COMMIT (the "handled" event, emitted after it), and from the
 //       write's start (its time is also in the payload) to handler COMMIT. Wall-clock times, comparable across
-//       processes on one machine.
+//       processes on one machine. After each, the path's floor at the same pace (bench/e2e-floor.ts) and the ratio
+//       of the p50 to it.
 // (a) and (b) use the same prefetch, the inbox's default (1000) unless PREFETCH is set.
 // Env: MESSAGES (100000), PREFETCH (1000), HANDLED (5000), CONCURRENCY (4), ROUNDS (2), RATE (500),
 // LATENCY_SECONDS (10), CASES (abcde: the letters of the cases to run), DUMP (print (e)'s latencies in order).
@@ -35,6 +36,7 @@ import { inboxNames } from "../src/sql/names.js";
 import { uniqueName } from "../test/support/consumer.js";
 import { newPrismaClient } from "../test/support/prisma.js";
 import { type CpuRow, databaseOf, printCpuTable, startCpu } from "./cpu.js";
+import { pathFloor } from "./e2e-floor.js";
 import { e2eStages, type Stages } from "./e2e-stages.js";
 import { runBatchCases } from "./inbox-batch.js";
 import { runPartitionedCases } from "./inbox-partitioned.js";
@@ -539,6 +541,11 @@ if (run("e")) {
       `(e) ${where} at ${at}: latency p50 ${fromCommit.p50.toFixed(2)} ms (goal < 5: ${verdict(fromCommit.p50 < 5)}), ` +
         `p99 ${fromCommit.p99.toFixed(2)} ms (goal < 20: ${verdict(fromCommit.p99 < 20)}), max ${fromCommit.max.toFixed(1)} ms`,
     );
+    // The parts' own latency at the same pace, the machine otherwise idle (bench/e2e-floor.ts).
+    const floor = await pathFloor(pool, base, db.amqpUrl, e2e.rate);
+    const parts = floor.parts.map(([part, ms]) => `${part} ${ms.toFixed(2)}`).join(" + ");
+    lines.push(`(e) ${where}: path floor at ${at} (p50s, each part alone): ${parts} = ${floor.total.toFixed(2)} ms`);
+    lines.push(`(e) ${where}: ratio latency p50 / path floor: ${(fromCommit.p50 / floor.total).toFixed(3)}`);
     if (process.env.DUMP) console.error(JSON.stringify(e2e.fromCommit.map((x) => Math.round(x))));
   }
   console.log(`\nEnd to end for ${LATENCY_SECONDS} s (ms), relay in the app's process`);
