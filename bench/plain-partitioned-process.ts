@@ -3,8 +3,8 @@
 // (partition i when i % argv[7] === argv[6]: a fixed share, no rebalancing) with amqplib, one channel per partition
 // queue (prefetch 100), and for each delivery runs one Prisma interactive transaction that inserts the Effect row, then
 // acks it; at most 4 transactions at once (the inbox's default concurrency). Same IPC as
-// bench/inbox-partitioned-process.ts: "ready", { owned }, { handled, first, last } every 20 ms, "measure", "stop" ->
-// { stats } (acks and the kernel's counts; the inbox's other counts are zero here).
+// bench/inbox-partitioned-process.ts: "ready", { owned }, { handled, first, last } every 20 ms (PARTITIONED_REPORT_MS),
+// "measure", "stop" -> { stats } (acks and the kernel's counts; the inbox's other counts are zero here).
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import amqp, { type ConsumeMessage } from "amqplib";
@@ -78,11 +78,14 @@ for (const name of queues) {
   });
 }
 process.send!({ owned: partitions > 0 ? queues.length : 0 });
-setInterval(() => {
-  if (handled === 0) return;
-  process.send!({ handled, first, last });
-  handled = 0;
-}, 20).unref();
+setInterval(
+  () => {
+    if (handled === 0) return;
+    process.send!({ handled, first, last });
+    handled = 0;
+  },
+  Number(process.env.PARTITIONED_REPORT_MS ?? 20),
+).unref();
 process.on("message", async (m) => {
   if (m === "measure") {
     counting = true;
