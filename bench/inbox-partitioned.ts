@@ -12,6 +12,12 @@
 // batch size, acks, statements by kind, claimed rows, read/write system calls and context switches; with
 // PARTITIONED_CPU_PROF=<dir> each process also writes a CPU profile of the measure there (note: the profiler samples
 // wall time, so on a machine with more runnable processes than cores it counts time spent waiting for a core).
+// PARTITIONED_BASELINE (on by default in the paced forms, PARTITIONED_RATE or PARTITIONED_TOTAL_RATE; 0 turns it off,
+// 1 turns it on unpaced): before each partitioned case, the same number of plain-loop processes
+// (bench/plain-partitioned-process.ts: amqplib, one Prisma transaction inserting the row per message, then the ack; no
+// library) on the same partitions, at the same pace, with the same messages. Its CPU per message growing with processes
+// is what the machine alone does (more node processes, preemption, colder caches on few cores); the ratio lines divide
+// the inbox's growth (K processes / 1) by the plain loop's: above 1 is what the library adds as processes are added.
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
@@ -21,6 +27,7 @@ import type pg from "pg";
 import { declarePartitions } from "../src/transport/amqp/partitions.js";
 import { uniqueName } from "../test/support/consumer.js";
 import { type CpuRow, startCpu } from "./cpu.js";
+import { baselineLines, perMessage } from "./inbox-partitioned-report.js";
 import { printTable } from "./support.js";
 
 const MESSAGES = Number(process.env.PARTITIONED_MESSAGES ?? 8_000);
@@ -57,6 +64,9 @@ const IDLE_MS = Number(process.env.PARTITIONED_IDLE_MS ?? 0);
  */
 const WARMUP = Number(process.env.PARTITIONED_WARMUP ?? 0);
 const paceOf = (processes: number) => TOTAL_RATE ?? (RATE === undefined ? undefined : RATE * processes);
+/** PARTITIONED_BASELINE: the plain-loop cases (see the top of the file). */
+const BASELINE =
+  process.env.PARTITIONED_BASELINE === undefined ? paceOf(1) !== undefined : process.env.PARTITIONED_BASELINE !== "0";
 
 export interface PartitionedBenchContext {
   db: { url: string; amqpUrl: string };
@@ -91,21 +101,31 @@ interface Child {
   stop(): Promise<void>;
 }
 
-function spawnInbox(ctx: PartitionedBenchContext, exchange: string, queue: string, partitions: number, span: Span) {
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      "bench/inbox-partitioned-process.ts",
-      ctx.db.url,
-      ctx.db.amqpUrl,
-      exchange,
-      queue,
-      String(partitions),
-    ],
-    { cwd: ctx.root, stdio: ["ignore", "inherit", "inherit", "ipc"] },
-  );
+/** An inbox process, or with `plain` = [index, count] a plain-loop process consuming its share of the partitions. */
+function spawnInbox(
+  ctx: PartitionedBenchContext,
+  exchange: string,
+  queue: string,
+  partitions: number,
+  span: Span,
+  plain?: [number, number],
+) {
+  const { url, amqpUrl } = ctx.db;
+  const args = plain
+    ? [
+        "bench/plain-partitioned-process.ts",
+        url,
+        amqpUrl,
+        queue,
+        String(partitions),
+        String(plain[0]),
+        String(plain[1]),
+      ]
+    : ["bench/inbox-partitioned-process.ts", url, amqpUrl, exchange, queue, String(partitions)];
+  const child = spawn(process.execPath, ["--import", "tsx", ...args], {
+    cwd: ctx.root,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   const state: Child = {
     pid: child.pid,
     handled: 0,
@@ -176,8 +196,14 @@ async function publish(channel: ConfirmChannel, exchange: string, perSecond?: nu
   }
 }
 
-/** One case: `processes` inbox processes on a queue of `partitions` partitions (0: plain). */
-async function runCase(ctx: PartitionedBenchContext, label: string, processes: number, partitions: number) {
+/** One case: `processes` inbox (or plain-loop) processes on a queue of `partitions` partitions (0: plain). */
+async function runCase(
+  ctx: PartitionedBenchContext,
+  label: string,
+  processes: number,
+  partitions: number,
+  plain = false,
+) {
   await ctx.pool.query('TRUNCATE inbox_message, "Effect" RESTART IDENTITY');
   const exchange = uniqueName("bench.part.x");
   const queue = uniqueName("bench.part.q");
@@ -196,7 +222,9 @@ async function runCase(ctx: PartitionedBenchContext, label: string, processes: n
   }
   const span: Span = { handled: 0, first: Number.POSITIVE_INFINITY, last: 0 };
   const children: Child[] = [];
-  for (let i = 0; i < processes; i++) children.push(await spawnInbox(ctx, exchange, queue, partitions, span));
+  for (let i = 0; i < processes; i++) {
+    children.push(await spawnInbox(ctx, exchange, queue, partitions, span, plain ? [i, processes] : undefined));
+  }
   if (partitions > 0) {
     const share = partitions / processes;
     await waitFor(`each process owning ${share} partitions`, () => children.every((c) => c.owned === share), 60_000);
@@ -247,19 +275,19 @@ async function runCase(ctx: PartitionedBenchContext, label: string, processes: n
 /** Runs the cases, prints their table; returns the "ratio" lines. */
 export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise<string[]> {
   const t0 = performance.now();
-  const cases: Array<[string, number, number]> = [
-    ["1 process, plain queue (baseline)", 1, 0],
-    ...PROCESSES.map((n): [string, number, number] => [
-      `${n} process${n > 1 ? "es" : ""}, ${PARTITIONS} partitions`,
-      n,
-      PARTITIONS,
-    ]),
-  ];
-  const results = [];
-  for (const [label, processes, partitions] of cases) {
-    ctx.log(`(p) ${label} ...`);
-    results.push({ label, ...(await runCase(ctx, label, processes, partitions)) });
+  const processes = (n: number) => `${n} process${n > 1 ? "es" : ""}`;
+  const cases: Array<[string, number, number, boolean]> = [["1 process, plain queue (baseline)", 1, 0, false]];
+  for (const n of PROCESSES) {
+    if (BASELINE) cases.push([`plain loop, ${processes(n)}, ${PARTITIONS} partitions`, n, PARTITIONS, true]);
+    cases.push([`${processes(n)}, ${PARTITIONS} partitions`, n, PARTITIONS, false]);
   }
+  const all = [];
+  for (const [label, n, partitions, plain] of cases) {
+    ctx.log(`(p) ${label} ...`);
+    all.push({ label, plain, ...(await runCase(ctx, label, n, partitions, plain)) });
+  }
+  const results = all.filter((r) => !r.plain);
+  const plainLoops = all.filter((r) => r.plain);
   const base = results[0]!.perSecond;
   const warm = WARMUP > 0 ? `, after ${WARMUP} warm-up messages` : "";
   const paced =
@@ -273,7 +301,7 @@ export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise
       `(${((performance.now() - t0) / 1000).toFixed(0)} s)`,
   );
   printTable(
-    results.map((r) => ({
+    all.map((r) => ({
       case: `(p) ${r.label}`,
       "handled/s": Math.round(r.perSecond),
       "ratio to plain": r.perSecond / base,
@@ -287,7 +315,8 @@ export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise
         : {}),
     })),
   );
-  printTable(results.flatMap((r) => r.stats.map((s, i) => ({ case: `(p) ${r.label}`, ...perMessage(i + 1, s) }))));
+  printTable(all.flatMap((r) => r.stats.map((s, i) => ({ case: `(p) ${r.label}`, ...perMessage(i + 1, s) }))));
+  const growth = BASELINE ? baselineLines(results.slice(1), plainLoops, PROCESSES, IDLE_MS > 0) : [];
   if (paceOf(1) !== undefined) {
     const one = results[1]!;
     return results
@@ -297,29 +326,11 @@ export async function runPartitionedCases(ctx: PartitionedBenchContext): Promise
         ...(IDLE_MS > 0
           ? [`ratio (p) inbox CPU per message less idle, ${r.label} / 1 process: ${(r.busyUs / one.busyUs).toFixed(3)}`]
           : []),
-      ]);
+      ])
+      .concat(growth);
   }
-  return results.slice(1).map((r) => `ratio (p) ${r.label} / plain queue: ${(r.perSecond / base).toFixed(3)}`);
-}
-
-/** One process's counts per message handled: receive batch size, acks, statements by kind. */
-function perMessage(index: number, s: ChildStats & { handled: number }): Record<string, string | number> {
-  const per = (n: number) => (n / Math.max(1, s.handled)).toFixed(3);
-  const statements = Object.values(s.statements).reduce((a, b) => a + b, 0);
-  const top = Object.entries(s.statements)
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 8)
-    .map(([k, n]) => `${k} ${per(n)}`)
-    .join("; ");
-  return {
-    process: index,
-    handled: s.handled,
-    "deliveries/batch": (s.deliveries / Math.max(1, s.batches)).toFixed(2),
-    "acks/msg": per(s.acks),
-    "statements/msg": per(statements),
-    "read, write syscalls/msg": `${per(s.kernel.syscr ?? 0)}, ${per(s.kernel.syscw ?? 0)}`,
-    "ctx switches/msg: voluntary, involuntary": `${per(s.kernel.voluntary_ctxt_switches ?? 0)}, ${per(s.kernel.nonvoluntary_ctxt_switches ?? 0)}`,
-    "claimed rows/msg: due (empty claims/msg), by ids (empty)": `${per(s.claimed.due)} (${per(s.claimed.dueEmpty)}), ${per(s.claimed.byIds)} (${per(s.claimed.byIdsEmpty)})`,
-    "by kind (/msg)": top,
-  };
+  return [
+    ...results.slice(1).map((r) => `ratio (p) ${r.label} / plain queue: ${(r.perSecond / base).toFixed(3)}`),
+    ...growth,
+  ];
 }

@@ -108,6 +108,20 @@ describe("inbox: ordering keys", () => {
     expect(stored.rows[0].n).toBe(keys.length * per);
   });
 
+  it("a key's next message, handed over while the one before it runs, starts as that one ends, not at the sweeper's tick", async () => {
+    // The sweeper is off (1 min): a key's later messages arrive with the first, are left by the claim of the ids
+    // handed over (their key is busy), and only being claimed again when the one before ends gets them handled in time.
+    const { make, publish } = await setUp({ sweepIntervalMs: 60_000 });
+    const box = make();
+    await box.start({ databaseUrl, amqpUrl });
+    for (let seq = 0; seq < 20; seq++) publish("one", seq);
+    for (let seq = 0; seq < 5; seq++) publish(`other-${seq}`, 0);
+    await channel.waitForConfirms();
+    await waitFor(async () => ((await handled()).get("one") ?? []).length === 20, 20_000);
+    expect((await handled()).get("one")).toEqual(Array.from({ length: 20 }, (_, s) => s));
+    expect(overlap).toBe(0);
+  });
+
   it("a dead message stops its key (default) until it is deleted; other keys go on", async () => {
     const { make, publish } = await setUp({ maxAttempts: 2 });
     const box = make();
