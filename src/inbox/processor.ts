@@ -21,7 +21,7 @@
 // Batch handlers: a slot runs a batch (batch-attempt.ts) of up to `batch.size` buffered rows of one batch handler,
 // started once the batch is full or its oldest row waited `batch.waitMs`; the room above is then counted in rows,
 // `batch.size` (the largest of the inbox's batch handlers) rows per slot. A batch that failed hands its rows back as
-// ids, claimed again and run alone. Ids a claim left behind a busy key of this processor: held-back.ts.
+// ids, claimed again and run alone.
 import type pg from "pg";
 import { coerceError, InboxHandlerTimeoutError } from "../errors.js";
 import { type ClaimedInboxRow, claimDueInbox, claimInboxByIdsSql } from "../sql/inbox/claim.js";
@@ -31,7 +31,6 @@ import { InboxAttempts, type PrismaLike } from "./attempt.js";
 import { InboxBatchAttempts, planStarts } from "./batch-attempt.js";
 import type { InboxEvent } from "./events.js";
 import type { ResolvedHandler } from "./handler-options.js";
-import { byId, HeldBackIds } from "./held-back.js";
 import type { ResolvedInboxOptions } from "./options.js";
 import type { ReceivedRows } from "./received-rows.js";
 import type { HandlerRegistry } from "./registry.js";
@@ -66,8 +65,6 @@ export class Processor implements ReceivedRows {
   readonly #releaseSql: string;
   readonly #names: InboxNames;
   readonly #handed: string[] = [];
-  /** Handed-over ids left unclaimed behind a busy key of this processor (held-back.ts). */
-  readonly #heldBack: HeldBackIds;
   readonly #inFlight = new Map<string, AbortController>();
   /** Claimed, not started yet (claim-ahead), oldest first. */
   #ready: Array<{ row: ClaimedInboxRow; claimedAt: number }> = [];
@@ -101,7 +98,6 @@ export class Processor implements ReceivedRows {
     this.#claimByIdsSql = claimInboxByIdsSql(this.#names, options.keyAfterDead, this.#waiting);
     this.#handlerNames = registry.names;
     this.#releaseSql = releaseInboxMessagesSql(this.#names);
-    this.#heldBack = new HeldBackIds(MAX_HANDED_IDS, options.sweepIntervalMs);
   }
 
   /** The lease of a claim: the handler's time, plus room for the transaction to start and commit. */
@@ -230,6 +226,7 @@ export class Processor implements ReceivedRows {
   #startReady(): void {
     const stale: ClaimedInboxRow[] = [];
     const now = performance.now();
+    // Oldest first: the head is the one that waited longest.
     const maxBuffered = Math.min(MAX_BUFFERED_MS, this.#options.leaseMarginMs / 3);
     while (this.#ready.length > 0 && now - this.#ready[0]!.claimedAt > maxBuffered)
       stale.push(this.#ready.shift()!.row);
@@ -268,11 +265,8 @@ export class Processor implements ReceivedRows {
 
   async #claim(limit: number): Promise<ClaimedInboxRow[]> {
     if (this.#handed.length > 0) {
-      if (this.#handed.length > limit) this.#handed.sort(byId);
       const ids = this.#handed.splice(0, limit);
-      const done = this.#heldBack.done;
       const { rows } = await this.#pool.query<ClaimedInboxRow>(this.#claimByIdsSql, [this.leaseMs, ids]);
-      if (this.#heldBack.afterClaim(ids, rows, this.#ready, done)) this.#handed.push(...this.#heldBack.take());
       return rows;
     }
     if (!this.#sweepDue) return [];
@@ -328,7 +322,6 @@ export class Processor implements ReceivedRows {
   /** Holds a slot (and its rows in flight) until `run` settles. */
   #occupy(rows: ClaimedInboxRow[], controller: AbortController, run: Promise<unknown>): void {
     this.#slots++;
-    const keyed = this.#heldBack.started(rows);
     for (const row of rows) this.#inFlight.set(row.id, controller);
     void run
       .catch((thrown) => {
@@ -342,8 +335,9 @@ export class Processor implements ReceivedRows {
       .finally(() => {
         this.#slots--;
         for (const row of rows) this.#inFlight.delete(row.id);
-        // The key's next row may be claimable now: claim the ids held back behind it at once, not at the sweeper's tick.
-        if (this.#heldBack.finished(keyed)) this.#handed.push(...this.#heldBack.take());
+        // The key's next row may be claimable now (a claim skips it while this one is pending): look at once, not at
+        // the sweeper's next tick (its id was handed over, and dropped, while this one was in flight).
+        if (rows.some((row) => row.ordering_key !== null)) this.#sweepDue = true;
         this.#wake?.();
       });
   }

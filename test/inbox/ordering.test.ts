@@ -122,6 +122,21 @@ describe("inbox: ordering keys", () => {
     expect(overlap).toBe(0);
   });
 
+  it("one key's backlog, longer than a sweep interval to drain, is handled back to back, not one message per sweeper tick", async () => {
+    // 150 messages of one key published at once: each one's successor becomes claimable only as it ends,
+    // for longer than a sweep interval in all. Claiming the key's next row at each end keeps it going (seconds); a
+    // processor that left it to the sweeper would handle one message per 500 ms tick (over a minute).
+    const { make, publish } = await setUp({ sweepIntervalMs: 500 });
+    const box = make();
+    await box.start({ databaseUrl, amqpUrl }); // declares the queue and its binding
+    const per = 150;
+    for (let seq = 0; seq < per; seq++) publish("hot", seq);
+    await channel.waitForConfirms();
+    await waitFor(async () => ((await handled()).get("hot") ?? []).length === per, 30_000);
+    expect((await handled()).get("hot")).toEqual(Array.from({ length: per }, (_, s) => s));
+    expect(overlap).toBe(0);
+  });
+
   it("a dead message stops its key (default) until it is deleted; other keys go on", async () => {
     const { make, publish } = await setUp({ maxAttempts: 2 });
     const box = make();
