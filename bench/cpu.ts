@@ -14,6 +14,24 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { printTable } from "./support.js";
 
+/**
+ * The kernel's counters of this process (Linux): read and write system calls, and context switches (voluntary: it
+ * waited; involuntary: the scheduler took the core away, which a machine with more runnable processes than cores
+ * does). Zero without /proc.
+ */
+export function kernelCounts(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  try {
+    const text = readFileSync("/proc/self/io", "utf8") + readFileSync("/proc/self/status", "utf8");
+    for (const [, k, v] of text.matchAll(
+      /^(syscr|syscw|voluntary_ctxt_switches|nonvoluntary_ctxt_switches):\s+(\d+)/gm,
+    )) {
+      counts[k!] = Number(v);
+    }
+  } catch {}
+  return counts;
+}
+
 const TICK_MS = 10; // USER_HZ is 100 on every Linux ABI Node runs on: /proc's times are in 1/100 s
 
 /** utime + stime of a process in ms, or undefined when it is gone (or there is no /proc). */

@@ -4,7 +4,7 @@
 // (a count and the wall-clock ms of the first and last "handled" events since the previous report) every 20 ms;
 // "measure" starts the counts of the measured span (and, with PARTITIONED_CPU_PROF=<dir>, a CPU profile of it);
 // "stop" sends { stats } (the counts since "measure"), writes the profile, and stops it.
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -12,6 +12,7 @@ import { performance } from "node:perf_hooks";
 import pg from "pg";
 import { inbox } from "../src/index.js";
 import { newPrismaClient } from "../test/support/prisma.js";
+import { kernelCounts } from "./cpu.js";
 
 const [databaseUrl, amqpUrl, exchange, queue, partitionsArg] = process.argv.slice(2) as [
   string,
@@ -37,23 +38,6 @@ const stats = {
   claimed: { due: 0, dueEmpty: 0, byIds: 0, byIdsEmpty: 0 },
 };
 let counting = false;
-/**
- * The kernel's counters of this process (Linux): read and write system calls, and context switches (voluntary: it
- * waited; involuntary: the scheduler took the core away, which a machine with more runnable processes than cores
- * does). Zero without /proc.
- */
-function kernelCounts(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  try {
-    const text = readFileSync("/proc/self/io", "utf8") + readFileSync("/proc/self/status", "utf8");
-    for (const [, k, v] of text.matchAll(
-      /^(syscr|syscw|voluntary_ctxt_switches|nonvoluntary_ctxt_switches):\s+(\d+)/gm,
-    )) {
-      counts[k!] = Number(v);
-    }
-  } catch {}
-  return counts;
-}
 let kernelAtStart: Record<string, number> = {};
 /** Statement texts are few and fixed: each is classified once, so the measure does not pay a regex per statement. */
 const kinds = new Map<string, string>();

@@ -102,7 +102,7 @@ interface Child {
 }
 
 /** An inbox process, or with `plain` = [index, count] a plain-loop process consuming its share of the partitions. */
-function spawnInbox(
+function spawnWorker(
   ctx: PartitionedBenchContext,
   exchange: string,
   queue: string,
@@ -223,7 +223,7 @@ async function runCase(
   const span: Span = { handled: 0, first: Number.POSITIVE_INFINITY, last: 0 };
   const children: Child[] = [];
   for (let i = 0; i < processes; i++) {
-    children.push(await spawnInbox(ctx, exchange, queue, partitions, span, plain ? [i, processes] : undefined));
+    children.push(await spawnWorker(ctx, exchange, queue, partitions, span, plain ? [i, processes] : undefined));
   }
   if (partitions > 0) {
     const share = partitions / processes;

@@ -5,29 +5,16 @@
 // acks it; at most 4 transactions at once (the inbox's default concurrency). Same IPC as
 // bench/inbox-partitioned-process.ts: "ready", { owned }, { handled, first, last } every 20 ms (PARTITIONED_REPORT_MS),
 // "measure", "stop" -> { stats } (acks and the kernel's counts; the inbox's other counts are zero here).
-import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import amqp, { type ConsumeMessage } from "amqplib";
 import { newPrismaClient } from "../test/support/prisma.js";
+import { kernelCounts } from "./cpu.js";
 
 const [databaseUrl, amqpUrl, queue, partitionsArg, indexArg, countArg] = process.argv.slice(2) as string[];
 const partitions = Number(partitionsArg);
 const index = Number(indexArg);
 const count = Number(countArg);
 const CONCURRENCY = 4;
-
-function kernelCounts(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  try {
-    const text = readFileSync("/proc/self/io", "utf8") + readFileSync("/proc/self/status", "utf8");
-    for (const [, k, v] of text.matchAll(
-      /^(syscr|syscw|voluntary_ctxt_switches|nonvoluntary_ctxt_switches):\s+(\d+)/gm,
-    )) {
-      counts[k!] = Number(v);
-    }
-  } catch {}
-  return counts;
-}
 
 const prisma = newPrismaClient(databaseUrl!);
 const connection = await amqp.connect(amqpUrl!);
