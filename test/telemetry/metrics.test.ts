@@ -215,9 +215,16 @@ describe("inbox metrics and health", () => {
       .poll(async () => Number((await pool.query('SELECT count(*) FROM "Effect"')).rows[0].count), { timeout: 15_000 })
       .toBe(6);
 
-    const all = await collect();
     const q = { "messaging.destination.subscription.name": queue };
     const h = { ...q, "messaging.consumer.group.name": "effect" };
+    // The deliveries can be several batches stored by two INSERTs at once (receiver.ts, MAX_FLUSHES), and a batch is
+    // counted once acked, after the batch before it: one holding only the duplicate may end after the rows above are
+    // handled, so every delivery is waited for in the counters too.
+    const counted = (m: ResourceMetrics) =>
+      value(m, "prisma_outbox.inbox.received", { ...q, outcome: "stored" }) +
+      value(m, "prisma_outbox.inbox.received", { ...q, outcome: "duplicate" });
+    await expect.poll(async () => counted(await collect()), { timeout: 15_000 }).toBe(8);
+    const all = await collect();
     expect(value(all, "prisma_outbox.inbox.received", { ...q, outcome: "stored" })).toBe(7);
     expect(value(all, "prisma_outbox.inbox.received", { ...q, outcome: "duplicate" })).toBe(1);
     expect(value(all, "prisma_outbox.inbox.handled", h)).toBe(6);
