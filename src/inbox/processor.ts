@@ -270,17 +270,13 @@ export class Processor implements ReceivedRows {
       return rows;
     }
     if (!this.#sweepDue) return [];
-    // Cleared before the claim, not after it: a keyed row that ends while the claim is in flight asks for another
-    // (its successor became claimable after this claim's snapshot), and that ask must not be overwritten, or the
-    // successor waits for the sweeper's tick.
+    // Cleared before the claim, not after: a keyed row ending meanwhile asks again (its successor is claimable only
+    // now), and overwriting that ask would leave the successor to the sweeper's tick.
     this.#sweepDue = false;
-    let rows: ClaimedInboxRow[];
-    try {
-      rows = await this.#claimDue(limit);
-    } catch (thrown) {
+    const rows = await this.#claimDue(limit).catch((thrown: unknown) => {
       this.#sweepDue = true;
       throw thrown;
-    }
+    });
     // A full claim means there may be more: keep claiming as slots free up, without waiting for the timer.
     if (rows.length === limit) this.#sweepDue = true;
     return rows;
