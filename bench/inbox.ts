@@ -17,7 +17,8 @@
 //       writing app's process: outbox COMMIT to handler COMMIT (the "handled" event, emitted after it), and from the
 //       write's start (its time is also in the payload) to handler COMMIT. Wall-clock times, comparable across
 //       processes on one machine. After each, the path's floor at the same pace (bench/e2e-floor.ts) and the ratio
-//       of the p50 to it.
+//       of the p50 to it, and the same path written by hand at the same rate and layout (bench/e2e-bare.ts), with the
+//       ratios of ours to it.
 // (a) and (b) use the same prefetch, the inbox's default (1000) unless PREFETCH is set.
 // Env: MESSAGES (100000), PREFETCH (1000), HANDLED (5000), CONCURRENCY (4), ROUNDS (2), RATE (500),
 // LATENCY_SECONDS (10), CASES (abcde: the letters of the cases to run), DUMP (print (e)'s latencies in order).
@@ -36,6 +37,7 @@ import { inboxNames } from "../src/sql/names.js";
 import { uniqueName } from "../test/support/consumer.js";
 import { newPrismaClient } from "../test/support/prisma.js";
 import { type CpuRow, databaseOf, printCpuTable, startCpu } from "./cpu.js";
+import { runBare } from "./e2e-bare.js";
 import { pathFloor } from "./e2e-floor.js";
 import { e2eStages, type Stages } from "./e2e-stages.js";
 import { runBatchCases } from "./inbox-batch.js";
@@ -546,6 +548,21 @@ if (run("e")) {
     const parts = floor.parts.map(([part, ms]) => `${part} ${ms.toFixed(2)}`).join(" + ");
     lines.push(`(e) ${where}: path floor at ${at} (p50s, each part alone): ${parts} = ${floor.total.toFixed(2)} ms`);
     lines.push(`(e) ${where}: ratio latency p50 / path floor: ${(fromCommit.p50 / floor.total).toFixed(3)}`);
+    // The same path written by hand, at the same rate and in the same layout (bench/e2e-bare.ts).
+    for (const shape of ["store then handle", "handled in the storing transaction"] as const) {
+      log(`(e) bare pipeline, ${shape}, ${where} ...`);
+      const bare = await runBare({
+        ...{ prisma: base, databaseUrl: db.url, amqpUrl: db.amqpUrl, shape, rate: e2e.rate, seconds: LATENCY_SECONDS },
+        ...{ separate, childScript: "bench/e2e-bare-process.ts", cwd: root, label: where },
+      });
+      cpuRows.push(bare.cpu);
+      const x = summarize(bare.fromCommit);
+      results.push([`(e) ${where}, ${at}, bare: ${shape}`, x]);
+      lines.push(
+        `(e) ${where}: bare pipeline (${shape}) at ${at}: p50 ${x.p50.toFixed(2)} ms, p99 ${x.p99.toFixed(2)} ms; ` +
+          `ratio ours / bare: p50 ${(fromCommit.p50 / x.p50).toFixed(3)}, p99 ${(fromCommit.p99 / x.p99).toFixed(3)}`,
+      );
+    }
     if (process.env.DUMP) console.error(JSON.stringify(e2e.fromCommit.map((x) => Math.round(x))));
   }
   console.log(`\nEnd to end for ${LATENCY_SECONDS} s (ms), relay in the app's process`);

@@ -70,15 +70,20 @@ export class OutboxQueue {
     return this.#ids.length;
   }
 
-  /** Hands committed message ids over. Never throws and never blocks the writer. */
-  push(ids: readonly string[]): void {
+  /**
+   * Hands committed message ids over. Never throws and never blocks the writer. True when a relay is attached and
+   * every id was kept: this process's relay takes them, and no other needs waking.
+   */
+  push(ids: readonly string[]): boolean {
     const room = this.maxPending - this.#ids.length;
-    if (ids.length > room) {
+    const kept = ids.length <= room;
+    if (!kept) {
       this.#dropped += ids.length - Math.max(room, 0);
       ids = ids.slice(0, Math.max(room, 0));
     }
     for (const id of ids) this.#ids.push(id);
     this.#schedule();
+    return kept && this.#consumer !== undefined;
   }
 
   /**
