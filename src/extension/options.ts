@@ -152,8 +152,7 @@ export interface OutboxOptions<TClient = unknown> {
    * How relays in other processes learn of new messages (PostgreSQL NOTIFY; a relay in this process is handed the
    * ids by `queue` either way):
    * - `true`: after COMMIT, one NOTIFY at once, then at most one per `notifyIntervalMs` from this client, always one
-   *   after the last commit; none for a commit whose ids a relay in this process took (`queue` attached, not full).
-   *   Writers scale as without NOTIFY.
+   *   after the last commit. Writers scale as without NOTIFY.
    * - `"in-transaction"`: pg_notify inside every writing transaction. A crash after COMMIT cannot lose the wake-up,
    *   but PostgreSQL serialises the commits of notifying transactions: concurrent writers queue behind each other.
    * - `false`: none. Relays in other processes publish with their sweeper (within sweepMinAgeMs + sweepIntervalMs).

@@ -126,14 +126,11 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
       config.notify === true
         ? new Notifier(() => base.$executeRawUnsafe(notifySql(names)), config.notifyIntervalMs)
         : undefined;
-    /**
-     * After COMMIT: the ids to the in-process queue, and a wake-up for relays in other processes unless a relay in
-     * this one took them all (waking the others then costs every listening relay a claim that finds nothing, and the
-     * NOTIFY itself was a third of the CPU a message cost at a low rate: docs/performance.md).
-     */
+    /** After COMMIT: the ids to the in-process queue, and a wake-up for relays in other processes. */
     const handoff = (ids: string[]) => {
       if (ids.length === 0) return;
-      if (config.queue?.push(ids) !== true) notifier?.committed();
+      config.queue?.push(ids);
+      notifier?.committed();
     };
     /** After the write: inside a transaction the ids wait for its commit; outside, the write has committed. */
     const afterWrite = (txId: string | undefined, ids: string[]) => {

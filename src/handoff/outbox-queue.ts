@@ -70,20 +70,15 @@ export class OutboxQueue {
     return this.#ids.length;
   }
 
-  /**
-   * Hands committed message ids over. Never throws and never blocks the writer. True when a relay is attached and
-   * every id was kept: this process's relay takes them, and no other needs waking.
-   */
-  push(ids: readonly string[]): boolean {
+  /** Hands committed message ids over. Never throws and never blocks the writer. */
+  push(ids: readonly string[]): void {
     const room = this.maxPending - this.#ids.length;
-    const kept = ids.length <= room;
-    if (!kept) {
+    if (ids.length > room) {
       this.#dropped += ids.length - Math.max(room, 0);
       ids = ids.slice(0, Math.max(room, 0));
     }
     for (const id of ids) this.#ids.push(id);
     this.#schedule();
-    return kept && this.#consumer !== undefined;
   }
 
   /**

@@ -396,9 +396,6 @@ describe("NOTIFY", () => {
   afterAll(() => listener.release());
 
   it("is delivered on commit and not on rollback", async () => {
-    // No relay in this process (queue: false): the NOTIFY is the only wake-up (with one attached, as `prisma` has,
-    // none is sent: test/relay/wake-up.test.ts).
-    const prisma = base.$extends(outbox({ exchange: "shop", queue: false }));
     notes.length = 0;
     await prisma
       .$transaction(async (tx) => {

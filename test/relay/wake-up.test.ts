@@ -4,7 +4,7 @@
 import { performance } from "node:perf_hooks";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
-import { createRelay, OutboxConfigError, OutboxQueue, outbox, type RelayEvent } from "../../src/index.js";
+import { createRelay, OutboxConfigError, outbox, type RelayEvent } from "../../src/index.js";
 import { startCountingConsumer, uniqueName } from "../support/consumer.js";
 import { newPool, newPrismaClient, useTestDatabase } from "../support/prisma.js";
 
@@ -97,43 +97,6 @@ describe("notify: true (the default)", () => {
     process.off("warning", onWarning);
     expect(warnings).toEqual([]);
   }, 30_000);
-
-  it("no NOTIFY when a relay in this process takes every id; one when none is attached or the queue is full", async () => {
-    const queue = new OutboxQueue({ maxPending: 8 });
-    const taken: string[] = [];
-    let gate: Promise<void> | undefined;
-    let open = () => {};
-    const detach = queue.attach(async (ids) => {
-      taken.push(...ids);
-      await gate; // while set, the batch is held: the next ids wait in the queue
-    });
-    const prisma = base.$extends(outbox({ exchange: "x", queue, notifyIntervalMs: 20 }));
-    await write(prisma, 20, 4);
-    const { rows } = await pool.query<{ id: string }>("SELECT id::text FROM outbox_message");
-    await new Promise((r) => setTimeout(r, 100));
-    expect(taken.sort()).toEqual(rows.map((r) => r.id).sort());
-    expect(notes).toEqual([]);
-
-    // Full: the ids dropped are announced, so a relay elsewhere publishes them without waiting for its sweeper.
-    gate = new Promise<void>((r) => (open = r));
-    await prisma.$enqueue({ routingKey: "k", payload: "held" });
-    await expect.poll(() => taken.length).toBe(21);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(notes).toEqual([]);
-    await prisma.$enqueue(Array.from({ length: 10 }, (_, i) => ({ routingKey: "k", payload: i })));
-    await expect.poll(() => notes.length).toBe(1);
-    expect(queue.dropped).toBe(2);
-    gate = undefined;
-    open();
-    await expect.poll(() => taken.length).toBe(29);
-    await detach();
-
-    // Detached: nothing in this process publishes, so the NOTIFY goes out.
-    notes.length = 0;
-    await new Promise((r) => setTimeout(r, 50));
-    await prisma.$enqueue({ routingKey: "k", payload: "alone" });
-    await expect.poll(() => notes.length).toBe(1);
-  });
 
   it('the control: with notify: "in-transaction" every commit notifies, with false none does', async () => {
     const inTx = base.$extends(outbox({ queue: false, notify: "in-transaction" }));
