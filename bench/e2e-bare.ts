@@ -26,7 +26,7 @@ const CONCURRENCY = 4;
 const now = () => performance.timeOrigin + performance.now();
 
 /** The bare tables, created once per database. */
-export async function createBareTables(pool: pg.Pool): Promise<void> {
+async function createBareTables(pool: pg.Pool): Promise<void> {
   await pool.query(`
     CREATE TABLE IF NOT EXISTS bare_outbox (id bigserial PRIMARY KEY, message_id text NOT NULL, body text NOT NULL);
     CREATE TABLE IF NOT EXISTS bare_inbox (
@@ -126,7 +126,6 @@ export async function bareConsumer(
 }
 
 export interface BareRun {
-  shape: BareShape;
   fromCommit: number[];
   cpu: CpuRow;
 }
@@ -268,7 +267,6 @@ export async function runBare(options: {
     throw new Error(`bare ${shape}: ${effects.rows[0]!.n} effects, expected ${total + rate}`);
   }
   return {
-    shape,
     fromCommit: [...committedAt].map(([id, at]) => handledAt.get(id)! - at),
     cpu: { case: `(e) ${options.label}, bare: ${shape}, at ${rate} msg/s`, cpu: usage, messages: total },
   };
