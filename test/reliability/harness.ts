@@ -178,8 +178,8 @@ export async function terminateRelayBackendsMidBatch(
   pool: pg.Pool,
   timeoutMs = 2_000,
 ): Promise<{ terminated: number; inBatch: number }> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
     const hit = await terminateRelayBackends(pool, { onlyDuringBatch: true });
     if (hit.terminated > 0) return hit;
     await sleep(5);

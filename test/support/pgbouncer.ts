@@ -92,11 +92,11 @@ default_pool_size = 20
       return output;
     }
   };
-  const deadline = Date.now() + 10_000;
+  const deadline = performance.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`pgbouncer exited at start:\n${log()}`);
     if (await answers(port)) break;
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       child.kill("SIGKILL");
       throw new Error(`pgbouncer did not listen on ${port} within 10 s:\n${log()}`);
     }

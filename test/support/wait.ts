@@ -1,4 +1,7 @@
 // Waiting in tests: polling a condition or a value until it holds, with a deadline that names what was awaited.
+// Deadlines are on the monotonic clock (performance.now): a step of the wall clock (a VM's clock corrected while a
+// test waits: CI once saw Date.now() and PostgreSQL's now() move 47 s in 23.5 s of the test's own time) must not end a
+// wait early.
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `condition` until it holds; throws `what` (with its last value) after `timeoutMs`. */
@@ -8,10 +11,10 @@ export async function waitUntil(
   timeoutMs = 60_000,
   intervalMs = 20,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   for (;;) {
     if (await condition()) return;
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === "string" ? what : what()}`);
     }
     await sleep(intervalMs);
@@ -31,11 +34,11 @@ export async function untilValue<T>(
   ms = 30_000,
   intervalMs = 50,
 ): Promise<T> {
-  const deadline = Date.now() + ms;
+  const deadline = performance.now() + ms;
   for (;;) {
     const value = await read();
     if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms (last: ${JSON.stringify(value)})`);
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${ms} ms (last: ${JSON.stringify(value)})`);
     await sleep(intervalMs);
   }
 }
