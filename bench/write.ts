@@ -20,7 +20,13 @@ import { Notifier } from "../src/extension/notifier.js";
 import { OutboxQueue, outbox } from "../src/index.js";
 import { normalizeMessage } from "../src/message/message.js";
 import { outboxNames } from "../src/sql/names.js";
-import { insertKeyedMessagesParams, insertMessagesParams, insertMessagesSql } from "../src/sql/outbox/insert.js";
+import {
+  insertKeyedMessagesParams,
+  insertMessagesParams,
+  insertMessagesSql,
+  insertSingleMessageParams,
+  insertSingleMessageSql,
+} from "../src/sql/outbox/insert.js";
 import { notifySql } from "../src/sql/outbox/notify.js";
 import { newPrismaClient, PrismaClient } from "../test/support/prisma.js";
 import { CpuTally, databaseOf, printCpuTable, startCpu } from "./cpu.js";
@@ -216,17 +222,48 @@ for (const line of ratios) console.log(line);
 await wide.$disconnect(); // its connections, before the next 64 open
 const rawPool = new pg.Pool({ connectionString: db.url, max: Math.max(...WRITERS) + 2 });
 rawPool.on("error", () => {}); // the database is dropped at the end
-const rawMessage = () =>
-  insertMessagesParams([
-    normalizeMessage(
-      { exchange: "bench", routingKey: "order.created", payload: { n } },
-      {},
-      { maxPayloadBytes: 1_048_576 },
-    ),
-  ]);
+const oneMessage = () =>
+  normalizeMessage(
+    { exchange: "bench", routingKey: "order.created", payload: { n } },
+    {},
+    { maxPayloadBytes: 1_048_576 },
+  );
+const rawMessage = () => insertSingleMessageParams(oneMessage());
 const names = outboxNames();
-const INSERT_MESSAGES_SQL = insertMessagesSql(names, false);
-const INSERT_MESSAGES_NOTIFY_SQL = insertMessagesSql(names, true);
+// What the extension sends for one message without a key.
+const INSERT_ONE_SQL = insertSingleMessageSql(names, false);
+const INSERT_ONE_NOTIFY_SQL = insertSingleMessageSql(names, true);
+
+// One message without a key, by the two statements that can write it (sql/outbox/insert.ts): the VALUES row the
+// extension sends for one message and the unnest it sends for several. Autocommit, one pg connection, the two
+// interleaved in ROUNDS rounds of PER_ROUND; PostgreSQL's CPU per statement in the CPU table.
+{
+  const single: Record<string, [string, () => unknown[]]> = {
+    "one message: VALUES row": [INSERT_ONE_SQL, rawMessage],
+    "one message: unnest": [insertMessagesSql(names, false), () => insertMessagesParams([oneMessage()])],
+  };
+  const times: Record<string, number[]> = { "one message: VALUES row": [], "one message: unnest": [] };
+  const c = await rawPool.connect();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, [sql, params]] of Object.entries(single)) {
+      const cpu = meter();
+      for (let i = 0; i < PER_ROUND; i++) {
+        const t = performance.now();
+        await c.query(sql, params());
+        times[name]!.push(performance.now() - t);
+      }
+      cpuTally.add(`pg autocommit, ${name}`, cpu.stop(), PER_ROUND);
+    }
+  }
+  c.release();
+  const values = summarize(times["one message: VALUES row"]!);
+  const unnest = summarize(times["one message: unnest"]!);
+  console.log(
+    `\nOne message, autocommit through pg: VALUES row p50 ${values.p50.toFixed(3)} ms, unnest p50 ` +
+      `${unnest.p50.toFixed(3)} ms; ratio VALUES / unnest: p50 ${(values.p50 / unnest.p50).toFixed(3)}, ` +
+      `p99 ${(values.p99 / unnest.p99).toFixed(3)}`,
+  );
+}
 const rawNotifier = new Notifier(() => rawPool.query(notifySql(names)), 5);
 type Tx = (c: pg.PoolClient) => Promise<void>;
 const orderInsert = (c: pg.PoolClient) => c.query('INSERT INTO "Order" (number, amount) VALUES ($1, 1)', [`r${n++}`]);
@@ -239,19 +276,19 @@ const rawCases: Record<string, Tx> = {
   "outbox, no NOTIFY": async (c) => {
     await c.query("BEGIN");
     await orderInsert(c);
-    await c.query(INSERT_MESSAGES_SQL, rawMessage());
+    await c.query(INSERT_ONE_SQL, rawMessage());
     await c.query("COMMIT");
   },
   "NOTIFY in every tx": async (c) => {
     await c.query("BEGIN");
     await orderInsert(c);
-    await c.query(INSERT_MESSAGES_NOTIFY_SQL, rawMessage());
+    await c.query(INSERT_ONE_NOTIFY_SQL, rawMessage());
     await c.query("COMMIT");
   },
   "after-commit wake-up": async (c) => {
     await c.query("BEGIN");
     await orderInsert(c);
-    await c.query(INSERT_MESSAGES_SQL, rawMessage());
+    await c.query(INSERT_ONE_SQL, rawMessage());
     await c.query("COMMIT");
     rawNotifier.committed();
   },
@@ -307,7 +344,7 @@ const keyedCases: Record<string, (c: pg.PoolClient, writer: number) => Promise<v
   "no key": async (c) => {
     await c.query("BEGIN");
     await orderInsert(c);
-    await c.query(INSERT_MESSAGES_SQL, insertMessagesParams([keyedMessage(undefined)]));
+    await c.query(INSERT_ONE_SQL, insertSingleMessageParams(keyedMessage(undefined)));
     await c.query("COMMIT");
   },
   "distinct keys (one per writer)": async (c, writer) => {

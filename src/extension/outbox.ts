@@ -25,6 +25,8 @@ import {
   insertKeyedMessagesParams,
   insertMessagesParams,
   insertMessagesSql,
+  insertSingleMessageParams,
+  insertSingleMessageSql,
   type KeyShape,
   keyShape,
 } from "../sql/outbox/insert.js";
@@ -78,16 +80,15 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
     one: { plain: insertMessagesSql(names, false, "one"), notifying: insertMessagesSql(names, true, "one") },
     many: { plain: insertMessagesSql(names, false, "many"), notifying: insertMessagesSql(names, true, "many") },
   };
+  const single = { plain: insertSingleMessageSql(names, false), notifying: insertSingleMessageSql(names, true) };
   /**
    * The insert for a write whose commit the extension will see (`observed`: outside any transaction, in a
    * transaction opened through its $transaction, or in one it opened itself) or not. The NOTIFY rides in the
    * transaction with notify: "in-transaction", and also with notify: true when the commit cannot be observed: only a
    * notification inside the transaction can announce it then.
    */
-  const insertSql = (observed: boolean, keys: KeyShape) =>
-    config.notify === "in-transaction" || (config.notify === true && !observed)
-      ? statements[keys].notifying
-      : statements[keys].plain;
+  const insertSql = (observed: boolean, shape: { plain: string; notifying: string }) =>
+    config.notify === "in-transaction" || (config.notify === true && !observed) ? shape.notifying : shape.plain;
   const observed = (txId: string | undefined) => txId === undefined || tracker.has(txId);
   /**
    * Validates the messages. `trace`: the headers of the writer's trace context (telemetry/tracing.ts), stored with
@@ -102,13 +103,16 @@ export function outbox<TClient = unknown>(options: OutboxOptions<TClient> = {}) 
   /** One INSERT of all the messages, with the given client (which decides the transaction). */
   async function insert(client: RawClient, commitObserved: boolean, messages: NormalizedMessage[]): Promise<string[]> {
     if (messages.length === 0) return [];
-    // Messages without a key keep the plain statement; keys take a keyed one (its locks: sql/outbox/insert.ts), the
-    // cheaper one when there is one distinct key.
+    // Messages without a key keep the plain statement (one of them, its VALUES form); keys take a keyed one (its
+    // locks: sql/outbox/insert.ts), the cheaper one when there is one distinct key.
     const keys = keyShape(messages);
-    const rows = await client.$queryRawUnsafe<Array<{ id: string }>>(
-      insertSql(commitObserved, keys),
-      ...(keys === "none" ? insertMessagesParams(messages) : insertKeyedMessagesParams(messages)),
-    );
+    const [sql, params] =
+      keys !== "none"
+        ? [insertSql(commitObserved, statements[keys]), insertKeyedMessagesParams(messages)]
+        : messages.length === 1
+          ? [insertSql(commitObserved, single), insertSingleMessageParams(messages[0]!)]
+          : [insertSql(commitObserved, statements.none), insertMessagesParams(messages)];
+    const rows = await client.$queryRawUnsafe<Array<{ id: string }>>(sql, ...params);
     return rows.map((r) => r.id);
   }
 
