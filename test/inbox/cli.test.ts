@@ -9,6 +9,7 @@ import amqp from "amqplib";
 import { afterAll, afterEach, expect, inject, it } from "vitest";
 import { uniqueName } from "../support/consumer.js";
 import { newPool, useTestDatabase } from "../support/prisma.js";
+import { until } from "../support/wait.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const amqpUrl = inject("amqpUrl");
@@ -20,14 +21,6 @@ afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
 });
 afterAll(() => pool.end());
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function cli(databaseUrl: string, exchange: string, queue: string) {
   const child = spawn(
@@ -74,14 +67,17 @@ it("logs a dead-lettered message once, with its fields", async () => {
   const exchange = uniqueName("inbox.cli.x");
   const queue = uniqueName("inbox.cli.q");
   const { child, out, exited } = cli(url, exchange, queue);
-  await until(() => out.text.includes("inbox started"));
+  await until(() => out.text.includes("inbox started"), 20_000);
   const connection = await amqp.connect(amqpUrl);
   try {
     const channel = await connection.createConfirmChannel();
     const messageId = randomUUID();
     channel.publish(exchange, "order.created", Buffer.from('{"n":1}'), { messageId });
     await channel.waitForConfirms();
-    await until(async () => (await pool.query("SELECT 1 FROM inbox_message WHERE status = 'dead'")).rowCount === 1);
+    await until(
+      async () => (await pool.query("SELECT 1 FROM inbox_message WHERE status = 'dead'")).rowCount === 1,
+      20_000,
+    );
     await new Promise((r) => setTimeout(r, 500)); // a second line, if any, would be written by now
     const about = out.text
       .split("\n")

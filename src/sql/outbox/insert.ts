@@ -162,24 +162,28 @@ export function keyShape(messages: readonly NormalizedMessage[]): KeyShape {
   return first === null ? "none" : "one";
 }
 
-/** The parameters of insertMessagesSql(), one array per column. */
-export function insertMessagesParams(messages: readonly NormalizedMessage[]): unknown[] {
+/** One message's values in the order of the statements' parameters $1-$8. */
+function messageValues(m: NormalizedMessage): unknown[] {
   return [
-    messages.map((m) => m.messageId),
-    messages.map((m) => m.exchange),
-    messages.map((m) => m.routingKey),
-    messages.map((m) => m.payload),
-    messages.map((m) => m.headers),
-    messages.map((m) => m.type),
-    messages.map((m) => m.correlationId),
-    messages.map((m) => m.availableAt?.toISOString() ?? null),
+    m.messageId,
+    m.exchange,
+    m.routingKey,
+    m.payload,
+    m.headers,
+    m.type,
+    m.correlationId,
+    m.availableAt?.toISOString() ?? null,
   ];
 }
 
-/** The parameters of insertSingleMessageSql(): those of insertMessagesParams() for one message, as values. */
-export function insertSingleMessageParams(message: NormalizedMessage): unknown[] {
-  return insertMessagesParams([message]).map((column) => (column as unknown[])[0]);
+/** The parameters of insertMessagesSql(), one array per column. */
+export function insertMessagesParams(messages: readonly NormalizedMessage[]): unknown[] {
+  const rows = messages.map(messageValues);
+  return Array.from({ length: 8 }, (_, column) => rows.map((row) => row[column]));
 }
+
+/** The parameters of insertSingleMessageSql(): one message's values, not arrays. */
+export const insertSingleMessageParams: (message: NormalizedMessage) => unknown[] = messageValues;
 
 /** The parameters of the keyed insert: those of insertMessagesParams() and the keys. */
 export function insertKeyedMessagesParams(messages: readonly NormalizedMessage[]): unknown[] {
